@@ -1,0 +1,461 @@
+"""Stage 2 of the pipeline: a validated record becomes findings, as ASP facts.
+
+Findings are written in the fact vocabulary of docs/vocabulary.md, the only thing a knowledge
+base reads. This stage resolves codes (LOINC, SNOMED CT, ICD-10, RxNorm) to vocabulary names,
+converts units exactly (:mod:`pyasp_screen.units`), rejects impossible values, and derives
+values that need arithmetic ASP does not have: Cockcroft-Gault CrCl, multiples of the ULN,
+the prednisone-equivalent dose, ages and durations. It decides no criterion: thresholds and
+windows are applied by the knowledge base.
+
+Numbers reach ASP as ``quantity(P, Name, Lo, Hi, Days)``: the value in its canonical unit
+times 1000, rounded down (Lo) and up (Hi), and the days before the screening date. Each
+fact also gets a human description (``Finding``) for explanations and output.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from fractions import Fraction
+
+from pyasp_screen import clinical, units, vocabulary
+from pyasp_screen.kb import SCALE, KnowledgeBase
+from pyasp_screen.record import Medication, Record, RecordInvalid
+
+Number = Fraction
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One fact the knowledge base reads, with what a person needs to read it.
+
+    fact: the ASP fact without the final period; name: vocabulary name;
+    text: "ANC 1.2 10*9/L (2026-02-25)"; sources: record fields it came from.
+    """
+
+    fact: str
+    name: str
+    text: str
+    sources: tuple[str, ...] = ()
+
+
+@dataclass
+class Findings:
+    """Everything the findings stage knows about one patient."""
+
+    patient: str
+    findings: list[Finding] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    not_done: list[str] = field(default_factory=list)
+
+    def program(self) -> str:
+        return "".join(f.fact + ".\n" for f in self.findings)
+
+
+def asp_string(text: str) -> str:
+    """A Python string as an ASP string term."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def fmt(value: Fraction, places: int = 3) -> str:
+    """A Fraction for people: at most ``places`` decimals, trailing zeros dropped."""
+    q = Decimal(value.numerator) / Decimal(value.denominator)
+    text = format(round(q, places), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _bounds(value: Fraction) -> tuple[int, int]:
+    scaled = value * SCALE
+    return math.floor(scaled), math.ceil(scaled)
+
+
+def _suggest(word: str, options) -> str:
+    close = difflib.get_close_matches(word, list(options), n=3)
+    return f" (did you mean {', '.join(close)}?)" if close else ""
+
+
+class _Builder:
+    """Collects the findings of one record; raises RecordInvalid on impossible content."""
+
+    def __init__(self, record: Record, kb: KnowledgeBase):
+        self.r = record
+        self.kb = kb
+        self.p = asp_string(record.id)
+        self.out = Findings(record.id)
+        self.today = record.screening_date
+
+    # -- helpers -----------------------------------------------------------
+    def add(self, fact: str, name: str, text: str, *sources: str) -> None:
+        self.out.findings.append(Finding(fact, name, text, sources))
+
+    def days_before(self, d: date, field_name: str) -> int:
+        days = (self.today - d).days
+        if days < 0:
+            raise RecordInvalid(field_name, f"date {d} is after the screening date {self.today}")
+        return days
+
+    def quantity(self, name: str, value: Fraction, days: int, text: str, *sources: str) -> None:
+        lo, hi = _bounds(value)
+        self.add(f"quantity({self.p},{name},{lo},{hi},{days})", name, text, *sources)
+
+    # -- stages ------------------------------------------------------------
+    def build(self) -> Findings:
+        r = self.r
+        self.add(f"patient({self.p})", "patient", f"patient {r.id}")
+        if r.birth_date is not None:
+            self.days_before(r.birth_date, "birth_date")
+            self.age = clinical.age_in_years(r.birth_date, self.today)
+            self.add(f"age({self.p},{self.age})", "age", f"age {self.age} y", "birth_date")
+        else:
+            self.age = None
+        if r.sex != "unknown":
+            self.add(f"sex({self.p},{r.sex})", "sex", f"sex {r.sex}", "sex")
+        for cat in dict.fromkeys(r.complete):
+            self.add(f"complete({self.p},{cat})", f"complete:{cat}",
+                     f"{cat.replace('_', ' ')} declared complete", "complete")
+        self.observations()
+        self.diagnoses()
+        self.classification()
+        self.sledai()
+        self.organs()
+        self.assessments()
+        self.medications()
+        for kind, events, label in (("transfusion", r.transfusions, "transfusions"),
+                                    ("growth_factor", r.growth_factors, "growth_factors")):
+            for i, ev in enumerate(events):
+                d = self.days_before(ev.date, f"{label}[{i}].date")
+                what = ev.product or ev.drug or kind.replace("_", " ")
+                self.add(f"event({self.p},{kind},{d})", kind, f"{what} on {ev.date} ({d} d before screening)",
+                         f"{label}[{i}]")
+        return self.out
+
+    def observations(self) -> None:
+        latest: dict[tuple[str, int], tuple] = {}
+        weights: list[tuple[date, Fraction, str]] = []
+        heights: list[tuple[date, Fraction, str]] = []
+        creatinines: list[tuple[date, Fraction, str]] = []
+        fvcs: list[tuple[date, Fraction, str]] = []
+        for i, obs in enumerate(self.r.observations):
+            where = f"observations[{i}]"
+            kind = self._observation_kind(obs, where)
+            if kind is None:
+                continue
+            days = self.days_before(obs.date, f"{where}.date")
+            if obs.status != "final" or obs.value is None:
+                self.out.not_done.append(f"{kind.label} ({obs.status if obs.status != 'final' else 'no value'}, {obs.date})")
+                continue
+            if kind.qualitative:
+                value = vocabulary.QUALITATIVE_VALUES.get(str(obs.value).strip().lower())
+                if value is None:
+                    raise RecordInvalid(f"{where}.value", f"{obs.value!r} is not positive or negative ({kind.name} is qualitative)")
+                latest[(kind.name, days)] = ("q", value, obs.date, where)
+                continue
+            if isinstance(obs.value, str) or isinstance(obs.value, bool):
+                raise RecordInvalid(f"{where}.value", f"{obs.value!r} is not a number ({kind.name} is measured in {kind.unit})")
+            value = self._canonical(kind, obs.value, obs.unit, f"{where}.unit")
+            self._plausible(kind, value, f"{where}.value", obs.value, obs.unit)
+            if kind.name == "spo2" and not obs.room_air:
+                self.out.notes.append(f"{where}: SpO2 not on room air, not read")
+                continue
+            if kind.name == "weight":
+                weights.append((obs.date, value, where))
+            elif kind.name == "height":
+                heights.append((obs.date, value, where))
+            elif kind.name == "creatinine":
+                creatinines.append((obs.date, value, where))
+            elif kind.uln:
+                uln = self._uln(kind, obs, where)
+                ratio = clinical.uln_multiple(value, uln)
+                text = (f"{kind.label} {fmt(value)} {kind.unit} = {fmt(ratio, 2)}x ULN "
+                        f"(ULN {fmt(uln)}; {obs.date})")
+                latest[(kind.name + "_x_uln", days)] = ("n", ratio, obs.date, where, text)
+            else:
+                if kind.name == "fvc_pct_predicted":
+                    fvcs.append((obs.date, value, where))
+                text = f"{kind.label} {fmt(value)} {kind.unit} ({obs.date})"
+                latest[(kind.name, days)] = ("n", value, obs.date, where, text)
+        # Several results of one test on one day: the one listed last is read.
+        for (name, days), entry in latest.items():
+            if entry[0] == "q":
+                _, value, when, where = entry
+                label = vocabulary.OBSERVATIONS[name].label
+                self.add(f"qualitative({self.p},{name},{value},{days})", name,
+                         f"{label} {value} ({when})", where)
+            else:
+                _, value, when, where, text = entry
+                self.quantity(name, value, days, text, where)
+        self._crcl(creatinines, weights, heights)
+        self._fvc_decline(fvcs)
+
+    def _observation_kind(self, obs, where: str):
+        if obs.system == "loinc":
+            name = vocabulary.LOINC_TO_OBSERVATION.get(obs.code)
+            if name is None:
+                raise RecordInvalid(f"{where}.code", f"LOINC {obs.code} is not mapped to any finding "
+                                    "(docs/vocabulary.md lists the mapped codes)")
+            return vocabulary.OBSERVATIONS[name]
+        kind = vocabulary.OBSERVATIONS.get(obs.code)
+        if kind is None:
+            raise RecordInvalid(f"{where}.code", f"unknown observation {obs.code!r}"
+                                + _suggest(obs.code, vocabulary.OBSERVATIONS))
+        return kind
+
+    def _canonical(self, kind, raw, unit, where: str) -> Fraction:
+        try:
+            return units.to_canonical(kind, Fraction(repr(float(raw))) if isinstance(raw, float) else Fraction(raw), unit)
+        except units.UnitError as e:
+            raise RecordInvalid(where, str(e)) from None
+
+    def _plausible(self, kind, value: Fraction, where: str, raw, unit) -> None:
+        if kind.plausible is None:
+            return
+        low, high = kind.plausible
+        if not (low <= value <= high):
+            raise RecordInvalid(where, f"{kind.label} {raw} {unit or ''} is impossible "
+                                f"(plausible {fmt(low)}-{fmt(high)} {kind.unit})".replace("  ", " "))
+
+    def _uln(self, kind, obs, where: str) -> Fraction:
+        rr = obs.reference_range
+        if rr is not None and rr.high is not None:
+            uln = self._canonical(kind, rr.high, rr.unit or obs.unit, f"{where}.reference_range.unit")
+            if uln <= 0:
+                raise RecordInvalid(f"{where}.reference_range.high", "the upper limit of normal must be positive")
+            return uln
+        return self.kb.param(f"site_uln_{kind.name}")
+
+    def _crcl(self, creatinines, weights, heights) -> None:
+        if not creatinines:
+            return
+        method = self.kb.param("crcl_weight")
+        missing = [what for what, ok in (("age (birth_date)", self.age is not None),
+                                         ("sex", self.r.sex != "unknown"),
+                                         ("weight", bool(weights)),
+                                         ("height", bool(heights) or method == "actual")) if not ok]
+        if missing:
+            self.out.notes.append(f"CrCl (Cockcroft-Gault) not computed: {', '.join(missing)} unknown")
+            return
+        w_date, weight, w_where = max(weights, key=lambda t: t[0])
+        height = max(heights, key=lambda t: t[0])[1] if heights else None
+        h_where = max(heights, key=lambda t: t[0])[2] if heights else None
+        try:
+            used, label = clinical.crcl_weight(method, weight, height, self.r.sex)
+        except ValueError as e:
+            raise RecordInvalid(h_where or w_where, str(e)) from None
+        per_day: dict[int, tuple] = {}
+        for when, scr, where in creatinines:
+            per_day[self.days_before(when, where)] = (when, scr, where)
+        for days, (when, scr, where) in per_day.items():
+            crcl = clinical.cockcroft_gault(self.age, used, scr, self.r.sex)
+            text = (f"CrCl {fmt(crcl, 1)} mL/min (Cockcroft-Gault: creatinine {fmt(scr, 2)} mg/dL on {when}, "
+                    f"{label} {fmt(used, 1)} kg, age {self.age}, {self.r.sex})")
+            sources = (where, w_where, "birth_date", "sex") + ((h_where,) if h_where and method != "actual" else ())
+            self.quantity("crcl", crcl, days, text, *sources)
+
+    def _fvc_decline(self, fvcs) -> None:
+        """FVC % predicted decline over the 12 months before the latest FVC: the largest
+        earlier value within 365 days minus the latest (percentage points)."""
+        if len(fvcs) < 2:
+            return
+        fvcs.sort(key=lambda t: t[0])
+        last_date, last, where = fvcs[-1]
+        earlier = [v for d, v, _ in fvcs[:-1] if 0 < (last_date - d).days <= 365]
+        if not earlier:
+            return
+        decline = max(earlier) - last
+        self.quantity("fvc_decline_12mo", decline, self.days_before(last_date, where),
+                      f"FVC decline {fmt(decline, 1)} points of predicted over 12 months (to {last_date})",
+                      *[w for _, _, w in fvcs])
+
+    def diagnoses(self) -> None:
+        for i, dx in enumerate(self.r.diagnoses):
+            where = f"diagnoses[{i}]"
+            name = self._diagnosis_name(dx, where)
+            if name is None:
+                continue
+            label = vocabulary.DIAGNOSES[name][0]
+            if dx.present == "unknown":
+                self.add(f"diagnosis_unknown({self.p},{name})", name, f"{label}: unknown", where)
+                continue
+            yes = "yes" if dx.present else "no"
+            self.add(f"diagnosis({self.p},{name},{yes})", name,
+                     f"{label}: {'present' if dx.present else 'absent'}", where)
+            if dx.present and dx.onset is not None:
+                self.days_before(dx.onset, f"{where}.onset")
+                months = clinical.completed_months(dx.onset, self.today)
+                self.add(f"disease_duration_months({self.p},{name},{months})", f"{name}_duration",
+                         f"{label} since {dx.onset} ({months} months)", f"{where}.onset")
+            if dx.present and dx.subtype:
+                if name != "ssc" or dx.subtype not in ("diffuse", "limited"):
+                    raise RecordInvalid(f"{where}.subtype", f"{dx.subtype!r}: only ssc has a subtype, diffuse or limited")
+                self.add(f"assessment({self.p},ssc_subtype,{dx.subtype},0)", "ssc_subtype",
+                         f"SSc subtype {dx.subtype} cutaneous", f"{where}.subtype")
+
+    def _diagnosis_name(self, dx, where: str) -> str | None:
+        if dx.system == "vocabulary":
+            if dx.code not in vocabulary.DIAGNOSES:
+                raise RecordInvalid(f"{where}.code", f"unknown diagnosis {dx.code!r}"
+                                    + _suggest(dx.code, vocabulary.DIAGNOSES))
+            return dx.code
+        name = (vocabulary.SNOMED_TO_DIAGNOSIS.get(dx.code) if dx.system == "snomed"
+                else vocabulary.diagnosis_from_icd10(dx.code))
+        if name is None:
+            self.out.notes.append(f"{where}: {dx.system} {dx.code} ({dx.display or 'no display'}) "
+                                  "is read by no criterion")
+        return name
+
+    def _items(self, scheme: str, items: dict, where: str) -> None:
+        known = self.kb.scheme_items.get(scheme, frozenset())
+        for item, value in items.items():
+            if item not in known:
+                raise RecordInvalid(f"{where}.{item}", f"unknown item of {scheme}" + _suggest(item, known))
+            if value == "unknown":
+                self.add(f"item_unknown({self.p},{scheme},{item})", f"{scheme}:{item}",
+                         f"{item.replace('_', ' ')}: unknown", f"{where}.{item}")
+            else:
+                self.add(f"item({self.p},{scheme},{item},{'yes' if value else 'no'})", f"{scheme}:{item}",
+                         f"{item.replace('_', ' ')}: {'present' if value else 'absent'}", f"{where}.{item}")
+
+    def classification(self) -> None:
+        for scheme, category in vocabulary.CLASSIFICATION_SCHEMES.items():
+            c = getattr(self.r.classification, scheme)
+            if c is None:
+                continue
+            where = f"classification.{scheme}"
+            if c.met is not None and c.met != "unknown":
+                self.add(f"classification({self.p},{scheme},{'yes' if c.met else 'no'})", scheme,
+                         f"{scheme} classification criteria {'met' if c.met else 'not met'} (recorded assertion)",
+                         f"{where}.met")
+            self._items(category, c.items, f"{where}.items")
+
+    def sledai(self) -> None:
+        assessments = [(a.date, i, a) for i, a in enumerate(self.r.sledai2k)]
+        for d, i, _ in assessments:
+            self.days_before(d, f"sledai2k[{i}].date")
+        if not assessments:
+            return
+        when, i, a = max(assessments, key=lambda t: (t[0], t[1]))
+        where = f"sledai2k[{i}]"
+        days = self.days_before(when, f"{where}.date")
+        self.add(f"sledai2k_assessed({self.p},{days})", "sledai2k_assessed",
+                 f"SLEDAI-2K assessed {when}", f"{where}.date")
+        self._items("sledai2k_descriptors", a.descriptors, f"{where}.descriptors")
+        if a.total is not None:
+            if not 0 <= a.total <= 105:
+                raise RecordInvalid(f"{where}.total", f"SLEDAI-2K total {a.total} is impossible (0-105)")
+            self.add(f"sledai2k_total({self.p},{a.total})", "sledai2k_total",
+                     f"SLEDAI-2K total {a.total} (recorded total, {when})", f"{where}.total")
+
+    def organs(self) -> None:
+        self._items("organ_involvement", self.r.organ_involvement, "organ_involvement")
+
+    def assessments(self) -> None:
+        for i, a in enumerate(self.r.assessments):
+            where = f"assessments[{i}]"
+            spec = vocabulary.ASSESSMENTS.get(a.name)
+            if spec is None:
+                raise RecordInvalid(f"{where}.name", f"unknown assessment {a.name!r}" + _suggest(a.name, vocabulary.ASSESSMENTS))
+            allowed, meaning = spec
+            value = ("yes" if a.value else "no") if isinstance(a.value, bool) else str(a.value)
+            if value not in allowed:
+                raise RecordInvalid(f"{where}.value", f"{a.value!r} is not one of {', '.join(allowed)} for {a.name}")
+            days = self.days_before(a.date, f"{where}.date") if a.date else 0
+            self.add(f"assessment({self.p},{a.name},{value},{days})", a.name, f"{meaning}: {value}", where)
+
+    def medications(self) -> None:
+        steroid_total = Fraction(0)
+        steroid_known = True
+        steroid_sources: list[str] = []
+        any_current_gc = False
+        weight = self._latest_weight()
+        for k, med in enumerate(self.r.medications):
+            where = f"medications[{k}]"
+            drug = self._drug_name(med, where)
+            if drug is None:
+                continue
+            start = -self.days_before(med.start, f"{where}.start")
+            end = 0 if med.end is None or med.end >= self.today else -(self.today - med.end).days
+            if end < start:
+                raise RecordInvalid(f"{where}.end", f"end {med.end} is before start {med.start}")
+            self.add(f"course({self.p},{k},{drug},{med.route},{start},{end})", f"course:{drug}",
+                     f"{drug.replace('_', ' ')} {med.route} from {med.start} to {med.end or 'screening (ongoing)'}", where)
+            for j, ch in enumerate(med.dose_changes):
+                day = -self.days_before(ch.date, f"{where}.dose_changes[{j}].date")
+                self.add(f"dose_change({self.p},{k},{day})", f"dose_change:{drug}",
+                         f"{drug.replace('_', ' ')} dose changed to {fmt(Fraction(repr(ch.dose)))} on {ch.date}",
+                         f"{where}.dose_changes[{j}]")
+            if drug not in vocabulary.GLUCOCORTICOIDS:
+                continue
+            doses = self._gc_doses(med, where)
+            if weight is not None and doses:
+                per_kg = max(clinical.prednisone_equivalent_mg(drug, d) for d in doses) / weight[0]
+                lo, hi = _bounds(per_kg)
+                self.add(f"gc_dose_per_kg({self.p},{k},{lo},{hi})", f"gc_dose_per_kg:{drug}",
+                         f"{drug} up to {fmt(per_kg, 2)} mg/kg/day prednisone-equivalent", where, weight[1])
+            if end == 0 and med.route == "oral":
+                any_current_gc = True
+                steroid_sources.append(where)
+                if doses:
+                    steroid_total += clinical.prednisone_equivalent_mg(drug, doses[-1])
+                else:
+                    steroid_known = False
+        if any_current_gc and steroid_known:
+            self.quantity("prednisone_equivalent", steroid_total, 0,
+                          f"oral prednisone-equivalent {fmt(steroid_total, 2)} mg/day at screening",
+                          *steroid_sources)
+        elif not any_current_gc and "medications" in self.r.complete:
+            self.quantity("prednisone_equivalent", Fraction(0), 0,
+                          "no oral glucocorticoid at screening (medication history complete)", "complete")
+
+    def _latest_weight(self):
+        ws = [(o.date, i, o) for i, o in enumerate(self.r.observations)
+              if o.status == "final" and isinstance(o.value, (int, float)) and not isinstance(o.value, bool)
+              and (o.code == "weight" or (o.system == "loinc" and vocabulary.LOINC_TO_OBSERVATION.get(o.code) == "weight"))
+              and o.date <= self.today]
+        if not ws:
+            return None
+        _, i, o = max(ws, key=lambda t: (t[0], t[1]))
+        return self._canonical(vocabulary.OBSERVATIONS["weight"], o.value, o.unit, f"observations[{i}].unit"), f"observations[{i}]"
+
+    def _gc_doses(self, med: Medication, where: str) -> list[Fraction]:
+        """Daily doses in mg, in date order up to the screening date (start dose first)."""
+        if med.dose is None:
+            return []
+        unit = med.unit or "mg"
+        try:
+            factor = units.ucum_factor(unit, "mg")
+        except units.UnitError as e:
+            raise RecordInvalid(f"{where}.unit", str(e)) from None
+        doses = [(med.start, Fraction(repr(med.dose)))]
+        doses += [(c.date, Fraction(repr(c.dose))) for c in med.dose_changes if c.date <= self.today]
+        out = []
+        for _, d in sorted(doses, key=lambda t: t[0]):
+            if d < 0:
+                raise RecordInvalid(f"{where}.dose", f"dose {fmt(d)} is negative")
+            out.append(d * factor)
+        return out
+
+    def _drug_name(self, med: Medication, where: str) -> str | None:
+        if med.system == "vocabulary":
+            if med.drug not in vocabulary.DRUGS:
+                raise RecordInvalid(f"{where}.drug", f"unknown drug {med.drug!r}" + _suggest(med.drug, vocabulary.DRUGS))
+            return med.drug
+        name = vocabulary.RXNORM_TO_DRUG.get(med.drug) if med.system == "rxnorm" else None
+        name = name or vocabulary.drug_from_text(med.display or med.drug)
+        if name is None:
+            self.out.notes.append(f"{where}: {med.system} {med.drug} ({med.display or 'no display'}) "
+                                  "is read by no criterion")
+        return name
+
+
+def derive(record: Record, kb: KnowledgeBase) -> Findings:
+    """The findings of one record under one knowledge base's parameters.
+
+    Raises RecordInvalid(field, reason) for content that cannot be screened: an unknown
+    code or unit, an impossible value, a date after the screening date.
+    """
+    findings = _Builder(record, kb).build()
+    findings.notes[:0] = list(record.mapping_notes)
+    return findings

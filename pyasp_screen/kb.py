@@ -1,0 +1,276 @@
+"""Knowledge bases: a folder with manifest.yaml, ASP programs and example cases.
+
+A knowledge base (KB) declares its parameters in manifest.yaml (name, kind, default, unit,
+documentation) and its criteria in ASP (``criterion/3``, ``registry_sentence/2``,
+``all_of/2``, ``any_of/2``). :func:`load_kb` reads both: the manifest with PyYAML, the
+criteria by grounding the programs once without patients.
+
+Parameter values reach clingo as constants (``-c name=value``): quantities x1000 as
+integers (exact to 0.001 of the unit), integers as they are, choices and booleans as
+symbols. Parameters with ``stage: findings`` are read by :mod:`pyasp_screen.findings`.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field, replace
+from decimal import Decimal, InvalidOperation
+from fractions import Fraction
+from importlib import resources
+from pathlib import Path
+
+import clingo
+import yaml
+
+SCALE = 1000  # quantities reach ASP as value x SCALE (floor and ceil)
+
+
+class KBError(Exception):
+    """A knowledge base that cannot be loaded, or a bad parameter: one line, naming the file."""
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One named parameter: ``value`` is a Fraction (quantity), int (integer), str (choice)
+    or bool (boolean)."""
+
+    name: str
+    kind: str
+    default: object
+    value: object
+    unit: str
+    doc: str
+    stage: str = "asp"
+    choices: tuple[str, ...] = ()
+
+    def asp_constant(self) -> str:
+        """The value as clingo sees it, e.g. ``1000`` for a quantity of 1.0."""
+        if self.kind == "quantity":
+            return str(int(self.value * SCALE))
+        if self.kind == "integer":
+            return str(self.value)
+        if self.kind == "boolean":
+            return "true" if self.value else "false"
+        return str(self.value)
+
+    def display(self) -> str:
+        v = self.value
+        if self.kind == "quantity":
+            v = format(Decimal(v.numerator) / Decimal(v.denominator), "f").rstrip("0").rstrip(".") \
+                if isinstance(v, Fraction) else v
+        elif self.kind == "boolean":
+            v = "true" if v else "false"
+        return f"{v} {self.unit}".strip() if self.kind in ("quantity", "integer") else str(v)
+
+
+@dataclass(frozen=True)
+class Criterion:
+    id: str
+    population: str
+    kind: str  # inclusion | exclusion
+    sentence: str
+    components: tuple[str, ...] = ()
+
+
+@dataclass
+class KnowledgeBase:
+    name: str
+    title: str
+    version: str
+    directory: Path
+    programs: list[Path]
+    parameters: dict[str, Parameter]
+    populations: dict[str, str]
+    criteria: list[Criterion] = field(default_factory=list)
+    scheme_items: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    def param(self, name: str):
+        return self.parameters[name].value
+
+    def clingo_args(self) -> list[str]:
+        """``-c name=value`` for every ASP-stage parameter."""
+        args = []
+        for p in self.parameters.values():
+            if p.stage == "asp":
+                args += ["-c", f"{p.name}={p.asp_constant()}"]
+        return args
+
+    def program_text(self) -> str:
+        return "\n".join(p.read_text(encoding="utf-8") for p in self.programs)
+
+    def criterion_ids(self) -> list[str]:
+        return [c.id for c in self.criteria]
+
+    def with_parameters(self, overrides: dict[str, str]) -> "KnowledgeBase":
+        """A copy with parameters set from NAME -> text values (as given by --param)."""
+        params = dict(self.parameters)
+        for name, text in overrides.items():
+            if name not in params:
+                hint = difflib.get_close_matches(name, params, n=3)
+                msg = f"unknown parameter {name!r}"
+                raise KBError(msg + (f" (did you mean {', '.join(hint)}?)" if hint else
+                                     " (pyasp-screen params lists them)"))
+            params[name] = replace(params[name], value=_parse_value(params[name], text,
+                                                                    f"--param {name}"))
+        return replace(self, parameters=params)
+
+
+def _parse_value(p: Parameter, raw: object, where: str) -> object:
+    text = str(raw).strip()
+    if p.kind == "quantity":
+        try:
+            value = Fraction(Decimal(text))
+        except (InvalidOperation, ValueError):
+            raise KBError(f"{where}: {text!r} is not a number (unit {p.unit})") from None
+        if (value * SCALE).denominator != 1:
+            raise KBError(f"{where}: {text} has more than 3 decimals (thresholds are exact to 0.001)")
+        return value
+    if p.kind == "integer":
+        try:
+            return int(text)
+        except ValueError:
+            raise KBError(f"{where}: {text!r} is not a whole number (unit {p.unit})") from None
+    if p.kind == "boolean":
+        if text.lower() in ("true", "yes", "1"):
+            return True
+        if text.lower() in ("false", "no", "0"):
+            return False
+        raise KBError(f"{where}: {text!r} is not true or false")
+    if p.kind == "choice":
+        if text not in p.choices:
+            raise KBError(f"{where}: {text!r} is not one of {', '.join(p.choices)}")
+        return text
+    raise KBError(f"{where}: unknown parameter kind {p.kind!r}")
+
+
+def builtin_kb_root() -> Path:
+    """The folder holding the bundled knowledge bases: inside the installed package, or the
+    source tree's kb/ when running from a checkout."""
+    packaged = resources.files("pyasp_screen") / "kb"
+    if packaged.is_dir():
+        return Path(str(packaged))
+    return Path(__file__).resolve().parent.parent / "kb"
+
+
+DEFAULT_KB = "ct1190b"
+
+
+def resolve_kb_dir(kb: str | Path | None) -> Path:
+    """A KB folder from a path or the name of a bundled KB (default: ct1190b)."""
+    if kb is None:
+        return builtin_kb_root() / DEFAULT_KB
+    path = Path(kb)
+    if path.is_dir():
+        return path
+    bundled = builtin_kb_root() / str(kb)
+    if bundled.is_dir():
+        return bundled
+    raise KBError(f"{kb}: no such knowledge base (a folder with manifest.yaml, or one of "
+                  f"{', '.join(sorted(p.name for p in builtin_kb_root().iterdir() if (p / 'manifest.yaml').exists()))})")
+
+
+def _resolve_program(kb_dir: Path, name: str) -> Path:
+    if name.startswith("lib/"):
+        candidate = kb_dir.parent / name
+    else:
+        candidate = kb_dir / name
+    if not candidate.is_file():
+        raise KBError(f"{kb_dir / 'manifest.yaml'}: programs: {name}: no such file")
+    return candidate
+
+
+def load_kb(kb: str | Path | None = None, overrides: dict[str, str] | None = None) -> KnowledgeBase:
+    """Load a knowledge base folder (or bundled name) and apply parameter overrides.
+
+    Raises KBError with a one-line message naming the file for a missing or malformed
+    manifest, a bad parameter declaration or value, or ASP that does not ground.
+    """
+    kb_dir = resolve_kb_dir(kb)
+    manifest_path = kb_dir / "manifest.yaml"
+    try:
+        manifest = yaml.safe_load(manifest_path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise KBError(f"{manifest_path}: cannot read: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        raise KBError(f"{manifest_path}: malformed YAML: {' '.join(str(e).split())}") from None
+    if not isinstance(manifest, dict):
+        raise KBError(f"{manifest_path}: expected a mapping")
+    params: dict[str, Parameter] = {}
+    for name, spec in (manifest.get("parameters") or {}).items():
+        where = f"{manifest_path}: parameters.{name}"
+        if not isinstance(spec, dict) or "kind" not in spec or "default" not in spec:
+            raise KBError(f"{where}: needs kind and default")
+        base = Parameter(name=name, kind=spec["kind"], default=None, value=None,
+                         unit=str(spec.get("unit", "")), doc=" ".join(str(spec.get("doc", "")).split()),
+                         stage=spec.get("stage", "asp"),
+                         choices=tuple(spec.get("choices", ())))
+        value = _parse_value(base, spec["default"], where)
+        params[name] = replace(base, default=value, value=value)
+    programs = [_resolve_program(kb_dir, n) for n in manifest.get("programs", [])]
+    if not programs:
+        raise KBError(f"{manifest_path}: programs: lists no ASP file")
+    kb_obj = KnowledgeBase(
+        name=str(manifest.get("name", kb_dir.name)),
+        title=str(manifest.get("title", "")),
+        version=str(manifest.get("version", "")),
+        directory=kb_dir,
+        programs=programs,
+        parameters=params,
+        populations=dict(manifest.get("populations") or {}),
+    )
+    if overrides:
+        kb_obj = kb_obj.with_parameters(overrides)
+    _read_declarations(kb_obj)
+    return kb_obj
+
+
+def _read_declarations(kb: KnowledgeBase) -> None:
+    """Ground the programs without patients and read criterion/3, registry_sentence/2,
+    all_of/2, any_of/2 and scheme_item/2."""
+    messages: list[str] = []
+    ctl = clingo.Control(kb.clingo_args() + ["--warn=none"],
+                         logger=lambda code, msg: messages.append(msg))
+    try:
+        for path in kb.programs:
+            ctl.load(str(path))
+        ctl.ground([("base", [])])
+    except RuntimeError:
+        detail = messages[0].splitlines()[0] if messages else "cannot ground"
+        raise KBError(f"{detail} (run: pyasp-screen check {kb.directory})") from None
+    criteria: dict[str, dict] = {}
+    sentences: dict[str, str] = {}
+    parts: dict[str, list[str]] = {}
+    items: dict[str, set[str]] = {}
+    for atom in ctl.symbolic_atoms:
+        sym = atom.symbol
+        name, args = sym.name, sym.arguments
+        if name == "criterion" and len(args) == 3:
+            criteria[args[0].string] = {"population": str(args[1]), "kind": str(args[2])}
+        elif name == "registry_sentence" and len(args) == 2:
+            sentences[args[0].string] = args[1].string
+        elif name in ("all_of", "any_of") and len(args) == 2:
+            parts.setdefault(args[0].string, []).append(args[1].string)
+        elif name == "scheme_item" and len(args) == 2:
+            items.setdefault(str(args[0]), set()).add(str(args[1]))
+
+    def flatten(c: str) -> list[str]:
+        out = []
+        for s in parts.get(c, []):
+            out.append(s)
+            out.extend(flatten(s))
+        return out
+
+    kb.criteria = [
+        Criterion(cid, info["population"], info["kind"], sentences.get(cid, ""),
+                  tuple(sorted(flatten(cid))))
+        for cid, info in sorted(criteria.items(), key=lambda kv: _criterion_order(kv[0]))
+    ]
+    kb.scheme_items = {k: frozenset(v) for k, v in items.items()}
+
+
+def _criterion_order(cid: str) -> tuple:
+    """Protocol order: population prefix as listed, inclusion before exclusion, then number."""
+    pop, _, rest = cid.partition("-")
+    kind, _, num = rest.partition("-")
+    digits = "".join(ch for ch in num if ch.isdigit())
+    return (pop, 0 if kind == "IN" else 1, int(digits or 0), num)

@@ -1,0 +1,308 @@
+"""Stage 1 of the pipeline: patient records, read and validated.
+
+A record file (YAML or JSON) holds one record, a list of records, or ``{"patients": [...]}``;
+a FHIR R4 Bundle is read by :mod:`pyasp_screen.fhir` into the same shape. The record model
+below is the single source of the record format: docs/schema/record.schema.json is generated
+from it (``python -m pyasp_screen.record``) and docs/records.md explains it.
+
+Validation is done by msgspec (typed decoding, with the JSON path of every error). Problems
+are reported as :class:`RecordError`: one line naming the file, the patient, the field and the
+reason. Loading a file never raises for a bad record: it yields the error and goes on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Union
+
+import msgspec
+import yaml
+
+Tristate = Union[bool, Literal["unknown"]]
+
+
+class Quantity(msgspec.Struct, forbid_unknown_fields=True):
+    value: float
+    unit: str
+
+
+class ReferenceRange(msgspec.Struct, forbid_unknown_fields=True):
+    """The result's own reference range; ``high`` is the ULN (upper limit of normal)."""
+
+    low: Union[float, None] = None
+    high: Union[float, None] = None
+    unit: Union[str, None] = None
+
+
+class Observation(msgspec.Struct, forbid_unknown_fields=True):
+    """A laboratory result, vital sign or test. ``code`` is a vocabulary name or, with
+    ``system: loinc``, a LOINC code. ``value`` is a number (with a UCUM ``unit``) or, for a
+    qualitative test, ``positive`` / ``negative``. ``status: not_done`` or ``unknown`` records
+    explicitly that the value is not known."""
+
+    code: str
+    date: dt.date
+    value: Union[float, str, None] = None
+    unit: Union[str, None] = None
+    system: Literal["vocabulary", "loinc"] = "vocabulary"
+    display: Union[str, None] = None
+    status: Literal["final", "not_done", "unknown"] = "final"
+    reference_range: Union[ReferenceRange, None] = None
+    room_air: bool = True
+
+
+class Diagnosis(msgspec.Struct, forbid_unknown_fields=True):
+    """A diagnosis. ``present: false`` records that the patient does not have it;
+    ``subtype`` qualifies it (for SSc: ``diffuse`` or ``limited``)."""
+
+    code: str
+    system: Literal["vocabulary", "snomed", "icd10"] = "vocabulary"
+    display: Union[str, None] = None
+    onset: Union[dt.date, None] = None
+    present: Tristate = True
+    subtype: Union[str, None] = None
+
+
+class Classification(msgspec.Struct, forbid_unknown_fields=True):
+    """Classification criteria: a clinician's assertion ``met`` and/or the scheme's ``items``
+    (item name -> true / false / unknown). When items are recorded they decide."""
+
+    met: Union[Tristate, None] = None
+    date: Union[dt.date, None] = None
+    items: dict[str, Tristate] = {}
+
+
+class Classifications(msgspec.Struct, forbid_unknown_fields=True):
+    eular_acr_2019_sle: Union[Classification, None] = None
+    acr_eular_2013_ssc: Union[Classification, None] = None
+
+
+class SledaiAssessment(msgspec.Struct, forbid_unknown_fields=True):
+    """A SLEDAI-2K assessment: descriptors (name -> true / false / unknown) and/or a
+    recorded total (Gladman et al. J Rheumatol 2002;29:288-91)."""
+
+    date: dt.date
+    descriptors: dict[str, Tristate] = {}
+    total: Union[int, None] = None
+
+
+class Assessment(msgspec.Struct, forbid_unknown_fields=True):
+    """A clinician assessment with a categorical value (see docs/vocabulary.md)."""
+
+    name: str
+    value: Union[bool, str]
+    date: Union[dt.date, None] = None
+
+
+class DoseChange(msgspec.Struct, forbid_unknown_fields=True):
+    date: dt.date
+    dose: float
+
+
+class Medication(msgspec.Struct, forbid_unknown_fields=True):
+    """A treatment course. ``dose`` is the daily dose at ``start`` in ``unit`` (mg);
+    ``end`` absent or null means ongoing."""
+
+    drug: str
+    start: dt.date
+    system: Literal["vocabulary", "rxnorm", "text"] = "vocabulary"
+    display: Union[str, None] = None
+    route: Literal["oral", "iv", "sc", "im", "topical", "other"] = "oral"
+    dose: Union[float, None] = None
+    unit: Union[str, None] = None
+    end: Union[dt.date, None] = None
+    dose_changes: list[DoseChange] = []
+
+
+class Event(msgspec.Struct, forbid_unknown_fields=True):
+    """A dated event: a blood transfusion (``product``) or a growth factor (``drug``)."""
+
+    date: dt.date
+    product: Union[str, None] = None
+    drug: Union[str, None] = None
+
+
+Category = Literal["diagnoses", "medications", "transfusions", "growth_factors",
+                   "sledai2k_descriptors", "eular_acr_2019_sle_items",
+                   "acr_eular_2013_ssc_items", "organ_involvement"]
+
+
+class Record(msgspec.Struct, forbid_unknown_fields=True):
+    """One patient at one screening. Absent data is unknown, never false, unless its
+    category is listed in ``complete`` (closed world)."""
+
+    id: str
+    screening_date: dt.date
+    birth_date: Union[dt.date, None] = None
+    sex: Literal["female", "male", "unknown"] = "unknown"
+    complete: list[Category] = []
+    diagnoses: list[Diagnosis] = []
+    classification: Classifications = msgspec.field(default_factory=Classifications)
+    observations: list[Observation] = []
+    sledai2k: list[SledaiAssessment] = []
+    organ_involvement: dict[str, Tristate] = {}
+    assessments: list[Assessment] = []
+    medications: list[Medication] = []
+    transfusions: list[Event] = []
+    growth_factors: list[Event] = []
+    source: Union[str, None] = None
+    notes: Union[str, None] = None
+    # Filled by FHIR import: what was mapped and what was not (informational).
+    mapping_notes: list[str] = []
+
+
+@dataclass(frozen=True)
+class RecordError:
+    """A record that could not be read: ``file: patient P: field F: reason``."""
+
+    file: str
+    patient: str | None
+    field: str | None
+    reason: str
+
+    def __str__(self) -> str:
+        parts = [self.file]
+        parts.append(f"patient {self.patient}" if self.patient else "patient ?")
+        if self.field:
+            parts.append(f"field {self.field}")
+        parts.append(self.reason)
+        return ": ".join(parts)
+
+
+class RecordInvalid(Exception):
+    """Raised by later stages for a record whose content is impossible (wrong unit,
+    implausible value); carries the field and the reason."""
+
+    def __init__(self, field: str, reason: str):
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A record that passed validation, with the file it came from."""
+
+    file: str
+    record: Record
+
+
+def _split_msgspec_error(message: str) -> tuple[str | None, str]:
+    """msgspec says "Expected `int`, got `str` - at `$.observations[0].value`"."""
+    if " - at `$" in message:
+        reason, _, path = message.rpartition(" - at `")
+        return path.rstrip("`").removeprefix("$").lstrip("."), reason
+    return None, message
+
+
+def parse_record(data: object, file: str) -> Loaded | RecordError:
+    """Validate one record (a mapping already parsed from YAML/JSON)."""
+    patient = str(data.get("id")) if isinstance(data, dict) and "id" in data else None
+    if not isinstance(data, dict):
+        return RecordError(file, None, None, f"a record must be a mapping, got {type(data).__name__}")
+    try:
+        record = msgspec.convert(data, Record, strict=False)
+    except msgspec.ValidationError as e:
+        field, reason = _split_msgspec_error(str(e))
+        if reason.startswith("Object contains unknown field"):
+            reason = reason.replace("Object contains unknown field", "unknown field")
+            reason += " (see docs/records.md for the record format)"
+        return RecordError(file, patient, field, reason)
+    return Loaded(file, record)
+
+
+def _is_fhir(data: object) -> bool:
+    return isinstance(data, dict) and data.get("resourceType") == "Bundle"
+
+
+def _parse_text(path: Path, text: str) -> object:
+    if path.suffix.lower() == ".json":
+        return json.loads(text)
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
+def load_file(path: Path) -> Iterator[Loaded | RecordError]:
+    """Yield every record of one file (native YAML/JSON or FHIR Bundle), or its errors.
+
+    Never raises for bad content: malformed YAML/JSON yields one RecordError for the file;
+    each invalid record yields its own RecordError and the others are still yielded.
+    """
+    file = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        yield RecordError(file, None, None, f"cannot read file: {e.__class__.__name__}: {e}")
+        return
+    try:
+        data = _parse_text(path, text)
+    except (yaml.YAMLError, json.JSONDecodeError) as e:
+        reason = str(e).replace("\n", " ")
+        yield RecordError(file, None, None, f"malformed {path.suffix.lstrip('.') or 'record'} file: {reason}")
+        return
+    if _is_fhir(data):
+        from pyasp_screen import fhir  # FHIR parsing is heavy: import only when needed
+
+        result = fhir.bundle_to_record(data, file)
+        yield result if isinstance(result, RecordError) else parse_record(result, file)
+        return
+    if isinstance(data, dict) and "patients" in data and "id" not in data:
+        data = data["patients"]
+    if isinstance(data, list):
+        for i, item in enumerate(data):
+            if _is_fhir(item):
+                yield RecordError(file, None, f"[{i}]", "FHIR Bundles must be one per file")
+                continue
+            result = parse_record(item, file)
+            if isinstance(result, RecordError) and result.patient is None:
+                result = RecordError(file, f"#{i + 1}", result.field, result.reason)
+            yield result
+    elif data is None:
+        yield RecordError(file, None, None, "the file is empty")
+    else:
+        yield parse_record(data, file)
+
+
+RECORD_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def expand_paths(paths: list[Path]) -> Iterator[Path | RecordError]:
+    """Files as given, folders expanded to their record files (sorted, recursive); a missing
+    path yields a RecordError."""
+    for p in paths:
+        if p.is_dir():
+            files = sorted(f for f in p.rglob("*") if f.suffix.lower() in RECORD_SUFFIXES
+                           and not f.name.endswith((".expected.yaml", ".expected.yml")))
+            if not files:
+                yield RecordError(str(p), None, None, "folder holds no .yaml/.yml/.json record")
+            yield from files
+        elif p.exists():
+            yield p
+        else:
+            yield RecordError(str(p), None, None, "no such file or folder")
+
+
+def load_paths(paths: list[Path]) -> Iterator[Loaded | RecordError]:
+    """Every record of every file and folder given, in order."""
+    for p in expand_paths(paths):
+        if isinstance(p, RecordError):
+            yield p
+        else:
+            yield from load_file(p)
+
+
+def json_schema() -> dict:
+    """The JSON Schema of a record, generated from :class:`Record`."""
+    schema = msgspec.json.schema(Record)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "pyasp-screen patient record"
+    return schema
+
+
+if __name__ == "__main__":  # python -m pyasp_screen.record > docs/schema/record.schema.json
+    json.dump(json_schema(), sys.stdout, indent=2)
+    sys.stdout.write("\n")
