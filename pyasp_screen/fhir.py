@@ -29,7 +29,10 @@ What maps (read from the validated models)
     ``valueString`` looked up in ``QUALITATIVE_VALUES``; anything else is skipped with a note.
     Panels with only ``component`` values (blood pressure) are not read. Status
     ``entered-in-error`` / ``cancelled`` is skipped. All mapped dated results are kept: the
-    knowledge base picks the latest within its window.
+    knowledge base picks the latest within its window. Exact repeats (same name, day, value,
+    unit and range: Synthea files some results under two encounters) are kept once; different
+    values of one test on one day are all kept and a note names them (Synthea's basic and
+    comprehensive metabolic panels of one encounter can disagree).
 
     Conditions: SNOMED CT codes in ``SNOMED_TO_DIAGNOSIS`` and ICD-10 codes (any system whose
     URI contains ``icd-10``) through ``diagnosis_from_icd10``; each distinct vocabulary name
@@ -262,7 +265,7 @@ def _validate(bundle: dict, file: str) -> Any:
         if isinstance(value, (str, int, float, bool)) and first.get("type") != "extra_forbidden":
             reason += f" (got {value!r})"
         if first.get("type") == "extra_forbidden":
-            reason = "unknown element for this resource type (not FHIR R4)"
+            reason = "not an element of this resource type (FHIR R4)"
         if len(errors) > 1:
             reason += f" (and {len(errors) - 1} more FHIR validation errors)"
         return RecordError(file, patient, _loc(tuple(first.get("loc", ()))), reason)
@@ -393,6 +396,9 @@ class _Mapper:
                 self.notes.append(f"{name}: {n} result{'s' * (n != 1)} from LOINC {codes};"
                                   f" latest {latest}")
         self.notes += day_notes
+        if per_code["spo2"]:
+            self.notes.append("spo2: FHIR does not say whether on room air; the record's"
+                              " default (room air) applies")
         missing = [n for n in OBSERVATIONS if n not in seen]
         self.notes.append("not found in bundle: " + (", ".join(missing) if missing else "none"))
         unusable = [n for n in OBSERVATIONS if n in seen and not per_code[n]]

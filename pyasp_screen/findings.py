@@ -7,8 +7,9 @@ values that need arithmetic ASP does not have: Cockcroft-Gault CrCl, multiples o
 the prednisone-equivalent dose, ages and durations. It decides no criterion: thresholds and
 windows are applied by the knowledge base.
 
-Numbers reach ASP as ``quantity(P, Name, Lo, Hi, Days)``: the value in its canonical unit
-times 1000, rounded down (Lo) and up (Hi), and the days before the screening date. Each
+Numbers reach ASP as ``quantity(P, Name, Lo, Hi, Days)``: the value (or, for differing
+results of one day, its range) in its canonical unit on the exact half-step grid of
+:func:`grid`, and the days before the screening date. Each
 fact also gets a human description (``Finding``) for explanations and output.
 """
 
@@ -67,9 +68,13 @@ def fmt(value: Fraction, places: int = 3) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-def _bounds(value: Fraction) -> tuple[int, int]:
+def grid(value: Fraction) -> int:
+    """A value on the half-step grid of kb/lib/core.lp: 2*floor(1000 v), plus 1 when 1000 v
+    is not whole. For every threshold T on the x1000 grid, v >= T iff grid(v) >= 2*T (and
+    likewise for >, <=, <), so comparisons in ASP are exact."""
     scaled = value * SCALE
-    return math.floor(scaled), math.ceil(scaled)
+    base = 2 * math.floor(scaled)
+    return base if scaled.denominator == 1 else base + 1
 
 
 def _suggest(word: str, options) -> str:
@@ -98,8 +103,8 @@ class _Builder:
         return days
 
     def quantity(self, name: str, value: Fraction, days: int, text: str, *sources: str) -> None:
-        lo, hi = _bounds(value)
-        self.add(f"quantity({self.p},{name},{lo},{hi},{days})", name, text, *sources)
+        g = grid(value)
+        self.add(f"quantity({self.p},{name},{g},{g},{days})", name, text, *sources)
 
     # -- stages ------------------------------------------------------------
     def build(self) -> Findings:
@@ -133,7 +138,8 @@ class _Builder:
         return self.out
 
     def observations(self) -> None:
-        latest: dict[tuple[str, int], tuple] = {}
+        numeric: dict[tuple[str, int], list] = {}      # (name, days) -> [(value, date, where, text)]
+        qualitative: dict[tuple[str, int], list] = {}  # (name, days) -> [(value, date, where)]
         weights: list[tuple[date, Fraction, str]] = []
         heights: list[tuple[date, Fraction, str]] = []
         creatinines: list[tuple[date, Fraction, str]] = []
@@ -141,25 +147,27 @@ class _Builder:
         for i, obs in enumerate(self.r.observations):
             where = f"observations[{i}]"
             kind = self._observation_kind(obs, where)
-            if kind is None:
-                continue
             days = self.days_before(obs.date, f"{where}.date")
             if obs.status != "final" or obs.value is None:
-                self.out.not_done.append(f"{kind.label} ({obs.status if obs.status != 'final' else 'no value'}, {obs.date})")
+                state = obs.status if obs.status != "final" else "no value"
+                self.out.not_done.append(f"{kind.label} ({state}, {obs.date})")
                 continue
             if kind.qualitative:
                 value = vocabulary.QUALITATIVE_VALUES.get(str(obs.value).strip().lower())
                 if value is None:
-                    raise RecordInvalid(f"{where}.value", f"{obs.value!r} is not positive or negative ({kind.name} is qualitative)")
-                latest[(kind.name, days)] = ("q", value, obs.date, where)
+                    raise RecordInvalid(f"{where}.value", f"{obs.value!r} is not positive or negative "
+                                        f"({kind.name} is qualitative)")
+                qualitative.setdefault((kind.name, days), []).append((value, obs.date, where))
                 continue
-            if isinstance(obs.value, str) or isinstance(obs.value, bool):
-                raise RecordInvalid(f"{where}.value", f"{obs.value!r} is not a number ({kind.name} is measured in {kind.unit})")
+            if isinstance(obs.value, (str, bool)):
+                raise RecordInvalid(f"{where}.value", f"{obs.value!r} is not a number "
+                                    f"({kind.name} is measured in {kind.unit})")
             value = self._canonical(kind, obs.value, obs.unit, f"{where}.unit")
             self._plausible(kind, value, f"{where}.value", obs.value, obs.unit)
             if kind.name == "spo2" and not obs.room_air:
                 self.out.notes.append(f"{where}: SpO2 not on room air, not read")
                 continue
+            unit = f" {kind.unit}" if kind.unit != "1" else ""
             if kind.name == "weight":
                 weights.append((obs.date, value, where))
             elif kind.name == "height":
@@ -169,26 +177,42 @@ class _Builder:
             elif kind.uln:
                 uln = self._uln(kind, obs, where)
                 ratio = clinical.uln_multiple(value, uln)
-                text = (f"{kind.label} {fmt(value)} {kind.unit} = {fmt(ratio, 2)}x ULN "
-                        f"(ULN {fmt(uln)}; {obs.date})")
-                latest[(kind.name + "_x_uln", days)] = ("n", ratio, obs.date, where, text)
+                text = f"{kind.label} {fmt(value)}{unit} = {fmt(ratio, 2)}x ULN (ULN {fmt(uln)}{unit}; {obs.date})"
+                numeric.setdefault((kind.name + "_x_uln", days), []).append((ratio, obs.date, where, text))
             else:
                 if kind.name == "fvc_pct_predicted":
                     fvcs.append((obs.date, value, where))
-                text = f"{kind.label} {fmt(value)} {kind.unit} ({obs.date})"
-                latest[(kind.name, days)] = ("n", value, obs.date, where, text)
-        # Several results of one test on one day: the one listed last is read.
-        for (name, days), entry in latest.items():
-            if entry[0] == "q":
-                _, value, when, where = entry
-                label = vocabulary.OBSERVATIONS[name].label
-                self.add(f"qualitative({self.p},{name},{value},{days})", name,
-                         f"{label} {value} ({when})", where)
-            else:
-                _, value, when, where, text = entry
-                self.quantity(name, value, days, text, where)
+                text = f"{kind.label} {fmt(value)}{unit} ({obs.date})"
+                numeric.setdefault((kind.name, days), []).append((value, obs.date, where, text))
+        for (name, days), entries in qualitative.items():
+            values = {v for v, _, _ in entries}
+            wheres = [w for _, _, w in entries]
+            label = vocabulary.OBSERVATIONS[name].label
+            if len(values) > 1:
+                self.out.notes.append(f"{label}: positive and negative on {entries[0][1]}; read as unknown")
+                continue
+            value = values.pop()
+            self.add(f"qualitative({self.p},{name},{value},{days})", name,
+                     f"{label} {value} ({entries[0][1]})", *wheres)
+        for (name, days), entries in numeric.items():
+            self._same_day(name, days, entries)
         self._crcl(creatinines, weights, heights)
         self._fvc_decline(fvcs)
+
+    def _same_day(self, name: str, days: int, entries: list) -> None:
+        """One quantity fact per test and day. Differing results of one day are kept as an
+        interval: Lo from the lowest, Hi from the highest, so a threshold between them is
+        unknown rather than decided by whichever result happens to be listed last."""
+        values = [e[0] for e in entries]
+        lo, hi = min(values), max(values)
+        wheres = [e[2] for e in entries]
+        if lo == hi:
+            text = entries[-1][3]
+        else:
+            text = " / ".join(e[3] for e in entries) + " (differing results on one day: range read)"
+            self.out.notes.append(f"{name}: {len(entries)} differing results on {entries[0][1]}; "
+                                  f"{fmt(lo)} to {fmt(hi)} read, thresholds between them stay unknown")
+        self.add(f"quantity({self.p},{name},{grid(lo)},{grid(hi)},{days})", name, text, *wheres)
 
     def _observation_kind(self, obs, where: str):
         if obs.system == "loinc":
@@ -244,15 +268,18 @@ class _Builder:
             used, label = clinical.crcl_weight(method, weight, height, self.r.sex)
         except ValueError as e:
             raise RecordInvalid(h_where or w_where, str(e)) from None
-        per_day: dict[int, tuple] = {}
+        per_day: dict[int, list] = {}
         for when, scr, where in creatinines:
-            per_day[self.days_before(when, where)] = (when, scr, where)
-        for days, (when, scr, where) in per_day.items():
             crcl = clinical.cockcroft_gault(self.age, used, scr, self.r.sex)
             text = (f"CrCl {fmt(crcl, 1)} mL/min (Cockcroft-Gault: creatinine {fmt(scr, 2)} mg/dL on {when}, "
                     f"{label} {fmt(used, 1)} kg, age {self.age}, {self.r.sex})")
-            sources = (where, w_where, "birth_date", "sex") + ((h_where,) if h_where and method != "actual" else ())
-            self.quantity("crcl", crcl, days, text, *sources)
+            per_day.setdefault(self.days_before(when, where), []).append((crcl, when, where, text))
+        extra = [w_where, "birth_date", "sex"] + ([h_where] if h_where and method != "actual" else [])
+        for days, entries in per_day.items():
+            entries = [(c, w, where, t) for c, w, where, t in entries]
+            self._same_day("crcl", days, entries)
+            f = self.out.findings[-1]
+            self.out.findings[-1] = Finding(f.fact, f.name, f.text, f.sources + tuple(extra))
 
     def _fvc_decline(self, fvcs) -> None:
         """FVC % predicted decline over the 12 months before the latest FVC: the largest
@@ -391,8 +418,8 @@ class _Builder:
             doses = self._gc_doses(med, where)
             if weight is not None and doses:
                 per_kg = max(clinical.prednisone_equivalent_mg(drug, d) for d in doses) / weight[0]
-                lo, hi = _bounds(per_kg)
-                self.add(f"gc_dose_per_kg({self.p},{k},{lo},{hi})", f"gc_dose_per_kg:{drug}",
+                g = grid(per_kg)
+                self.add(f"gc_dose_per_kg({self.p},{k},{g},{g})", f"gc_dose_per_kg:{drug}",
                          f"{drug} up to {fmt(per_kg, 2)} mg/kg/day prednisone-equivalent", where, weight[1])
             if end == 0 and med.route == "oral":
                 any_current_gc = True

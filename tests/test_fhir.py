@@ -124,7 +124,8 @@ def test_repeated_result_counted_once():
     d = mapped(DATA / "Michele_Wolf_9fd25274-3a7d-43d4-87af-a03849074b5a.json")
     assert len([o for o in d["observations"]
                 if o["code"] == "creatinine" and o["date"] == "2016-04-03"]) == 1
-    assert "creatinine: 1 repeated result (same day, value and unit) counted once" in d["mapping_notes"]
+    assert ("creatinine: 1 repeated result (same day, value and unit) counted once"
+            in d["mapping_notes"])
 
 
 @pytest.mark.parametrize("path", BUNDLES, ids=lambda p: p.name.split("_")[0])
@@ -207,7 +208,8 @@ def test_entry_not_an_object():
 
 
 @pytest.mark.parametrize("change, field", [
-    (lambda b: b["entry"][5]["resource"].update(resourceType="Foo"), "entry[5].resource.resourceType"),
+    (lambda b: b["entry"][5]["resource"].update(resourceType="Foo"),
+     "entry[5].resource.resourceType"),
     (lambda b: b["entry"][5]["resource"].update(effectiveDateTime="2020-13-45"),
      "entry[5].resource.effectiveDateTime"),
     (lambda b: b["entry"][5]["resource"].update(foo=1), "entry[5].resource.foo"),
@@ -257,8 +259,8 @@ PREDNISONE = {
 }
 SLE = {
     "resourceType": "Condition", "id": "c1", "subject": {"reference": "urn:uuid:p1"},
-    "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
-                                   "code": "active"}]},
+    "clinicalStatus": {"coding": [{
+        "system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]},
     "verificationStatus": {"coding": [{
         "system": "http://terminology.hl7.org/CodeSystem/condition-ver-status",
         "code": "confirmed"}]},
@@ -345,10 +347,12 @@ def test_daily_dose(dosages, dose):
 def test_medication_statuses_routes_and_references():
     stopped = med_request(status="stopped")
     cancelled = med_request(id="mr2", status="cancelled")
-    iv = med_request(id="mr3", medicationCodeableConcept={"text": "cyclophosphamide 500 MG Injection"},
+    iv = med_request(id="mr3",
+                     medicationCodeableConcept={"text": "cyclophosphamide 500 MG Injection"},
                      dosageInstruction=[{"route": {"coding": [{"system": "http://snomed.info/sct",
                                                                 "code": "47625008"}]}}])
-    injection = med_request(id="mr4", medicationCodeableConcept={"text": "Rituximab 10 MG/ML Injection"})
+    injection = med_request(id="mr4",
+                            medicationCodeableConcept={"text": "Rituximab 10 MG/ML Injection"})
     by_ref = med_request(id="mr5", medicationCodeableConcept=None,
                          medicationReference={"reference": "urn:uuid:med1"})
     del by_ref["medicationCodeableConcept"]

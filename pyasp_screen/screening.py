@@ -1,0 +1,84 @@
+"""The pipeline, end to end: record files -> findings -> ground and solve -> results.
+
+:func:`screen_records` is what the CLI and the benchmarks call. It streams: records are read
+lazily, screened in batches (one clingo grounding per batch), and every outcome, a
+:class:`Screened` or a :class:`~pyasp_screen.record.RecordError`, is yielded in input order.
+A bad record never stops the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from pyasp_screen.engine import Engine, Result
+from pyasp_screen.findings import Findings, derive
+from pyasp_screen.kb import KnowledgeBase
+from pyasp_screen.record import Loaded, RecordError, RecordInvalid
+
+DEFAULT_BATCH = 500
+
+
+@dataclass
+class Screened:
+    """One screened patient: where it came from, its findings and its result."""
+
+    file: str
+    findings: Findings
+    result: Result
+
+
+def prepare(item: Loaded | RecordError, kb: KnowledgeBase) -> tuple[Loaded, Findings] | RecordError:
+    """Findings for one loaded record, or the RecordError that rejects it."""
+    if isinstance(item, RecordError):
+        return item
+    try:
+        return item, derive(item.record, kb)
+    except RecordInvalid as e:
+        return RecordError(item.file, item.record.id, e.field, e.reason)
+
+
+def screen_records(items: Iterable[Loaded | RecordError], kb: KnowledgeBase,
+                   batch_size: int = DEFAULT_BATCH,
+                   on_progress: Callable[[int], None] | None = None,
+                   ) -> Iterator[Screened | RecordError]:
+    """Screen every record; yield a Screened or a RecordError per input item, in order.
+
+    A patient ID seen before in the same run is rejected (IDs key the output).
+    Raises EngineError only for a knowledge-base failure, which no record can cause.
+    """
+    engine = Engine(kb)
+    seen: dict[str, str] = {}
+    pending: list[Screened | RecordError | tuple[Loaded, Findings]] = []
+    n_findings = 0
+
+    def flush() -> Iterator[Screened | RecordError]:
+        nonlocal n_findings
+        ready = [p for p in pending if isinstance(p, tuple)]
+        results = iter(engine.screen(f for _, f in ready))
+        for p in pending:
+            if isinstance(p, tuple):
+                loaded, findings = p
+                yield Screened(loaded.file, findings, next(results))
+            else:
+                yield p
+        if on_progress:
+            on_progress(len(pending))
+        pending.clear()
+        n_findings = 0
+
+    for item in items:
+        prepared = prepare(item, kb)
+        if isinstance(prepared, tuple):
+            pid = prepared[0].record.id
+            if pid in seen:
+                prepared = RecordError(prepared[0].file, pid, "id",
+                                       f"duplicate patient id (first seen in {seen[pid]}); not screened twice")
+            else:
+                seen[pid] = prepared[0].file
+                n_findings += 1
+        pending.append(prepared)
+        if n_findings >= batch_size:
+            yield from flush()
+    if pending:
+        yield from flush()
