@@ -193,11 +193,20 @@ class Loaded:
 
 
 def _split_msgspec_error(message: str) -> tuple[str | None, str]:
-    """msgspec says "Expected `int`, got `str` - at `$.observations[0].value`"."""
+    """msgspec says "Expected `int`, got `str` - at `$.observations[0].value`"; return the
+    field path and a reason in plain words."""
+    field = None
     if " - at `$" in message:
-        reason, _, path = message.rpartition(" - at `")
-        return path.rstrip("`").removeprefix("$").lstrip("."), reason
-    return None, message
+        message, _, path = message.rpartition(" - at `")
+        field = path.rstrip("`").removeprefix("$").lstrip(".") or None
+    if message.startswith("Object missing required field"):
+        name = message.split("`")[1]
+        field = f"{field}.{name}" if field else name
+        return field, "required field is missing"
+    if "RFC3339 encoded date" in message:
+        return field, "not a valid date (YYYY-MM-DD)"
+    message = message.replace("`", "")
+    return field, message[0].lower() + message[1:] if message else message
 
 
 def parse_record(data: object, file: str) -> Loaded | RecordError:
@@ -209,8 +218,8 @@ def parse_record(data: object, file: str) -> Loaded | RecordError:
         record = msgspec.convert(data, Record, strict=False)
     except msgspec.ValidationError as e:
         field, reason = _split_msgspec_error(str(e))
-        if reason.startswith("Object contains unknown field"):
-            reason = reason.replace("Object contains unknown field", "unknown field")
+        if reason.startswith("object contains unknown field"):
+            reason = reason.replace("object contains unknown field", "unknown field")
             reason += " (see docs/records.md for the record format)"
         return RecordError(file, patient, field, reason)
     return Loaded(file, record)
@@ -240,9 +249,14 @@ def load_file(path: Path) -> Iterator[Loaded | RecordError]:
         return
     try:
         data = _parse_text(path, text)
-    except (yaml.YAMLError, json.JSONDecodeError) as e:
-        reason = str(e).replace("\n", " ")
-        yield RecordError(file, None, None, f"malformed {path.suffix.lstrip('.') or 'record'} file: {reason}")
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        yield RecordError(file, None, None, f"malformed YAML: {where}{problem}")
+        return
+    except json.JSONDecodeError as e:
+        yield RecordError(file, None, None, f"malformed JSON: line {e.lineno}, column {e.colno}: {e.msg}")
         return
     if _is_fhir(data):
         from pyasp_screen import fhir  # FHIR parsing is heavy: import only when needed

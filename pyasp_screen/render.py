@@ -115,7 +115,7 @@ def write_table(outcomes: list[Screened | RecordError], kb: KnowledgeBase, conso
     if details:
         for s in screened:
             _patient_table(s, kb, console)
-    else:
+    elif screened:
         table = Table(title=f"{kb.name} v{kb.version}: {len(screened)} patient(s) screened",
                       title_justify="left")
         table.add_column("patient", overflow="fold")

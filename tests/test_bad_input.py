@@ -1,0 +1,115 @@
+"""Bad input gets a one-line error naming file, patient, field and reason; the rest of the
+batch is still screened; nothing ends in a traceback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pyasp_screen.kb import load_kb
+from pyasp_screen.record import RecordError, load_paths
+from pyasp_screen.screening import Screened, screen_records
+
+KB = load_kb("ct1190b")
+GOOD = {"id": "GOOD", "screening_date": "2026-03-01", "sex": "female", "birth_date": "1980-01-01",
+        "observations": [{"code": "anc", "value": 1.5, "unit": "10*9/L", "date": "2026-02-20"}]}
+
+
+def screen_file(tmp_path: Path, name: str, content: str):
+    path = tmp_path / name
+    path.write_text(content)
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(GOOD))
+    return list(screen_records(load_paths([path, good]), KB))
+
+
+def with_obs(**obs):
+    base = {"code": "anc", "value": 1.5, "unit": "10*9/L", "date": "2026-02-20"}
+    base.update(obs)
+    return {"id": "BAD", "screening_date": "2026-03-01", "observations": [base]}
+
+
+CASES = [
+    # (description, file name, content, expected patient, field substring, reason substring)
+    ("malformed YAML", "bad.yaml", "id: [unclosed\nscreening_date: 2026-03-01\n", None, None, "malformed yaml"),
+    ("malformed JSON", "bad.json", '{"id": "X", ', None, None, "malformed json"),
+    ("wrong type", "t.json", json.dumps(with_obs(value=[1, 2])), "BAD", "observations[0].value", "expected"),
+    ("unknown field", "f.json", json.dumps({**GOOD, "id": "BAD", "colour": "blue"}), "BAD", None, "unknown field"),
+    ("missing screening date", "m.json", json.dumps({"id": "BAD"}), "BAD", None, "screening_date"),
+    ("unknown unit", "u.json", json.dumps(with_obs(unit="furlongs")), "BAD", "observations[0].unit", "not a UCUM unit"),
+    ("incompatible unit", "i.json", json.dumps(with_obs(unit="mg/dL")), "BAD", "observations[0].unit", "cannot be converted"),
+    ("unknown code", "c.json", json.dumps(with_obs(code="ancc")), "BAD", "observations[0].code", "did you mean anc"),
+    ("unknown LOINC", "l.json", json.dumps(with_obs(code="1234-5", system="loinc")), "BAD", "observations[0].code", "not mapped"),
+    ("negative creatinine", "n.json", json.dumps(with_obs(code="creatinine", value=-1.0, unit="mg/dL")),
+     "BAD", "observations[0].value", "impossible"),
+    ("Hb 9000 g/L", "h.json", json.dumps(with_obs(code="hb", value=9000, unit="g/L")), "BAD", "observations[0].value", "impossible"),
+    ("date after screening", "d.json", json.dumps(with_obs(date="2026-03-02")), "BAD", "observations[0].date", "after the screening date"),
+    ("impossible calendar date", "cd.json", json.dumps({**GOOD, "id": "BAD", "birth_date": "1980-02-30"}), "BAD", "birth_date", "date"),
+    ("unknown drug", "dr.json", json.dumps({"id": "BAD", "screening_date": "2026-03-01",
+                                            "medications": [{"drug": "prednisolon", "start": "2025-01-01"}]}),
+     "BAD", "medications[0].drug", "did you mean prednisolone"),
+    ("unknown SLEDAI descriptor", "s.json", json.dumps({"id": "BAD", "screening_date": "2026-03-01",
+                                                       "sledai2k": [{"date": "2026-02-28", "descriptors": {"arthritiss": True}}]}),
+     "BAD", "sledai2k[0].descriptors.arthritiss", "did you mean arthritis"),
+    ("SLEDAI total out of range", "st.json", json.dumps({"id": "BAD", "screening_date": "2026-03-01",
+                                                        "sledai2k": [{"date": "2026-02-28", "total": 200}]}),
+     "BAD", "sledai2k[0].total", "impossible"),
+    ("qualitative value", "q.json", json.dumps(with_obs(code="ana", value="maybe", unit=None)), "BAD",
+     "observations[0].value", "not positive or negative"),
+    ("empty file", "e.yaml", "", None, None, "empty"),
+]
+
+
+@pytest.mark.parametrize("desc,name,content,patient,field,reason", CASES, ids=[c[0] for c in CASES])
+def test_bad_record_is_reported_and_the_batch_goes_on(tmp_path, desc, name, content, patient, field, reason):
+    outcomes = screen_file(tmp_path, name, content)
+    errors = [o for o in outcomes if isinstance(o, RecordError)]
+    screened = [o for o in outcomes if isinstance(o, Screened)]
+    assert len(errors) == 1, outcomes
+    err = errors[0]
+    assert err.file.endswith(name)
+    if patient:
+        assert err.patient == patient
+    if field:
+        assert err.field == field
+    message = str(err)
+    assert reason.lower() in message.lower()
+    assert "\n" not in message and "Traceback" not in message
+    assert [s.result.patient for s in screened] == ["GOOD"]
+
+
+def test_list_file_reports_each_bad_record_and_screens_the_rest(tmp_path):
+    records = [GOOD, with_obs(unit="furlongs"), {**GOOD, "id": "GOOD2"}, "not a mapping", {**GOOD}]
+    path = tmp_path / "cohort.yaml"
+    path.write_text(yaml.safe_dump(records))
+    outcomes = list(screen_records(load_paths([path]), KB))
+    kinds = [type(o).__name__ for o in outcomes]
+    assert kinds == ["Screened", "RecordError", "Screened", "RecordError", "RecordError"]
+    assert "duplicate patient id" in outcomes[4].reason
+    assert outcomes[3].patient == "#4"
+
+
+def test_missing_path_is_an_error_not_a_crash(tmp_path):
+    outcomes = list(screen_records(load_paths([tmp_path / "nope.yaml"]), KB))
+    assert len(outcomes) == 1 and "no such file" in outcomes[0].reason
+
+
+def test_cli_exit_code_1_and_one_line_per_rejected_record(tmp_path):
+    (tmp_path / "good.json").write_text(json.dumps(GOOD))
+    (tmp_path / "bad.json").write_text(json.dumps(with_obs(code="hb", value=9000, unit="g/L")))
+    (tmp_path / "broken.yaml").write_text("id: [\n")
+    proc = subprocess.run([sys.executable, "-m", "pyasp_screen.cli", "screen", str(tmp_path), "--format", "json"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    rejected = [line for line in proc.stderr.splitlines() if line.startswith("rejected:")]
+    assert len(rejected) == 2
+    doc = json.loads(proc.stdout)
+    assert [r["patient"] for r in doc["results"]] == ["GOOD"]
+    assert {e["field"] for e in doc["errors"]} == {"observations[0].value", None}
+    assert doc["summary"]["rejected"] == 2
