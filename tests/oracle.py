@@ -94,6 +94,10 @@ SLOTS: dict[str, list[str]] = {
         "course({P},1,mycophenolate_mofetil,oral,-200,0). dose_change({P},1,-5).",
         "complete({P},medications). course({P},0,cyclophosphamide,iv,-400,-100). "
         "course({P},1,azathioprine,oral,-400,0).",
+        "complete({P},medications). course({P},0,prednisone,oral,-300,-100). "
+        "course({P},1,mycophenolate_mofetil,oral,-300,-100).",
+        "complete({P},medications). course({P},0,prednisone,oral,-200,0). "
+        "course({P},1,mycophenolate_mofetil,oral,-200,0). course({P},2,belimumab,iv,-5,0).",
     ],
 }
 
