@@ -47,8 +47,27 @@ class Engine:
 
     def __init__(self, kb: KnowledgeBase):
         self.kb = kb
-        self._program = kb.program_text()
+        self._conditions = [c for crit in kb.criteria for c in (crit.id, *crit.components)]
+        self._populations = list(kb.populations)
+        self._program = kb.program_text() + "\n" + self._row_rule()
         self._args = kb.clingo_args() + ["--warn=none"]
+
+    def _row_rule(self) -> str:
+        """One shown atom per patient carrying all its statuses and verdicts.
+
+        Reading ~70 status/3 atoms per patient through the clingo API costs more than
+        grounding them; the knowledge base's own status/3, verdict/3 and overall/2 atoms are
+        projected here into a single row(P, S1, ..., Sn, V1, ..., Vm, Overall) instead, in the
+        order of self._conditions and self._populations. Nothing is decided by this rule.
+        """
+        body = ["patient(P)"]
+        body += [f'status(P,"{c}",S{i})' for i, c in enumerate(self._conditions)]
+        body += [f"verdict(P,{pop},V{i})" for i, pop in enumerate(self._populations)]
+        body.append("overall(P,O)")
+        head = ",".join(["P"] + [f"S{i}" for i in range(len(self._conditions))]
+                        + [f"V{i}" for i in range(len(self._populations))] + ["O"])
+        return (f"#show.\n#show contradiction/2.\n"
+                f"#show row({head}) : {', '.join(body)}.\n")
 
     def solve_program(self, facts: str) -> list[clingo.Symbol]:
         """Ground and solve the KB with ``facts``; the shown symbols of the one model."""
@@ -79,15 +98,21 @@ class Engine:
             raise ValueError("patient IDs must be unique within a batch")
         results = {pid: Result(pid) for pid in ids}
         symbols = self.solve_program("".join(f.program() for f in batch))
+        n_cond, n_pop = len(self._conditions), len(self._populations)
         for sym in symbols:
-            args = sym.arguments
-            res = results[args[0].string]
-            if sym.name == "status":
-                res.statuses[args[1].string] = args[2].name
-            elif sym.name == "verdict":
-                res.verdicts[args[1].name] = args[2].name
-            elif sym.name == "overall":
-                res.overall = args[1].name
-            elif sym.name == "contradiction":
-                res.contradictions.append(args[1].string)
+            if sym.name == "contradiction":
+                args = sym.arguments
+                results[args[0].string].contradictions.append(args[1].string)
+                continue
+            # row("id",S1,...,Sn,V1,...,Vm,O): the last n+m+1 fields are plain names, so
+            # splitting from the right leaves the patient term, which may hold commas.
+            text = str(sym)[4:-1]
+            fields = text.rsplit(",", n_cond + n_pop + 1)
+            res = results[sym.arguments[0].string]
+            res.statuses = dict(zip(self._conditions, fields[1:1 + n_cond]))
+            res.verdicts = dict(zip(self._populations, fields[1 + n_cond:1 + n_cond + n_pop]))
+            res.overall = fields[-1]
+        missing = [pid for pid, r in results.items() if not r.statuses]
+        if missing:
+            raise EngineError(f"knowledge base {self.kb.name} gave no statuses for {missing[0]}")
         return [results[pid] for pid in ids]

@@ -16,8 +16,8 @@ fact also gets a human description (``Finding``) for explanations and output.
 from __future__ import annotations
 
 import difflib
-import math
 from dataclasses import dataclass, field
+from functools import partial
 from datetime import date
 from decimal import Decimal
 from fractions import Fraction
@@ -29,18 +29,28 @@ from pyasp_screen.record import Medication, Record, RecordInvalid
 Number = Fraction
 
 
-@dataclass(frozen=True)
 class Finding:
     """One fact the knowledge base reads, with what a person needs to read it.
 
     fact: the ASP fact without the final period; name: vocabulary name;
     text: "ANC 1.2 10*9/L (2026-02-25)"; sources: record fields it came from.
+    The text may be given as a function: it is then written only when someone reads it
+    (cohort runs never do, and formatting exact numbers is not free).
     """
 
-    fact: str
-    name: str
-    text: str
-    sources: tuple[str, ...] = ()
+    __slots__ = ("fact", "name", "_text", "sources")
+
+    def __init__(self, fact: str, name: str, text, sources: tuple[str, ...] = ()):
+        self.fact, self.name, self._text, self.sources = fact, name, text, sources
+
+    @property
+    def text(self) -> str:
+        if callable(self._text):
+            self._text = self._text()
+        return self._text
+
+    def __repr__(self) -> str:
+        return f"Finding({self.fact!r}, {self.text!r})"
 
 
 @dataclass
@@ -72,14 +82,41 @@ def grid(value: Fraction) -> int:
     """A value on the half-step grid of kb/lib/core.lp: 2*floor(1000 v), plus 1 when 1000 v
     is not whole. For every threshold T on the x1000 grid, v >= T iff grid(v) >= 2*T (and
     likewise for >, <=, <), so comparisons in ASP are exact."""
-    scaled = value * SCALE
-    base = 2 * math.floor(scaled)
-    return base if scaled.denominator == 1 else base + 1
+    whole, rest = divmod(value.numerator * SCALE, value.denominator)  # floor division
+    return 2 * whole + (1 if rest else 0)
+
+
+def exact(number: float | int) -> Fraction:
+    """The exact decimal a record wrote: 1.2 is 6/5, not the binary float nearest to 1.2
+    (a float's repr is the shortest decimal that reads back as the same float)."""
+    if isinstance(number, int):
+        return Fraction(number)
+    text = repr(number)
+    if "e" in text or "n" in text:  # 1e-05, inf, nan: rare, let Fraction parse (or refuse) them
+        return Fraction(text)
+    whole, _, decimals = text.partition(".")
+    return Fraction(int(whole + decimals), 10 ** len(decimals))
 
 
 def _suggest(word: str, options) -> str:
     close = difflib.get_close_matches(word, list(options), n=3)
     return f" (did you mean {', '.join(close)}?)" if close else ""
+
+
+def _observation_text(kind, value: Fraction, when: date, uln: Fraction | None) -> str:
+    unit = f" {kind.unit}" if kind.unit not in ("1", "") else ""
+    if uln is None:
+        return f"{kind.label} {fmt(value)}{unit} ({when})"
+    return f"{kind.label} {fmt(value)}{unit} = {fmt(value / uln, 2)}x ULN (ULN {fmt(uln)}{unit}; {when})"
+
+
+def _range_text(texts: list) -> str:
+    return " / ".join(t() if callable(t) else t for t in texts) + " (differing results on one day: range read)"
+
+
+def _crcl_text(crcl, scr, when, label, used, age, sex) -> str:
+    return (f"CrCl {fmt(crcl, 1)} mL/min (Cockcroft-Gault: creatinine {fmt(scr, 2)} mg/dL on {when}, "
+            f"{label} {fmt(used, 1)} kg, age {age}, {sex})")
 
 
 class _Builder:
@@ -167,7 +204,6 @@ class _Builder:
             if kind.name == "spo2" and not obs.room_air:
                 self.out.notes.append(f"{where}: SpO2 not on room air, not read")
                 continue
-            unit = f" {kind.unit}" if kind.unit != "1" else ""
             if kind.name == "weight":
                 weights.append((obs.date, value, where))
             elif kind.name == "height":
@@ -177,12 +213,12 @@ class _Builder:
             elif kind.uln:
                 uln = self._uln(kind, obs, where)
                 ratio = clinical.uln_multiple(value, uln)
-                text = f"{kind.label} {fmt(value)}{unit} = {fmt(ratio, 2)}x ULN (ULN {fmt(uln)}{unit}; {obs.date})"
+                text = partial(_observation_text, kind, value, obs.date, uln)
                 numeric.setdefault((kind.name + "_x_uln", days), []).append((ratio, obs.date, where, text))
             else:
                 if kind.name == "fvc_pct_predicted":
                     fvcs.append((obs.date, value, where))
-                text = f"{kind.label} {fmt(value)}{unit} ({obs.date})"
+                text = partial(_observation_text, kind, value, obs.date, None)
                 numeric.setdefault((kind.name, days), []).append((value, obs.date, where, text))
         for (name, days), entries in qualitative.items():
             values = {v for v, _, _ in entries}
@@ -203,13 +239,19 @@ class _Builder:
         """One quantity fact per test and day. Differing results of one day are kept as an
         interval: Lo from the lowest, Hi from the highest, so a threshold between them is
         unknown rather than decided by whichever result happens to be listed last."""
+        if len(entries) == 1:
+            value, _, where, text = entries[0]
+            g = grid(value)
+            self.add(f"quantity({self.p},{name},{g},{g},{days})", name, text, where)
+            return
         values = [e[0] for e in entries]
         lo, hi = min(values), max(values)
         wheres = [e[2] for e in entries]
         if lo == hi:
             text = entries[-1][3]
         else:
-            text = " / ".join(e[3] for e in entries) + " (differing results on one day: range read)"
+            texts = [e[3] for e in entries]
+            text = partial(_range_text, texts)
             self.out.notes.append(f"{name}: {len(entries)} differing results on {entries[0][1]}; "
                                   f"{fmt(lo)} to {fmt(hi)} read, thresholds between them stay unknown")
         self.add(f"quantity({self.p},{name},{grid(lo)},{grid(hi)},{days})", name, text, *wheres)
@@ -229,7 +271,7 @@ class _Builder:
 
     def _canonical(self, kind, raw, unit, where: str) -> Fraction:
         try:
-            return units.to_canonical(kind, Fraction(repr(float(raw))) if isinstance(raw, float) else Fraction(raw), unit)
+            return units.to_canonical(kind, exact(raw), unit)
         except units.UnitError as e:
             raise RecordInvalid(where, str(e)) from None
 
@@ -271,15 +313,14 @@ class _Builder:
         per_day: dict[int, list] = {}
         for when, scr, where in creatinines:
             crcl = clinical.cockcroft_gault(self.age, used, scr, self.r.sex)
-            text = (f"CrCl {fmt(crcl, 1)} mL/min (Cockcroft-Gault: creatinine {fmt(scr, 2)} mg/dL on {when}, "
-                    f"{label} {fmt(used, 1)} kg, age {self.age}, {self.r.sex})")
+            text = partial(_crcl_text, crcl, scr, when, label, used, self.age, self.r.sex)
             per_day.setdefault(self.days_before(when, where), []).append((crcl, when, where, text))
         extra = [w_where, "birth_date", "sex"] + ([h_where] if h_where and method != "actual" else [])
         for days, entries in per_day.items():
             entries = [(c, w, where, t) for c, w, where, t in entries]
             self._same_day("crcl", days, entries)
             f = self.out.findings[-1]
-            self.out.findings[-1] = Finding(f.fact, f.name, f.text, f.sources + tuple(extra))
+            self.out.findings[-1] = Finding(f.fact, f.name, f._text, f.sources + tuple(extra))
 
     def _fvc_decline(self, fvcs) -> None:
         """FVC % predicted decline over the 12 months before the latest FVC: the largest
@@ -411,7 +452,7 @@ class _Builder:
             for j, ch in enumerate(med.dose_changes):
                 day = -self.days_before(ch.date, f"{where}.dose_changes[{j}].date")
                 self.add(f"dose_change({self.p},{k},{day})", f"dose_change:{drug}",
-                         f"{drug.replace('_', ' ')} dose changed to {fmt(Fraction(repr(ch.dose)))} on {ch.date}",
+                         f"{drug.replace('_', ' ')} dose changed to {fmt(exact(ch.dose))} on {ch.date}",
                          f"{where}.dose_changes[{j}]")
             if drug not in vocabulary.GLUCOCORTICOIDS:
                 continue
@@ -455,8 +496,8 @@ class _Builder:
             factor = units.ucum_factor(unit, "mg")
         except units.UnitError as e:
             raise RecordInvalid(f"{where}.unit", str(e)) from None
-        doses = [(med.start, Fraction(repr(med.dose)))]
-        doses += [(c.date, Fraction(repr(c.dose))) for c in med.dose_changes if c.date <= self.today]
+        doses = [(med.start, exact(med.dose))]
+        doses += [(c.date, exact(c.dose)) for c in med.dose_changes if c.date <= self.today]
         out = []
         for _, d in sorted(doses, key=lambda t: t[0]):
             if d < 0:

@@ -8,6 +8,7 @@ A bad record never stops the run.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
@@ -66,6 +67,10 @@ def screen_records(items: Iterable[Loaded | RecordError], kb: KnowledgeBase,
             on_progress(len(pending))
         pending.clear()
         n_findings = 0
+        # Results of earlier batches live until the run ends. Moving them out of the cyclic
+        # garbage collector's reach keeps its full collections from re-scanning a growing
+        # cohort (without this, a 10,000-patient run spends a third of its time there).
+        gc.freeze()
 
     for item in items:
         prepared = prepare(item, kb)

@@ -79,4 +79,5 @@ def to_canonical(kind: ObservationKind, value: Fraction, unit: str | None) -> Fr
     unit = unit.strip()
     if unit in kind.analyte_units:
         return value * kind.analyte_units[unit]
-    return value * ucum_factor(unit, kind.unit)
+    factor = ucum_factor(unit, kind.unit)
+    return value if factor == 1 else value * factor
