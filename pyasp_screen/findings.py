@@ -78,6 +78,9 @@ def fmt(value: Fraction, places: int = 3) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
+UNBOUNDED = 2**31 - 1  # the Hi of a quantity with no upper bound (a lower bound only)
+
+
 def grid(value: Fraction) -> int:
     """A value on the half-step grid of kb/lib/core.lp: 2*floor(1000 v), plus 1 when 1000 v
     is not whole. For every threshold T on the x1000 grid, v >= T iff grid(v) >= 2*T (and
@@ -108,6 +111,15 @@ def _observation_text(kind, value: Fraction, when: date, uln: Fraction | None) -
     if uln is None:
         return f"{kind.label} {fmt(value)}{unit} ({when})"
     return f"{kind.label} {fmt(value)}{unit} = {fmt(value / uln, 2)}x ULN (ULN {fmt(uln)}{unit}; {when})"
+
+
+def _steroid_text(total: Fraction, is_exact: bool, courses: int) -> str:
+    if not courses:
+        return "no oral glucocorticoid at screening (medication history complete)"
+    if is_exact:
+        return f"oral prednisone-equivalent {fmt(total, 2)} mg/day at screening"
+    return (f"oral prednisone-equivalent at least {fmt(total, 2)} mg/day at screening "
+            "(medication history not complete, or a dose unknown)")
 
 
 def _range_text(texts: list) -> str:
@@ -201,8 +213,9 @@ class _Builder:
                                     f"({kind.name} is measured in {kind.unit})")
             value = self._canonical(kind, obs.value, obs.unit, f"{where}.unit")
             self._plausible(kind, value, f"{where}.value", obs.value, obs.unit)
-            if kind.name == "spo2" and not obs.room_air:
-                self.out.notes.append(f"{where}: SpO2 not on room air, not read")
+            if kind.name == "spo2" and not (obs.room_air if obs.room_air is not None
+                                            else self.kb.param("spo2_unflagged_is_room_air")):
+                self.out.notes.append(f"{where}: SpO2 not known to be on room air, not read")
                 continue
             if kind.name == "weight":
                 weights.append((obs.date, value, where))
@@ -225,8 +238,10 @@ class _Builder:
             wheres = [w for _, _, w in entries]
             label = vocabulary.OBSERVATIONS[name].label
             if len(values) > 1:
-                self.out.notes.append(f"{label}: positive and negative on {entries[0][1]}; read as unknown")
-                continue
+                # Kept as an indeterminate result, so that it is the most recent one and an
+                # older result does not decide in its place.
+                self.out.notes.append(f"{label}: differing results on {entries[0][1]}; read as indeterminate")
+                values = {"indeterminate"}
             value = values.pop()
             self.add(f"qualitative({self.p},{name},{value},{days})", name,
                      f"{label} {value} ({entries[0][1]})", *wheres)
@@ -420,7 +435,18 @@ class _Builder:
         self._items("organ_involvement", self.r.organ_involvement, "organ_involvement")
 
     def assessments(self) -> None:
+        """The latest assessment of each name is read (undated ones count as made at
+        screening; on one date the one listed last)."""
+        latest: dict[str, tuple] = {}
         for i, a in enumerate(self.r.assessments):
+            when = a.date or self.today
+            if a.name not in latest or when >= latest[a.name][0]:
+                latest[a.name] = (when, i, a)
+        for i, a in enumerate(self.r.assessments):
+            if a.name in latest and latest[a.name][1] != i:
+                if a.date is not None:
+                    self.days_before(a.date, f"assessments[{i}].date")
+                continue
             where = f"assessments[{i}]"
             spec = vocabulary.ASSESSMENTS.get(a.name)
             if spec is None:
@@ -436,7 +462,6 @@ class _Builder:
         steroid_total = Fraction(0)
         steroid_known = True
         steroid_sources: list[str] = []
-        any_current_gc = False
         weight = self._latest_weight()
         for k, med in enumerate(self.r.medications):
             where = f"medications[{k}]"
@@ -463,19 +488,20 @@ class _Builder:
                 self.add(f"gc_dose_per_kg({self.p},{k},{g},{g})", f"gc_dose_per_kg:{drug}",
                          f"{drug} up to {fmt(per_kg, 2)} mg/kg/day prednisone-equivalent", where, weight[1])
             if end == 0 and med.route == "oral":
-                any_current_gc = True
                 steroid_sources.append(where)
                 if doses:
                     steroid_total += clinical.prednisone_equivalent_mg(drug, doses[-1])
                 else:
                     steroid_known = False
-        if any_current_gc and steroid_known:
-            self.quantity("prednisone_equivalent", steroid_total, 0,
-                          f"oral prednisone-equivalent {fmt(steroid_total, 2)} mg/day at screening",
-                          *steroid_sources)
-        elif not any_current_gc and "medications" in self.r.complete:
-            self.quantity("prednisone_equivalent", Fraction(0), 0,
-                          "no oral glucocorticoid at screening (medication history complete)", "complete")
+        # The oral prednisone-equivalent dose at screening is a point value only when the
+        # medication history is complete and every current dose is known; otherwise the
+        # recorded doses are a lower bound and the upper bound is open.
+        exact_total = steroid_known and "medications" in self.r.complete
+        if exact_total or steroid_total > 0:
+            hi = grid(steroid_total) if exact_total else UNBOUNDED
+            text = partial(_steroid_text, steroid_total, exact_total, len(steroid_sources))
+            self.add(f"quantity({self.p},prednisone_equivalent,{grid(steroid_total)},{hi},0)",
+                     "prednisone_equivalent", text, *(steroid_sources or ["complete"]))
 
     def _latest_weight(self):
         ws = [(o.date, i, o) for i, o in enumerate(self.r.observations)

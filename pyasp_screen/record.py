@@ -43,7 +43,8 @@ class Observation(msgspec.Struct, forbid_unknown_fields=True):
     """A laboratory result, vital sign or test. ``code`` is a vocabulary name or, with
     ``system: loinc``, a LOINC code. ``value`` is a number (with a UCUM ``unit``) or, for a
     qualitative test, ``positive`` / ``negative``. ``status: not_done`` or ``unknown`` records
-    explicitly that the value is not known."""
+    explicitly that the value is not known. ``room_air`` (SpO2 only): measured on room air;
+    when absent, the knowledge base's parameter spo2_unflagged_is_room_air decides."""
 
     code: str
     date: dt.date
@@ -53,7 +54,7 @@ class Observation(msgspec.Struct, forbid_unknown_fields=True):
     display: Union[str, None] = None
     status: Literal["final", "not_done", "unknown"] = "final"
     reference_range: Union[ReferenceRange, None] = None
-    room_air: bool = True
+    room_air: Union[bool, None] = None
 
 
 class Diagnosis(msgspec.Struct, forbid_unknown_fields=True):

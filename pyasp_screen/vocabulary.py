@@ -66,8 +66,8 @@ OBSERVATIONS: dict[str, ObservationKind] = {
         ObservationKind("inr", "INR", "1", (F("0.5"), F(20)), ("6301-6", "34714-6"), uln=True),
         ObservationKind("aptt", "APTT", "s", (F(10), F(250)), ("14979-9", "3173-2"), uln=True),
         ObservationKind("pt", "PT (prothrombin time)", "s", (F(5), F(250)), ("5902-2",), uln=True),
-        ObservationKind("spo2", "SpO2 (pulse oximetry)", "%", (F(0), F(100)),
-                        ("59408-5", "2708-6")),
+        # 59408-5 is pulse oximetry; 2708-6 (arterial blood gas) is not what SLE-IN-7e asks for.
+        ObservationKind("spo2", "SpO2 (pulse oximetry)", "%", (F(0), F(100)), ("59408-5",)),
         ObservationKind("lvef", "LVEF", "%", (F(0), F(100)), ("10230-1", "18043-0")),
         ObservationKind("fvc_pct_predicted", "FVC % predicted", "%", (F(0), F(250)),
                         ("19876-2",)),
@@ -90,7 +90,9 @@ LOINC_TO_OBSERVATION: dict[str, str] = {
 }
 
 QUALITATIVE_VALUES = {"positive": "positive", "pos": "positive", "detected": "positive",
-                      "negative": "negative", "neg": "negative", "not detected": "negative"}
+                      "negative": "negative", "neg": "negative", "not detected": "negative",
+                      "indeterminate": "indeterminate", "equivocal": "indeterminate",
+                      "borderline": "indeterminate"}
 
 # Diagnoses: vocabulary name -> (label, SNOMED CT codes, ICD-10 code prefixes).
 DIAGNOSES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {

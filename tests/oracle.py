@@ -87,16 +87,16 @@ SLOTS: dict[str, list[str]] = {
     # A medication history, complete when known: the courses that matter to CT1190B.
     "medications": [
         "complete({P},medications).",
-        "complete({P},medications). course({P},0,prednisone,oral,-200,0).",
-        "complete({P},medications). course({P},0,prednisone,oral,-200,0). "
+        "complete({P},medications). course({P},0,prednisone,oral,-200,0). gc_dose_per_kg({P},0,400,400).",
+        "complete({P},medications). course({P},0,prednisone,oral,-200,0). gc_dose_per_kg({P},0,400,400). "
         "course({P},1,mycophenolate_mofetil,oral,-200,0).",
-        "complete({P},medications). course({P},0,prednisone,oral,-200,0). "
+        "complete({P},medications). course({P},0,prednisone,oral,-200,0). gc_dose_per_kg({P},0,400,400). "
         "course({P},1,mycophenolate_mofetil,oral,-200,0). dose_change({P},1,-5).",
         "complete({P},medications). course({P},0,cyclophosphamide,iv,-400,-100). "
         "course({P},1,azathioprine,oral,-400,0).",
-        "complete({P},medications). course({P},0,prednisone,oral,-300,-100). "
+        "complete({P},medications). course({P},0,prednisone,oral,-300,-100). gc_dose_per_kg({P},0,2500,2500). "
         "course({P},1,mycophenolate_mofetil,oral,-300,-100).",
-        "complete({P},medications). course({P},0,prednisone,oral,-200,0). "
+        "complete({P},medications). course({P},0,prednisone,oral,-200,0). gc_dose_per_kg({P},0,400,400). "
         "course({P},1,mycophenolate_mofetil,oral,-200,0). course({P},2,belimumab,iv,-5,0).",
     ],
 }
