@@ -118,7 +118,7 @@ def _collect(rows, into: list):
 def params(kb, params):
     """List the knowledge base's parameters: name, value, unit and meaning."""
     knowledge = _load_kb(kb, params)
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 160)
     from rich.table import Table
 
     table = Table(title=f"{knowledge.name} v{knowledge.version} parameters", title_justify="left")

@@ -56,8 +56,9 @@ class Parameter:
     def display(self) -> str:
         v = self.value
         if self.kind == "quantity":
-            v = format(Decimal(v.numerator) / Decimal(v.denominator), "f").rstrip("0").rstrip(".") \
-                if isinstance(v, Fraction) else v
+            v = format(Decimal(v.numerator) / Decimal(v.denominator), "f")
+            if "." in v:
+                v = v.rstrip("0").rstrip(".")
         elif self.kind == "boolean":
             v = "true" if v else "false"
         return f"{v} {self.unit}".strip() if self.kind in ("quantity", "integer") else str(v)

@@ -1,0 +1,106 @@
+"""The command line as a user runs it: exit codes, formats, parameters, FHIR input."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from pyasp_screen.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+CASES = ROOT / "kb" / "ct1190b" / "cases"
+FHIR = ROOT / "tests" / "data" / "fhir"
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_screen_examples_table():
+    r = run("screen", CASES)
+    assert r.exit_code == 0, r.output
+    assert "SLE-ELIGIBLE" in r.output and "SSC-ELIGIBLE" in r.output
+    assert "0 rejected" in r.output
+
+
+def test_single_patient_table_lists_every_criterion_with_components():
+    r = run("screen", CASES / "sle-eligible.yaml")
+    assert r.exit_code == 0
+    for cid in ("SLE-IN-1", "SLE-IN-7e", "SSC-IN-4e", "SSC-EX-3"):
+        assert cid in r.output
+    assert "anc met" in r.output
+
+
+def test_csv_has_one_row_per_patient_and_one_column_per_criterion():
+    r = run("screen", CASES, "--format", "csv")
+    assert r.exit_code == 0
+    rows = list(csv.DictReader(io.StringIO(r.output)))
+    n_cases = len([p for p in CASES.glob("*.yaml") if not p.name.endswith(".expected.yaml")])
+    assert len(rows) == n_cases
+    assert {"SLE-IN-1", "SSC-EX-3", "verdict_sle", "verdict_ssc", "overall"} <= set(rows[0])
+    eligible = next(row for row in rows if row["patient"] == "SLE-ELIGIBLE")
+    assert eligible["overall"] == "eligible" and eligible["SLE-IN-7b"] == "met"
+
+
+def test_param_changes_the_answer_and_is_reported():
+    # An SLE patient whose CrCl is below 50: meets a lowered threshold of 30 mL/min.
+    base = json.loads(run("screen", CASES / "sle-in-7a-not-met.yaml", "--format", "json").output)
+    crit = {c["id"]: c["status"] for c in base["results"][0]["criteria"]}
+    assert crit["SLE-IN-7a"] == "not_met"
+    lowered = json.loads(run("screen", CASES / "sle-in-7a-not-met.yaml", "--format", "json",
+                             "--param", "crcl_min=30").output)
+    crit = {c["id"]: c["status"] for c in lowered["results"][0]["criteria"]}
+    assert crit["SLE-IN-7a"] == "met"
+    assert lowered["knowledge_base"]["parameters_changed"] == {"crcl_min": "30 mL/min"}
+
+
+def test_bad_param_is_a_usage_error_with_suggestion():
+    r = run("screen", CASES, "--param", "crcl_mn=30")
+    assert r.exit_code == 2
+    assert "did you mean crcl_min" in r.output
+
+
+def test_params_lists_every_parameter_with_unit_and_meaning():
+    r = run("params")
+    assert r.exit_code == 0
+    for name in ("crcl_min", "anc_min", "sle_coagulation_rule", "screening_window_days", "crcl_weight"):
+        assert name in r.output
+    assert "mL/min" in r.output
+
+
+def test_help_teaches_with_examples():
+    r = run("screen", "--help")
+    assert r.exit_code == 0
+    assert "Examples:" in r.output and "--format" in r.output and "--param" in r.output
+
+
+def test_fhir_bundles_screen_without_error_and_say_what_was_mapped(tmp_path):
+    r = run("screen", FHIR, "--format", "json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.output)
+    assert doc["summary"]["screened"] == 5 and doc["summary"]["rejected"] == 0
+    for res in doc["results"]:
+        notes = " ".join(res["notes"])
+        assert "not found in bundle" in notes and "anc" in notes
+        assert any("creatinine" in n for n in res["notes"])
+        assert res["overall"] in ("undetermined", "ineligible")
+
+
+def test_screen_works_outside_the_checkout(tmp_path, monkeypatch):
+    shutil.copy(CASES / "ssc-eligible.yaml", tmp_path / "p.yaml")
+    monkeypatch.chdir(tmp_path)
+    r = run("screen", "p.yaml", "--format", "json")
+    assert r.exit_code == 0
+    assert json.loads(r.output)["results"][0]["verdicts"]["ssc"] == "eligible"
+
+
+def test_output_file(tmp_path):
+    out = tmp_path / "out.json"
+    r = run("screen", CASES / "sle-eligible.yaml", "--format", "json", "-o", out)
+    assert r.exit_code == 0
+    assert json.loads(out.read_text())["results"][0]["overall"] == "eligible"
