@@ -84,6 +84,11 @@ class KnowledgeBase:
     populations: dict[str, str]
     criteria: list[Criterion] = field(default_factory=list)
     scheme_items: dict[str, frozenset[str]] = field(default_factory=dict)
+    # What the rules read, for the explanation engine: check(C, Name, Op, T) thresholds
+    # (T x1000), window(Name, Days), kb_diagnosis(D).
+    checks: list[tuple[str, str, str, int]] = field(default_factory=list)
+    windows: dict[str, int] = field(default_factory=dict)
+    diagnoses: frozenset[str] = frozenset()
 
     def param(self, name: str):
         return self.parameters[name].value
@@ -242,6 +247,9 @@ def _read_declarations(kb: KnowledgeBase) -> None:
     sentences: dict[str, str] = {}
     parts: dict[str, list[str]] = {}
     items: dict[str, set[str]] = {}
+    checks: list[tuple[str, str, str, int]] = []
+    windows: dict[str, int] = {}
+    diagnoses: set[str] = set()
     for atom in ctl.symbolic_atoms:
         sym = atom.symbol
         name, args = sym.name, sym.arguments
@@ -253,6 +261,12 @@ def _read_declarations(kb: KnowledgeBase) -> None:
             parts.setdefault(args[0].string, []).append(args[1].string)
         elif name == "scheme_item" and len(args) == 2:
             items.setdefault(str(args[0]), set()).add(str(args[1]))
+        elif name == "check" and len(args) == 4 and args[3].type == clingo.SymbolType.Number:
+            checks.append((args[0].string, str(args[1]), str(args[2]), args[3].number))
+        elif name == "window" and len(args) == 2 and args[1].type == clingo.SymbolType.Number:
+            windows[str(args[0])] = args[1].number
+        elif name == "kb_diagnosis" and len(args) == 1:
+            diagnoses.add(str(args[0]))
 
     def flatten(c: str) -> list[str]:
         out = []
@@ -267,6 +281,9 @@ def _read_declarations(kb: KnowledgeBase) -> None:
         for cid, info in sorted(criteria.items(), key=lambda kv: _criterion_order(kv[0]))
     ]
     kb.scheme_items = {k: frozenset(v) for k, v in items.items()}
+    kb.checks = sorted(checks)
+    kb.windows = windows
+    kb.diagnoses = frozenset(diagnoses)
 
 
 def _criterion_order(cid: str) -> tuple:

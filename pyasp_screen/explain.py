@@ -1,0 +1,632 @@
+"""Stage 5 of the pipeline: minimal explanations, computed by solving (docs/explanations.md).
+
+Definitions (../shared/SPEC.md). A set of findings *settles* a verdict if, with only those
+findings known and every other finding unknown, the verdict is already what it is now.
+
+- **sufficient reason** (abductive explanation): a subset-minimal set of the record's known
+  findings that settles the verdict;
+- **near miss** (contrastive explanation): a subset-minimal set of known findings which, had
+  they other values, would change the verdict; the values that would are reported;
+- **missing data**: for an undetermined verdict, the subset-minimal sets of unknown findings
+  whose measurement could settle it, with the values that would.
+
+How. One program per patient is grounded once: the knowledge base, every known finding behind
+an external atom ``known(I)``, and every hypothetical value of every finding (its *value
+classes*: each threshold the rules compare it with, and just below and just above it) behind
+a choice guarded by an external ``free(S)``. "Settles" is then one solve under assumptions.
+Sufficiency is upward closed (knowing more never unsettles a verdict, docs/semantics.md), so
+the minimal sets are enumerated with MARCO (Liffiton et al., Constraints 2016): a map solver
+(clingo again) proposes unexplored seeds; a sufficient seed is shrunk by deletion to a
+sufficient reason, an insufficient one grown to a maximal insufficient set whose complement is
+a near miss (the hitting-set duality of abductive and contrastive explanations, Ignatiev et al.,
+AI*IA 2020). Every result is re-checked by the same solver before it is reported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import clingo
+
+from pyasp_screen import vocabulary
+from pyasp_screen.findings import Findings, fmt
+from pyasp_screen.kb import SCALE, KnowledgeBase
+
+SHOW = "#show status/3.\n#show verdict/3.\n#show overall/2.\n#show pick/1.\n"
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A known finding: the facts one record entry gave (a course with its dose changes is
+    one unit). slot: the finding it is a value of, for near misses (None: no alternative)."""
+
+    key: str
+    facts: tuple[str, ...]
+    text: str
+    slot: str | None
+    sources: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """One value a finding could take: its facts and a label ("ANC < 1 10*9/L")."""
+
+    slot: str
+    label: str
+    facts: tuple[str, ...]
+    order: int = 0  # position among the slot's values, low to high (quantities)
+    grid: int | None = None  # quantities: the value on the half-step grid
+
+
+@dataclass
+class Slot:
+    """A finding the knowledge base reads, with the value classes that matter."""
+
+    key: str
+    label: str
+    values: list[Hypothesis] = field(default_factory=list)
+    quantity: bool = False
+
+
+# ---------------------------------------------------------------------------------------
+# Units and value classes
+# ---------------------------------------------------------------------------------------
+
+def units_of(findings: Findings) -> list[Unit]:
+    """The record's known findings as explanation units (every fact but patient/1)."""
+    groups: dict[str, list] = {}
+    for f in findings.findings:
+        if f.name == "patient":
+            continue
+        head = f.sources[0] if f.sources else ""
+        key = head.split(".")[0] if head.startswith("medications[") else f"{len(groups)}:{f.fact}"
+        groups.setdefault(key, []).append(f)
+    units = []
+    for key, fs in groups.items():
+        units.append(Unit(key, tuple(f.fact for f in fs), "; ".join(f.text for f in fs),
+                          _slot_of(fs[0].fact), tuple(s for f in fs for s in f.sources)))
+    return units
+
+
+def _in_category(unit: Unit, category: str) -> bool:
+    slot = unit.slot or ""
+    if category == "medications":
+        return unit.key.startswith("medications[")
+    if category == "diagnoses":
+        return slot.startswith(("diagnosis:", "duration:")) or "assessment" in slot and "ssc_subtype" in slot
+    if category in ("transfusions", "growth_factors"):
+        return slot == f"event:{category[:-1]}"
+    return slot.startswith(f"item:{category}:")
+
+
+def _category_members(units: list[Unit]) -> dict[int, list[int]]:
+    """For each unit declaring a category complete, the units of that category.
+
+    A closed-world declaration is about the list as recorded: it says nothing once one of
+    the listed entries is unknown (otherwise dropping a listed course while keeping "the
+    medication history is complete" would assert that the course was not taken). So the
+    declaration only holds while every member is known.
+    """
+    out = {}
+    for i, u in enumerate(units):
+        if u.slot and u.slot.startswith("complete:"):
+            cat = u.slot.split(":", 1)[1]
+            out[i] = [j for j, v in enumerate(units) if j != i and _in_category(v, cat)]
+    return out
+
+
+def _args(fact: str) -> list[str]:
+    """The arguments after the patient term of a vocabulary fact (names and integers only)."""
+    inner = fact[fact.index("(") + 1:-1]
+    # the patient is the first argument, a string that may hold commas: skip past it
+    if inner.startswith('"'):
+        i = 1
+        while inner[i] != '"':
+            i += 2 if inner[i] == "\\" else 1
+        inner = inner[i + 2:]
+    else:
+        inner = inner.partition(",")[2]
+    return inner.split(",") if inner else []
+
+
+def _slot_of(fact: str) -> str | None:
+    pred = fact[:fact.index("(")]
+    a = _args(fact)
+    if pred in ("quantity", "qualitative"):
+        return a[0]
+    if pred in ("diagnosis", "diagnosis_unknown"):
+        return f"diagnosis:{a[0]}"
+    if pred == "assessment":
+        return f"assessment:{a[0]}"
+    if pred == "classification":
+        return f"classification:{a[0]}"
+    if pred in ("item", "item_unknown"):
+        return f"item:{a[0]}:{a[1]}"
+    if pred == "complete":
+        return f"complete:{a[0]}"
+    if pred == "event":
+        return f"event:{a[0]}"
+    if pred == "sledai2k_total":
+        return "sledai2k_total"
+    if pred == "disease_duration_months":
+        return f"duration:{a[0]}"
+    return None
+
+
+def _unit_label(name: str) -> tuple[str, str]:
+    """(label, unit) of a quantity name for sentences."""
+    if name.endswith("_x_uln"):
+        base = vocabulary.OBSERVATIONS.get(name[:-6])
+        return (base.label if base else name[:-6]), "x ULN"
+    derived = {"crcl": ("CrCl (Cockcroft-Gault)", "mL/min"),
+               "prednisone_equivalent": ("oral prednisone-equivalent dose", "mg/day"),
+               "fvc_decline_12mo": ("FVC decline over 12 months", "points")}
+    if name in derived:
+        return derived[name]
+    o = vocabulary.OBSERVATIONS.get(name)
+    return (o.label, o.unit if o and o.unit != "1" else "") if o else (name, "")
+
+
+def _num(scaled: int) -> str:
+    from fractions import Fraction
+    return fmt(Fraction(scaled, SCALE))
+
+
+def value_classes(kb: KnowledgeBase, findings: Findings, units: list[Unit]) -> dict[str, Slot]:
+    """Every finding the knowledge base reads, with its value classes.
+
+    Quantities: on, just below and just above each threshold the rules compare them with
+    (kb.checks), on the exact half-step grid. Qualitative tests: positive / negative.
+    Diagnoses, assessments, classification assertions, items of recorded schemes: their
+    values. Categories not declared complete: declaring them complete. Events: one within
+    the window. Values are dated at the screening date.
+    """
+    p = f"patient({findings.patient})"
+    pid = next(f.fact for f in findings.findings if f.name == "patient")[len("patient("):-1]
+    known = {u.slot for u in units if u.slot}
+    slots: dict[str, Slot] = {}
+
+    def add(slot: Slot) -> None:
+        if slot.values:
+            slots[slot.key] = slot
+
+    thresholds: dict[str, set[int]] = {}
+    for _, name, _, t in kb.checks:
+        thresholds.setdefault(name, set()).add(t)
+    for name, ts in thresholds.items():
+        label, unit = _unit_label(name)
+        s = Slot(name, label, quantity=True)
+        grid_values = sorted({g for t in ts for g in (2 * t - 1, 2 * t, 2 * t + 1)})
+        ordered = sorted(ts)
+        for i, g in enumerate(grid_values):
+            s.values.append(Hypothesis(name, _class_label(label, unit, g, ordered),
+                                       (f"quantity({pid},{name},{g},{g},0)",), i, g))
+        add(s)
+    for name in kb.windows:
+        o = vocabulary.OBSERVATIONS.get(name)
+        if o is not None and o.qualitative:
+            s = Slot(name, o.label)
+            for v in ("positive", "negative"):
+                s.values.append(Hypothesis(name, f"{o.label} {v}", (f"qualitative({pid},{name},{v},0)",)))
+            add(s)
+    for d in sorted(kb.diagnoses):
+        label = vocabulary.DIAGNOSES.get(d, (d,))[0]
+        s = Slot(f"diagnosis:{d}", label)
+        s.values = [Hypothesis(s.key, f"{label} present", (f"diagnosis({pid},{d},yes)",)),
+                    Hypothesis(s.key, f"{label} absent", (f"diagnosis({pid},{d},no)",))]
+        add(s)
+    program = kb.program_text()
+    for name, (values, meaning) in vocabulary.ASSESSMENTS.items():
+        if f"assessment(P,{name}," not in program:
+            continue
+        s = Slot(f"assessment:{name}", meaning)
+        s.values = [Hypothesis(s.key, f"{meaning}: {v}", (f"assessment({pid},{name},{v},0)",))
+                    for v in values]
+        add(s)
+    recorded_schemes = {u.slot.split(":")[1] for u in units if u.slot and u.slot.startswith("item:")}
+    complete = {u.slot.split(":", 1)[1] for u in units if u.slot and u.slot.startswith("complete:")}
+    for scheme, assertion in vocabulary.CLASSIFICATION_SCHEMES.items():
+        # classification/3 is read only when the scheme's items are not recorded
+        if assertion not in recorded_schemes and assertion not in complete:
+            s = Slot(f"classification:{scheme}", f"{scheme} classification criteria")
+            s.values = [Hypothesis(s.key, f"{scheme} classification criteria {w}",
+                                   (f"classification({pid},{scheme},{v})",))
+                        for v, w in (("yes", "met"), ("no", "not met"))]
+            add(s)
+    for scheme in sorted(recorded_schemes - complete):
+        for item in sorted(kb.scheme_items.get(scheme, ())):
+            s = Slot(f"item:{scheme}:{item}", f"{item.replace('_', ' ')} ({scheme.replace('_', ' ')})")
+            s.values = [Hypothesis(s.key, f"{item.replace('_', ' ')} {w}",
+                                   (f"item({pid},{scheme},{item},{v})",))
+                        for v, w in (("yes", "present"), ("no", "absent"))]
+            add(s)
+    for cat in vocabulary.CATEGORIES:
+        if cat in complete or (cat not in ("medications", "transfusions", "growth_factors",
+                                           "diagnoses") and cat not in recorded_schemes):
+            continue
+        s = Slot(f"complete:{cat}", f"{cat.replace('_', ' ')} history")
+        s.values = [Hypothesis(s.key, f"{cat.replace('_', ' ')} recorded complete as it stands",
+                               (f"complete({pid},{cat})",))]
+        add(s)
+    for event in ("transfusion", "growth_factor"):
+        s = Slot(f"event:{event}", event.replace("_", " "))
+        s.values = [Hypothesis(s.key, f"a {event.replace('_', ' ')} just before screening",
+                               (f"event({pid},{event},0)",))]
+        add(s)
+    # Unknown slots are those with no known unit; a known unit's slot keeps its values for
+    # near misses.
+    del p, known
+    return slots
+
+
+def _class_label(label: str, unit: str, g: int, thresholds: list[int]) -> str:
+    """The value class of grid value g among the thresholds, in words."""
+    u = f" {unit}" if unit else ""
+    if g % 2 == 0:
+        return f"{label} = {_num(g // 2)}{u}"
+    lo, hi = (g - 1) // 2, (g + 1) // 2
+    below = [t for t in thresholds if t <= lo]
+    above = [t for t in thresholds if t >= hi]
+    if below and above:
+        return f"{label} between {_num(below[-1])} and {_num(above[0])}{u}"
+    if below:
+        return f"{label} > {_num(below[-1])}{u}"
+    return f"{label} < {_num(above[0])}{u}"
+
+
+# ---------------------------------------------------------------------------------------
+# The per-patient program
+# ---------------------------------------------------------------------------------------
+
+SCOPES_TARGETS = ("eligible", "ineligible", "undetermined", "not_eligible", "not_ineligible")
+
+
+class Explainer:
+    """One grounded program per patient; ``settles`` and friends are solves under
+    assumptions. ``calls`` counts solves (for benchmarks)."""
+
+    def __init__(self, kb: KnowledgeBase, findings: Findings,
+                 slots: dict[str, Slot] | None = None):
+        self.kb = kb
+        self.findings = findings
+        self.units = units_of(findings)
+        self.slots = slots if slots is not None else value_classes(kb, findings, self.units)
+        self.slot_keys = list(self.slots)
+        self.known_slots = {u.slot for u in self.units if u.slot}
+        self.unknown_slots = [s for s in self.slot_keys if s not in self.known_slots]
+        self.populations = list(kb.populations)
+        self.members = _category_members(self.units)
+        self.calls = 0
+        self._cache: dict = {}
+        self._build()
+
+    def _build(self) -> None:
+        pid = next(f.fact for f in self.findings.findings if f.name == "patient")[len("patient("):-1]
+        self.pid = pid
+        scopes = ["overall"] + self.populations
+        # Externals are declared [free] and every solve assumes a value for each of them:
+        # an external left at its default (false) would make a contrary assumption unsat.
+        common = [f"patient({pid}).", f"#external known(I) : I = 0..{len(self.units) - 1}. [free]"]
+        for i, u in enumerate(self.units):
+            body = ", ".join(f"known({j})" for j in [i] + self.members.get(i, []))
+            common += [f"{fact} :- {body}." for fact in u.facts]
+        for scope in scopes:
+            common += [f"#external target({scope},{t}). [free]" for t in SCOPES_TARGETS]
+            v = f"overall({pid},V)" if scope == "overall" else f"verdict({pid},{scope},V)"
+            common.append(f":- target({scope},T), T != not_eligible, T != not_ineligible, "
+                          f"not {v.replace('V', 'T')}.")
+            common.append(f":- target({scope},not_eligible), {v.replace('V', 'eligible')}.")
+            common.append(f":- target({scope},not_ineligible), {v.replace('V', 'ineligible')}.")
+        # Hypothetical values: pick(J) sets value J of a slot; at most one per free slot.
+        hyp_lines = [f"#external free(I) : I = 0..{len(self.slot_keys) - 1}. [free]"]
+        self.hyps: list[Hypothesis] = []
+        for s, key in enumerate(self.slot_keys):
+            ids = []
+            for h in self.slots[key].values:
+                ids.append(len(self.hyps))
+                self.hyps.append(h)
+                hyp_lines += [f"{fact} :- pick({ids[-1]})." for fact in h.facts]
+            hyp_lines.append(f"{{ {'; '.join(f'pick({j})' for j in ids)} }} 1 :- free({s}).")
+        # Two programs: a lean one for "which known findings settle it" (most solves), and
+        # one with every hypothetical value for "which values would".
+        self.lean = self._ground(common)
+        self.full = self._ground(common + hyp_lines)
+        self._slot_index = {k: i for i, k in enumerate(self.slot_keys)}
+
+        def lits(ctl, name, args_list):
+            return [ctl.symbolic_atoms[clingo.Function(name, args)].literal for args in args_list]
+
+        known_args = [[clingo.Number(i)] for i in range(len(self.units))]
+        target_keys = [(sc, t) for sc in scopes for t in SCOPES_TARGETS]
+        target_args = [[clingo.Function(sc), clingo.Function(t)] for sc, t in target_keys]
+        self._lits = {}
+        for which, ctl in (("lean", self.lean), ("full", self.full)):
+            self._lits[which] = (lits(ctl, "known", known_args),
+                                 dict(zip(target_keys, lits(ctl, "target", target_args))))
+        self._free_lits = lits(self.full, "free", [[clingo.Number(i)] for i in range(len(self.slot_keys))])
+        pick_atoms = {a.symbol.arguments[0].number: a.literal for a in self.full.symbolic_atoms.by_signature("pick", 1)}
+        self._pick_lits = [pick_atoms.get(j) for j in range(len(self.hyps))]
+
+    def _ground(self, lines: list[str]) -> clingo.Control:
+        ctl = clingo.Control(self.kb.clingo_args() + ["--warn=none"])
+        ctl.add("base", [], self.kb.program_text() + "\n" + SHOW + "\n".join(lines))
+        ctl.ground([("base", [])])
+        return ctl
+
+    def _assumptions(self, which: str, known: Iterable[int], free: Iterable[str] = (),
+                     target: tuple[str, str] | None = None, picks: Iterable[int] = ()) -> list[int]:
+        """A literal for every external: those named true, all others false."""
+        known_lits, target_lits = self._lits[which]
+        on = set(known)
+        out = [lit if i in on else -lit for i, lit in enumerate(known_lits)]
+        out += [lit if key == target else -lit for key, lit in target_lits.items()]
+        if which == "full":
+            on_free = {self._slot_index[s] for s in free}
+            out += [lit if i in on_free else -lit for i, lit in enumerate(self._free_lits)]
+            out += [self._pick_lits[j] for j in picks if self._pick_lits[j] is not None]
+        return out
+
+    def holds(self, known: Iterable[int], free: Iterable[str] = (),
+              target: tuple[str, str] | None = None, picks: Iterable[int] = ()) -> bool:
+        """Is there a model with ``known`` units, ``free`` slots (and ``picks``) meeting
+        ``target``? (No model is read: the fast question.)"""
+        key = (frozenset(known), frozenset(free), target, tuple(picks))
+        if key not in self._cache:
+            self.calls += 1
+            which = "full" if free or picks else "lean"
+            ctl = self.full if which == "full" else self.lean
+            self._cache[key] = ctl.solve(
+                assumptions=self._assumptions(which, key[0], key[1], target, key[3])).satisfiable
+        return self._cache[key]
+
+    def solve(self, known: Iterable[int], free: Iterable[str] = (),
+              target: tuple[str, str] | None = None) -> list[clingo.Symbol] | None:
+        """The shown atoms of a model with ``known`` units and ``free`` slots, meeting
+        ``target`` (scope, verdict), or None if there is none."""
+        self.calls += 1
+        free = list(free)
+        which = "full" if free else "lean"
+        ctl = self.full if which == "full" else self.lean
+        found: list = []
+        result = ctl.solve(assumptions=self._assumptions(which, known, free, target),
+                           on_model=lambda m: found.append(list(m.symbols(shown=True))))
+        return found[0] if result.satisfiable else None
+
+    # -- the three questions -------------------------------------------------------------
+    def verdict(self, known: Iterable[int] | None = None) -> dict[str, str]:
+        """Verdict per scope ("overall" and each population) with ``known`` units (all)."""
+        atoms = self.solve(range(len(self.units)) if known is None else known)
+        out = {}
+        for a in atoms:
+            if a.name == "overall":
+                out["overall"] = a.arguments[1].name
+            elif a.name == "verdict":
+                out[a.arguments[1].name] = a.arguments[2].name
+        return out
+
+    def statuses(self, atoms) -> dict[str, str]:
+        return {a.arguments[1].string: a.arguments[2].name for a in atoms if a.name == "status"}
+
+    def picks(self, atoms) -> list[Hypothesis]:
+        return [self.hyps[a.arguments[0].number] for a in atoms if a.name == "pick"]
+
+
+# ---------------------------------------------------------------------------------------
+# MARCO: all minimal sets of an upward-closed predicate
+# ---------------------------------------------------------------------------------------
+
+def smallest_minimal_sets(n: int, holds: Callable[[frozenset[int]], bool], most: int = 10):
+    """The subset-minimal sets S of {0..n-1} with holds(S), smallest first, at most ``most``.
+
+    ``holds`` must be upward closed. Implicit hitting sets, in the manner of MARCO
+    (Liffiton et al., Constraints 2016) with a minimising map: the map solver (clingo)
+    proposes a smallest set that is no superset of a set found and hits the complement of
+    every maximal set known not to hold. If it holds, it is minimal (a smaller holding set
+    would have been a smaller proposal) and it is the next smallest; if not, it is grown to a
+    maximal set that does not hold, whose complement every answer must hit.
+
+    Returns (minimal sets, maximal non-holding sets met on the way, complete) where complete
+    means the map ran out: every minimal set was returned.
+    """
+    cache: dict[frozenset[int], bool] = {}
+
+    def test(s: frozenset[int]) -> bool:
+        if s not in cache:
+            cache[s] = holds(s)
+        return cache[s]
+
+    if not test(frozenset(range(n))):
+        return [], [frozenset(range(n))], True
+    mp = clingo.Control(["--opt-mode=opt"])
+    mp.add("base", [], f"{{ x(0..{n - 1}) }}.\n#minimize {{ 1,I : x(I) }}." if n else "")
+    mp.ground([("base", [])])
+    minimal: list[frozenset[int]] = []
+    maximal_not: list[frozenset[int]] = []
+    for k in range(10_000):
+        if len(minimal) >= most:
+            return minimal, maximal_not, False
+        best: list[frozenset[int]] = []
+
+        def on_model(m) -> None:
+            best.append(frozenset(sym.arguments[0].number for sym in m.symbols(atoms=True) if sym.name == "x"))
+
+        if not mp.solve(on_model=on_model).satisfiable:
+            return minimal, maximal_not, True
+        seed = best[-1]  # the optimum
+        if test(seed):
+            minimal.append(seed)
+            clause = (":- " + ", ".join(f"x({e})" for e in sorted(seed)) + ".") if seed else ":- ."
+        else:
+            grown = set(seed)
+            for e in range(n):
+                if e not in grown and not test(frozenset(grown | {e})):
+                    grown.add(e)
+            maximal_not.append(frozenset(grown))
+            rest = [e for e in range(n) if e not in grown]
+            clause = (":- " + ", ".join(f"not x({e})" for e in rest) + ".") if rest else ":- ."
+        mp.add(f"b{k}", [], clause)
+        mp.ground([(f"b{k}", [])])
+    return minimal, maximal_not, False
+
+
+# ---------------------------------------------------------------------------------------
+# Explanations
+# ---------------------------------------------------------------------------------------
+
+@dataclass
+class Reason:
+    """A set of findings, the criteria it decides, and (near misses, missing data) the
+    values that would change or settle the verdict."""
+
+    findings: list[str]
+    sources: list[str]
+    criteria: list[str]
+    values: list[str] = field(default_factory=list)
+    outcome: str = ""
+
+
+@dataclass
+class ScopeExplanation:
+    scope: str             # "overall" or a population
+    verdict: str
+    sufficient_reasons: list[Reason] = field(default_factory=list)
+    near_misses: list[Reason] = field(default_factory=list)
+    missing: dict[str, list[Reason]] = field(default_factory=dict)   # target verdict -> sets
+    useless: list[str] = field(default_factory=list)                 # unknowns that change nothing
+    complete: bool = True  # False if an enumeration was cut short by the limit
+
+
+def _deciding(kb: KnowledgeBase, statuses: dict[str, str], scope: str, verdict: str) -> list[str]:
+    """Criteria that settle the verdict in a model: for ineligible the failing ones, for
+    eligible the ones met (inclusion) or not met (exclusion) in the scope."""
+    out = []
+    for c in kb.criteria:
+        if scope != "overall" and c.population != scope:
+            continue
+        st = statuses.get(c.id, "unknown")
+        failing = (c.kind == "inclusion" and st == "not_met") or (c.kind == "exclusion" and st == "met")
+        passing = (c.kind == "inclusion" and st == "met") or (c.kind == "exclusion" and st == "not_met")
+        if (verdict == "ineligible" and failing) or (verdict == "eligible" and passing):
+            out.append(c.id)
+    return out
+
+
+def _summarise(ex: Explainer, slot_key: str, working: list[Hypothesis]) -> str:
+    """The values of one finding that work, as one phrase ("ANC >= 1 10*9/L").
+
+    For a quantity the working value classes of a monotone rule form an upper or a lower
+    segment; its end is reported as a bound (an even grid value is the threshold itself, an
+    odd one lies just beside it, so the bound is strict).
+    """
+    slot = ex.slots[slot_key]
+    if len(working) == len(slot.values):
+        return working[0].label if len(working) == 1 else f"{slot.label}: any value"
+    if not slot.quantity:
+        return " or ".join(h.label for h in working)
+    orders = sorted(h.order for h in working)
+    top = len(slot.values) - 1
+    contiguous = orders == list(range(orders[0], orders[-1] + 1))
+    label, unit = _unit_label(slot_key)
+    u = f" {unit}" if unit else ""
+    by_order = {h.order: h for h in slot.values}
+    if contiguous and orders[-1] == top:
+        g = by_order[orders[0]].grid
+        return f"{label} >= {_num(g // 2)}{u}" if g % 2 == 0 else f"{label} > {_num((g - 1) // 2)}{u}"
+    if contiguous and orders[0] == 0:
+        g = by_order[orders[-1]].grid
+        return f"{label} <= {_num(g // 2)}{u}" if g % 2 == 0 else f"{label} < {_num((g + 1) // 2)}{u}"
+    return " or ".join(h.label for h in working)
+
+
+def _values_for(ex: Explainer, known: list[int], slots: list[str], target: tuple[str, str]) -> list[str]:
+    """For each slot, the values that reach ``target`` with the other slots free."""
+    out = []
+    for s in slots:
+        others = [o for o in slots if o != s]
+        working = []
+        for h in ex.slots[s].values:
+            if ex.holds(known, others + [s], target, picks=[ex.hyps.index(h)]):
+                working.append(h)
+        out.append(_summarise(ex, s, working) if working else f"{ex.slots[s].label}: no single value")
+    return out
+
+
+def explain_scope(ex: Explainer, scope: str, verdict: str, max_results: int = 10) -> ScopeExplanation:
+    """Sufficient reasons and near misses (a settled verdict) or missing data (undetermined),
+    smallest first, at most ``max_results`` of each kind."""
+    out = ScopeExplanation(scope, verdict)
+    n = len(ex.units)
+    everything = range(n)
+    if verdict in ("eligible", "ineligible"):
+        def settles(s: frozenset[int]) -> bool:
+            return ex.holds(s, target=(scope, verdict))
+
+        def contrastive(c: frozenset[int]) -> bool:  # unknown c: the verdict is no longer settled
+            return not settles(frozenset(everything) - c)
+
+        axps, _, done_a = smallest_minimal_sets(n, settles, max_results)
+        cxps, _, done_c = smallest_minimal_sets(n, contrastive, max_results)
+        out.complete = done_a and done_c
+        for m in axps:
+            atoms = ex.solve(m)
+            out.sufficient_reasons.append(Reason(
+                [ex.units[i].text for i in sorted(m)],
+                sorted({src for i in m for src in ex.units[i].sources}),
+                _deciding(ex.kb, ex.statuses(atoms), scope, verdict)))
+        flip = "eligible" if verdict == "ineligible" else "ineligible"
+        now = _deciding(ex.kb, ex.statuses(ex.solve(everything)), scope, verdict)
+        for c in cxps:
+            keep = [i for i in everything if i not in c]
+            slots = sorted({ex.units[i].slot for i in c if ex.units[i].slot in ex.slots})
+            reached = None
+            for goal in (flip, "undetermined"):
+                if ex.holds(keep, free=slots, target=(scope, goal)):
+                    reached = goal
+                    break
+            values = _values_for(ex, keep, slots, (scope, reached)) if reached and slots else []
+            touched = sorted({cid for cid in now if _reads(ex, c, cid, scope, verdict)})
+            out.near_misses.append(Reason(
+                [ex.units[i].text for i in sorted(c)],
+                sorted({src for i in c for src in ex.units[i].sources}),
+                touched, values, reached or "undetermined (only by being unknown)"))
+        return out
+    # undetermined: which unknown findings could settle it, and how
+    known = list(everything)
+    unknown = ex.unknown_slots
+    relevant: set[str] = set()
+    for goal in ("ineligible", "eligible"):
+        def can_settle(s: frozenset[int], goal=goal) -> bool:
+            return ex.holds(known, free=[unknown[i] for i in s], target=(scope, goal))
+
+        minimal, _, done = smallest_minimal_sets(len(unknown), can_settle, max_results)
+        out.complete = out.complete and done
+        reasons = []
+        for m in minimal:
+            slots = [unknown[i] for i in sorted(m)]
+            relevant.update(slots)
+            atoms = ex.solve(known, free=slots, target=(scope, goal))
+            reasons.append(Reason([ex.slots[s].label for s in slots], [],
+                                  _deciding(ex.kb, ex.statuses(atoms), scope, goal),
+                                  _values_for(ex, known, slots, (scope, goal)), goal))
+        out.missing[goal] = reasons
+    if out.complete:
+        out.useless = [ex.slots[s].label for s in unknown if s not in relevant]
+    return out
+
+
+def _reads(ex: Explainer, c: frozenset[int], cid: str, scope: str, verdict: str) -> bool:
+    """Does making the findings c unknown unsettle criterion cid? (It is one they decide.)"""
+    keep = [i for i in range(len(ex.units)) if i not in c]
+    return ex.statuses(ex.solve(keep)).get(cid) == "unknown"
+
+
+def explain(kb: KnowledgeBase, findings: Findings, max_results: int = 10,
+            scopes: Iterable[str] | None = None) -> tuple[Explainer, list[ScopeExplanation]]:
+    """Explanations for one patient: overall first, then each population."""
+    ex = Explainer(kb, findings)
+    verdicts = ex.verdict()
+    out = []
+    for scope in (scopes or ["overall"] + ex.populations):
+        out.append(explain_scope(ex, scope, verdicts[scope], max_results))
+    return ex, out
