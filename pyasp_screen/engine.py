@@ -78,7 +78,7 @@ class Engine:
             ctl.add("base", [], facts)
             ctl.ground([("base", [])])
         except RuntimeError:
-            raise EngineError(messages[0].splitlines()[0] if messages else "grounding failed") from None
+            raise EngineError(" ".join(messages[0].split()) if messages else "grounding failed") from None
         symbols: list[clingo.Symbol] = []
         with ctl.solve(yield_=True) as handle:
             for model in handle:

@@ -80,7 +80,12 @@ def units_of(findings: Findings) -> list[Unit]:
         if f.name == "patient":
             continue
         head = f.sources[0] if f.sources else ""
-        key = head.split(".")[0] if head.startswith("medications[") else f"{len(groups)}:{f.fact}"
+        if head.startswith("medications["):    # a course with its dose changes: one unit
+            key = head.split(".")[0]
+        elif head.startswith("group:"):         # facts a caller grouped explicitly
+            key = head
+        else:
+            key = f"{len(groups)}:{f.fact}"
         groups.setdefault(key, []).append(f)
     units = []
     for key, fs in groups.items():

@@ -91,14 +91,42 @@ def grid(value: Fraction) -> int:
 
 def exact(number: float | int) -> Fraction:
     """The exact decimal a record wrote: 1.2 is 6/5, not the binary float nearest to 1.2
-    (a float's repr is the shortest decimal that reads back as the same float)."""
+    (a float's repr is the shortest decimal that reads back as the same float).
+
+    Raises ValueError for NaN and infinities.
+    """
     if isinstance(number, int):
         return Fraction(number)
+    if number != number or number in (float("inf"), float("-inf")):
+        raise ValueError("not a finite number")
     text = repr(number)
-    if "e" in text or "n" in text:  # 1e-05, inf, nan: rare, let Fraction parse (or refuse) them
+    if "e" in text:  # 1e-05, 1e+300: rare
         return Fraction(text)
     whole, _, decimals = text.partition(".")
     return Fraction(int(whole + decimals), 10 ** len(decimals))
+
+
+GRID_LIMIT = 2**31 - 2  # clingo integers are 32-bit; UNBOUNDED is reserved
+
+
+def checked_grid(value: Fraction, where: str) -> int:
+    """grid(value), refusing values too large for clingo's 32-bit integers."""
+    g = grid(value)
+    if abs(g) > GRID_LIMIT - 1:
+        raise RecordInvalid(where, f"value {float(value):.4g} is too large to screen")
+    return g
+
+
+def exact_field(number, where: str) -> Fraction:
+    """exact(), with a bad number reported as the record's problem."""
+    try:
+        return exact(number)
+    except (ValueError, OverflowError):
+        raise RecordInvalid(where, f"{number!r} is not a finite number") from None
+
+
+MAX_DAILY_DOSE_MG = Fraction(100_000)  # no drug is given at 100 g/day: anything above is a typo
+MAX_AGE_YEARS = 130
 
 
 def _suggest(word: str, options) -> str:
@@ -152,7 +180,7 @@ class _Builder:
         return days
 
     def quantity(self, name: str, value: Fraction, days: int, text: str, *sources: str) -> None:
-        g = grid(value)
+        g = checked_grid(value, sources[0] if sources else name)
         self.add(f"quantity({self.p},{name},{g},{g},{days})", name, text, *sources)
 
     # -- stages ------------------------------------------------------------
@@ -162,6 +190,8 @@ class _Builder:
         if r.birth_date is not None:
             self.days_before(r.birth_date, "birth_date")
             self.age = clinical.age_in_years(r.birth_date, self.today)
+            if self.age > MAX_AGE_YEARS:
+                raise RecordInvalid("birth_date", f"{r.birth_date} gives an age of {self.age} years: impossible")
             self.add(f"age({self.p},{self.age})", "age", f"age {self.age} y", "birth_date")
         else:
             self.age = None
@@ -181,6 +211,10 @@ class _Builder:
                                     ("growth_factor", r.growth_factors, "growth_factors")):
             for i, ev in enumerate(events):
                 d = self.days_before(ev.date, f"{label}[{i}].date")
+                if kind == "growth_factor" and ev.drug is not None and \
+                        ev.drug.strip().lower().replace(" ", "_") not in vocabulary.GROWTH_FACTORS:
+                    raise RecordInvalid(f"{label}[{i}].drug", f"{ev.drug!r} is not a haematopoietic growth factor"
+                                        + _suggest(ev.drug.lower(), vocabulary.GROWTH_FACTORS))
                 what = ev.product or ev.drug or kind.replace("_", " ")
                 self.add(f"event({self.p},{kind},{d})", kind, f"{what} on {ev.date} ({d} d before screening)",
                          f"{label}[{i}]")
@@ -285,8 +319,9 @@ class _Builder:
         return kind
 
     def _canonical(self, kind, raw, unit, where: str) -> Fraction:
+        value = exact_field(raw, where.rsplit(".", 1)[0] + ".value" if where.endswith(".unit") else where)
         try:
-            return units.to_canonical(kind, exact(raw), unit)
+            return units.to_canonical(kind, value, unit)
         except units.UnitError as e:
             raise RecordInvalid(where, str(e)) from None
 
@@ -302,8 +337,11 @@ class _Builder:
         rr = obs.reference_range
         if rr is not None and rr.high is not None:
             uln = self._canonical(kind, rr.high, rr.unit or obs.unit, f"{where}.reference_range.unit")
-            if uln <= 0:
-                raise RecordInvalid(f"{where}.reference_range.high", "the upper limit of normal must be positive")
+            low, high = kind.plausible
+            if not (0 < uln <= high):
+                raise RecordInvalid(f"{where}.reference_range.high",
+                                    f"upper limit of normal {rr.high} is impossible (plausible above 0, "
+                                    f"at most {fmt(high)} {kind.unit})")
             return uln
         return self.kb.param(f"site_uln_{kind.name}")
 
@@ -476,8 +514,12 @@ class _Builder:
                      f"{drug.replace('_', ' ')} {med.route} from {med.start} to {med.end or 'screening (ongoing)'}", where)
             for j, ch in enumerate(med.dose_changes):
                 day = -self.days_before(ch.date, f"{where}.dose_changes[{j}].date")
+                if ch.date < med.start:
+                    raise RecordInvalid(f"{where}.dose_changes[{j}].date",
+                                        f"dose change on {ch.date} is before the course started ({med.start})")
+                dose = exact_field(ch.dose, f"{where}.dose_changes[{j}].dose")
                 self.add(f"dose_change({self.p},{k},{day})", f"dose_change:{drug}",
-                         f"{drug.replace('_', ' ')} dose changed to {fmt(exact(ch.dose))} on {ch.date}",
+                         f"{drug.replace('_', ' ')} dose changed to {fmt(dose)} on {ch.date}",
                          f"{where}.dose_changes[{j}]")
             if drug not in vocabulary.GLUCOCORTICOIDS:
                 continue
@@ -522,12 +564,14 @@ class _Builder:
             factor = units.ucum_factor(unit, "mg")
         except units.UnitError as e:
             raise RecordInvalid(f"{where}.unit", str(e)) from None
-        doses = [(med.start, exact(med.dose))]
-        doses += [(c.date, exact(c.dose)) for c in med.dose_changes if c.date <= self.today]
+        doses = [(med.start, exact_field(med.dose, f"{where}.dose"))]
+        doses += [(c.date, exact_field(c.dose, f"{where}.dose_changes[{j}].dose"))
+                  for j, c in enumerate(med.dose_changes) if c.date <= self.today]
         out = []
         for _, d in sorted(doses, key=lambda t: t[0]):
-            if d < 0:
-                raise RecordInvalid(f"{where}.dose", f"dose {fmt(d)} is negative")
+            if d < 0 or d * factor > MAX_DAILY_DOSE_MG:
+                raise RecordInvalid(f"{where}.dose", f"daily dose {fmt(d)} {unit} is impossible "
+                                    f"(0 to {fmt(MAX_DAILY_DOSE_MG)} mg)")
             out.append(d * factor)
         return out
 

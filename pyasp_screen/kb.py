@@ -42,6 +42,7 @@ class Parameter:
     doc: str
     stage: str = "asp"
     choices: tuple[str, ...] = ()
+    range: tuple | None = None  # (low, high) accepted values, in the parameter's unit
 
     def asp_constant(self) -> str:
         """The value as clingo sees it, e.g. ``1000`` for a quantity of 1.0."""
@@ -61,7 +62,8 @@ class Parameter:
                 v = v.rstrip("0").rstrip(".")
         elif self.kind == "boolean":
             v = "true" if v else "false"
-        return f"{v} {self.unit}".strip() if self.kind in ("quantity", "integer") else str(v)
+        unit = "" if self.unit in ("1", "") else self.unit
+        return f"{v} {unit}".strip() if self.kind in ("quantity", "integer") else str(v)
 
 
 @dataclass(frozen=True)
@@ -123,19 +125,30 @@ class KnowledgeBase:
 
 def _parse_value(p: Parameter, raw: object, where: str) -> object:
     text = str(raw).strip()
+    low, high = p.range if p.range else (None, None)
     if p.kind == "quantity":
         try:
-            value = Fraction(Decimal(text))
-        except (InvalidOperation, ValueError):
+            value = Fraction(Decimal(text.replace("_", "!")))  # no digit separators: 1_000 is a typo
+        except (InvalidOperation, ValueError, OverflowError):
             raise KBError(f"{where}: {text!r} is not a number (unit {p.unit})") from None
         if (value * SCALE).denominator != 1:
             raise KBError(f"{where}: {text} has more than 3 decimals (thresholds are exact to 0.001)")
+        low = Fraction(0) if low is None else Fraction(Decimal(str(low)))
+        high = Fraction(1_000_000) if high is None else Fraction(Decimal(str(high)))
+        if not low <= value <= high:
+            raise KBError(f"{where}: {text} {p.unit} is outside {_num(low)}-{_num(high)} {p.unit}"
+                          " (is it in the right unit?)")
         return value
     if p.kind == "integer":
         try:
-            return int(text)
+            value = int(text.replace("_", "!"))
         except ValueError:
             raise KBError(f"{where}: {text!r} is not a whole number (unit {p.unit})") from None
+        low = 0 if low is None else int(low)
+        high = 100_000 if high is None else int(high)
+        if not low <= value <= high:
+            raise KBError(f"{where}: {value} {p.unit} is outside {low}-{high} {p.unit}")
+        return value
     if p.kind == "boolean":
         if text.lower() in ("true", "yes", "1"):
             return True
@@ -147,6 +160,11 @@ def _parse_value(p: Parameter, raw: object, where: str) -> object:
             raise KBError(f"{where}: {text!r} is not one of {', '.join(p.choices)}")
         return text
     raise KBError(f"{where}: unknown parameter kind {p.kind!r}")
+
+
+def _num(value: Fraction) -> str:
+    text = format(Decimal(value.numerator) / Decimal(value.denominator), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def builtin_kb_root() -> Path:
@@ -209,7 +227,8 @@ def load_kb(kb: str | Path | None = None, overrides: dict[str, str] | None = Non
         base = Parameter(name=name, kind=spec["kind"], default=None, value=None,
                          unit=str(spec.get("unit", "")), doc=" ".join(str(spec.get("doc", "")).split()),
                          stage=spec.get("stage", "asp"),
-                         choices=tuple(spec.get("choices", ())))
+                         choices=tuple(spec.get("choices", ())),
+                         range=tuple(spec["range"]) if "range" in spec else None)
         value = _parse_value(base, spec["default"], where)
         params[name] = replace(base, default=value, value=value)
     programs = [_resolve_program(kb_dir, n) for n in manifest.get("programs", [])]
@@ -241,8 +260,8 @@ def _read_declarations(kb: KnowledgeBase) -> None:
             ctl.load(str(path))
         ctl.ground([("base", [])])
     except RuntimeError:
-        detail = messages[0].splitlines()[0] if messages else "cannot ground"
-        raise KBError(f"{detail} (run: pyasp-screen check {kb.directory})") from None
+        detail = " ".join(" ".join(messages[0].split()).split("\n")) if messages else "cannot ground"
+        raise KBError(f"knowledge base {kb.directory}: {detail}") from None
     criteria: dict[str, dict] = {}
     sentences: dict[str, str] = {}
     parts: dict[str, list[str]] = {}

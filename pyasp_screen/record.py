@@ -212,9 +212,11 @@ def _split_msgspec_error(message: str) -> tuple[str | None, str]:
 
 def parse_record(data: object, file: str) -> Loaded | RecordError:
     """Validate one record (a mapping already parsed from YAML/JSON)."""
-    patient = str(data.get("id")) if isinstance(data, dict) and "id" in data else None
+    patient = data.get("id") if isinstance(data, dict) and isinstance(data.get("id"), str) else None
     if not isinstance(data, dict):
         return RecordError(file, None, None, f"a record must be a mapping, got {type(data).__name__}")
+    if patient is not None and not patient.strip():
+        return RecordError(file, None, "id", "the patient id is empty")
     try:
         record = msgspec.convert(data, Record, strict=False)
     except msgspec.ValidationError as e:
@@ -236,7 +238,7 @@ def _parse_text(path: Path, text: str) -> object:
     return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
-def load_file(path: Path) -> Iterator[Loaded | RecordError]:
+def load_file(path: Path, screening_date: dt.date | None = None) -> Iterator[Loaded | RecordError]:
     """Yield every record of one file (native YAML/JSON or FHIR Bundle), or its errors.
 
     Never raises for bad content: malformed YAML/JSON yields one RecordError for the file;
@@ -244,9 +246,12 @@ def load_file(path: Path) -> Iterator[Loaded | RecordError]:
     """
     file = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        yield RecordError(file, None, None, f"cannot read file: {e.__class__.__name__}: {e}")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is tolerated
+    except UnicodeDecodeError:
+        yield RecordError(file, None, None, "not a text file (records are UTF-8 YAML or JSON)")
+        return
+    except OSError as e:
+        yield RecordError(file, None, None, f"cannot read file: {e.strerror or e}")
         return
     try:
         data = _parse_text(path, text)
@@ -259,15 +264,20 @@ def load_file(path: Path) -> Iterator[Loaded | RecordError]:
     except json.JSONDecodeError as e:
         yield RecordError(file, None, None, f"malformed JSON: line {e.lineno}, column {e.colno}: {e.msg}")
         return
+    except ValueError as e:  # YAML dates like 2026-02-30, JSON numbers of 5000 digits
+        yield RecordError(file, None, None, f"malformed {path.suffix.lstrip('.').upper() or 'record'}: {e}")
+        return
     if _is_fhir(data):
         from pyasp_screen import fhir  # FHIR parsing is heavy: import only when needed
 
-        result = fhir.bundle_to_record(data, file)
+        result = fhir.bundle_to_record(data, file, screening_date)
         yield result if isinstance(result, RecordError) else parse_record(result, file)
         return
     if isinstance(data, dict) and "patients" in data and "id" not in data:
         data = data["patients"]
     if isinstance(data, list):
+        if not data:
+            yield RecordError(file, None, None, "the file holds no record (an empty list)")
         for i, item in enumerate(data):
             if _is_fhir(item):
                 yield RecordError(file, None, f"[{i}]", "FHIR Bundles must be one per file")
@@ -301,13 +311,14 @@ def expand_paths(paths: list[Path]) -> Iterator[Path | RecordError]:
             yield RecordError(str(p), None, None, "no such file or folder")
 
 
-def load_paths(paths: list[Path]) -> Iterator[Loaded | RecordError]:
-    """Every record of every file and folder given, in order."""
+def load_paths(paths: list[Path], screening_date: dt.date | None = None) -> Iterator[Loaded | RecordError]:
+    """Every record of every file and folder given, in order. ``screening_date`` applies
+    to FHIR Bundles (native records carry their own)."""
     for p in expand_paths(paths):
         if isinstance(p, RecordError):
             yield p
         else:
-            yield from load_file(p)
+            yield from load_file(p, screening_date)
 
 
 def json_schema() -> dict:

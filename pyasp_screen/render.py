@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import IO
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from pyasp_screen.kb import KnowledgeBase
@@ -70,12 +71,33 @@ def summary(outcomes: list[Screened | RecordError], kb: KnowledgeBase) -> dict:
                             for pop, c in per_pop.items()}}
 
 
-def write_json(outcomes: list[Screened | RecordError], kb: KnowledgeBase, out: IO[str]) -> None:
+def short_explanation(scopes) -> dict:
+    """The shortest sufficient reason and the missing-data summary of the overall verdict
+    (screen --explain)."""
+    e = scopes[0]
+    out = {"verdict": e.verdict}
+    if e.sufficient_reasons:
+        out["shortest_reason"] = e.sufficient_reasons[0].findings
+        out["criteria"] = e.sufficient_reasons[0].criteria
+    if e.missing:
+        out["to_measure"] = {goal: [" + ".join(r.findings) for r in rs] for goal, rs in e.missing.items()}
+    return out
+
+
+def write_json(outcomes: list[Screened | RecordError], kb: KnowledgeBase, out: IO[str],
+               explanations: dict | None = None) -> None:
+    results = []
+    for o in outcomes:
+        if isinstance(o, Screened):
+            d = result_dict(o, kb)
+            if explanations is not None:
+                d["explanation"] = short_explanation(explanations[id(o)])
+            results.append(d)
     doc = {
         "pyasp_screen_output": OUTPUT_VERSION,
         "knowledge_base": kb_header(kb),
         "summary": summary(outcomes, kb),
-        "results": [result_dict(o, kb) for o in outcomes if isinstance(o, Screened)],
+        "results": results,
         "errors": [error_dict(o) for o in outcomes if isinstance(o, RecordError)],
     }
     json.dump(doc, out, indent=2, ensure_ascii=False)
@@ -96,11 +118,21 @@ def csv_row(o: Screened | RecordError, kb: KnowledgeBase) -> list[str]:
             + [r.statuses.get(c, "unknown") for c in kb.criterion_ids()] + [""])
 
 
-def write_csv(outcomes: Iterable[Screened | RecordError], kb: KnowledgeBase, out: IO[str]) -> None:
+def write_csv(outcomes: Iterable[Screened | RecordError], kb: KnowledgeBase, out: IO[str],
+              explanations: dict | None = None) -> None:
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(csv_header(kb))
+    extra = ["shortest_reason", "to_measure"] if explanations is not None else []
+    writer.writerow(csv_header(kb) + extra)
     for o in outcomes:
-        writer.writerow(csv_row(o, kb))
+        row = csv_row(o, kb)
+        if explanations is not None:
+            if isinstance(o, Screened):
+                e = short_explanation(explanations[id(o)])
+                row += [" + ".join(e.get("shortest_reason", [])),
+                        " | ".join(f"{g}: {'; '.join(v)}" for g, v in e.get("to_measure", {}).items())]
+            else:
+                row += ["", ""]
+        writer.writerow(row)
 
 
 def _styled(word: str) -> str:
@@ -108,8 +140,16 @@ def _styled(word: str) -> str:
     return f"[{style}]{word}[/]" if style else word
 
 
+def population_label(kb: KnowledgeBase, pop: str) -> str:
+    """The short name of a population: "SSc" from "systemic sclerosis (SSc)"."""
+    text = kb.populations.get(pop, "")
+    if "(" in text and text.endswith(")"):
+        return text[text.rindex("(") + 1:-1]
+    return pop.upper()
+
+
 def write_table(outcomes: list[Screened | RecordError], kb: KnowledgeBase, console: Console,
-                details: bool) -> None:
+                details: bool, explanations: dict | None = None) -> None:
     """A row per patient; with ``details``, every criterion of every patient."""
     screened = [o for o in outcomes if isinstance(o, Screened)]
     if details:
@@ -119,24 +159,34 @@ def write_table(outcomes: list[Screened | RecordError], kb: KnowledgeBase, conso
         table = Table(title=f"{kb.name} v{kb.version}: {len(screened)} patient(s) screened",
                       title_justify="left")
         table.add_column("patient", overflow="fold")
-        table.add_column("overall")
+        table.add_column("file", overflow="fold")
+        table.add_column("overall", no_wrap=True)
         for pop in kb.populations:
-            table.add_column(pop.upper())
+            table.add_column(population_label(kb, pop), no_wrap=True)
         table.add_column("not met (inclusion) / met (exclusion)", overflow="fold")
         table.add_column("unknown", justify="right")
+        if explanations is not None:
+            table.add_column("shortest reason / to measure", overflow="fold")
         for s in screened:
             r = s.result
             failing = [c.id for c in kb.criteria
                        if (c.kind == "inclusion" and r.statuses.get(c.id) == "not_met")
                        or (c.kind == "exclusion" and r.statuses.get(c.id) == "met")]
             unknown = sum(1 for c in kb.criteria if r.statuses.get(c.id) == "unknown")
-            table.add_row(r.patient, _styled(r.overall),
-                          *[_styled(r.verdicts.get(p, "undetermined")) for p in kb.populations],
-                          ", ".join(failing) or "-", str(unknown))
+            cells = [escape(r.patient), escape(s.file.rsplit("/", 1)[-1]), _styled(r.overall),
+                     *[_styled(r.verdicts.get(p, "undetermined")) for p in kb.populations],
+                     ", ".join(failing) or "-", str(unknown)]
+            if explanations is not None:
+                e = short_explanation(explanations[id(s)])
+                text = " + ".join(e.get("shortest_reason", []))
+                if "to_measure" in e:
+                    text = "; ".join(f"{g}: {', '.join(v[:2])}" for g, v in e["to_measure"].items())
+                cells.append(escape(text))
+            table.add_row(*cells)
         console.print(table)
     for o in outcomes:
         if isinstance(o, RecordError):
-            console.print(f"[red]rejected[/] {o}", highlight=False, soft_wrap=True)
+            console.print(f"[red]rejected[/] {escape(str(o))}", highlight=False, soft_wrap=True)
     s = summary(outcomes, kb)
     console.print(f"{s['screened']} screened ({s['overall']['eligible']} eligible, "
                   f"{s['overall']['ineligible']} ineligible, {s['overall']['undetermined']} undetermined), "
@@ -145,8 +195,9 @@ def write_table(outcomes: list[Screened | RecordError], kb: KnowledgeBase, conso
 
 def _patient_table(s: Screened, kb: KnowledgeBase, console: Console) -> None:
     r = s.result
-    verdicts = ", ".join(f"{p.upper()} {_styled(r.verdicts.get(p, 'undetermined'))}" for p in kb.populations)
-    console.print(f"\n[bold]{r.patient}[/] ({s.file}): overall {_styled(r.overall)}; {verdicts}",
+    verdicts = ", ".join(f"{population_label(kb, p)} {_styled(r.verdicts.get(p, 'undetermined'))}"
+                         for p in kb.populations)
+    console.print(f"\n[bold]{escape(r.patient)}[/] ({escape(s.file)}): overall {_styled(r.overall)}; {verdicts}",
                   highlight=False)
     table = Table(show_header=True, box=None, pad_edge=False)
     table.add_column("criterion")
@@ -158,9 +209,90 @@ def _patient_table(s: Screened, kb: KnowledgeBase, console: Console) -> None:
                           for p in c.components)
         table.add_row(c.id, c.kind, _styled(r.statuses.get(c.id, "unknown")), parts)
     console.print(table)
+    for f in s.findings.findings:
+        if f.name in ("crcl", "prednisone_equivalent") or f.name.endswith("_x_uln"):
+            console.print(f"  value: {escape(f.text)}", highlight=False, soft_wrap=True)
     for note in s.findings.notes:
-        console.print(f"  note: {note}", highlight=False, soft_wrap=True)
+        console.print(f"  note: {escape(note)}", highlight=False, soft_wrap=True)
     for nd in s.findings.not_done:
-        console.print(f"  not done: {nd}", highlight=False)
+        console.print(f"  not done: {escape(nd)}", highlight=False)
     for c in r.contradictions:
         console.print(f"  [red]knowledge-base contradiction[/]: {c} both holds and fails", highlight=False)
+
+
+# ---------------------------------------------------------------------------------------
+# Explanations (pyasp-screen explain)
+# ---------------------------------------------------------------------------------------
+
+def _criteria_refs(kb: KnowledgeBase, ids: list[str]) -> list[dict]:
+    sentences = {c.id: c.sentence for c in kb.criteria}
+    return [{"id": i, "sentence": sentences.get(i, "")} for i in ids]
+
+
+def explanation_dict(s: Screened, scopes, kb: KnowledgeBase) -> dict:
+    """One patient's explanations as plain data (docs/explanations.md)."""
+    out = {"patient": s.result.patient, "file": s.file, "overall": s.result.overall,
+           "verdicts": {p: s.result.verdicts.get(p, "undetermined") for p in kb.populations},
+           "explanations": []}
+    for e in scopes:
+        item = {"scope": e.scope, "verdict": e.verdict, "complete": e.complete}
+        if e.verdict in ("eligible", "ineligible"):
+            item["sufficient_reasons"] = [
+                {"findings": r.findings, "sources": r.sources, "criteria": _criteria_refs(kb, r.criteria)}
+                for r in e.sufficient_reasons]
+            item["near_misses"] = [
+                {"findings": r.findings, "sources": r.sources, "criteria": _criteria_refs(kb, r.criteria),
+                 "values": r.values, "outcome": r.outcome} for r in e.near_misses]
+        else:
+            item["missing"] = {goal: [{"findings": r.findings, "values": r.values,
+                                       "criteria": _criteria_refs(kb, r.criteria)} for r in rs]
+                               for goal, rs in e.missing.items()}
+            item["cannot_change_outcome"] = e.useless
+        out["explanations"].append(item)
+    return out
+
+
+def _scope_name(scope: str, kb: KnowledgeBase | None = None) -> str:
+    return "Overall" if scope == "overall" else (population_label(kb, scope) if kb else scope.upper())
+
+
+def write_explanation_text(s: Screened, scopes, kb: KnowledgeBase, out: IO[str]) -> None:
+    """Plain sentences, one scope (overall, then each population) after the other."""
+    r = s.result
+    verdicts = ", ".join(f"{population_label(kb, p)} {r.verdicts.get(p, 'undetermined')}" for p in kb.populations)
+    out.write(f"Patient {r.patient} ({s.file}): {r.overall} overall ({verdicts}).\n")
+    sentences = {c.id: c.sentence for c in kb.criteria}
+
+    def crit(ids):
+        return "; ".join(f'{i} "{sentences.get(i, "")}"' for i in ids)
+
+    for e in scopes:
+        out.write(f"\n{_scope_name(e.scope, kb)}: {e.verdict}\n")
+        if e.verdict in ("eligible", "ineligible"):
+            what = "excluded" if e.verdict == "ineligible" else "eligible"
+            out.write(f"  Why {what} (sufficient reasons, smallest first; each alone settles it):\n")
+            for k, reason in enumerate(e.sufficient_reasons, 1):
+                out.write(f"   {k}. {' + '.join(reason.findings)}\n")
+                if reason.criteria:
+                    out.write(f"      decides {crit(reason.criteria)}\n")
+            label = ("Near misses (what would have to change)" if e.verdict == "ineligible"
+                     else "What would most easily lose it")
+            out.write(f"  {label}:\n")
+            for k, nm in enumerate(e.near_misses, 1):
+                change = "; ".join(nm.values) if nm.values else "were they unknown"
+                out.write(f"   {k}. {' + '.join(nm.findings)}: {nm.outcome} if {change}, all else equal\n")
+            if not e.near_misses:
+                out.write("   none: no change of recorded findings alone would do it\n")
+        else:
+            for goal in ("ineligible", "eligible"):
+                reasons = e.missing.get(goal, [])
+                out.write(f"  To settle as {goal}, measure (each line is enough on its own):\n")
+                for k, m in enumerate(reasons, 1):
+                    out.write(f"   {k}. {' + '.join(m.findings)}: {'; '.join(m.values)} "
+                              f"would make the patient {goal}\n")
+                if not reasons:
+                    out.write("   nothing left unknown could do it\n")
+            if e.useless:
+                out.write(f"  Unknown, but cannot change the outcome (no need to order): {', '.join(e.useless)}\n")
+        if not e.complete:
+            out.write("  (more explanations exist: raise --max to list them)\n")

@@ -168,6 +168,13 @@ def drug_from_text(text: str) -> str | None:
     return best[0] if best else None
 
 
+# Haematopoietic growth factors (SLE-IN-7b, SSC-IN-4b "growth factors").
+GROWTH_FACTORS = frozenset({"filgrastim", "pegfilgrastim", "lenograstim", "lipegfilgrastim",
+                            "sargramostim", "molgramostim", "epoetin_alfa", "epoetin_beta",
+                            "darbepoetin_alfa", "methoxy_polyethylene_glycol_epoetin_beta",
+                            "romiplostim", "eltrombopag", "avatrombopag", "g_csf", "gm_csf",
+                            "erythropoietin"})
+
 # Assessments: vocabulary name -> (allowed values, meaning).
 ASSESSMENTS: dict[str, tuple[tuple[str, ...], str]] = {
     "hydration_assistance": (("yes", "no"),
