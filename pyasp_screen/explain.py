@@ -163,14 +163,14 @@ def _unit_label(name: str) -> tuple[str, str]:
     """(label, unit) of a quantity name for sentences."""
     if name.endswith("_x_uln"):
         base = vocabulary.OBSERVATIONS.get(name[:-6])
-        return (base.label if base else name[:-6]), "x ULN"
+        return (base.label if base else name[:-6]), "x ULN"  # e.g. "ALT <= 2 x ULN"
     derived = {"crcl": ("CrCl (Cockcroft-Gault)", "mL/min"),
                "prednisone_equivalent": ("oral prednisone-equivalent dose", "mg/day"),
                "fvc_decline_12mo": ("FVC decline over 12 months", "points")}
     if name in derived:
         return derived[name]
     o = vocabulary.OBSERVATIONS.get(name)
-    return (o.label, o.unit if o and o.unit != "1" else "") if o else (name, "")
+    return (o.label, vocabulary.display_unit(o.unit)) if o else (name, "")
 
 
 def _num(scaled: int) -> str:
@@ -324,7 +324,13 @@ class Explainer:
             common.append(f":- target({scope},not_eligible), {v.replace('V', 'eligible')}.")
             common.append(f":- target({scope},not_ineligible), {v.replace('V', 'ineligible')}.")
         # Hypothetical values: pick(J) sets value J of a slot; at most one per free slot.
-        hyp_lines = [f"#external free(I) : I = 0..{len(self.slot_keys) - 1}. [free]"]
+        # A free slot chooses among its extreme values only: every criterion is monotone in
+        # each finding (docs/semantics.md), so if some value of a quantity settles a
+        # verdict, its lowest or highest class does. force(J) sets any value J outright
+        # (to find every value that works, _values_for).
+        hyp_lines = [f"#external free(I) : I = 0..{len(self.slot_keys) - 1}. [free]",
+                     f"#external force(J) : J = 0..{max(sum(len(self.slots[k].values) for k in self.slot_keys) - 1, 0)}. [free]",
+                     "pick(J) :- force(J)."]
         self.hyps: list[Hypothesis] = []
         for s, key in enumerate(self.slot_keys):
             ids = []
@@ -332,7 +338,8 @@ class Explainer:
                 ids.append(len(self.hyps))
                 self.hyps.append(h)
                 hyp_lines += [f"{fact} :- pick({ids[-1]})." for fact in h.facts]
-            hyp_lines.append(f"{{ {'; '.join(f'pick({j})' for j in ids)} }} 1 :- free({s}).")
+            choice = [ids[0], ids[-1]] if self.slots[key].quantity else ids
+            hyp_lines.append(f"{{ {'; '.join(f'pick({j})' for j in dict.fromkeys(choice))} }} 1 :- free({s}).")
         # Two programs: a lean one for "which known findings settle it" (most solves), and
         # one with every hypothetical value for "which values would".
         self.lean = self._ground(common)
@@ -350,8 +357,7 @@ class Explainer:
             self._lits[which] = (lits(ctl, "known", known_args),
                                  dict(zip(target_keys, lits(ctl, "target", target_args))))
         self._free_lits = lits(self.full, "free", [[clingo.Number(i)] for i in range(len(self.slot_keys))])
-        pick_atoms = {a.symbol.arguments[0].number: a.literal for a in self.full.symbolic_atoms.by_signature("pick", 1)}
-        self._pick_lits = [pick_atoms.get(j) for j in range(len(self.hyps))]
+        self._force_lits = lits(self.full, "force", [[clingo.Number(j)] for j in range(len(self.hyps))])
 
     def _ground(self, lines: list[str]) -> clingo.Control:
         ctl = clingo.Control(self.kb.clingo_args() + ["--warn=none"])
@@ -369,7 +375,8 @@ class Explainer:
         if which == "full":
             on_free = {self._slot_index[s] for s in free}
             out += [lit if i in on_free else -lit for i, lit in enumerate(self._free_lits)]
-            out += [self._pick_lits[j] for j in picks if self._pick_lits[j] is not None]
+            forced = set(picks)
+            out += [lit if j in forced else -lit for j, lit in enumerate(self._force_lits)]
         return out
 
     def holds(self, known: Iterable[int], free: Iterable[str] = (),
@@ -421,6 +428,25 @@ class Explainer:
 # MARCO: all minimal sets of an upward-closed predicate
 # ---------------------------------------------------------------------------------------
 
+def _grow(seed: frozenset[int], rest: list[int], test) -> frozenset[int]:
+    """A maximal set G with seed <= G <= seed | rest and not test(G), given not test(seed).
+
+    Divide and conquer (the dual of QuickXplain, Junker AAAI 2004): try all of ``rest`` at
+    once and split only where it fails, so a set that needs k elements left out costs about
+    k log(n/k) tests instead of n. Maximal because test is upward closed: an element left
+    out made some subset of the final G hold.
+    """
+    if not rest:
+        return seed
+    whole = seed | frozenset(rest)
+    if not test(whole):
+        return whole
+    if len(rest) == 1:
+        return seed
+    half = len(rest) // 2
+    return _grow(_grow(seed, rest[:half], test), rest[half:], test)
+
+
 def smallest_minimal_sets(n: int, holds: Callable[[frozenset[int]], bool], most: int = 10):
     """The subset-minimal sets S of {0..n-1} with holds(S), smallest first, at most ``most``.
 
@@ -463,11 +489,8 @@ def smallest_minimal_sets(n: int, holds: Callable[[frozenset[int]], bool], most:
             minimal.append(seed)
             clause = (":- " + ", ".join(f"x({e})" for e in sorted(seed)) + ".") if seed else ":- ."
         else:
-            grown = set(seed)
-            for e in range(n):
-                if e not in grown and not test(frozenset(grown | {e})):
-                    grown.add(e)
-            maximal_not.append(frozenset(grown))
+            grown = _grow(seed, [e for e in range(n) if e not in seed], test)
+            maximal_not.append(grown)
             rest = [e for e in range(n) if e not in grown]
             clause = (":- " + ", ".join(f"not x({e})" for e in rest) + ".") if rest else ":- ."
         mp.add(f"b{k}", [], clause)
@@ -551,7 +574,7 @@ def _values_for(ex: Explainer, known: list[int], slots: list[str], target: tuple
         others = [o for o in slots if o != s]
         working = []
         for h in ex.slots[s].values:
-            if ex.holds(known, others + [s], target, picks=[ex.hyps.index(h)]):
+            if ex.holds(known, others, target, picks=[ex.hyps.index(h)]):
                 working.append(h)
         out.append(_summarise(ex, s, working) if working else f"{ex.slots[s].label}: no single value")
     return out
@@ -590,7 +613,8 @@ def explain_scope(ex: Explainer, scope: str, verdict: str, max_results: int = 10
                     reached = goal
                     break
             values = _values_for(ex, keep, slots, (scope, reached)) if reached and slots else []
-            touched = sorted({cid for cid in now if _reads(ex, c, cid, scope, verdict)})
+            unsettled = ex.statuses(ex.solve(keep))
+            touched = [cid for cid in now if unsettled.get(cid) == "unknown"]
             out.near_misses.append(Reason(
                 [ex.units[i].text for i in sorted(c)],
                 sorted({src for i in c for src in ex.units[i].sources}),
@@ -598,6 +622,7 @@ def explain_scope(ex: Explainer, scope: str, verdict: str, max_results: int = 10
         return out
     # undetermined: which unknown findings could settle it, and how
     known = list(everything)
+    now = ex.statuses(ex.solve(known))
     unknown = ex.unknown_slots
     relevant: set[str] = set()
     for goal in ("ineligible", "eligible"):
@@ -610,20 +635,31 @@ def explain_scope(ex: Explainer, scope: str, verdict: str, max_results: int = 10
         for m in minimal:
             slots = [unknown[i] for i in sorted(m)]
             relevant.update(slots)
-            atoms = ex.solve(known, free=slots, target=(scope, goal))
-            reasons.append(Reason([ex.slots[s].label for s in slots], [],
-                                  _deciding(ex.kb, ex.statuses(atoms), scope, goal),
+            after = ex.statuses(ex.solve(known, free=slots, target=(scope, goal)))
+            changed = [c for c in _deciding(ex.kb, after, scope, goal) if now.get(c) != after.get(c)]
+            reasons.append(Reason([ex.slots[s].label for s in slots], [], changed,
                                   _values_for(ex, known, slots, (scope, goal)), goal))
         out.missing[goal] = reasons
     if out.complete:
-        out.useless = [ex.slots[s].label for s in unknown if s not in relevant]
+        out.useless = _group_labels(ex, [s for s in unknown if s not in relevant])
     return out
 
 
-def _reads(ex: Explainer, c: frozenset[int], cid: str, scope: str, verdict: str) -> bool:
-    """Does making the findings c unknown unsettle criterion cid? (It is one they decide.)"""
-    keep = [i for i in range(len(ex.units)) if i not in c]
-    return ex.statuses(ex.solve(keep)).get(cid) == "unknown"
+def _group_labels(ex: Explainer, slot_keys: list[str]) -> list[str]:
+    """Labels of slots, items of one scheme gathered: "SLEDAI-2K descriptors: fever, cva"."""
+    out, schemes = [], {}
+    for key in slot_keys:
+        if key.startswith("item:"):
+            _, scheme, item = key.split(":", 2)
+            schemes.setdefault(scheme, []).append(item.replace("_", " "))
+        else:
+            out.append(ex.slots[key].label)
+    names = {"sledai2k_descriptors": "SLEDAI-2K descriptors",
+             "eular_acr_2019_sle_items": "EULAR/ACR 2019 items",
+             "acr_eular_2013_ssc_items": "ACR/EULAR 2013 items",
+             "organ_involvement": "organ involvement"}
+    out += [f"{names.get(k, k)}: {', '.join(v)}" for k, v in schemes.items()]
+    return out
 
 
 def explain(kb: KnowledgeBase, findings: Findings, max_results: int = 10,

@@ -135,7 +135,7 @@ def _suggest(word: str, options) -> str:
 
 
 def _observation_text(kind, value: Fraction, when: date, uln: Fraction | None) -> str:
-    unit = f" {kind.unit}" if kind.unit not in ("1", "") else ""
+    unit = f" {vocabulary.display_unit(kind.unit)}" if kind.unit not in ("1", "") else ""
     if uln is None:
         return f"{kind.label} {fmt(value)}{unit} ({when})"
     return f"{kind.label} {fmt(value)}{unit} = {fmt(value / uln, 2)}x ULN (ULN {fmt(uln)}{unit}; {when})"

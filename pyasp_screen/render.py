@@ -286,13 +286,16 @@ def write_explanation_text(s: Screened, scopes, kb: KnowledgeBase, out: IO[str])
         else:
             for goal in ("ineligible", "eligible"):
                 reasons = e.missing.get(goal, [])
-                out.write(f"  To settle as {goal}, measure (each line is enough on its own):\n")
+                out.write(f"  What would settle it as {goal} (each line alone; measure or record):\n")
                 for k, m in enumerate(reasons, 1):
-                    out.write(f"   {k}. {' + '.join(m.findings)}: {'; '.join(m.values)} "
-                              f"would make the patient {goal}\n")
+                    out.write(f"   {k}. {' + '.join(m.findings)}: {'; '.join(m.values)}\n")
+                    if m.criteria:
+                        out.write(f"      decides {crit(m.criteria)}\n")
                 if not reasons:
                     out.write("   nothing left unknown could do it\n")
             if e.useless:
-                out.write(f"  Unknown, but cannot change the outcome (no need to order): {', '.join(e.useless)}\n")
+                out.write("  Unknown, but cannot change the outcome (no need to order them):\n")
+                for label in e.useless:
+                    out.write(f"   - {label}\n")
         if not e.complete:
             out.write("  (more explanations exist: raise --max to list them)\n")

@@ -47,9 +47,9 @@ ENZYME_IU = {"IU/L": F(1), "[IU]/L": F(1)}
 OBSERVATIONS: dict[str, ObservationKind] = {
     o.name: o
     for o in [
-        ObservationKind("anc", "ANC (absolute neutrophil count)", "10*9/L", (F(0), F(100)),
+        ObservationKind("anc", "ANC", "10*9/L", (F(0), F(100)),
                         ("751-8", "753-4", "26499-4")),
-        ObservationKind("hb", "Hb (haemoglobin)", "g/L", (F(10), F(250)), ("718-7",)),
+        ObservationKind("hb", "Hb", "g/L", (F(10), F(250)), ("718-7",)),
         # 1 mg/dL creatinine = 88.4 umol/L (molar mass 113.12 g/mol), the clinical convention.
         ObservationKind("creatinine", "serum creatinine", "mg/dL", (F("0.05"), F(30)),
                         ("2160-0", "38483-4", "14682-9"),
@@ -65,9 +65,9 @@ OBSERVATIONS: dict[str, ObservationKind] = {
                         analyte_units={"umol/L": F(10, 171)}),
         ObservationKind("inr", "INR", "1", (F("0.5"), F(20)), ("6301-6", "34714-6"), uln=True),
         ObservationKind("aptt", "APTT", "s", (F(10), F(250)), ("14979-9", "3173-2"), uln=True),
-        ObservationKind("pt", "PT (prothrombin time)", "s", (F(5), F(250)), ("5902-2",), uln=True),
+        ObservationKind("pt", "PT", "s", (F(5), F(250)), ("5902-2",), uln=True),
         # 59408-5 is pulse oximetry; 2708-6 (arterial blood gas) is not what SLE-IN-7e asks for.
-        ObservationKind("spo2", "SpO2 (pulse oximetry)", "%", (F(0), F(100)), ("59408-5",)),
+        ObservationKind("spo2", "SpO2", "%", (F(0), F(100)), ("59408-5",)),
         ObservationKind("lvef", "LVEF", "%", (F(0), F(100)), ("10230-1", "18043-0")),
         ObservationKind("fvc_pct_predicted", "FVC % predicted", "%", (F(0), F(250)),
                         ("19876-2",)),
@@ -75,15 +75,20 @@ OBSERVATIONS: dict[str, ObservationKind] = {
                         "%", (F(0), F(250)), ()),
         ObservationKind("weight", "body weight", "kg", (F(1), F(500)), ("29463-7", "3141-9")),
         ObservationKind("height", "body height", "cm", (F(30), F(250)), ("8302-2", "8306-3")),
-        ObservationKind("ana", "ANA (antinuclear antibody)", "", None, ("8061-4",),
+        ObservationKind("ana", "ANA", "", None, ("8061-4",),
                         qualitative=True),
-        ObservationKind("anti_dsdna", "anti-dsDNA antibody", "", None, ("5130-0",),
+        ObservationKind("anti_dsdna", "anti-dsDNA", "", None, ("5130-0",),
                         qualitative=True),
-        ObservationKind("anti_smith", "anti-Smith antibody", "", None, (), qualitative=True),
-        ObservationKind("igra", "IGRA for M. tuberculosis (QuantiFERON / T-SPOT)", "", None,
+        ObservationKind("anti_smith", "anti-Smith", "", None, (), qualitative=True),
+        ObservationKind("igra", "IGRA (QuantiFERON / T-SPOT)", "", None,
                         (), qualitative=True),
     ]
 }
+
+def display_unit(unit: str) -> str:
+    """A UCUM code as people write it: 10*9/L is x10^9/L, the unity 1 is nothing."""
+    return {"10*9/L": "x10^9/L", "1": "", "{xULN}": "x ULN"}.get(unit, unit)
+
 
 LOINC_TO_OBSERVATION: dict[str, str] = {
     code: o.name for o in OBSERVATIONS.values() for code in o.loinc

@@ -104,3 +104,32 @@ def test_output_file(tmp_path):
     r = run("screen", CASES / "sle-eligible.yaml", "--format", "json", "-o", out)
     assert r.exit_code == 0
     assert json.loads(out.read_text())["results"][0]["overall"] == "eligible"
+
+
+def test_explain_text_names_reason_criterion_and_near_miss():
+    r = run("explain", CASES / "sle-in-7b-not-met.yaml")
+    assert r.exit_code == 0, r.output
+    assert "Why excluded" in r.output and "ANC 0.9 x10^9/L" in r.output
+    assert "SLE-IN-7b" in r.output and "Bone marrow function" in r.output
+    assert "eligible if ANC >= 1 x10^9/L" in r.output
+
+
+def test_explain_json_for_an_undetermined_patient_says_what_to_measure():
+    r = run("explain", CASES / "sle-in-7d-unknown.yaml", "--format", "json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.output)
+    sle = next(e for e in doc["patients"][0]["explanations"] if e["scope"] == "sle")
+    assert sle["verdict"] == "undetermined"
+    assert any(m["findings"] == ["APTT"] and "APTT > 1.5 x ULN" in m["values"] for m in sle["missing"]["ineligible"])
+    assert any(m["findings"] == ["APTT"] for m in sle["missing"]["eligible"])
+    assert "LVEF" in sle["cannot_change_outcome"]
+
+
+def test_screen_explain_adds_reason_columns():
+    r = run("screen", CASES / "sle-in-7b-not-met.yaml", CASES / "sle-in-7d-unknown.yaml", "--format", "csv", "--explain")
+    assert r.exit_code == 0, r.output
+    rows = list(csv.DictReader(io.StringIO(r.output)))
+    assert "ANC" in rows[0]["shortest_reason"]
+    assert "APTT" in rows[1]["to_measure"]
+    j = json.loads(run("screen", CASES / "sle-in-7b-not-met.yaml", "--format", "json", "--explain").output)
+    assert j["results"][0]["explanation"]["criteria"] == ["SLE-IN-7b", "SSC-IN-4b"]
