@@ -530,7 +530,7 @@ def _deciding(kb: KnowledgeBase, statuses: dict[str, str], scope: str, verdict: 
     eligible the ones met (inclusion) or not met (exclusion) in the scope."""
     out = []
     for c in kb.criteria:
-        if scope != "overall" and c.population != scope:
+        if scope != "overall" and c.population not in (scope, "all"):
             continue
         st = statuses.get(c.id, "unknown")
         failing = (c.kind == "inclusion" and st == "not_met") or (c.kind == "exclusion" and st == "met")

@@ -203,13 +203,13 @@ def _resolve_program(kb_dir: Path, name: str) -> Path:
     return candidate
 
 
-def load_kb(kb: str | Path | None = None, overrides: dict[str, str] | None = None) -> KnowledgeBase:
-    """Load a knowledge base folder (or bundled name) and apply parameter overrides.
+def _read_manifest(kb_dir: Path, seen: tuple[Path, ...] = ()) -> tuple[dict, dict[str, Parameter], list[Path], dict]:
+    """(manifest, parameters, programs, populations) of a KB folder, with what it extends.
 
-    Raises KBError with a one-line message naming the file for a missing or malformed
-    manifest, a bad parameter declaration or value, or ASP that does not ground.
+    ``extends: NAME`` names a sibling knowledge base whose parameters, programs and
+    populations come first: a protocol amendment reuses the rules it amends, it does not
+    copy them.
     """
-    kb_dir = resolve_kb_dir(kb)
     manifest_path = kb_dir / "manifest.yaml"
     try:
         manifest = yaml.safe_load(manifest_path.read_text(encoding="utf-8"))
@@ -220,6 +220,14 @@ def load_kb(kb: str | Path | None = None, overrides: dict[str, str] | None = Non
     if not isinstance(manifest, dict):
         raise KBError(f"{manifest_path}: expected a mapping")
     params: dict[str, Parameter] = {}
+    programs: list[Path] = []
+    populations: dict = {}
+    if manifest.get("extends"):
+        parent = kb_dir.parent / str(manifest["extends"])
+        if parent.resolve() in seen or not (parent / "manifest.yaml").exists():
+            raise KBError(f"{manifest_path}: extends: {manifest['extends']}: no such knowledge base beside it"
+                          if parent.resolve() not in seen else f"{manifest_path}: extends: a cycle")
+        _, params, programs, populations = _read_manifest(parent, seen + (kb_dir.resolve(),))
     for name, spec in (manifest.get("parameters") or {}).items():
         where = f"{manifest_path}: parameters.{name}"
         if not isinstance(spec, dict) or "kind" not in spec or "default" not in spec:
@@ -231,9 +239,22 @@ def load_kb(kb: str | Path | None = None, overrides: dict[str, str] | None = Non
                          range=tuple(spec["range"]) if "range" in spec else None)
         value = _parse_value(base, spec["default"], where)
         params[name] = replace(base, default=value, value=value)
-    programs = [_resolve_program(kb_dir, n) for n in manifest.get("programs", [])]
+    programs = programs + [_resolve_program(kb_dir, n) for n in manifest.get("programs", [])
+                           if _resolve_program(kb_dir, n) not in programs]
+    populations = {**populations, **dict(manifest.get("populations") or {})}
+    return manifest, params, programs, populations
+
+
+def load_kb(kb: str | Path | None = None, overrides: dict[str, str] | None = None) -> KnowledgeBase:
+    """Load a knowledge base folder (or bundled name) and apply parameter overrides.
+
+    Raises KBError with a one-line message naming the file for a missing or malformed
+    manifest, a bad parameter declaration or value, or ASP that does not ground.
+    """
+    kb_dir = resolve_kb_dir(kb)
+    manifest, params, programs, populations = _read_manifest(kb_dir)
     if not programs:
-        raise KBError(f"{manifest_path}: programs: lists no ASP file")
+        raise KBError(f"{kb_dir / 'manifest.yaml'}: programs: lists no ASP file")
     kb_obj = KnowledgeBase(
         name=str(manifest.get("name", kb_dir.name)),
         title=str(manifest.get("title", "")),
@@ -241,7 +262,7 @@ def load_kb(kb: str | Path | None = None, overrides: dict[str, str] | None = Non
         directory=kb_dir,
         programs=programs,
         parameters=params,
-        populations=dict(manifest.get("populations") or {}),
+        populations=populations,
     )
     if overrides:
         kb_obj = kb_obj.with_parameters(overrides)

@@ -82,6 +82,9 @@ OBSERVATIONS: dict[str, ObservationKind] = {
         ObservationKind("anti_smith", "anti-Smith", "", None, (), qualitative=True),
         ObservationKind("igra", "IGRA (QuantiFERON / T-SPOT)", "", None,
                         (), qualitative=True),
+        # Choriogonadotropin (hCG) presence in urine / in serum or plasma.
+        ObservationKind("pregnancy_test", "pregnancy test (hCG)", "", None, ("2106-3", "2118-8"),
+                        qualitative=True),
     ]
 }
 
@@ -190,6 +193,11 @@ ASSESSMENTS: dict[str, tuple[tuple[str, ...], str]] = {
     "ssc_relapse_after_remission": (("yes", "no"), "SSc recurrence after remission"),
     "ssc_conventional_treatment_ineffective": (
         ("yes", "no"), "clinician assessment: conventional treatment ineffective"),
+    # CT1190B amendment 1 (general inclusion criteria of NCT06822881)
+    "informed_consent": (("yes", "no"), "informed consent form signed voluntarily"),
+    "systemic_active_infection": (("yes", "no"), "systemic active infection"),
+    "childbearing_potential": (("yes", "no"), "child-bearing potential"),
+    "contraception_agreed": (("yes", "no"), "agrees to the contraceptive requirements"),
 }
 
 # Closed-world categories a record may declare complete.
