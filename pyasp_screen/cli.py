@@ -35,8 +35,27 @@ DATE_HELP = ("Screening date for FHIR Bundles (YYYY-MM-DD). Default: the latest 
              "in each bundle. Native records carry their own.")
 
 
-def _parse_params(values: tuple[str, ...]) -> dict[str, str]:
-    out = {}
+PARAMS_FILE_HELP = "A YAML file of parameters (NAME: VALUE) for larger scenarios; --param wins over it."
+
+
+def _read_params_file(path: Path | None) -> dict[str, str]:
+    if path is None:
+        return {}
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as e:
+        raise click.UsageError(f"--params {path}: {' '.join(str(e).split())}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise click.UsageError(f"--params {path}: expected a mapping NAME: VALUE")
+    return {str(k): ("true" if v is True else "false" if v is False else str(v)) for k, v in data.items()}
+
+
+def _parse_params(values: tuple[str, ...], params_file: Path | None = None) -> dict[str, str]:
+    out = _read_params_file(params_file)
     for v in values:
         name, sep, value = v.partition("=")
         if not sep or not name.strip():
@@ -45,11 +64,16 @@ def _parse_params(values: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
-def _load_kb(kb: str | None, params: tuple[str, ...]) -> KnowledgeBase:
+def _load_kb(kb: str | None, params: tuple[str, ...], params_file: Path | None = None) -> KnowledgeBase:
     try:
-        return load_kb(kb, _parse_params(params))
+        return load_kb(kb, _parse_params(params, params_file))
     except KBError as e:
         raise click.UsageError(str(e)) from None
+
+
+def params_file_option(f):
+    return click.option("--params", "params_file", type=click.Path(path_type=Path, dir_okay=False),
+                        metavar="FILE", help=PARAMS_FILE_HELP)(f)
 
 
 def _check_output(output: Path | None, records: tuple[Path, ...]) -> None:
@@ -99,6 +123,7 @@ def main() -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
               show_default=True, help="table for people; json and csv for programs (docs/output.md).")
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help=PARAM_HELP)
+@params_file_option
 @click.option("--details/--no-details", default=None,
               help="Table: every criterion of every patient (default: on for a single patient).")
 @click.option("--explain", "with_explain", is_flag=True,
@@ -108,7 +133,7 @@ def main() -> None:
               help="Write the result here instead of standard output.")
 @click.option("--batch-size", type=click.IntRange(1, 100_000), default=DEFAULT_BATCH, show_default=True,
               help="Patients grounded together in one clingo program.")
-def screen(records, kb, fmt, params, details, with_explain, screening_date, output, batch_size):
+def screen(records, kb, fmt, params, params_file, details, with_explain, screening_date, output, batch_size):
     """Screen RECORDS (YAML/JSON records, FHIR R4 Bundles, or folders of them).
 
     \b
@@ -119,7 +144,7 @@ def screen(records, kb, fmt, params, details, with_explain, screening_date, outp
       pyasp-screen screen patient.yaml --param crcl_weight=adjusted
       pyasp-screen screen bundle.json --screening-date 2020-06-01 --explain
     """
-    knowledge = _load_kb(kb, params)
+    knowledge = _load_kb(kb, params, params_file)
     _check_output(output, records)
     err = Console(stderr=True, highlight=False)
     when = screening_date.date() if screening_date else None
@@ -160,10 +185,11 @@ def _explain_all(outcomes, knowledge) -> dict:
               help="At most this many explanations of each kind, smallest first.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help=PARAM_HELP)
+@params_file_option
 @click.option("--screening-date", type=click.DateTime(["%Y-%m-%d"]), help=DATE_HELP)
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
               help="Write the result here instead of standard output.")
-def explain_cmd(record, kb, max_results, fmt, params, screening_date, output):
+def explain_cmd(record, kb, max_results, fmt, params, params_file, screening_date, output):
     """Explain one patient's verdict, overall and per population.
 
     \b
@@ -183,7 +209,7 @@ def explain_cmd(record, kb, max_results, fmt, params, screening_date, output):
     """
     from pyasp_screen.explain import explain
 
-    knowledge = _load_kb(kb, params)
+    knowledge = _load_kb(kb, params, params_file)
     _check_output(output, (record,))
     when = screening_date.date() if screening_date else None
     outcomes = list(screen_records(_items((record,), when), knowledge))
@@ -213,20 +239,249 @@ def explain_cmd(record, kb, max_results, fmt, params, screening_date, output):
 @main.command()
 @click.option("--kb", metavar="DIR", help=KB_HELP)
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help=PARAM_HELP)
-def params(kb, params):
-    """List the knowledge base's parameters: name, value, unit and meaning."""
+@params_file_option
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def params(kb, params, params_file, fmt):
+    """List the knowledge base's parameters: name, value, default, unit, the criteria that
+    use it, and what it means. Change one with --param NAME=VALUE on any command."""
+    import json
     from dataclasses import replace
 
     from rich.table import Table
 
-    knowledge = _load_kb(kb, params)
+    from pyasp_screen.kb import parameter_uses
+
+    knowledge = _load_kb(kb, params, params_file)
+    uses = parameter_uses(knowledge)
+    if fmt == "json":
+        json.dump([{"name": p.name, "kind": p.kind, "value": p.display(),
+                    "default": replace(p, value=p.default).display(), "unit": p.unit,
+                    "choices": list(p.choices), "range": list(p.range) if p.range else None,
+                    "used_by": uses.get(p.name, []), "stage": p.stage, "doc": p.doc}
+                   for p in knowledge.parameters.values()], sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return
     console = Console(width=None if sys.stdout.isatty() else 160)
     table = Table(title=f"{knowledge.name} v{knowledge.version} parameters", title_justify="left")
-    for col in ("name", "value", "default", "meaning"):
+    for col in ("name", "value", "default", "used by", "meaning"):
         table.add_column(col, overflow="fold")
     for p in knowledge.parameters.values():
-        table.add_row(p.name, p.display(), replace(p, value=p.default).display(), escape(p.doc))
+        table.add_row(p.name, p.display(), replace(p, value=p.default).display(),
+                      ", ".join(uses.get(p.name, [])), escape(p.doc))
     console.print(table)
+
+
+@main.command()
+@click.argument("record", type=click.Path(path_type=Path))
+@click.option("--set", "sets", multiple=True, metavar="FINDING=VALUE[UNIT]",
+              help="Give a finding this value, e.g. --set anc=1.2 --set hb=11g/dL --set ssc_ild=absent.")
+@click.option("--unset", "unsets", multiple=True, metavar="FINDING",
+              help="Make a finding unknown (remove its entries), e.g. --unset inr.")
+@click.option("--kb", metavar="DIR", help=KB_HELP)
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
+              help="Parameters of the what-if only (the baseline keeps the defaults).")
+@params_file_option
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def whatif(record, sets, unsets, kb, params, params_file, fmt):
+    """Compare a patient as recorded with a what-if: edited findings and/or parameters.
+
+    Prints the verdicts side by side, every criterion whose status changes (old -> new)
+    and the shortest sufficient reason for the new verdict. The record file is never
+    modified. Findings are named as in docs/vocabulary.md; a new value is a result dated
+    on the screening date (a retest).
+
+    \b
+    Examples:
+      pyasp-screen whatif kb/ct1190b/cases/sle-in-7b-not-met.yaml --set anc=1.2
+      pyasp-screen whatif patient.yaml --set creatinine=90umol/L --param crcl_min=30
+      pyasp-screen whatif patient.yaml --unset inr --format json
+    """
+    import json
+
+    from pyasp_screen.explain import explain
+    from pyasp_screen.findings import derive
+    from pyasp_screen.record import RecordInvalid
+    from pyasp_screen.whatif import EditError, apply_edits
+
+    base_kb = _load_kb(kb, ())
+    new_kb = _load_kb(kb, params, params_file)
+    loaded = list(load_paths([record]))
+    errors = [o for o in loaded if isinstance(o, RecordError)]
+    if errors or len(loaded) != 1:
+        for e in errors:
+            click.echo(f"rejected: {e}", err=True)
+        if not errors:
+            click.echo(f"Error: {record} holds {len(loaded)} records; whatif takes one", err=True)
+        sys.exit(1 if errors else 2)
+    try:
+        edited = apply_edits(loaded[0].record, list(sets), list(unsets))
+    except EditError as e:
+        raise click.UsageError(str(e)) from None
+    outcomes = []
+    for knowledge, rec in ((base_kb, loaded[0].record), (new_kb, edited)):
+        try:
+            findings = derive(rec, knowledge)
+        except RecordInvalid as e:
+            raise click.UsageError(f"what-if record: field {e.field}: {e.reason}") from None
+        from pyasp_screen.engine import Engine
+
+        outcomes.append((knowledge, findings, Engine(knowledge).screen([findings])[0]))
+    (_, _, before), (kb2, f2, after) = outcomes
+    _, scopes = explain(kb2, f2, max_results=10, scopes=["overall"])
+    reason = scopes[0].sufficient_reasons[0] if scopes[0].sufficient_reasons else None
+    ids = list(dict.fromkeys(base_kb.criterion_ids() + kb2.criterion_ids()))
+    changed = [(c, before.statuses.get(c, "unknown"), after.statuses.get(c, "unknown"))
+               for c in ids if before.statuses.get(c) != after.statuses.get(c)]
+    doc = {"patient": before.patient, "edits": {"set": list(sets), "unset": list(unsets),
+                                                "parameters": render.kb_header(kb2)["parameters_changed"]},
+           "before": {"overall": before.overall, **before.verdicts},
+           "after": {"overall": after.overall, **after.verdicts},
+           "criteria_changed": [{"id": c, "before": x, "after": y} for c, x, y in changed],
+           "reason": ({"findings": reason.findings, "criteria": reason.criteria} if reason else None),
+           "missing": ({g: [" + ".join(r.findings) for r in rs] for g, rs in scopes[0].missing.items()}
+                       if scopes[0].missing else None)}
+    if fmt == "json":
+        json.dump(doc, sys.stdout, indent=2, ensure_ascii=False)
+        sys.stdout.write("\n")
+        return
+    click.echo(f"{before.patient}: as recorded -> what if ({', '.join(list(sets) + [f'unset {u}' for u in unsets] + [f'{k}={v}' for k, v in doc['edits']['parameters'].items()])})")
+    for scope in doc["before"]:
+        label = "overall" if scope == "overall" else render.population_label(kb2, scope)
+        mark = "" if doc["before"][scope] == doc["after"][scope] else "   *"
+        click.echo(f"  {label:<8} {doc['before'][scope]:>12} -> {doc['after'][scope]}{mark}")
+    click.echo("criteria whose status changes:" if changed else "no criterion changes status")
+    for c, x, y in changed:
+        click.echo(f"  {c}: {x} -> {y}")
+    if reason:
+        click.echo(f"why {after.overall} now (shortest sufficient reason): {' + '.join(reason.findings)}")
+        if reason.criteria:
+            click.echo(f"  decides {', '.join(reason.criteria)}")
+    elif doc["missing"]:
+        for goal, items in doc["missing"].items():
+            if items:
+                click.echo(f"to settle as {goal}: {'; '.join(items[:5])}")
+
+
+def _progress(total_hint: int | None):
+    """A progress bar on standard error for runs long enough to need one."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("screening"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=Console(stderr=True), transient=True,
+                    disable=not sys.stderr.isatty())
+
+
+@main.command()
+@click.argument("records", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--kb", metavar="DIR", help=KB_HELP)
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help=PARAM_HELP)
+@params_file_option
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True,
+              help="table for people; json (everything) and csv (one row per criterion) for programs.")
+@click.option("--screening-date", type=click.DateTime(["%Y-%m-%d"]), help=DATE_HELP)
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write the result here instead of standard output.")
+def cohort(records, kb, params, params_file, fmt, screening_date, output):
+    """Summarise a cohort: verdict counts, criterion counts, attrition.
+
+    Counts per verdict (overall and per population); per criterion the met / not met /
+    unknown counts, the patients for whom it is the only failing criterion and those who
+    would be eligible without it (gain); and for each population an attrition table: the
+    patients remaining after each criterion in protocol order. Rejected records are counted
+    and listed. Memory does not grow with the cohort.
+
+    \b
+    Examples:
+      pyasp-screen cohort kb/ct1190b/cases/
+      pyasp-screen cohort site-a/ site-b/ --format json -o cohort.json
+      pyasp-screen cohort cohort.json --param crcl_min=30
+    """
+    import json
+
+    from pyasp_screen.cohort import CohortSummary
+
+    knowledge = _load_kb(kb, params, params_file)
+    _check_output(output, records)
+    when = screening_date.date() if screening_date else None
+    summary = CohortSummary(knowledge)
+    try:
+        with _progress(None) as progress:
+            task = progress.add_task("screen", total=None)
+            for o in screen_records(_items(records, when), knowledge,
+                                    on_progress=lambda n: progress.advance(task, n)):
+                if isinstance(o, RecordError):
+                    summary.rejected.append(o)
+                else:
+                    summary.add(o.result)
+    except EngineError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    with _open_output(output) as out:
+        if fmt == "json":
+            json.dump({"pyasp_screen_output": render.OUTPUT_VERSION, "knowledge_base": render.kb_header(knowledge),
+                       **summary.as_dict()}, out, indent=2, ensure_ascii=False)
+            out.write("\n")
+        elif fmt == "csv":
+            render.write_cohort_csv(summary, knowledge, out)
+        else:
+            render.write_cohort_table(summary, knowledge, Console(file=out, width=None if out.isatty() else 160))
+    if fmt != "table" and summary.rejected:
+        click.echo(f"{len(summary.rejected)} record(s) rejected (listed in the output)", err=True)
+    sys.exit(1 if summary.rejected else 0)
+
+
+@main.command()
+@click.argument("records", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--kb", metavar="DIR", help="Knowledge base before (default ct1190b).")
+@click.option("--against", metavar="DIR", help="Knowledge base after (default: the same as --kb).")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Parameters before.")
+@click.option("--against-param", "against_params", multiple=True, metavar="NAME=VALUE",
+              help="Parameters after.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write the result here instead of standard output.")
+def diff(records, kb, against, params, against_params, fmt, output):
+    """Compare two protocol versions (or parameter sets) on the same patients.
+
+    Lists the patients whose verdict changes, with the criteria whose status changed for
+    each, and totals per direction of change.
+
+    \b
+    Examples:
+      pyasp-screen diff kb/ct1190b/cases/ --kb ct1190b --against ct1190b-amendment1
+      pyasp-screen diff cohort/ --against-param crcl_min=30
+    """
+    import json
+
+    from pyasp_screen.cohort import compare
+
+    kb_a = _load_kb(kb, params)
+    kb_b = _load_kb(against or kb, against_params)
+    _check_output(output, records)
+    items = list(_items(records, None))
+    out_a = screen_records(iter(items), kb_a)
+    out_b = screen_records(iter(items), kb_b)
+    rejected = []
+
+    def pairs():
+        for a, b in zip(out_a, out_b):
+            if isinstance(a, RecordError) or isinstance(b, RecordError):
+                rejected.append(a if isinstance(a, RecordError) else b)
+                continue
+            yield a, b
+
+    changes, directions, n = compare(pairs(), kb_a, kb_b)
+    doc = render.diff_dict(changes, directions, n, kb_a, kb_b)
+    doc["errors"] = [render.error_dict(e) for e in rejected]
+    with _open_output(output) as out:
+        if fmt == "json":
+            json.dump(doc, out, indent=2, ensure_ascii=False)
+            out.write("\n")
+        else:
+            render.write_diff_text(doc, out)
+            for e in rejected:
+                out.write(f"rejected: {e}\n")
+    sys.exit(1 if rejected else 0)
 
 
 if __name__ == "__main__":

@@ -474,14 +474,15 @@ class _Builder:
 
     def assessments(self) -> None:
         """The latest assessment of each name is read (undated ones count as made at
-        screening; on one date the one listed last)."""
+        screening; on one date the one listed last), except for dated occurrences
+        (vocabulary.EVENT_ASSESSMENTS), which are all read."""
         latest: dict[str, tuple] = {}
         for i, a in enumerate(self.r.assessments):
             when = a.date or self.today
             if a.name not in latest or when >= latest[a.name][0]:
                 latest[a.name] = (when, i, a)
         for i, a in enumerate(self.r.assessments):
-            if a.name in latest and latest[a.name][1] != i:
+            if a.name in latest and latest[a.name][1] != i and a.name not in vocabulary.EVENT_ASSESSMENTS:
                 if a.date is not None:
                     self.days_before(a.date, f"assessments[{i}].date")
                 continue

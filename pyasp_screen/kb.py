@@ -332,3 +332,83 @@ def _criterion_order(cid: str) -> tuple:
     kind, _, num = rest.partition("-")
     digits = "".join(ch for ch in num if ch.isdigit())
     return (pop, 0 if kind == "IN" else 1, int(digits or 0), num)
+
+
+def parameter_uses(kb: KnowledgeBase) -> dict[str, list[str]]:
+    """For each parameter, the criteria whose rules use it.
+
+    Read from the ASP itself (clingo's parser). A parameter used in a rule is attributed to
+    the criteria that rule names; a rule that names none passes it on to its head predicate,
+    and from there to every rule reading that predicate (holds/2 and fails/2 excepted: they
+    are the criteria's own). Parameters read only by the findings stage, or through a
+    generic rule (windows), list their criteria under ``used_by`` in the manifest.
+    """
+    from clingo import ast
+
+    criteria = {c.id for c in kb.criteria}
+    names = set(kb.parameters)
+    generic = {"holds", "fails", "status", "condition", "window"}
+    statements: list[tuple[set, set, set, set]] = []  # heads, bodies, params, criteria
+
+    def walk(node, params: set, strings: set, atoms: set) -> None:
+        if isinstance(node, ast.AST):
+            t = node.ast_type
+            if t == ast.ASTType.SymbolicAtom and node.symbol.ast_type == ast.ASTType.Function:
+                atoms.add(node.symbol.name)
+            if t == ast.ASTType.Function and not node.arguments and node.name in names:
+                params.add(node.name)
+            elif t == ast.ASTType.SymbolicTerm:
+                sym = node.symbol
+                if sym.type == clingo.SymbolType.String:
+                    strings.add(sym.string.split(".")[0])
+                elif sym.type == clingo.SymbolType.Function and not sym.arguments and sym.name in names:
+                    params.add(sym.name)
+            for key in node.keys():
+                walk(getattr(node, key), params, strings, atoms)
+        elif not isinstance(node, (str, bytes, int)) and hasattr(node, "__iter__"):
+            for item in node:
+                walk(item, params, strings, atoms)
+
+    def on_statement(stm) -> None:
+        if stm.ast_type != ast.ASTType.Rule:
+            return
+        params, strings, heads, bodies = set(), set(), set(), set()
+        walk(stm.head, params, strings, heads)
+        walk(stm.body, params, strings, bodies)
+        statements.append((heads, bodies - generic, params, strings & criteria))
+
+    ast.parse_files([str(p) for p in kb.programs], on_statement)
+    carried: dict[str, set[str]] = {}
+    changed = True
+    while changed:  # parameters reach predicates through rules that name no criterion
+        changed = False
+        for heads, bodies, params, crits in statements:
+            if crits:
+                continue
+            reach = params.union(*(carried.get(b, set()) for b in bodies))
+            for h in heads - generic:
+                if not reach <= carried.setdefault(h, set()):
+                    carried[h] |= reach
+                    changed = True
+    uses: dict[str, set[str]] = {n: set() for n in names}
+    for heads, bodies, params, crits in statements:
+        for p in params.union(*(carried.get(b, set()) for b in bodies)):
+            uses[p] |= crits
+    for name, crits in _declared_used_by(kb).items():
+        uses.setdefault(name, set()).update(crits)
+    order = {c.id: i for i, c in enumerate(kb.criteria)}
+    return {n: sorted(u, key=lambda c: order.get(c, 999)) for n, u in uses.items()}
+
+
+def _declared_used_by(kb: KnowledgeBase) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    directory = kb.directory
+    seen = set()
+    while directory is not None and directory not in seen:
+        seen.add(directory)
+        manifest = yaml.safe_load((directory / "manifest.yaml").read_text(encoding="utf-8"))
+        for name, spec in (manifest.get("parameters") or {}).items():
+            if isinstance(spec, dict) and spec.get("used_by"):
+                out.setdefault(name, []).extend(str(x) for x in spec["used_by"])
+        directory = directory.parent / manifest["extends"] if manifest.get("extends") else None
+    return out

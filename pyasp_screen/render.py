@@ -299,3 +299,87 @@ def write_explanation_text(s: Screened, scopes, kb: KnowledgeBase, out: IO[str])
                     out.write(f"   - {label}\n")
         if not e.complete:
             out.write("  (more explanations exist: raise --max to list them)\n")
+
+
+# ---------------------------------------------------------------------------------------
+# Cohorts (pyasp-screen cohort) and protocol versions (pyasp-screen diff)
+# ---------------------------------------------------------------------------------------
+
+def write_cohort_table(summary, kb: KnowledgeBase, console: Console) -> None:
+    d = summary.as_dict()
+    console.print(f"[bold]{escape(kb.name)} v{escape(kb.version)}[/]: {d['screened']} screened, "
+                  f"{d['rejected']} rejected", highlight=False)
+    t = Table(title="verdicts", title_justify="left")
+    t.add_column("")
+    for v in ("eligible", "ineligible", "undetermined"):
+        t.add_column(v, justify="right")
+    t.add_row("overall", *[str(d["overall"][v]) for v in ("eligible", "ineligible", "undetermined")])
+    for pop in kb.populations:
+        t.add_row(population_label(kb, pop), *[str(d["populations"][pop][v])
+                                                for v in ("eligible", "ineligible", "undetermined")])
+    console.print(t)
+    t = Table(title="criteria (only failing: the patient's one failing criterion in that population; "
+                    "gain: ... and every other criterion met)", title_justify="left")
+    for col in ("criterion", "kind", "met", "not met", "unknown", "only failing", "gain"):
+        t.add_column(col, justify="left" if col in ("criterion", "kind") else "right")
+    for c in d["criteria"]:
+        t.add_row(c["id"], c["kind"], str(c["met"]), str(c["not_met"]), str(c["unknown"]),
+                  " ".join(f"{population_label(kb, p)} {n}" for p, n in c["only_failing"].items()),
+                  " ".join(f"{population_label(kb, p)} {n}" for p, n in c["gain"].items()))
+    console.print(t)
+    for pop in kb.populations:
+        t = Table(title=f"attrition, {population_label(kb, pop)} (protocol order)", title_justify="left")
+        for col in ("criterion", "excluded here", "remaining", "remaining with every criterion so far met"):
+            t.add_column(col, justify="left" if col == "criterion" else "right")
+        t.add_row("(screened)", "", str(d["screened"]), str(d["screened"]))
+        for row in d["attrition"][pop]:
+            t.add_row(row["criterion"], str(row["excluded"]), str(row["remaining"]), str(row["all_met_so_far"]))
+        console.print(t)
+    if summary.rejected:
+        console.print(f"[red]{len(summary.rejected)} record(s) rejected:[/]")
+        for e in summary.rejected:
+            console.print(f"  {escape(str(e))}", highlight=False, soft_wrap=True)
+
+
+def write_cohort_csv(summary, kb: KnowledgeBase, out: IO[str]) -> None:
+    """One row per criterion: counts, only-failing and gain per population, attrition."""
+    d = summary.as_dict()
+    w = csv.writer(out, lineterminator="\n")
+    pops = list(kb.populations)
+    w.writerow(["criterion", "population", "kind", "met", "not_met", "unknown"]
+               + [f"only_failing_{p}" for p in pops] + [f"gain_{p}" for p in pops]
+               + [f"remaining_{p}" for p in pops])
+    remaining = {p: {r["criterion"]: r["remaining"] for r in d["attrition"][p]} for p in pops}
+    for c in d["criteria"]:
+        w.writerow([c["id"], c["population"], c["kind"], c["met"], c["not_met"], c["unknown"]]
+                   + [c["only_failing"].get(p, "") for p in pops] + [c["gain"].get(p, "") for p in pops]
+                   + [remaining[p].get(c["id"], "") for p in pops])
+
+
+def diff_dict(changes, directions, n, kb_a: KnowledgeBase, kb_b: KnowledgeBase) -> dict:
+    return {
+        "before": kb_header(kb_a), "after": kb_header(kb_b), "compared": n,
+        "changed": len(changes),
+        "directions": [{"before": a, "after": b, "patients": k} for (a, b), k in sorted(directions.items())],
+        "patients": [{"patient": c.patient, "file": c.file, "before": c.before, "after": c.after,
+                      "criteria": [{"id": i, "before": x, "after": y} for i, x, y in c.criteria]}
+                     for c in changes],
+    }
+
+
+def write_diff_text(doc: dict, out: IO[str]) -> None:
+    a, b = doc["before"], doc["after"]
+    def name(h):
+        extra = ", ".join(f"{k}={v}" for k, v in h["parameters_changed"].items())
+        return f"{h['name']} v{h['version']}" + (f" ({extra})" if extra else "")
+    out.write(f"{name(a)} -> {name(b)}: {doc['compared']} patients compared, {doc['changed']} change verdict\n")
+    out.write("overall verdict, before -> after:\n")
+    for d in doc["directions"]:
+        mark = "" if d["before"] == d["after"] else "  *"
+        out.write(f"  {d['before']:>12} -> {d['after']:<12} {d['patients']:>6}{mark}\n")
+    for p in doc["patients"]:
+        changed = ", ".join(f"{s}: {p['before'][s]} -> {p['after'][s]}" for s in p["before"]
+                            if p["before"][s] != p["after"].get(s))
+        out.write(f"\n{p['patient']} ({p['file']}): {changed}\n")
+        for c in p["criteria"]:
+            out.write(f"  {c['id']}: {c['before']} -> {c['after']}\n")

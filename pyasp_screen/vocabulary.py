@@ -200,6 +200,10 @@ ASSESSMENTS: dict[str, tuple[tuple[str, ...], str]] = {
     "contraception_agreed": (("yes", "no"), "agrees to the contraceptive requirements"),
 }
 
+# Assessments that record dated occurrences rather than a state: every entry is kept (for a
+# state, only the latest assessment is read).
+EVENT_ASSESSMENTS = frozenset({"systemic_active_infection"})
+
 # Closed-world categories a record may declare complete.
 CATEGORIES = ("diagnoses", "medications", "transfusions", "growth_factors",
               "sledai2k_descriptors", "eular_acr_2019_sle_items", "acr_eular_2013_ssc_items",

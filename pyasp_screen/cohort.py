@@ -1,0 +1,171 @@
+"""Cohort summaries and protocol-version comparisons, over screening results.
+
+Plain functions over plain data (the screening results of :mod:`pyasp_screen.screening`):
+nothing here decides a criterion. Counts are accumulated one patient at a time, so a cohort
+of any size is summarised in memory bounded by the number of criteria.
+
+Terms as in cohort-definition tools (OHDSI ATLAS): *attrition* is the number of patients
+remaining after each criterion, in protocol order; a criterion's *gain* is the number of
+patients who would be eligible without it (it is their only failing criterion and every
+other criterion is met).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from pyasp_screen.engine import Result
+from pyasp_screen.kb import Criterion, KnowledgeBase
+from pyasp_screen.record import RecordError
+from pyasp_screen.screening import Screened
+
+VERDICTS = ("eligible", "ineligible", "undetermined")
+
+
+def failing(c: Criterion, status: str) -> bool:
+    """Does this status exclude the patient (an inclusion not met, an exclusion met)?"""
+    return status == ("not_met" if c.kind == "inclusion" else "met")
+
+
+def passing(c: Criterion, status: str) -> bool:
+    return status == ("met" if c.kind == "inclusion" else "not_met")
+
+
+def criteria_of(kb: KnowledgeBase, population: str) -> list[Criterion]:
+    """The criteria that apply to a population, in protocol order."""
+    return [c for c in kb.criteria if c.population in (population, "all")]
+
+
+@dataclass
+class CohortSummary:
+    """Counts over a cohort. statuses[criterion][status]; only_failing[population][criterion];
+    gain[population][criterion]; attrition[population] = rows of (criterion, excluded at this
+    step, remaining, remaining with every criterion so far met)."""
+
+    kb: KnowledgeBase
+    screened: int = 0
+    rejected: list[RecordError] = field(default_factory=list)
+    overall: Counter = field(default_factory=Counter)
+    verdicts: dict[str, Counter] = field(default_factory=dict)
+    statuses: dict[str, Counter] = field(default_factory=dict)
+    only_failing: dict[str, Counter] = field(default_factory=dict)
+    gain: dict[str, Counter] = field(default_factory=dict)
+    _excluded_at: dict[str, Counter] = field(default_factory=dict)
+    _last_passing: dict[str, Counter] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for pop in self.kb.populations:
+            self.verdicts[pop] = Counter()
+            self.only_failing[pop] = Counter()
+            self.gain[pop] = Counter()
+            self._excluded_at[pop] = Counter()
+            self._last_passing[pop] = Counter()
+        for c in self.kb.criteria:
+            self.statuses[c.id] = Counter()
+
+    def add(self, r: Result) -> None:
+        self.screened += 1
+        self.overall[r.overall] += 1
+        for c in self.kb.criteria:
+            self.statuses[c.id][r.statuses.get(c.id, "unknown")] += 1
+        for pop in self.kb.populations:
+            self.verdicts[pop][r.verdicts.get(pop, "undetermined")] += 1
+            crits = criteria_of(self.kb, pop)
+            states = [r.statuses.get(c.id, "unknown") for c in crits]
+            fails = [c.id for c, s in zip(crits, states) if failing(c, s)]
+            if len(fails) == 1:
+                self.only_failing[pop][fails[0]] += 1
+                if all(passing(c, s) for c, s in zip(crits, states) if c.id != fails[0]):
+                    self.gain[pop][fails[0]] += 1
+            # attrition: the first failing criterion removes the patient
+            first = next((c.id for c, s in zip(crits, states) if failing(c, s)), None)
+            if first is not None:
+                self._excluded_at[pop][first] += 1
+            # how far the patient goes with every criterion met so far
+            k = 0
+            while k < len(crits) and passing(crits[k], states[k]):
+                k += 1
+            self._last_passing[pop][k] += 1
+
+    def attrition(self, population: str) -> list[tuple[str, int, int, int]]:
+        rows = []
+        remaining = self.screened
+        crits = criteria_of(self.kb, population)
+        passed = Counter(self._last_passing[population])
+        settled_remaining = self.screened
+        for k, c in enumerate(crits):
+            excluded = self._excluded_at[population][c.id]
+            remaining -= excluded
+            settled_remaining -= passed[k]
+            rows.append((c.id, excluded, remaining, settled_remaining))
+        return rows
+
+    def as_dict(self) -> dict:
+        kb = self.kb
+        return {
+            "screened": self.screened,
+            "rejected": len(self.rejected),
+            "overall": {v: self.overall.get(v, 0) for v in VERDICTS},
+            "populations": {pop: {v: self.verdicts[pop].get(v, 0) for v in VERDICTS} for pop in kb.populations},
+            "criteria": [
+                {"id": c.id, "population": c.population, "kind": c.kind,
+                 **{s: self.statuses[c.id].get(s, 0) for s in ("met", "not_met", "unknown")},
+                 "only_failing": {pop: self.only_failing[pop].get(c.id, 0) for pop in kb.populations
+                                  if c.population in (pop, "all")},
+                 "gain": {pop: self.gain[pop].get(c.id, 0) for pop in kb.populations
+                          if c.population in (pop, "all")}}
+                for c in kb.criteria],
+            "attrition": {pop: [{"criterion": cid, "excluded": ex, "remaining": rem, "all_met_so_far": ok}
+                                for cid, ex, rem, ok in self.attrition(pop)] for pop in kb.populations},
+            "errors": [{"file": e.file, "patient": e.patient, "field": e.field, "reason": e.reason,
+                        "message": str(e)} for e in self.rejected],
+        }
+
+
+def summarize(outcomes: Iterable[Screened | RecordError], kb: KnowledgeBase) -> CohortSummary:
+    """Accumulate a cohort summary from a stream of screening outcomes."""
+    s = CohortSummary(kb)
+    for o in outcomes:
+        if isinstance(o, RecordError):
+            s.rejected.append(o)
+        else:
+            s.add(o.result)
+    return s
+
+
+@dataclass
+class Change:
+    """One patient whose verdict differs between two knowledge bases (or parameter sets)."""
+
+    patient: str
+    file: str
+    before: dict[str, str]   # scope -> verdict ("overall" and each population)
+    after: dict[str, str]
+    criteria: list[tuple[str, str, str]]  # (criterion, status before, status after)
+
+
+def compare(pairs: Iterator[tuple[Screened, Screened]], kb_a: KnowledgeBase,
+            kb_b: KnowledgeBase) -> tuple[list[Change], Counter, int]:
+    """Patients whose overall or population verdict changes from A to B, the criteria whose
+    status changed for each (a criterion absent from one side reads "absent"), totals per
+    direction of the overall verdict, and the number compared."""
+    changes, directions, n = [], Counter(), 0
+    ids = list(dict.fromkeys(kb_a.criterion_ids() + kb_b.criterion_ids()))
+    in_a, in_b = set(kb_a.criterion_ids()), set(kb_b.criterion_ids())
+    for a, b in pairs:
+        n += 1
+        before = {"overall": a.result.overall, **a.result.verdicts}
+        after = {"overall": b.result.overall, **b.result.verdicts}
+        directions[(before["overall"], after["overall"])] += 1
+        if before == after:
+            continue
+        crits = []
+        for cid in ids:
+            sa = a.result.statuses.get(cid, "unknown") if cid in in_a else "absent"
+            sb = b.result.statuses.get(cid, "unknown") if cid in in_b else "absent"
+            if sa != sb:
+                crits.append((cid, sa, sb))
+        changes.append(Change(a.result.patient, a.file, before, after, crits))
+    return changes, directions, n

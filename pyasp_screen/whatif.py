@@ -1,0 +1,118 @@
+"""What-if edits of a patient record: set or unset findings by their vocabulary names.
+
+An edit changes a copy of the validated record, never the file. The edited record goes
+through the same pipeline as any other (findings, ground, solve), so a what-if answer is
+exactly the answer the record would get had it been written that way.
+
+    anc=0.8                 a new ANC result on the screening date (canonical unit 10*9/L)
+    hb=11g/dL               with a UCUM unit
+    ana=positive            a qualitative result
+    ssc_ild=absent          a diagnosis: present / absent / unknown
+    hydration_assistance=no an assessment, one of its values
+    complete=medications    declare a category complete
+
+``--unset NAME`` removes every entry of that finding (its observations, diagnosis or
+assessment), which makes it unknown.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+
+import msgspec
+
+from pyasp_screen import vocabulary
+from pyasp_screen.record import Assessment, Diagnosis, Observation, Record
+
+DERIVED = {"crcl": "creatinine, weight, height (and the crcl_weight parameter)",
+           "prednisone_equivalent": "the medications",
+           "fvc_decline_12mo": "fvc_pct_predicted results"}
+
+
+class EditError(ValueError):
+    """A what-if edit that names no finding, or gives a value the finding cannot take."""
+
+
+def settable_names() -> list[str]:
+    return sorted(set(vocabulary.OBSERVATIONS) | set(vocabulary.DIAGNOSES)
+                  | set(vocabulary.ASSESSMENTS) | {"complete"})
+
+
+def _unknown(name: str) -> EditError:
+    if name in DERIVED:
+        return EditError(f"{name} is derived: change {DERIVED[name]} instead")
+    close = difflib.get_close_matches(name, settable_names(), n=3)
+    hint = f" (did you mean {', '.join(close)}?)" if close else " (docs/vocabulary.md lists the names)"
+    return EditError(f"unknown finding {name!r}{hint}")
+
+
+NUMBER = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(.*?)\s*$")
+
+
+def apply_edits(record: Record, sets: list[str], unsets: list[str]) -> Record:
+    """A copy of ``record`` with the edits applied, in order: unsets first, then sets.
+
+    Raises EditError with a one-line message for a misspelt finding or a bad value.
+    """
+    data = msgspec.to_builtins(record)
+    rec = msgspec.convert(data, Record, strict=False)  # a deep copy
+    for name in unsets:
+        name = name.strip()
+        if name in vocabulary.OBSERVATIONS:
+            rec.observations = [o for o in rec.observations if _obs_name(o) != name]
+        elif name in vocabulary.DIAGNOSES:
+            rec.diagnoses = [d for d in rec.diagnoses if d.code != name]
+        elif name in vocabulary.ASSESSMENTS:
+            rec.assessments = [a for a in rec.assessments if a.name != name]
+        elif name == "complete":
+            rec.complete = []
+        else:
+            raise _unknown(name)
+    for edit in sets:
+        name, sep, value = edit.partition("=")
+        name, value = name.strip(), value.strip()
+        if not sep or not value:
+            raise EditError(f"--set {edit!r}: expected FINDING=VALUE[UNIT]")
+        if name in vocabulary.OBSERVATIONS:
+            rec.observations = [o for o in rec.observations if _obs_name(o) != name]
+            rec.observations.append(_observation(name, value, rec))
+        elif name in vocabulary.DIAGNOSES:
+            present = {"present": True, "yes": True, "absent": False, "no": False, "unknown": "unknown"}.get(value)
+            if present is None:
+                raise EditError(f"--set {name}={value}: a diagnosis is present, absent or unknown")
+            kept = [d for d in rec.diagnoses if d.code == name]
+            onset = kept[0].onset if kept else None
+            rec.diagnoses = [d for d in rec.diagnoses if d.code != name]
+            rec.diagnoses.append(Diagnosis(code=name, present=present, onset=onset))
+        elif name in vocabulary.ASSESSMENTS:
+            allowed = vocabulary.ASSESSMENTS[name][0]
+            if value not in allowed:
+                raise EditError(f"--set {name}={value}: one of {', '.join(allowed)}")
+            rec.assessments = [a for a in rec.assessments if a.name != name]
+            rec.assessments.append(Assessment(name=name, value=value, date=rec.screening_date))
+        elif name == "complete":
+            if value not in vocabulary.CATEGORIES:
+                raise EditError(f"--set complete={value}: one of {', '.join(vocabulary.CATEGORIES)}")
+            rec.complete = list(dict.fromkeys([*rec.complete, value]))
+        else:
+            raise _unknown(name)
+    return rec
+
+
+def _obs_name(o: Observation) -> str | None:
+    if o.system == "loinc":
+        return vocabulary.LOINC_TO_OBSERVATION.get(o.code)
+    return o.code
+
+
+def _observation(name: str, text: str, rec: Record) -> Observation:
+    kind = vocabulary.OBSERVATIONS[name]
+    if kind.qualitative:
+        return Observation(code=name, date=rec.screening_date, value=text)
+    m = NUMBER.match(text)
+    if not m:
+        raise EditError(f"--set {name}={text}: expected a number with an optional UCUM unit, e.g. "
+                        f"{name}=1.2{kind.unit if kind.unit not in ('', '1') else ''}")
+    unit = m.group(2) or kind.unit
+    return Observation(code=name, date=rec.screening_date, value=float(m.group(1)), unit=unit)
