@@ -212,7 +212,7 @@ class _Builder:
             for i, ev in enumerate(events):
                 d = self.days_before(ev.date, f"{label}[{i}].date")
                 if kind == "growth_factor" and ev.drug is not None and \
-                        ev.drug.strip().lower().replace(" ", "_") not in vocabulary.GROWTH_FACTORS:
+                        ev.drug.strip().lower().replace(" ", "_").replace("-", "_") not in vocabulary.GROWTH_FACTORS:
                     raise RecordInvalid(f"{label}[{i}].drug", f"{ev.drug!r} is not a haematopoietic growth factor"
                                         + _suggest(ev.drug.lower(), vocabulary.GROWTH_FACTORS))
                 what = ev.product or ev.drug or kind.replace("_", " ")
