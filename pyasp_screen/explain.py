@@ -135,28 +135,18 @@ def _args(fact: str) -> list[str]:
     return inner.split(",") if inner else []
 
 
+# predicate of a vocabulary fact -> the finding (slot) it gives a value of
+SLOT_OF = {"quantity": "{0}", "qualitative": "{0}",
+           "diagnosis": "diagnosis:{0}", "diagnosis_unknown": "diagnosis:{0}",
+           "assessment": "assessment:{0}", "classification": "classification:{0}",
+           "item": "item:{0}:{1}", "item_unknown": "item:{0}:{1}",
+           "complete": "complete:{0}", "event": "event:{0}",
+           "sledai2k_total": "sledai2k_total", "disease_duration_months": "duration:{0}"}
+
+
 def _slot_of(fact: str) -> str | None:
-    pred = fact[:fact.index("(")]
-    a = _args(fact)
-    if pred in ("quantity", "qualitative"):
-        return a[0]
-    if pred in ("diagnosis", "diagnosis_unknown"):
-        return f"diagnosis:{a[0]}"
-    if pred == "assessment":
-        return f"assessment:{a[0]}"
-    if pred == "classification":
-        return f"classification:{a[0]}"
-    if pred in ("item", "item_unknown"):
-        return f"item:{a[0]}:{a[1]}"
-    if pred == "complete":
-        return f"complete:{a[0]}"
-    if pred == "event":
-        return f"event:{a[0]}"
-    if pred == "sledai2k_total":
-        return "sledai2k_total"
-    if pred == "disease_duration_months":
-        return f"duration:{a[0]}"
-    return None
+    pattern = SLOT_OF.get(fact[:fact.index("(")])
+    return pattern.format(*_args(fact)) if pattern else None
 
 
 def _unit_label(name: str) -> tuple[str, str]:
