@@ -174,7 +174,7 @@ def screen(records, kb, fmt, params, params_file, details, with_explain, screeni
 def _explain_all(outcomes, knowledge) -> dict:
     from pyasp_screen.explain import explain
 
-    return {id(o): explain(knowledge, o.findings, max_results=3)[1]
+    return {id(o): explain(knowledge, o.findings, max_results=5, scopes=["overall"])[1]
             for o in outcomes if isinstance(o, Screened)}
 
 
@@ -362,6 +362,63 @@ def whatif(record, sets, unsets, kb, params, params_file, fmt):
                 click.echo(f"to settle as {goal}: {'; '.join(items[:5])}")
 
 
+@main.command()
+@click.argument("record", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="The file to write; its extension picks the format: .svg .png .pdf (Graphviz), "
+                   ".dot, .graphml, .json (networkx node-link), .mmd (Mermaid).")
+@click.option("--kb", metavar="DIR", help=KB_HELP)
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help=PARAM_HELP)
+@params_file_option
+@click.option("--show", type=click.Choice(["all", "reasons", "missing"]), default="all", show_default=True,
+              help="all: every finding that matters and every unknown that could; reasons: the chosen "
+                   "explanation's findings; missing: unknown findings only.")
+@click.option("--population", help="Only this population's criteria (e.g. sle, ssc).")
+@click.option("--screening-date", type=click.DateTime(["%Y-%m-%d"]), help=DATE_HELP)
+def graph(record, output, kb, params, params_file, show, population, screening_date):
+    """Draw one patient's explanation graph: record fields -> findings -> criteria ->
+    verdicts, coloured by status, the chosen minimal explanation highlighted.
+
+    \b
+    Examples:
+      pyasp-screen graph kb/ct1190b/cases/sle-in-7b-not-met.yaml -o why.svg
+      pyasp-screen graph patient.yaml -o graph.mmd --population sle
+      pyasp-screen graph patient.yaml -o graph.json --show missing
+    """
+    from pyasp_screen import graph as graphs
+    from pyasp_screen.explain import Explainer, explain_scope
+
+    knowledge = _load_kb(kb, params, params_file)
+    if population is not None and population not in knowledge.populations:
+        raise click.UsageError(f"--population {population}: one of {', '.join(knowledge.populations)}")
+    if output.suffix.lower() not in graphs.FORMATS:
+        raise click.UsageError(f"-o {output}: unknown format; use one of {', '.join(graphs.FORMATS)}")
+    _check_output(output, (record,))
+    when = screening_date.date() if screening_date else None
+    outcomes = list(screen_records(_items((record,), when), knowledge))
+    for o in outcomes:
+        if isinstance(o, RecordError):
+            click.echo(f"rejected: {o}", err=True)
+    screened = [o for o in outcomes if isinstance(o, Screened)]
+    if len(screened) != 1:
+        if screened:
+            click.echo(f"Error: {record} holds {len(screened)} patients; graph draws one", err=True)
+        sys.exit(1 if not screened else 2)
+    ex = Explainer(knowledge, screened[0].findings)
+    scope = population or "overall"
+    explanation = explain_scope(ex, scope, ex.verdict()[scope], max_results=1)
+    g = graphs.build(ex, explanation, show=show, population=population)
+    try:
+        graphs.write(g, knowledge, output)
+    except graphs.GraphError as e:
+        click.echo(f"Error: {e}", err=True)
+        sys.exit(2)
+    except OSError as e:
+        click.echo(f"Error: cannot write {output}: {e.strerror or e}", err=True)
+        sys.exit(2)
+    click.echo(f"{output}: {g.number_of_nodes()} nodes, {g.number_of_edges()} edges", err=True)
+
+
 def _progress(total_hint: int | None):
     """A progress bar on standard error for runs long enough to need one."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -379,9 +436,11 @@ def _progress(total_hint: int | None):
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True,
               help="table for people; json (everything) and csv (one row per criterion) for programs.")
 @click.option("--screening-date", type=click.DateTime(["%Y-%m-%d"]), help=DATE_HELP)
+@click.option("--plot", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+              help="Also draw the attrition table as a chart (.svg, .png or .pdf).")
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
               help="Write the result here instead of standard output.")
-def cohort(records, kb, params, params_file, fmt, screening_date, output):
+def cohort(records, kb, params, params_file, fmt, screening_date, plot, output):
     """Summarise a cohort: verdict counts, criterion counts, attrition.
 
     Counts per verdict (overall and per population); per criterion the met / not met /
@@ -425,6 +484,16 @@ def cohort(records, kb, params, params_file, fmt, screening_date, output):
             render.write_cohort_csv(summary, knowledge, out)
         else:
             render.write_cohort_table(summary, knowledge, Console(file=out, width=None if out.isatty() else 160))
+    if plot is not None:
+        from pyasp_screen.graph import plot_attrition
+
+        if plot.suffix.lower() not in (".svg", ".png", ".pdf"):
+            raise click.UsageError(f"--plot {plot}: use .svg, .png or .pdf")
+        try:
+            plot_attrition(summary, knowledge, plot)
+        except OSError as e:
+            click.echo(f"Error: cannot write {plot}: {e.strerror or e}", err=True)
+            sys.exit(2)
     if fmt != "table" and summary.rejected:
         click.echo(f"{len(summary.rejected)} record(s) rejected (listed in the output)", err=True)
     sys.exit(1 if summary.rejected else 0)

@@ -46,6 +46,7 @@ class Unit:
     text: str
     slot: str | None
     sources: tuple[str, ...]
+    when_unknown: tuple[str, ...] = ()  # facts that hold while the unit is unknown
 
 
 @dataclass(frozen=True)
@@ -80,8 +81,8 @@ def units_of(findings: Findings) -> list[Unit]:
         if f.name == "patient":
             continue
         head = f.sources[0] if f.sources else ""
-        if head.startswith("medications["):    # a course with its dose changes: one unit
-            key = head.split(".")[0]
+        if head.startswith("medications[") and f.fact.startswith(("course(", "dose_change(", "gc_dose_per_kg(")):
+            key = head.split(".")[0]               # a course with its dose changes: one unit
         elif head.startswith("group:"):         # facts a caller grouped explicitly
             key = head
         else:
@@ -90,8 +91,53 @@ def units_of(findings: Findings) -> list[Unit]:
     units = []
     for key, fs in groups.items():
         units.append(Unit(key, tuple(f.fact for f in fs), "; ".join(f.text for f in fs),
-                          _slot_of(fs[0].fact), tuple(s for f in fs for s in f.sources)))
+                          _slot_of(fs[0].fact), tuple(s for f in fs for s in f.sources),
+                          _unknown_markers(fs[0].fact)))
     return units
+
+
+def _unknown_markers(fact: str) -> tuple[str, ...]:
+    """What an unknown diagnosis or item says: it is unknown, so a closed-world declaration
+    of its list does not make it absent (the rest of the list stays closed)."""
+    pred = fact[:fact.index("(")]
+    head = fact[fact.index("(") + 1:]
+    patient = head[:len(head) - len(",".join(_args(fact))) - 2] if _args(fact) else head[:-1]
+    a = _args(fact)
+    if pred == "diagnosis":
+        return (f"diagnosis_unknown({patient},{a[0]})",)
+    if pred == "item":
+        return (f"item_unknown({patient},{a[0]},{a[1]})",)
+    return ()
+
+
+def _settled_slots(kb: KnowledgeBase, units: list[Unit]) -> set[str]:
+    """The findings the record already settles, which a new measurement could not change:
+    a current value (within the knowledge base's look-back window), a recorded diagnosis,
+    assessment or item, and what a closed-world declaration rules out. A result too old to
+    count, or an entry recorded as unknown, leaves its finding open."""
+    settled, closed = set(), set()
+    for u in units:
+        if not u.slot:
+            continue
+        first = u.facts[0]
+        pred = first[:first.index("(")]
+        if pred in ("diagnosis_unknown", "item_unknown"):
+            continue
+        if pred in ("quantity", "qualitative"):
+            args = _args(first)
+            if args[0] in kb.windows and int(args[-1]) > kb.windows[args[0]]:
+                continue
+        if pred == "complete":
+            closed.add(u.slot.split(":", 1)[1])
+        settled.add(u.slot)
+    open_diagnoses = {u.slot for u in units if u.facts[0].startswith("diagnosis_unknown(")}
+    out = set(settled)
+    if "diagnoses" in closed:
+        out |= {f"diagnosis:{d}" for d in kb.diagnoses} - open_diagnoses
+    for cat, slot in (("transfusions", "event:transfusion"), ("growth_factors", "event:growth_factor")):
+        if cat in closed:
+            out.add(slot)
+    return out
 
 
 def _in_category(unit: Unit, category: str) -> bool:
@@ -108,17 +154,33 @@ def _in_category(unit: Unit, category: str) -> bool:
 def _category_members(units: list[Unit]) -> dict[int, list[int]]:
     """For each unit declaring a category complete, the units of that category.
 
-    A closed-world declaration is about the list as recorded: it says nothing once one of
-    the listed entries is unknown (otherwise dropping a listed course while keeping "the
-    medication history is complete" would assert that the course was not taken). So the
-    declaration only holds while every member is known.
+    A closed-world declaration of a list of courses or events is about the list as
+    recorded: it says nothing once one of its entries is unknown (otherwise dropping a listed
+    course while keeping "the medication history is complete" would assert that the course
+    was not taken), so it holds only while every entry is known. A closed list of
+    diagnoses or items stays closed for the others when one entry is unknown (that entry
+    says so: Unit.when_unknown).
     """
     out = {}
     for i, u in enumerate(units):
         if u.slot and u.slot.startswith("complete:"):
             cat = u.slot.split(":", 1)[1]
-            out[i] = [j for j, v in enumerate(units) if j != i and _in_category(v, cat)]
+            if cat in ("medications", "transfusions", "growth_factors"):
+                out[i] = [j for j, v in enumerate(units) if j != i and _in_category(v, cat)]
     return out
+
+
+def unit_facts(units: list[Unit], members: dict[int, list[int]], on: Iterable[int]) -> list[str]:
+    """The facts of a record with only the units ``on`` known (the meaning of "only these
+    findings known" that every question here uses)."""
+    on = set(on)
+    facts = []
+    for i, u in enumerate(units):
+        if i in on and all(m in on for m in members.get(i, [])):
+            facts.extend(u.facts)
+        elif i not in on:
+            facts.extend(u.when_unknown)
+    return facts
 
 
 def _args(fact: str) -> list[str]:
@@ -244,6 +306,25 @@ def value_classes(kb: KnowledgeBase, findings: Findings, units: list[Unit]) -> d
         s.values = [Hypothesis(s.key, f"{cat.replace('_', ' ')} recorded complete as it stands",
                                (f"complete({pid},{cat})",))]
         add(s)
+    # A disease history of unknown length, and a SLEDAI-2K total when none is current:
+    # the values around the knowledge base's thresholds (integer parameters in months, and
+    # those named for SLEDAI-2K).
+    months = sorted({p.value for p in kb.parameters.values() if p.kind == "integer" and p.unit == "mo"})
+    for d in sorted(kb.diagnoses):
+        if months:
+            label = vocabulary.DIAGNOSES.get(d, (d,))[0]
+            s = Slot(f"duration:{d}", f"{label}: onset date", quantity=False)
+            for m in sorted({max(m - 1, 0) for m in months} | set(months)):
+                s.values.append(Hypothesis(s.key, f"onset {m} completed months before screening",
+                                           (f"disease_duration_months({pid},{d},{m})",)))
+            add(s)
+    scores = sorted({p.value for p in kb.parameters.values() if p.kind == "integer" and "sledai" in p.name})
+    if scores:
+        s = Slot("sledai2k_total", "SLEDAI-2K at screening")
+        for t in sorted({max(t - 1, 0) for t in scores} | set(scores)):
+            s.values.append(Hypothesis(s.key, f"SLEDAI-2K {t}", (f"sledai2k_assessed({pid},0)",
+                                                                  f"sledai2k_total({pid},{t})")))
+        add(s)
     for event in ("transfusion", "growth_factor"):
         s = Slot(f"event:{event}", event.replace("_", " "))
         s.values = [Hypothesis(s.key, f"a {event.replace('_', ' ')} just before screening",
@@ -289,7 +370,7 @@ class Explainer:
         self.slots = slots if slots is not None else value_classes(kb, findings, self.units)
         self.slot_keys = list(self.slots)
         self.known_slots = {u.slot for u in self.units if u.slot}
-        self.unknown_slots = [s for s in self.slot_keys if s not in self.known_slots]
+        self.unknown_slots = [s for s in self.slot_keys if s not in _settled_slots(kb, self.units)]
         self.populations = list(kb.populations)
         self.members = _category_members(self.units)
         self.calls = 0
@@ -306,6 +387,7 @@ class Explainer:
         for i, u in enumerate(self.units):
             body = ", ".join(f"known({j})" for j in [i] + self.members.get(i, []))
             common += [f"{fact} :- {body}." for fact in u.facts]
+            common += [f"{fact} :- not known({i})." for fact in u.when_unknown]
         for scope in scopes:
             common += [f"#external target({scope},{t}). [free]" for t in SCOPES_TARGETS]
             v = f"overall({pid},V)" if scope == "overall" else f"verdict({pid},{scope},V)"
@@ -465,8 +547,6 @@ def smallest_minimal_sets(n: int, holds: Callable[[frozenset[int]], bool], most:
     minimal: list[frozenset[int]] = []
     maximal_not: list[frozenset[int]] = []
     for k in range(10_000):
-        if len(minimal) >= most:
-            return minimal, maximal_not, False
         best: list[frozenset[int]] = []
 
         def on_model(m) -> None:
@@ -476,6 +556,8 @@ def smallest_minimal_sets(n: int, holds: Callable[[frozenset[int]], bool], most:
             return minimal, maximal_not, True
         seed = best[-1]  # the optimum
         if test(seed):
+            if len(minimal) >= most:  # one more exists: the list is cut short
+                return minimal, maximal_not, False
             minimal.append(seed)
             clause = (":- " + ", ".join(f"x({e})" for e in sorted(seed)) + ".") if seed else ":- ."
         else:
@@ -603,6 +685,8 @@ def explain_scope(ex: Explainer, scope: str, verdict: str, max_results: int = 10
                     reached = goal
                     break
             values = _values_for(ex, keep, slots, (scope, reached)) if reached and slots else []
+            values += [f"{ex.units[i].text} were unknown" for i in sorted(c)
+                       if ex.units[i].slot not in ex.slots]
             unsettled = ex.statuses(ex.solve(keep))
             touched = [cid for cid in now if unsettled.get(cid) == "unknown"]
             out.near_misses.append(Reason(

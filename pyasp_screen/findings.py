@@ -477,10 +477,17 @@ class _Builder:
         screening; on one date the one listed last), except for dated occurrences
         (vocabulary.EVENT_ASSESSMENTS), which are all read."""
         latest: dict[str, tuple] = {}
+        values: dict[str, set] = {}
         for i, a in enumerate(self.r.assessments):
             when = a.date or self.today
+            values.setdefault(a.name, set()).add(str(a.value))
             if a.name not in latest or when >= latest[a.name][0]:
                 latest[a.name] = (when, i, a)
+        for name, vs in values.items():
+            if len(vs) > 1 and name not in vocabulary.EVENT_ASSESSMENTS:
+                when, i, a = latest[name]
+                self.out.notes.append(f"{name}: differing assessments recorded; the latest "
+                                      f"({a.value}, {when}) is read")
         for i, a in enumerate(self.r.assessments):
             if a.name in latest and latest[a.name][1] != i and a.name not in vocabulary.EVENT_ASSESSMENTS:
                 if a.date is not None:

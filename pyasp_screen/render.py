@@ -76,11 +76,11 @@ def short_explanation(scopes) -> dict:
     (screen --explain)."""
     e = scopes[0]
     out = {"verdict": e.verdict}
-    if e.sufficient_reasons:
+    if e.verdict == "ineligible" and e.sufficient_reasons:
         out["shortest_reason"] = e.sufficient_reasons[0].findings
         out["criteria"] = e.sufficient_reasons[0].criteria
     if e.missing:
-        out["to_measure"] = {goal: [" + ".join(r.findings) for r in rs] for goal, rs in e.missing.items()}
+        out["to_measure"] = {goal: [" + ".join(r.findings) for r in rs[:5]] for goal, rs in e.missing.items()}
     return out
 
 
@@ -263,8 +263,11 @@ def write_explanation_text(s: Screened, scopes, kb: KnowledgeBase, out: IO[str])
     out.write(f"Patient {r.patient} ({s.file}): {r.overall} overall ({verdicts}).\n")
     sentences = {c.id: c.sentence for c in kb.criteria}
 
+    cited: list[str] = []
+
     def crit(ids):
-        return "; ".join(f'{i} "{sentences.get(i, "")}"' for i in ids)
+        cited.extend(i for i in ids if i not in cited)
+        return ", ".join(ids)
 
     for e in scopes:
         out.write(f"\n{_scope_name(e.scope, kb)}: {e.verdict}\n")
@@ -279,7 +282,7 @@ def write_explanation_text(s: Screened, scopes, kb: KnowledgeBase, out: IO[str])
                      else "What would most easily lose it")
             out.write(f"  {label}:\n")
             for k, nm in enumerate(e.near_misses, 1):
-                change = "; ".join(nm.values) if nm.values else "were they unknown"
+                change = "; ".join(nm.values) if nm.values else "they were unknown"
                 out.write(f"   {k}. {' + '.join(nm.findings)}: {nm.outcome} if {change}, all else equal\n")
             if not e.near_misses:
                 out.write("   none: no change of recorded findings alone would do it\n")
@@ -299,6 +302,10 @@ def write_explanation_text(s: Screened, scopes, kb: KnowledgeBase, out: IO[str])
                     out.write(f"   - {label}\n")
         if not e.complete:
             out.write("  (more explanations exist: raise --max to list them)\n")
+    if cited:
+        out.write("\nCriteria cited (registry sentences):\n")
+        for i in cited:
+            out.write(f'  {i}: "{sentences.get(i, "")}"\n')
 
 
 # ---------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from oracle import SLOTS
 from pyasp_screen.engine import Engine
 from pyasp_screen.explain import (Explainer, Hypothesis, Slot, _category_members, _group_labels, _slot_of, explain_scope,
-                                  smallest_minimal_sets, units_of)
+                                  smallest_minimal_sets, unit_facts, units_of)
 from pyasp_screen.findings import Finding, Findings, asp_string, derive
 from pyasp_screen.kb import load_kb
 from pyasp_screen.record import load_file
@@ -150,6 +150,8 @@ def test_smallest_minimal_sets_on_a_known_family():
     assert complete and [set(f) for f in found] == [{2}, {0, 1}, {1, 3, 4}]
     first, _, complete = smallest_minimal_sets(5, lambda s: any(f <= s for f in family), most=1)
     assert not complete and [set(f) for f in first] == [{2}]
+    three, _, complete = smallest_minimal_sets(5, lambda s: any(f <= s for f in family), most=3)
+    assert complete and len(three) == 3  # exactly --max of them: not "more exist"
 
 
 @pytest.mark.parametrize("name", ["sle-in-7b-not-met", "sle-in-7d-unknown", "ssc-ex-1-met"])
@@ -170,8 +172,7 @@ def test_example_patients_explanations_are_sufficient_minimal_and_settle(name):
         for r in e.sufficient_reasons:
             def screen_with(texts):
                 on = {index[t] for t in texts}
-                on = {i for i in on if all(m in on for m in members.get(i, []))}
-                facts = [Finding(x, "x", "x") for i in sorted(on) for x in units[i].facts]
+                facts = [Finding(x, "x", "x") for x in unit_facts(units, members, on)]
                 res = ENGINE.screen([Findings(findings.patient, [base] + facts)])[0]
                 return res.overall if e.scope == "overall" else res.verdicts[e.scope]
             assert screen_with(r.findings) == e.verdict
