@@ -1,0 +1,120 @@
+"""Explanation graphs: structure read off the engine, and every export format."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import networkx as nx
+import pydot
+import pytest
+from click.testing import CliRunner
+
+from pyasp_screen import graph as graphs
+from pyasp_screen.cli import main
+from pyasp_screen.explain import Explainer, explain_scope
+from pyasp_screen.findings import derive
+from pyasp_screen.kb import load_kb
+from pyasp_screen.record import load_file
+
+ROOT = Path(__file__).resolve().parent.parent
+CASES = ROOT / "kb" / "ct1190b" / "cases"
+KB = load_kb("ct1190b")
+
+
+def build(name: str, **kw) -> nx.DiGraph:
+    ex = Explainer(KB, derive(next(load_file(CASES / f"{name}.yaml")).record, KB))
+    scope = kw.get("population") or "overall"
+    return graphs.build(ex, explain_scope(ex, scope, ex.verdict()[scope], max_results=1), **kw)
+
+
+def test_excluded_patient_graph_goes_from_record_field_to_verdict():
+    g = build("sle-in-7b-not-met")
+    assert g.nodes["overall"]["status"] == "ineligible"
+    anc = next(n for n, d in g.nodes(data=True) if d["kind"] == "finding" and d["label"].startswith("ANC 0.9"))
+    assert g.nodes[anc]["highlight"] is True
+    assert g.edges[anc, "SLE-IN-7b.anc"]["relation"] == "violates"
+    assert g.edges["SLE-IN-7b.anc", "SLE-IN-7b"]["relation"] == "violates"
+    assert g.edges["SLE-IN-7b", "pop:sle"]["relation"] == "violates"
+    assert g.edges["pop:sle", "overall"]["relation"] == "violates"
+    fields = [p for p in g.predecessors(anc) if g.nodes[p]["kind"] == "field"]
+    assert fields and g.nodes[fields[0]]["label"].startswith("observations[")
+    assert g.nodes["SLE-IN-7b"]["tooltip"].startswith("Bone marrow function")
+    # an unknown finding hangs on the condition it could decide, undecided
+    assert g.edges["unknown:anti_smith", "SLE-IN-4.anti_smith"]["relation"] == "undecided"
+    # every known finding node is there because removing it changes some status
+    for n, d in g.nodes(data=True):
+        if d["kind"] == "finding":
+            assert any(g.nodes[s]["kind"] in ("component", "criterion") for s in g.successors(n))
+
+
+def test_derived_value_names_the_fields_it_came_from():
+    g = build("sle-eligible")
+    crcl = next(n for n, d in g.nodes(data=True) if d["kind"] == "finding" and d["label"].startswith("CrCl"))
+    sources = {g.nodes[p]["label"] for p in g.predecessors(crcl)}
+    assert {"birth_date", "sex"} <= sources and sum(s.startswith("observations[") for s in sources) >= 2
+
+
+def test_show_and_population_filters():
+    reasons = build("sle-in-7b-not-met", show="reasons")
+    assert [d["label"] for _, d in reasons.nodes(data=True) if d["kind"] == "finding"][0].startswith("ANC 0.9")
+    assert not any(d["kind"] == "unknown" for _, d in reasons.nodes(data=True))
+    missing = build("sle-in-7d-unknown", show="missing")
+    assert not any(d["kind"] == "finding" for _, d in missing.nodes(data=True))
+    assert missing.nodes["unknown:aptt_x_uln"]["highlight"] is True  # the chosen missing datum
+    sle = build("sle-in-7b-not-met", population="sle")
+    assert not any(n.startswith("SSC-") for n in sle.nodes) and "pop:ssc" not in sle.nodes
+
+
+def test_text_exports_round_trip(tmp_path):
+    g = build("sle-in-7d-unknown")
+    graphs.write(g, KB, tmp_path / "g.json")
+    back = nx.node_link_graph(json.loads((tmp_path / "g.json").read_text()), edges="links")
+    assert set(back.nodes) == set(g.nodes) and set(back.edges) == set(g.edges)
+    graphs.write(g, KB, tmp_path / "g.graphml")
+    back = nx.read_graphml(tmp_path / "g.graphml")
+    assert set(back.nodes) == set(g.nodes) and back.number_of_edges() == g.number_of_edges()
+    graphs.write(g, KB, tmp_path / "g.dot")
+    parsed = pydot.graph_from_dot_data((tmp_path / "g.dot").read_text())[0]
+    names = {n.get_name().strip('"') for n in parsed.get_nodes()}
+    names |= {n.get_name().strip('"') for sg in parsed.get_subgraphs() for n in sg.get_nodes()}
+    assert set(g.nodes) <= names
+    graphs.write(g, KB, tmp_path / "g.mmd")
+    text = (tmp_path / "g.mmd").read_text()
+    assert text.startswith("flowchart LR") and text.count("-->") + text.count("-.->") == g.number_of_edges()
+
+
+def test_rendered_formats(tmp_path):
+    if shutil.which("dot") is None:
+        pytest.skip("the Graphviz program 'dot' is not installed here (.ci/run installs it)")
+    g = build("sle-in-7b-not-met")
+    graphs.write(g, KB, tmp_path / "g.svg")
+    svg = (tmp_path / "g.svg").read_text()
+    assert "<svg" in svg and "Bone marrow function" in svg  # the registry sentence as a tooltip
+    graphs.write(g, KB, tmp_path / "g.png")
+    assert (tmp_path / "g.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    graphs.write(g, KB, tmp_path / "g.pdf")
+    assert (tmp_path / "g.pdf").read_bytes()[:4] == b"%PDF"
+
+
+def test_missing_graphviz_says_how_to_install_and_text_formats_still_work(tmp_path, monkeypatch):
+    g = build("sle-in-7b-not-met")
+    monkeypatch.setattr(graphs.shutil, "which", lambda name: None)
+    with pytest.raises(graphs.GraphError, match="apt-get install graphviz"):
+        graphs.write(g, KB, tmp_path / "g.png")
+    graphs.write(g, KB, tmp_path / "g.mmd")
+    assert (tmp_path / "g.mmd").exists()
+    with pytest.raises(graphs.GraphError, match="unknown format"):
+        graphs.write(g, KB, tmp_path / "g.txt")
+
+
+def test_graph_command_and_attrition_plot(tmp_path):
+    r = CliRunner().invoke(main, ["graph", str(CASES / "sle-in-7b-not-met.yaml"), "-o", str(tmp_path / "g.mmd")])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["graph", str(CASES / "sle-in-7b-not-met.yaml"), "-o", str(tmp_path / "g.xyz")])
+    assert r.exit_code == 2 and "unknown format" in r.output
+    r = CliRunner().invoke(main, ["cohort", str(CASES), "--plot", str(tmp_path / "attrition.svg")])
+    assert r.exit_code == 0, r.output
+    svg = (tmp_path / "attrition.svg").read_text()
+    assert "<svg" in svg and "attrition" in svg
