@@ -419,6 +419,73 @@ def graph(record, output, kb, params, params_file, show, population, screening_d
     click.echo(f"{output}: {g.number_of_nodes()} nodes, {g.number_of_edges()} edges", err=True)
 
 
+@main.command(name="check")
+@click.argument("kb_dir", required=False, type=click.Path(path_type=Path, file_okay=False))
+def check_cmd(kb_dir):
+    """Check a knowledge base (default: the bundled ct1190b) before screening with it.
+
+    Prints one line per problem, file:line:col: message, and exits 1 if there is any:
+    ASP syntax errors and clingo warnings, predicates nothing provides, criteria without
+    rules or sentences, rules for undeclared criteria, duplicate IDs, parameters used but
+    not declared or declared but unused, thresholds in the wrong unit, and (refused)
+    #script, @functions and #include outside the knowledge base.
+    """
+    from pyasp_screen.check import check_kb_dir
+    from pyasp_screen.kb import resolve_kb_dir
+
+    try:
+        directory = resolve_kb_dir(kb_dir)
+    except KBError as e:
+        raise click.UsageError(str(e)) from None
+    problems = check_kb_dir(directory)
+    for p in problems:
+        click.echo(str(p))
+    click.echo(f"{directory}: {len(problems)} problem(s)" if problems else f"{directory}: no problems", err=True)
+    sys.exit(1 if problems else 0)
+
+
+@main.command(name="test")
+@click.argument("kb_dir", required=False, type=click.Path(path_type=Path, file_okay=False))
+@click.option("-k", "pattern", metavar="PATTERN", help="Only the example patients whose name contains PATTERN.")
+def test_cmd(kb_dir, pattern):
+    """Screen every example patient of a knowledge base (cases/*.yaml) and compare with its
+    expected verdicts and statuses (cases/*.expected.yaml). Prints the differences and a
+    closing line "N passed, M failed"; exits 1 on any failure."""
+    from pyasp_screen.authoring import run_cases
+    from pyasp_screen.kb import resolve_kb_dir
+
+    try:
+        directory = resolve_kb_dir(kb_dir)
+        load_kb(directory)
+    except KBError as e:
+        raise click.UsageError(str(e)) from None
+    results = run_cases(directory, pattern)
+    for r in results:
+        click.echo(f"{'PASS' if r.passed else 'FAIL'} {r.name}")
+        for d in r.differences:
+            click.echo(f"    {d}")
+    passed = sum(r.passed for r in results)
+    click.echo(f"{passed} passed, {len(results) - passed} failed")
+    sys.exit(0 if results and passed == len(results) else 1)
+
+
+@main.command(name="new")
+@click.argument("path", type=click.Path(path_type=Path))
+def new_cmd(path):
+    """Start a knowledge base at PATH: a manifest with two parameters, one commented
+    criterion and three example patients, which check and test pass at once.
+    docs/authoring.md walks through growing it."""
+    from pyasp_screen.authoring import new_kb
+
+    try:
+        files = new_kb(path)
+    except FileExistsError as e:
+        raise click.UsageError(str(e)) from None
+    for f in files:
+        click.echo(f"created {f}")
+    click.echo(f"next: pyasp-screen check {path} && pyasp-screen test {path}")
+
+
 def _progress(total_hint: int | None):
     """A progress bar on standard error for runs long enough to need one."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn

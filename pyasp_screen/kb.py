@@ -194,10 +194,18 @@ def resolve_kb_dir(kb: str | Path | None) -> Path:
 
 
 def _resolve_program(kb_dir: Path, name: str) -> Path:
+    """A program named in a manifest: "lib/..." is the shared library beside the knowledge
+    base (or, for one made elsewhere, the bundled library); anything else is inside the
+    knowledge base's folder."""
     if name.startswith("lib/"):
         candidate = kb_dir.parent / name
+        if not candidate.is_file():
+            candidate = builtin_kb_root() / name
     else:
         candidate = kb_dir / name
+        if kb_dir.resolve() not in candidate.resolve().parents:
+            raise KBError(f"{kb_dir / 'manifest.yaml'}: programs: {name}: outside the knowledge base's folder "
+                          "(use extends: to reuse another knowledge base)")
     if not candidate.is_file():
         raise KBError(f"{kb_dir / 'manifest.yaml'}: programs: {name}: no such file")
     return candidate
@@ -266,8 +274,19 @@ def load_kb(kb: str | Path | None = None, overrides: dict[str, str] | None = Non
     )
     if overrides:
         kb_obj = kb_obj.with_parameters(overrides)
+    _refuse_unsafe(kb_obj)
     _read_declarations(kb_obj)
     return kb_obj
+
+
+def _refuse_unsafe(kb: KnowledgeBase) -> None:
+    """A knowledge base with #script, @functions or #include outside its folders is refused
+    before clingo sees it (clingo would run the script)."""
+    from pyasp_screen.check import refusals
+
+    problems = refusals(kb.programs, [p.parent.resolve() for p in kb.programs])
+    if problems:
+        raise KBError(f"{problems[0]} (pyasp-screen check {kb.directory} lists every problem)")
 
 
 def _read_declarations(kb: KnowledgeBase) -> None:

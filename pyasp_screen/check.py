@@ -1,0 +1,356 @@
+"""Checks a knowledge base before any patient is screened (``pyasp-screen check``).
+
+A knowledge base is code that clingo runs, so it is read with clingo's own parser (which
+executes nothing) before it is ever handed to a solver. Findings are reported as
+``file:line:col: message``, each with a sentence of advice:
+
+- ASP syntax errors and clingo's warnings (unsafe variables, undefined atoms), in clingo's words;
+- predicates read in rule bodies that neither the fact vocabulary nor any rule provides;
+- criteria declared without rules, rules for criteria never declared, duplicate IDs, criteria
+  without their registry sentence;
+- parameters used but not declared, declared but never used, thresholds in a unit other than
+  the unit of the finding they are compared with;
+- ``#script`` blocks, ``#include`` outside the knowledge base's folders, and ``@function``
+  calls: refused (a knowledge base from another author must not run programs on your machine).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import clingo
+from clingo import ast
+
+from pyasp_screen import units, vocabulary
+
+# Predicates the findings stage provides (docs/vocabulary.md) and those the engine adds.
+VOCABULARY = {"patient/1", "age/2", "sex/2", "complete/2", "quantity/5", "qualitative/4",
+              "diagnosis/3", "diagnosis_unknown/2", "disease_duration_months/3", "classification/3",
+              "item/4", "item_unknown/3", "sledai2k_assessed/2", "sledai2k_total/2", "assessment/4",
+              "course/6", "dose_change/3", "gc_dose_per_kg/4", "event/3"}
+ALLOWED_FUNCTIONS: frozenset[str] = frozenset()  # no @function is on the allow-list today
+# Symbols that are values, not parameters, when they appear in comparisons.
+VALUES = {"true", "false", "yes", "no", "positive", "negative", "indeterminate", "met", "not_met",
+          "unknown", "inclusion", "exclusion", "all", "eligible", "ineligible", "undetermined",
+          "ge", "gt", "le", "lt", "male", "female"}
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    line: int
+    column: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}: {self.message}"
+
+
+def _loc(node) -> tuple[str, int, int]:
+    """file, line, column of a node (or of the first node below it that has a location)."""
+    for n in _walk(node):
+        if "location" in n.keys():
+            b = n.location.begin
+            return b.filename, b.line, b.column
+    return "<unknown>", 0, 0
+
+
+class _Reader:
+    """Walks the statements of every program once, collecting what the checks need."""
+
+    def __init__(self, params: set[str]):
+        self.params = params
+        self.problems: list[Problem] = []
+        self.heads: set[str] = set()          # name/arity defined by some rule or fact
+        self.head_values: set[str] = set()    # constants written as arguments in rule heads
+        self.bodies: list[tuple[str, tuple]] = []  # (name/arity, location) read in bodies
+        self.constants: dict[str, tuple] = {}  # identifiers used as terms -> first location
+        self.compared: dict[str, tuple] = {}   # identifiers used in comparisons/arithmetic
+        self.criteria: dict[str, list] = {}    # ID -> declaration locations
+        self.sentences: dict[str, tuple] = {}
+        self.defined: dict[str, tuple] = {}    # condition IDs with rules (holds/fails/check/...)
+        self.checks: list[tuple[str, str, str, tuple]] = []  # (condition, name, threshold, loc)
+
+    def statement(self, stm) -> None:
+        t = stm.ast_type
+        if t == ast.ASTType.Script:
+            self.problems.append(Problem(*_loc(stm), "#script is refused: a knowledge base may not run "
+                                         "Python or Lua; write the rule in ASP"))
+            return
+        if t == ast.ASTType.Rule:
+            self._rule(stm)
+        elif t == ast.ASTType.Defined:  # #defined p/n: provided on purpose, maybe by nothing
+            self.heads.add(f"{stm.name}/{stm.arity}")
+        for node in _walk(stm):
+            if node.ast_type == ast.ASTType.Function and node.external:
+                self.problems.append(Problem(*_loc(node), f"@{node.name} is refused: a knowledge base may "
+                                             "not call Python or Lua functions (none is on the allow-list)"))
+
+    def heads_names(self) -> set[str]:
+        return {sig.split("/")[0] for sig in self.heads}
+
+    def _rule(self, stm) -> None:
+        head_atoms = [a for a in _walk(stm.head) if a.ast_type == ast.ASTType.SymbolicAtom]
+        for a in head_atoms:
+            self.heads.update(_signatures(a.symbol))
+            for node in _walk(a.symbol):
+                ident = _identifier(node)
+                if ident:
+                    self.head_values.add(ident)
+        for lit in stm.body:
+            for a in _walk(lit):
+                if a.ast_type == ast.ASTType.SymbolicAtom:
+                    for sig in _signatures(a.symbol):
+                        self.bodies.append((sig, _loc(a)))
+                if a.ast_type == ast.ASTType.Comparison:
+                    for term in _walk(a):
+                        ident = _identifier(term)
+                        if ident:
+                            self.compared.setdefault(ident, _loc(term))
+                if a.ast_type == ast.ASTType.BinaryOperation:
+                    for term in _walk(a):
+                        ident = _identifier(term)
+                        if ident:
+                            self.compared.setdefault(ident, _loc(term))
+        for node in _walk(stm):
+            ident = _identifier(node)
+            if ident:
+                self.constants.setdefault(ident, _loc(node))
+        for a in head_atoms:
+            sym = a.symbol
+            if sym.ast_type != ast.ASTType.Function:
+                continue
+            args = [_text(x) for x in sym.arguments]
+            if sym.name == "criterion" and len(args) == 3 and args[0]:
+                self.criteria.setdefault(args[0], []).append(_loc(a))
+            elif sym.name == "registry_sentence" and len(args) == 2 and args[0]:
+                if args[0] in self.sentences:
+                    self.problems.append(Problem(*_loc(a), f"{args[0]}: a second registry sentence; "
+                                                 "one criterion, one sentence"))
+                self.sentences[args[0]] = _loc(a)
+            elif sym.name in ("holds", "fails") and len(args) == 2 and args[1]:
+                self.defined.setdefault(args[1], _loc(a))
+            elif sym.name in ("all_of", "any_of") and len(args) == 2 and args[0]:
+                self.defined.setdefault(args[0], _loc(a))
+                for part in _pool(sym.arguments[1]):
+                    self.defined.setdefault(f"part:{part}", _loc(a))
+            elif sym.name == "check" and len(args) == 4 and args[0]:
+                self.defined.setdefault(args[0], _loc(a))
+                self.checks.append((args[0], args[1] or "", args[3] or "", _loc(a)))
+
+
+def _walk(node):
+    """Every AST node below (and including) node."""
+    if isinstance(node, ast.AST):
+        yield node
+        for key in node.keys():
+            yield from _walk(getattr(node, key))
+    elif not isinstance(node, (str, bytes, int)) and hasattr(node, "__iter__"):
+        for item in node:
+            yield from _walk(item)
+
+
+def _signatures(sym) -> list[str]:
+    """The predicates of an atom's symbol: one, or several for a pool p(a;b) written as p(...)."""
+    if sym.ast_type == ast.ASTType.Pool:
+        return [s for arg in sym.arguments for s in _signatures(arg)]
+    sig = _signature(sym)
+    return [sig] if sig else []
+
+
+def _signature(sym) -> str | None:
+    if sym.ast_type == ast.ASTType.Function and sym.name:
+        return f"{sym.name}/{len(sym.arguments)}"
+    if sym.ast_type == ast.ASTType.SymbolicTerm and sym.symbol.type == clingo.SymbolType.Function:
+        return f"{sym.symbol.name}/{len(sym.symbol.arguments)}"
+    return None
+
+
+def _identifier(node) -> str | None:
+    """A lower-case constant used as a term (a parameter, or a symbolic value)."""
+    if node.ast_type == ast.ASTType.Function and not node.arguments and node.name and not node.external:
+        return node.name
+    if node.ast_type == ast.ASTType.SymbolicTerm and node.symbol.type == clingo.SymbolType.Function \
+            and not node.symbol.arguments and node.symbol.name:
+        return node.symbol.name
+    return None
+
+
+def _text(node) -> str | None:
+    """A string or constant argument as text (None for variables and compound terms)."""
+    if node.ast_type == ast.ASTType.SymbolicTerm:
+        sym = node.symbol
+        if sym.type == clingo.SymbolType.String:
+            return sym.string
+        if sym.type == clingo.SymbolType.Function and not sym.arguments:
+            return sym.name
+    if node.ast_type == ast.ASTType.Function and not node.arguments:
+        return node.name
+    return None
+
+
+def _pool(node) -> list[str]:
+    """The strings of a pooled term ("a"; "b")."""
+    out = []
+    for n in _walk(node):
+        if n.ast_type == ast.ASTType.SymbolicTerm and n.symbol.type == clingo.SymbolType.String:
+            out.append(n.symbol.string)
+    return out
+
+
+INCLUDE = re.compile(r'#include\s+"([^"]+)"')
+
+
+def _includes(path: Path, roots: list[Path]) -> list[Problem]:
+    """#include is allowed only for files inside the knowledge base's folders."""
+    out = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        for m in INCLUDE.finditer(line):
+            target = (path.parent / m.group(1)).resolve()
+            if not any(r in target.parents for r in roots):
+                out.append(Problem(str(path), n, m.start() + 1,
+                                   f"#include \"{m.group(1)}\" is refused: it points outside the knowledge "
+                                   "base's folders"))
+    return out
+
+
+def check_programs(programs: list[Path], parameters: dict, manifest: Path, roots: list[Path]) -> list[Problem]:
+    """Every problem of a set of ASP programs with their declared parameters."""
+    problems: list[Problem] = []
+    for p in programs:
+        problems += _includes(p, roots)
+    reader = _Reader(set(parameters))
+    messages: list[str] = []
+    try:
+        ast.parse_files([str(p) for p in programs], reader.statement,
+                        logger=lambda code, msg: messages.append(msg))
+    except RuntimeError:
+        for msg in messages:
+            problems.append(_from_clingo(msg, "fix the syntax: a statement ends with a period, "
+                                              "strings use double quotes, variables start upper-case"))
+        return problems
+    problems += reader.problems
+    if not any(" is refused" in p.message for p in problems):  # refused: never handed to a solver
+        problems += _clingo_messages(programs, parameters)
+    # predicates read that nothing provides
+    provided = reader.heads | VOCABULARY
+    seen = set()
+    for sig, loc in reader.bodies:
+        if sig not in provided and sig not in seen:
+            seen.add(sig)
+            problems.append(Problem(*loc, f"{sig} is read here but neither the fact vocabulary "
+                                    "(docs/vocabulary.md) nor any rule provides it: a misspelt predicate?"))
+    # criteria
+    ids = set(reader.criteria)
+    for cid, locs in reader.criteria.items():
+        if len(locs) > 1:
+            problems.append(Problem(*locs[1], f"{cid} is declared {len(locs)} times: criterion IDs must be unique"))
+        if cid not in reader.defined:
+            problems.append(Problem(*locs[0], f"{cid} is declared but no rule decides it (holds/2, fails/2, "
+                                    "check/4, all_of/2 or any_of/2)"))
+        if cid not in reader.sentences:
+            problems.append(Problem(*locs[0], f"{cid} has no registry_sentence/2: cite the sentence it encodes"))
+    for cond, loc in reader.defined.items():
+        if cond.startswith("part:"):
+            continue
+        if cond.split(".")[0] not in ids:
+            problems.append(Problem(*loc, f"rules for {cond}, but no criterion {cond.split('.')[0]} is declared"))
+    for cid, loc in reader.sentences.items():
+        if cid not in ids:
+            problems.append(Problem(*loc, f"registry sentence for {cid}, which is not declared"))
+    # parameters
+    used = {name for name in reader.constants if name in parameters}
+    choices = {c for p in parameters.values() for c in p.choices}
+    for name, loc in reader.compared.items():
+        if name not in parameters and name not in VALUES | choices | reader.head_values \
+                and name not in reader.heads_names():
+            problems.append(Problem(*loc, f"{name} is compared here but is not a declared parameter: "
+                                    f"declare it in {manifest.name} (or quote it if it is a value)"))
+    for name, p in parameters.items():
+        if p.stage == "asp" and name not in used:
+            problems.append(Problem(str(manifest), 1, 1, f"parameter {name} is declared but no rule uses it"))
+    for cond, name, threshold, loc in reader.checks:
+        p = parameters.get(threshold)
+        kind = vocabulary.OBSERVATIONS.get(name)
+        if p is None or kind is None or kind.qualitative:
+            continue
+        try:
+            same = units.ucum_factor(p.unit, kind.unit) == 1
+        except units.UnitError:
+            same = False
+        if not same:
+            problems.append(Problem(*loc, f"{threshold} is in {p.unit or 'no unit'} but {name} is compared in "
+                                    f"{kind.unit}: give the threshold in {kind.unit}"))
+    return problems
+
+
+def _clingo_messages(programs: list[Path], parameters: dict) -> list[Problem]:
+    """clingo's own errors and warnings, grounding without patients. Undefined atoms are
+    left out (vocabulary predicates are undefined there by design; the AST check reports
+    the others)."""
+    messages: list[str] = []
+    ctl = clingo.Control([f"-c{p.name}={p.asp_constant()}" for p in parameters.values() if p.stage == "asp"]
+                         + ["--warn=all"], logger=lambda code, msg: messages.append(msg))
+    try:
+        for p in programs:
+            ctl.load(str(p))
+        ctl.ground([("base", [])])
+    except RuntimeError:
+        pass
+    out = []
+    for msg in messages:
+        if "atom does not occur in any rule head" in msg:
+            continue
+        if "unsafe variables in" in msg:
+            for m in UNSAFE.finditer(msg):
+                out.append(Problem(m.group("file"), int(m.group("line")), int(m.group("col")),
+                                   f"unsafe variable {m.group('var')}: a rule must bind every variable "
+                                   "in a positive body literal (safety)"))
+            continue
+        out.append(_from_clingo(msg, "see clingo's message" if "error" not in msg else
+                                "fix the rule: clingo cannot ground it"))
+    return out
+
+
+UNSAFE = re.compile(r"(?P<file>[^\s:]+):(?P<line>\d+):(?P<col>\d+)(?:-\d+)?: note: '(?P<var>\w+)' is unsafe")
+LOCATION = re.compile(r"^(?P<file>[^:]+):(?P<line>\d+):(?P<col>\d+)(?:-\d+(?::\d+)?)?:\s*(?P<rest>.*)$", re.S)
+
+
+def _from_clingo(msg: str, advice: str) -> Problem:
+    text = " ".join(msg.split())
+    m = LOCATION.match(text)
+    if m:
+        return Problem(m.group("file"), int(m.group("line")), int(m.group("col")), f"{m.group('rest')} ({advice})")
+    return Problem("<clingo>", 0, 0, f"{text} ({advice})")
+
+
+def check_kb_dir(kb_dir: Path) -> list[Problem]:
+    """Every problem of a knowledge base folder, its manifest included."""
+    from pyasp_screen.kb import KBError, _read_manifest
+
+    manifest = kb_dir / "manifest.yaml"
+    try:
+        _, params, programs, _ = _read_manifest(kb_dir)
+    except KBError as e:
+        return [Problem(str(manifest), 1, 1, str(e).split(": ", 1)[-1])]
+    roots = sorted({p.parent.resolve() for p in programs} | {kb_dir.resolve(), kb_dir.parent.resolve() / "lib"})
+    return check_programs(programs, params, manifest, roots)
+
+
+def refusals(programs: list[Path], roots: list[Path]) -> list[Problem]:
+    """Only the security problems (#script, @functions, #include outside the roots), found
+    by parsing: nothing is executed."""
+    problems: list[Problem] = []
+    for p in programs:
+        problems += _includes(p, roots)
+    suspects = [p for p in programs if re.search(r"#script|@", p.read_text(encoding="utf-8"))]
+    if not suspects:  # neither can occur without its character: no need to parse
+        return problems
+    reader = _Reader(set())
+    try:
+        ast.parse_files([str(p) for p in suspects], reader.statement, logger=lambda code, msg: None)
+    except RuntimeError:
+        return problems  # a syntax error: clingo will report it without running anything
+    return problems + [p for p in reader.problems if " is refused" in p.message]

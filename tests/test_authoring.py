@@ -1,0 +1,163 @@
+"""Protocol authoring: `check` catches each kind of mistake at its place, `test` runs the
+example patients, `new` starts a knowledge base that passes both."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from pyasp_screen.authoring import new_kb
+from pyasp_screen.check import check_kb_dir
+from pyasp_screen.cli import main
+from pyasp_screen.kb import KBError, load_kb
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture
+def kb(tmp_path) -> Path:
+    path = tmp_path / "trial"
+    new_kb(path)
+    return path
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, old
+    path.write_text(text.replace(old, new))
+
+
+def line_of(path: Path, needle: str) -> int:
+    return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if needle in line)
+
+
+def only(problems, pattern: str):
+    hits = [p for p in problems if re.search(pattern, p.message)]
+    assert hits, [str(p) for p in problems]
+    return hits[0]
+
+
+def test_new_knowledge_base_passes_check_and_test(kb):
+    assert check_kb_dir(kb) == []
+    r = run("test", kb)
+    assert r.exit_code == 0 and r.output.strip().endswith("3 passed, 0 failed")
+    r = run("new", kb)
+    assert r.exit_code == 2 and "already exists" in r.output
+
+
+def test_bundled_knowledge_bases_are_clean():
+    for name in ("ct1190b", "ct1190b-amendment1", "nct07193667"):
+        if (ROOT / "kb" / name).exists():
+            assert check_kb_dir(ROOT / "kb" / name) == [], name
+
+
+def test_syntax_error_with_location(kb):
+    lp = kb / "criteria.lp"
+    edit(lp, 'check("INC-1", anc, ge, anc_min).', 'check("INC-1", anc, ge, anc_min)')
+    p = only(check_kb_dir(kb), "syntax")
+    assert p.file.endswith("criteria.lp") and p.line >= line_of(lp, 'check("INC-1"')
+    assert "statement ends with a period" in p.message
+
+
+def test_unsafe_variable(kb):
+    lp = kb / "criteria.lp"
+    lp.write_text(lp.read_text() + 'holds(P,"INC-1") :- quantity(P,anc,Lo,_,_), Lo > X.\n')
+    p = only(check_kb_dir(kb), "unsafe")
+    assert p.file.endswith("criteria.lp") and p.line == len(lp.read_text().splitlines())
+    assert "safety" in p.message
+
+
+def test_predicate_nothing_provides(kb):
+    lp = kb / "criteria.lp"
+    lp.write_text(lp.read_text() + 'fails(P,"INC-1") :- quantiy(P,anc,_,_,_).\n')
+    p = only(check_kb_dir(kb), r"quantiy/5 is read here")
+    assert p.line == len(lp.read_text().splitlines()) and p.column > 1
+
+
+def test_criterion_without_rules_and_rules_without_criterion_and_duplicates(kb):
+    lp = kb / "criteria.lp"
+    lp.write_text(lp.read_text() + '\ncriterion("INC-2", main, inclusion).\nregistry_sentence("INC-2", "x").\n'
+                  'holds(P,"INC-9") :- patient(P).\ncriterion("INC-1", main, inclusion).\n')
+    problems = check_kb_dir(kb)
+    assert only(problems, "INC-2 is declared but no rule decides it").line == line_of(lp, 'criterion("INC-2"')
+    assert only(problems, "rules for INC-9, but no criterion INC-9").line == line_of(lp, 'holds(P,"INC-9")')
+    assert "unique" in only(problems, "INC-1 is declared 2 times").message
+
+
+def test_missing_registry_sentence(kb):
+    lp = kb / "criteria.lp"
+    edit(lp, 'registry_sentence("INC-1", "Absolute neutrophil count (ANC) >= 1.0x10^9/L.").\n', "")
+    p = only(check_kb_dir(kb), "INC-1 has no registry_sentence")
+    assert p.line == line_of(lp, 'criterion("INC-1"')
+
+
+def test_parameters_undeclared_unused_and_wrong_unit(kb):
+    lp = kb / "criteria.lp"
+    lp.write_text(lp.read_text() + 'fails(P,"INC-1") :- current(P,anc,_,Hi), Hi < 2*anc_floor.\n')
+    manifest = kb / "manifest.yaml"
+    manifest.write_text(manifest.read_text() + "  spare:\n    kind: integer\n    default: 3\n    unit: d\n    doc: unused\n")
+    edit(manifest, "    unit: 10*9/L\n", "    unit: g/L\n")
+    problems = check_kb_dir(kb)
+    assert only(problems, "anc_floor is compared here but is not a declared parameter").line == \
+        len(lp.read_text().splitlines())
+    assert only(problems, "parameter spare is declared but no rule uses it").file.endswith("manifest.yaml")
+    p = only(problems, "anc_min is in g/L but anc is compared in 10\\*9/L")
+    assert p.line == line_of(lp, 'check("INC-1"')
+
+
+def test_script_is_refused_and_never_runs(kb, tmp_path):
+    marker = tmp_path / "ran"
+    lp = kb / "criteria.lp"
+    lp.write_text(lp.read_text() + f'#script (python)\nopen("{marker}", "w").write("x")\n#end.\n')
+    p = only(check_kb_dir(kb), "#script is refused")
+    assert p.line == line_of(lp, "#script")
+    with pytest.raises(KBError, match="#script is refused"):
+        load_kb(kb)
+    r = run("screen", kb / "cases", "--kb", kb)
+    assert r.exit_code == 2 and "#script is refused" in r.output
+    assert not marker.exists()
+
+
+def test_external_functions_and_outside_includes_are_refused(kb, tmp_path):
+    outside = tmp_path / "outside.lp"
+    outside.write_text("evil.\n")
+    lp = kb / "criteria.lp"
+    lp.write_text(lp.read_text() + 'x(@shell("rm -rf /")) :- patient(_).\n'
+                  f'#include "{outside}".\n')
+    problems = check_kb_dir(kb)
+    assert only(problems, "@shell is refused").line == line_of(lp, "@shell")
+    assert only(problems, "#include .* is refused").line == line_of(lp, "#include")
+    with pytest.raises(KBError, match="refused"):
+        load_kb(kb)
+
+
+def test_check_command_prints_file_line_col_and_exits_1(kb):
+    edit(kb / "criteria.lp", 'check("INC-1", anc, ge, anc_min).', 'check("INC-1", anc, ge, anc_min)')
+    r = run("check", kb)
+    assert r.exit_code == 1
+    assert re.search(r"criteria\.lp:\d+:\d+: .*syntax", r.output)
+    assert run("check", ROOT / "kb" / "ct1190b").exit_code == 0
+
+
+def test_test_command_shows_differences_and_counts(kb):
+    edit(kb / "cases" / "anc-low.expected.yaml", "statuses: {INC-1: not_met}", "statuses: {INC-1: met}")
+    r = run("test", kb)
+    assert r.exit_code == 1
+    assert "FAIL anc-low" in r.output and "INC-1: expected met, got not_met" in r.output
+    assert r.output.strip().endswith("2 passed, 1 failed")
+    r = run("test", kb, "-k", "eligible")
+    assert r.exit_code == 0 and r.output.strip().endswith("1 passed, 0 failed")
+
+
+def test_bundled_examples_pass_through_the_test_command():
+    for name in ("ct1190b", "ct1190b-amendment1"):
+        r = run("test", ROOT / "kb" / name)
+        assert r.exit_code == 0, r.output[-500:]
+        assert re.search(r"^\d+ passed, 0 failed$", r.output.strip().splitlines()[-1])
