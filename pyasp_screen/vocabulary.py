@@ -50,6 +50,12 @@ OBSERVATIONS: dict[str, ObservationKind] = {
         ObservationKind("anc", "ANC", "10*9/L", (F(0), F(100)),
                         ("751-8", "753-4", "26499-4")),
         ObservationKind("hb", "Hb", "g/L", (F(10), F(250)), ("718-7",)),
+        # NCT07193667 (bone marrow: "White blood cell count >= 3x10^9/L"). 6690-2 is the
+        # automated count, 26464-8 the method-less leukocyte count; the upper bound leaves room
+        # for hyperleukocytosis. K/uL (thousands per microlitre, not UCUM but common in lab
+        # feeds) is 10*3/uL = 10*9/L.
+        ObservationKind("wbc", "WBC (leukocyte count)", "10*9/L", (F(0), F(1000)),
+                        ("6690-2", "26464-8"), analyte_units={"K/uL": F(1)}),
         # 1 mg/dL creatinine = 88.4 umol/L (molar mass 113.12 g/mol), the clinical convention.
         ObservationKind("creatinine", "serum creatinine", "mg/dL", (F("0.05"), F(30)),
                         ("2160-0", "38483-4", "14682-9"),
@@ -82,6 +88,11 @@ OBSERVATIONS: dict[str, ObservationKind] = {
         ObservationKind("anti_smith", "anti-Smith", "", None, (), qualitative=True),
         ObservationKind("igra", "IGRA (QuantiFERON / T-SPOT)", "", None,
                         (), qualitative=True),
+        # NCT07193667: "positive expression of CD19 in peripheral blood B cells as determined by
+        # flow cytometry". No LOINC code is mapped: the CD19 LOINC codes are counts or
+        # percentages of CD19+ cells, not a positive/negative expression result.
+        ObservationKind("cd19_b_cells", "CD19 expression on peripheral blood B cells (flow cytometry)",
+                        "", None, (), qualitative=True),
         # Choriogonadotropin (hCG) presence in urine / in serum or plasma.
         ObservationKind("pregnancy_test", "pregnancy test (hCG)", "", None, ("2106-3", "2118-8"),
                         qualitative=True),
@@ -112,6 +123,12 @@ DIAGNOSES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
                               ("431857002", "433146000", "46177005"),
                               ("N18.4", "N18.5", "N18.6")),
     "active_tuberculosis": ("active tuberculosis", ("56717001",), ("A15", "A16", "A17", "A18", "A19")),
+    # NCT07193667 liver-function exceptions. Inflammatory myopathy: dermatomyositis
+    # (396230008) and polymyositis (31384009); ICD-10 M33 dermatopolymyositis and G72.4
+    # inflammatory myopathy not elsewhere classified (G72.41 inclusion body myositis).
+    "inflammatory_myopathy": ("idiopathic inflammatory myopathy",
+                              ("396230008", "31384009"), ("M33", "G72.4")),
+    "gilbert_syndrome": ("Gilbert syndrome", (), ("E80.4",)),
 }
 
 SNOMED_TO_DIAGNOSIS = {c: name for name, (_, sct, _) in DIAGNOSES.items() for c in sct}
@@ -198,6 +215,12 @@ ASSESSMENTS: dict[str, tuple[tuple[str, ...], str]] = {
     "systemic_active_infection": (("yes", "no"), "systemic active infection"),
     "childbearing_potential": (("yes", "no"), "child-bearing potential"),
     "contraception_agreed": (("yes", "no"), "agrees to the contraceptive requirements"),
+    # NCT07193667
+    "partner_childbearing_potential": (("yes", "no"),
+                                       "a male participant has a partner of child-bearing potential"),
+    "crcl_decline_disease_induced": (
+        ("yes", "no"),
+        "clinician assessment: the decline in creatinine clearance is caused by the autoimmune disease"),
 }
 
 # Assessments that record dated occurrences rather than a state: every entry is kept (for a
