@@ -91,7 +91,7 @@ SKELETON_MANIFEST = """\
 name: {name}
 title: "{name} -- edit me: the trial's title"
 version: "0.1"
-protocol: "edit me: where the registry text is"
+protocol: protocol.txt   # the registry text the criteria quote (edit me)
 # ASP programs, in order: the shared core (statuses and verdicts) first, then yours.
 programs: [lib/core.lp, criteria.lp]
 populations:
@@ -176,7 +176,8 @@ def new_kb(path: Path) -> list[Path]:
     name = path.name
     (path / "cases").mkdir(parents=True)
     files = {path / "manifest.yaml": SKELETON_MANIFEST.format(name=name),
-             path / "criteria.lp": SKELETON_CRITERIA.format(name=name)}
+             path / "criteria.lp": SKELETON_CRITERIA.format(name=name),
+             path / "protocol.txt": "Inclusion criteria\nAbsolute neutrophil count (ANC) >= 1.0x10^9/L.\n"}
     files.update({path / "cases" / k: v for k, v in SKELETON_CASES.items()})
     for f, text in files.items():
         f.write_text(text, encoding="utf-8")

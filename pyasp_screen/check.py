@@ -336,7 +336,48 @@ def check_kb_dir(kb_dir: Path) -> list[Problem]:
     except KBError as e:
         return [Problem(str(manifest), 1, 1, str(e).split(": ", 1)[-1])]
     roots = sorted({p.parent.resolve() for p in programs} | {kb_dir.resolve(), kb_dir.parent.resolve() / "lib"})
-    return check_programs(programs, params, manifest, roots)
+    problems = check_programs(programs, params, manifest, roots)
+    from pyasp_screen.kb import FINDINGS_PARAMETERS
+
+    for name in FINDINGS_PARAMETERS:
+        if name not in params:
+            problems.append(Problem(str(manifest), 1, 1, f"parameter {name} (stage: findings) is not declared: "
+                                    "the findings stage needs it (copy it from kb/ct1190b/manifest.yaml)"))
+    problems += _sentences_in_protocol(kb_dir, programs)
+    return problems
+
+
+def _normalise(text: str) -> str:
+    return " ".join(text.replace("\u00a0", " ").split())
+
+
+def _sentences_in_protocol(kb_dir: Path, programs: list[Path]) -> list[Problem]:
+    """Every registry_sentence/2 must be found, word for word (spacing aside), in the
+    protocol text the manifest names (``protocol:``, relative to the knowledge base or the
+    repository it sits in)."""
+    import yaml
+
+    manifest_path = kb_dir / "manifest.yaml"
+    manifest = yaml.safe_load(manifest_path.read_text(encoding="utf-8")) or {}
+    name = manifest.get("protocol")
+    if not name:
+        return [Problem(str(manifest_path), 1, 1, "no protocol: the text the criteria cite must be named")]
+    candidates = [kb_dir / name, kb_dir.parent / name, kb_dir.parent.parent / name]
+    found = next((c for c in candidates if c.is_file()), None)
+    if found is None:
+        return [Problem(str(manifest_path), 1, 1, f"protocol: {name}: no such file (looked beside the "
+                        "knowledge base and in the repository)")]
+    text = _normalise(found.read_text(encoding="utf-8"))
+    out = []
+    for p in programs:
+        if kb_dir.resolve() not in p.resolve().parents:
+            continue
+        for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+            m = re.match(r'\s*registry_sentence\("([^"]+)",\s*"((?:[^"\\]|\\.)*)"\)', line)
+            if m and _normalise(m.group(2).replace('\\"', '"')) not in text:
+                out.append(Problem(str(p), n, 1, f"{m.group(1)}: the registry sentence is not in {found.name} "
+                                   "word for word: quote the protocol, do not paraphrase"))
+    return out
 
 
 def refusals(programs: list[Path], roots: list[Path]) -> list[Problem]:

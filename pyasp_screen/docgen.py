@@ -70,8 +70,10 @@ def vocabulary_markdown() -> str:
         plaus = f"{fmt(o.plausible[0])}-{fmt(o.plausible[1])}" if o.plausible else "positive / negative"
         out.append(f"| `{o.name}` | {o.label} | {o.unit or '-'} | {plaus} | {', '.join(o.loinc) or '-'} "
                    f"| {'yes: `' + o.name + '_x_uln`' if o.uln else 'no'} |")
-    out += ["", "Analyte-specific conversions UCUM cannot make: creatinine 1 mg/dL = 88.4 umol/L; "
-            "total bilirubin 1 mg/dL = 17.1 umol/L; enzyme IU/L = U/L.", "",
+    conversions = [f"{o.name}: 1 {u} = {fmt(f)} {o.unit}" if f >= 1 else f"{o.name}: 1 {o.unit} = {fmt(1 / f)} {u}"
+                   for o in vocabulary.OBSERVATIONS.values() for u, f in o.analyte_units.items()]
+    out += ["", "Analyte-specific conversions UCUM cannot make (molar-mass conventions, IU = U, "
+            "lab shorthands): " + "; ".join(conversions) + ".", "",
             "## Diagnoses", "", "| code | meaning | SNOMED CT | ICD-10 |", "|---|---|---|---|"]
     for name, (label, sct, icd) in vocabulary.DIAGNOSES.items():
         out.append(f"| `{name}` | {label} | {', '.join(sct) or '-'} | {', '.join(icd) or '-'} |")

@@ -23,6 +23,9 @@ import clingo
 import yaml
 
 SCALE = 1000  # quantities reach ASP as value x SCALE (floor and ceil)
+# Parameters the findings stage reads (stage: findings), declared in kb/lib/manifest.yaml.
+FINDINGS_PARAMETERS = ("crcl_weight", "site_uln_alt", "site_uln_ast", "site_uln_bilirubin_total",
+                       "site_uln_inr", "site_uln_aptt", "site_uln_pt", "spo2_unflagged_is_room_air")
 
 
 class KBError(Exception):
@@ -230,6 +233,8 @@ def _read_manifest(kb_dir: Path, seen: tuple[Path, ...] = ()) -> tuple[dict, dic
     params: dict[str, Parameter] = {}
     programs: list[Path] = []
     populations: dict = {}
+    if not manifest.get("extends"):  # the shared findings-stage parameters come first
+        params.update(_library_parameters())
     if manifest.get("extends"):
         parent = kb_dir.parent / str(manifest["extends"])
         if parent.resolve() in seen or not (parent / "manifest.yaml").exists():
@@ -251,6 +256,19 @@ def _read_manifest(kb_dir: Path, seen: tuple[Path, ...] = ()) -> tuple[dict, dic
                            if _resolve_program(kb_dir, n) not in programs]
     populations = {**populations, **dict(manifest.get("populations") or {})}
     return manifest, params, programs, populations
+
+
+def _library_parameters() -> dict[str, Parameter]:
+    path = builtin_kb_root() / "lib" / "manifest.yaml"
+    spec = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    out = {}
+    for name, p in (spec.get("parameters") or {}).items():
+        base = Parameter(name=name, kind=p["kind"], default=None, value=None, unit=str(p.get("unit", "")),
+                         doc=" ".join(str(p.get("doc", "")).split()), stage=p.get("stage", "asp"),
+                         choices=tuple(p.get("choices", ())), range=tuple(p["range"]) if "range" in p else None)
+        value = _parse_value(base, p["default"], f"{path}: parameters.{name}")
+        out[name] = replace(base, default=value, value=value)
+    return out
 
 
 def load_kb(kb: str | Path | None = None, overrides: dict[str, str] | None = None) -> KnowledgeBase:

@@ -161,3 +161,13 @@ def test_bundled_examples_pass_through_the_test_command():
         r = run("test", ROOT / "kb" / name)
         assert r.exit_code == 0, r.output[-500:]
         assert re.search(r"^\d+ passed, 0 failed$", r.output.strip().splitlines()[-1])
+
+
+def test_registry_sentence_must_be_quoted_from_the_protocol(kb):
+    lp = kb / "criteria.lp"
+    edit(lp, 'registry_sentence("INC-1", "Absolute neutrophil count (ANC) >= 1.0x10^9/L.")',
+         'registry_sentence("INC-1", "Neutrophils of at least one billion per litre.")')
+    p = only(check_kb_dir(kb), "INC-1: the registry sentence is not in protocol.txt word for word")
+    assert p.line == line_of(lp, 'registry_sentence("INC-1"')
+    edit(kb / "manifest.yaml", "protocol: protocol.txt", "protocol: nowhere.txt")
+    assert only(check_kb_dir(kb), "protocol: nowhere.txt: no such file")
