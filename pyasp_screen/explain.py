@@ -203,7 +203,8 @@ SLOT_OF = {"quantity": "{0}", "qualitative": "{0}",
            "assessment": "assessment:{0}", "classification": "classification:{0}",
            "item": "item:{0}:{1}", "item_unknown": "item:{0}:{1}",
            "complete": "complete:{0}", "event": "event:{0}",
-           "sledai2k_total": "sledai2k_total", "disease_duration_months": "duration:{0}"}
+           "sledai2k_total": "sledai2k_total", "disease_duration_months": "duration:{0}",
+           "age": "age", "sex": "sex"}
 
 
 def _slot_of(fact: str) -> str | None:
@@ -283,9 +284,10 @@ def value_classes(kb: KnowledgeBase, findings: Findings, units: list[Unit]) -> d
         add(s)
     recorded_schemes = {u.slot.split(":")[1] for u in units if u.slot and u.slot.startswith("item:")}
     complete = {u.slot.split(":", 1)[1] for u in units if u.slot and u.slot.startswith("complete:")}
+    reads_classification = "classified(P," in program
     for scheme, assertion in vocabulary.CLASSIFICATION_SCHEMES.items():
         # classification/3 is read only when the scheme's items are not recorded
-        if assertion not in recorded_schemes and assertion not in complete:
+        if reads_classification and assertion not in recorded_schemes and assertion not in complete:
             s = Slot(f"classification:{scheme}", f"{scheme} classification criteria")
             s.values = [Hypothesis(s.key, f"{scheme} classification criteria {w}",
                                    (f"classification({pid},{scheme},{v})",))
@@ -298,9 +300,14 @@ def value_classes(kb: KnowledgeBase, findings: Findings, units: list[Unit]) -> d
                                    (f"item({pid},{scheme},{item},{v})",))
                         for v, w in (("yes", "present"), ("no", "absent"))]
             add(s)
+    event_categories = {"transfusions": "transfusion", "growth_factors": "growth_factor"}
     for cat in vocabulary.CATEGORIES:
         if cat in complete or (cat not in ("medications", "transfusions", "growth_factors",
                                            "diagnoses") and cat not in recorded_schemes):
+            continue
+        read = (f"complete(P,{cat})" in program or (cat == "diagnoses" and kb.diagnoses)
+                or f"event_window({event_categories.get(cat, '-')}," in program or cat in recorded_schemes)
+        if not read:  # a list this knowledge base never closes
             continue
         s = Slot(f"complete:{cat}", f"{cat.replace('_', ' ')} history")
         s.values = [Hypothesis(s.key, f"{cat.replace('_', ' ')} recorded complete as it stands",
@@ -311,7 +318,7 @@ def value_classes(kb: KnowledgeBase, findings: Findings, units: list[Unit]) -> d
     # those named for SLEDAI-2K).
     months = sorted({p.value for p in kb.parameters.values() if p.kind == "integer" and p.unit == "mo"})
     for d in sorted(kb.diagnoses):
-        if months:
+        if months and "disease_duration_months(P," in program:
             label = vocabulary.DIAGNOSES.get(d, (d,))[0]
             s = Slot(f"duration:{d}", f"{label}: onset date", quantity=False)
             for m in sorted({max(m - 1, 0) for m in months} | set(months)):
@@ -319,13 +326,26 @@ def value_classes(kb: KnowledgeBase, findings: Findings, units: list[Unit]) -> d
                                            (f"disease_duration_months({pid},{d},{m})",)))
             add(s)
     scores = sorted({p.value for p in kb.parameters.values() if p.kind == "integer" and "sledai" in p.name})
-    if scores:
+    if scores and "sledai2k_" in program:
         s = Slot("sledai2k_total", "SLEDAI-2K at screening")
         for t in sorted({max(t - 1, 0) for t in scores} | set(scores)):
             s.values.append(Hypothesis(s.key, f"SLEDAI-2K {t}", (f"sledai2k_assessed({pid},0)",
                                                                   f"sledai2k_total({pid},{t})")))
         add(s)
+    # Age and sex, when the knowledge base reads them and the record lacks them.
+    ages = sorted({p.value for p in kb.parameters.values() if p.kind == "integer" and p.unit == "a"})
+    if ages and "age(P," in program:
+        s = Slot("age", "age (date of birth)")
+        for a in sorted({x for v in ages for x in (v - 1, v, v + 1) if x >= 0}):
+            s.values.append(Hypothesis("age", f"age {a} years", (f"age({pid},{a})",)))
+        add(s)
+    if "sex(P," in program:
+        s = Slot("sex", "sex")
+        s.values = [Hypothesis("sex", f"sex {v}", (f"sex({pid},{v})",)) for v in ("female", "male")]
+        add(s)
     for event in ("transfusion", "growth_factor"):
+        if f"event_window({event}," not in program:
+            continue
         s = Slot(f"event:{event}", event.replace("_", " "))
         s.values = [Hypothesis(s.key, f"a {event.replace('_', ' ')} just before screening",
                                (f"event({pid},{event},0)",))]

@@ -290,8 +290,8 @@ def write_explanation_text(s: Screened, scopes, kb: KnowledgeBase, out: IO[str])
             for goal in ("ineligible", "eligible"):
                 reasons = e.missing.get(goal, [])
                 out.write(f"  What would settle it as {goal} (each line alone; measure or record):\n")
-                for k, m in enumerate(reasons, 1):
-                    out.write(f"   {k}. {' + '.join(m.findings)}: {'; '.join(m.values)}\n")
+                for k, m in enumerate(reasons, 1):  # each value names its finding
+                    out.write(f"   {k}. {'; '.join(m.values) or ' + '.join(m.findings)}\n")
                     if m.criteria:
                         out.write(f"      decides {crit(m.criteria)}\n")
                 if not reasons:
