@@ -72,6 +72,7 @@ class _Reader:
         self.sentences: dict[str, tuple] = {}
         self.defined: dict[str, tuple] = {}    # condition IDs with rules (holds/fails/check/...)
         self.checks: list[tuple[str, str, str, tuple]] = []  # (condition, name, threshold, loc)
+        self.kinds: dict[str, tuple] = {}      # criterion -> (kind, population, location)
 
     def statement(self, stm) -> None:
         t = stm.ast_type
@@ -125,6 +126,7 @@ class _Reader:
             args = [_text(x) for x in sym.arguments]
             if sym.name == "criterion" and len(args) == 3 and args[0]:
                 self.criteria.setdefault(args[0], []).append(_loc(a))
+                self.kinds[args[0]] = (args[2] or "?", args[1] or "?", _loc(a))
             elif sym.name == "registry_sentence" and len(args) == 2 and args[0]:
                 if args[0] in self.sentences:
                     self.problems.append(Problem(*_loc(a), f"{args[0]}: a second registry sentence; "
@@ -201,6 +203,23 @@ def _pool(node) -> list[str]:
 
 
 INCLUDE = re.compile(r'#include\s+"([^"]+)"')
+EXTERNAL_CALL = re.compile(r'@([a-z_][A-Za-z0-9_]*)\s*\(')
+
+
+def _scan_refused(programs: list[Path]) -> list[Problem]:
+    """#script and @function calls found in the text, outside strings and comments (used
+    when the files cannot be parsed safely)."""
+    out = []
+    for p in programs:
+        for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+            code = re.sub(r'"(?:[^"\\]|\\.)*"', '""', line).split("%", 1)[0]
+            if code.lstrip().startswith("#script"):
+                out.append(Problem(str(p), n, code.index("#script") + 1, "#script is refused: a knowledge base may "
+                                   "not run Python or Lua; write the rule in ASP"))
+            for m in EXTERNAL_CALL.finditer(code):
+                out.append(Problem(str(p), n, m.start() + 1, f"@{m.group(1)} is refused: a knowledge base may not "
+                                   "call Python or Lua functions (none is on the allow-list)"))
+    return out
 
 
 def _includes(path: Path, roots: list[Path]) -> list[Problem]:
@@ -216,11 +235,14 @@ def _includes(path: Path, roots: list[Path]) -> list[Problem]:
     return out
 
 
-def check_programs(programs: list[Path], parameters: dict, manifest: Path, roots: list[Path]) -> list[Problem]:
+def check_programs(programs: list[Path], parameters: dict, manifest: Path, roots: list[Path],
+                   populations: dict | None = None) -> list[Problem]:
     """Every problem of a set of ASP programs with their declared parameters."""
     problems: list[Problem] = []
     for p in programs:
         problems += _includes(p, roots)
+    if problems:  # clingo's parser would open the included file: scan the text instead
+        return problems + _scan_refused(programs)
     reader = _Reader(set(parameters))
     messages: list[str] = []
     try:
@@ -244,6 +266,12 @@ def check_programs(programs: list[Path], parameters: dict, manifest: Path, roots
                                     "(docs/vocabulary.md) nor any rule provides it: a misspelt predicate?"))
     # criteria
     ids = set(reader.criteria)
+    for cid, (kind, pop, loc) in reader.kinds.items():
+        if kind not in ("inclusion", "exclusion"):
+            problems.append(Problem(*loc, f"{cid}: kind {kind} is neither inclusion nor exclusion"))
+        if populations is not None and pop not in populations and pop != "all":
+            problems.append(Problem(*loc, f"{cid}: population {pop} is not declared in {manifest.name} "
+                                    f"(populations: {', '.join(populations) or 'none'})"))
     for cid, locs in reader.criteria.items():
         if len(locs) > 1:
             problems.append(Problem(*locs[1], f"{cid} is declared {len(locs)} times: criterion IDs must be unique"))
@@ -272,6 +300,9 @@ def check_programs(programs: list[Path], parameters: dict, manifest: Path, roots
         if p.stage == "asp" and name not in used:
             problems.append(Problem(str(manifest), 1, 1, f"parameter {name} is declared but no rule uses it"))
     for cond, name, threshold, loc in reader.checks:
+        if threshold and not threshold.lstrip("-").isdigit() and threshold not in parameters:
+            problems.append(Problem(*loc, f"{threshold} in check/4 is not a declared parameter: declare it in "
+                                    f"{manifest.name} (thresholds are parameters, never bare numbers)"))
         p = parameters.get(threshold)
         kind = vocabulary.OBSERVATIONS.get(name)
         if p is None or kind is None or kind.qualitative:
@@ -286,19 +317,59 @@ def check_programs(programs: list[Path], parameters: dict, manifest: Path, roots
     return problems
 
 
+GROUND_SECONDS = 20
+GROUND_MEMORY = 1024**3
+
+_GROUNDER = """
+import json, resource, sys
+import clingo
+resource.setrlimit(resource.RLIMIT_AS, ({mem}, {mem}))
+args, files = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+messages, failure = [], None
+try:
+    ctl = clingo.Control(args + ["--warn=all"], logger=lambda code, msg: messages.append(msg))
+    for f in files:
+        ctl.load(f)
+    ctl.ground([("base", [])])
+except MemoryError:
+    failure = "memory"
+except RuntimeError as e:
+    failure = "memory" if "alloc" in str(e) else None
+print(json.dumps({{"messages": messages, "failure": failure}}))
+"""
+
+
+def _ground_messages(programs: list[Path], parameters: dict) -> list[str] | str:
+    """clingo's messages from grounding without patients, in a child process with a time
+    and memory limit (a rule like p(X+1) :- p(X) never finishes grounding); a string
+    says why there are none."""
+    import json
+    import subprocess
+    import sys
+
+    args = [f"-c{p.name}={p.asp_constant()}" for p in parameters.values() if p.stage == "asp"]
+    try:
+        done = subprocess.run([sys.executable, "-c", _GROUNDER.format(mem=GROUND_MEMORY), json.dumps(args),
+                               json.dumps([str(p) for p in programs])],
+                              capture_output=True, text=True, timeout=GROUND_SECONDS)
+    except subprocess.TimeoutExpired:
+        return f"grounding did not finish in {GROUND_SECONDS} s"
+    if done.returncode != 0 or not done.stdout.strip():
+        return f"grounding ran out of memory ({GROUND_MEMORY // 1024**2} MiB)"
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    if result["failure"] == "memory":
+        return f"grounding ran out of memory ({GROUND_MEMORY // 1024**2} MiB)"
+    return result["messages"]
+
+
 def _clingo_messages(programs: list[Path], parameters: dict) -> list[Problem]:
     """clingo's own errors and warnings, grounding without patients. Undefined atoms are
     left out (vocabulary predicates are undefined there by design; the AST check reports
     the others)."""
-    messages: list[str] = []
-    ctl = clingo.Control([f"-c{p.name}={p.asp_constant()}" for p in parameters.values() if p.stage == "asp"]
-                         + ["--warn=all"], logger=lambda code, msg: messages.append(msg))
-    try:
-        for p in programs:
-            ctl.load(str(p))
-        ctl.ground([("base", [])])
-    except RuntimeError:
-        pass
+    messages = _ground_messages(programs, parameters)
+    if isinstance(messages, str):
+        return [Problem(str(programs[-1]), 1, 1, f"{messages}: a rule generates atoms without bound "
+                        "(like p(X+1) :- p(X)); bound it with a domain predicate")]
     out = []
     for msg in messages:
         if "atom does not occur in any rule head" in msg:
@@ -328,15 +399,51 @@ def _from_clingo(msg: str, advice: str) -> Problem:
 
 def check_kb_dir(kb_dir: Path) -> list[Problem]:
     """Every problem of a knowledge base folder, its manifest included."""
+    import yaml
+
     from pyasp_screen.kb import KBError, _read_manifest
 
     manifest = kb_dir / "manifest.yaml"
     try:
-        _, params, programs, _ = _read_manifest(kb_dir)
+        raw, params, programs, populations = _read_manifest(kb_dir)
     except KBError as e:
         return [Problem(str(manifest), 1, 1, str(e).split(": ", 1)[-1])]
+    problems = []
+    known_keys = {"name", "title", "version", "protocol", "programs", "populations", "parameters", "extends"}
+    for key in raw:
+        if key not in known_keys:
+            problems.append(Problem(str(manifest), _line_of(manifest, f"{key}:"), 1,
+                                    f"unknown key {key}: (one of {', '.join(sorted(known_keys))})"))
+    if not programs or programs[0].name != "core.lp":
+        problems.append(Problem(str(manifest), _line_of(manifest, "programs:"), 1,
+                                "programs: must start with lib/core.lp (statuses and verdicts)"))
+    if not populations:
+        problems.append(Problem(str(manifest), 1, 1, "populations: declares no population"))
     roots = sorted({p.parent.resolve() for p in programs} | {kb_dir.resolve(), kb_dir.parent.resolve() / "lib"})
-    problems = check_programs(programs, params, manifest, roots)
+    problems += check_programs(programs, params, manifest, roots, populations)
+    if any(" is refused" in p.message for p in problems):
+        return problems
+    # example patients must name criteria and populations that exist
+    criteria = _criterion_ids(programs)
+    for exp in sorted((kb_dir / "cases").glob("*.expected.yaml")):
+        try:
+            data = yaml.safe_load(exp.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            problems.append(Problem(str(exp), 1, 1, f"malformed YAML: {' '.join(str(e).split())}"))
+            continue
+        for cid in list((data.get("statuses") or {})) + list((data.get("components") or {})):
+            if cid.split(".")[0] not in criteria:
+                problems.append(Problem(str(exp), _line_of(exp, cid), 1, f"{cid}: no such criterion"))
+        for pop in (data.get("verdicts") or {}):
+            if pop not in populations:
+                problems.append(Problem(str(exp), _line_of(exp, pop), 1, f"{pop}: no such population"))
+        words = {"met", "not_met", "unknown", "eligible", "ineligible", "undetermined"}
+        values = [data.get("overall")] + list((data.get("verdicts") or {}).values()) + \
+            list((data.get("statuses") or {}).values()) + list((data.get("components") or {}).values())
+        for v in values:
+            if v is not None and v not in words:
+                problems.append(Problem(str(exp), _line_of(exp, str(v)), 1, f"{v}: not a status or verdict "
+                                        f"({', '.join(sorted(words))})"))
     from pyasp_screen.kb import FINDINGS_PARAMETERS
 
     for name in FINDINGS_PARAMETERS:
@@ -345,6 +452,20 @@ def check_kb_dir(kb_dir: Path) -> list[Problem]:
                                     "the findings stage needs it (copy it from kb/ct1190b/manifest.yaml)"))
     problems += _sentences_in_protocol(kb_dir, programs)
     return problems
+
+
+def _line_of(path: Path, needle: str) -> int:
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if needle in line:
+            return n
+    return 1
+
+
+def _criterion_ids(programs: list[Path]) -> set[str]:
+    ids = set()
+    for p in programs:
+        ids |= set(re.findall(r'criterion\("([^"]+)"', p.read_text(encoding="utf-8")))
+    return ids
 
 
 def _normalise(text: str) -> str:
@@ -362,7 +483,10 @@ def _sentences_in_protocol(kb_dir: Path, programs: list[Path]) -> list[Problem]:
     name = manifest.get("protocol")
     if not name:
         return [Problem(str(manifest_path), 1, 1, "no protocol: the text the criteria cite must be named")]
-    candidates = [kb_dir / name, kb_dir.parent / name, kb_dir.parent.parent / name]
+    from pyasp_screen.kb import builtin_kb_root
+
+    candidates = [kb_dir / name, kb_dir.parent / name, kb_dir.parent.parent / name,
+                  builtin_kb_root().parent / "protocol" / Path(name).name]  # installed package
     found = next((c for c in candidates if c.is_file()), None)
     if found is None:
         return [Problem(str(manifest_path), 1, 1, f"protocol: {name}: no such file (looked beside the "

@@ -91,7 +91,15 @@ def _check_output(output: Path | None, records: tuple[Path, ...]) -> None:
 def _open_output(output: Path | None):
     """Standard output, or the file; an unwritable file is a usage error (exit 2)."""
     if output is None or str(output) == "-":
-        yield sys.stdout
+        try:
+            yield sys.stdout
+            sys.stdout.flush()
+        except BrokenPipeError:  # the reader stopped early (| head): not an error of ours
+            sys.stderr.close()
+            sys.exit(0)
+        except OSError as e:
+            click.echo(f"Error: cannot write the output: {e.strerror or e}", err=True)
+            sys.exit(2)
         return
     try:
         with open(output, "w", encoding="utf-8") as fh:
@@ -303,6 +311,8 @@ def whatif(record, sets, unsets, kb, params, params_file, fmt):
     from pyasp_screen.record import RecordInvalid
     from pyasp_screen.whatif import EditError, apply_edits
 
+    if not (sets or unsets or params or params_file):
+        raise click.UsageError("nothing to change: give --set, --unset, --param or --params")
     base_kb = _load_kb(kb, ())
     new_kb = _load_kb(kb, params, params_file)
     loaded = list(load_paths([record]))
@@ -389,6 +399,7 @@ def graph(record, output, kb, params, params_file, show, population, screening_d
     from pyasp_screen.explain import Explainer, explain_scope
 
     knowledge = _load_kb(kb, params, params_file)
+    population = population.lower() if population else None
     if population is not None and population not in knowledge.populations:
         raise click.UsageError(f"--population {population}: one of {', '.join(knowledge.populations)}")
     if output.suffix.lower() not in graphs.FORMATS:
@@ -417,6 +428,7 @@ def graph(record, output, kb, params, params_file, show, population, screening_d
         click.echo(f"Error: cannot write {output}: {e.strerror or e}", err=True)
         sys.exit(2)
     click.echo(f"{output}: {g.number_of_nodes()} nodes, {g.number_of_edges()} edges", err=True)
+    sys.exit(1 if len(outcomes) > len(screened) else 0)
 
 
 @main.command(name="check")
@@ -459,7 +471,14 @@ def test_cmd(kb_dir, pattern):
         load_kb(directory)
     except KBError as e:
         raise click.UsageError(str(e)) from None
-    results = run_cases(directory, pattern)
+    try:
+        results = run_cases(directory, pattern)
+    except EngineError as e:
+        click.echo(f"Error: {e}", err=True)
+        sys.exit(2)
+    if not results:
+        click.echo(f"no example patient in {directory / 'cases'}" + (f" matches {pattern!r}" if pattern else ""),
+                   err=True)
     for r in results:
         click.echo(f"{'PASS' if r.passed else 'FAIL'} {r.name}")
         for d in r.differences:
@@ -477,10 +496,15 @@ def new_cmd(path):
     docs/authoring.md walks through growing it."""
     from pyasp_screen.authoring import new_kb
 
+    if not path.parent.is_dir():
+        raise click.UsageError(f"{path.parent}: no such folder (create it first)")
     try:
         files = new_kb(path)
     except FileExistsError as e:
         raise click.UsageError(str(e)) from None
+    except OSError as e:
+        click.echo(f"Error: cannot create {path}: {e.strerror or e}", err=True)
+        sys.exit(2)
     for f in files:
         click.echo(f"created {f}")
     click.echo(f"next: pyasp-screen check {path} && pyasp-screen test {path}")
@@ -528,6 +552,10 @@ def cohort(records, kb, params, params_file, fmt, screening_date, plot, output):
 
     knowledge = _load_kb(kb, params, params_file)
     _check_output(output, records)
+    if plot is not None and plot.suffix.lower() not in (".svg", ".png", ".pdf"):
+        raise click.UsageError(f"--plot {plot}: use .svg, .png or .pdf")
+    if plot is not None and not plot.resolve().parent.is_dir():
+        raise click.UsageError(f"--plot {plot}: no such folder")
     when = screening_date.date() if screening_date else None
     summary = CohortSummary(knowledge)
     try:
@@ -554,8 +582,6 @@ def cohort(records, kb, params, params_file, fmt, screening_date, plot, output):
     if plot is not None:
         from pyasp_screen.graph import plot_attrition
 
-        if plot.suffix.lower() not in (".svg", ".png", ".pdf"):
-            raise click.UsageError(f"--plot {plot}: use .svg, .png or .pdf")
         try:
             plot_attrition(summary, knowledge, plot)
         except OSError as e:

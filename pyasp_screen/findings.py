@@ -428,7 +428,12 @@ class _Builder:
         return name
 
     def _items(self, scheme: str, items: dict, where: str) -> None:
-        known = self.kb.scheme_items.get(scheme, frozenset())
+        # organ systems are the vocabulary's; score items are the knowledge base's (kb/lib/scores.lp)
+        known = (frozenset(vocabulary.ORGANS) if scheme == "organ_involvement"
+                 else self.kb.scheme_items.get(scheme, frozenset()))
+        if items and not known:  # data this knowledge base does not read: not an error
+            self.out.notes.append(f"{where}: {scheme.replace('_', ' ')} are read by no criterion of {self.kb.name}")
+            return
         for item, value in items.items():
             if item not in known:
                 raise RecordInvalid(f"{where}.{item}", f"unknown item of {scheme}" + _suggest(item, known))
@@ -527,7 +532,7 @@ class _Builder:
                                         f"dose change on {ch.date} is before the course started ({med.start})")
                 dose = exact_field(ch.dose, f"{where}.dose_changes[{j}].dose")
                 self.add(f"dose_change({self.p},{k},{day})", f"dose_change:{drug}",
-                         f"{drug.replace('_', ' ')} dose changed to {fmt(dose)} on {ch.date}",
+                         f"{drug.replace('_', ' ')} dose changed to {fmt(dose)} {med.unit or 'mg'}/day on {ch.date}",
                          f"{where}.dose_changes[{j}]")
             if drug not in vocabulary.GLUCOCORTICOIDS:
                 continue

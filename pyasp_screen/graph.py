@@ -32,7 +32,7 @@ COLOURS = {"met": "#2e7d32", "not_met": "#c62828", "unknown": "#f9a825",
            "eligible": "#2e7d32", "ineligible": "#c62828", "undetermined": "#f9a825"}
 FILL = {"met": "#e8f5e9", "not_met": "#ffebee", "unknown": "#fff8e1",
         "eligible": "#c8e6c9", "ineligible": "#ffcdd2", "undetermined": "#ffecb3"}
-RELATION_COLOUR = {"supports": "#2e7d32", "violates": "#c62828", "undecided": "#9e9e9e"}
+RELATION_COLOUR = {"supports": "#2e7d32", "violates": "#c62828", "undecided": "#9e9e9e", "source": "#78909c"}
 
 
 class GraphError(Exception):
@@ -82,8 +82,8 @@ def build(ex: Explainer, explanation: ScopeExplanation | None = None, show: str 
     for pop in pops:
         g.add_node(f"pop:{pop}", kind="population", population=pop, status=verdicts[pop],
                    label=f"{kb.populations.get(pop, pop)}: {verdicts[pop]}", tooltip="", highlight=True)
-        g.add_edge(f"pop:{pop}", "overall", relation=_relation(verdicts[pop] if verdicts[pop] != "eligible"
-                                                                 else "met"))
+        g.add_edge(f"pop:{pop}", "overall", relation={"eligible": "supports", "ineligible": "violates"}
+                   .get(verdicts[pop], "undecided"))
     # criteria and components
     for c in kb.criteria:
         if c.id not in keep:
@@ -127,7 +127,7 @@ def build(ex: Explainer, explanation: ScopeExplanation | None = None, show: str 
                                                                             "growth_factors")):
                     g.add_node(f"field:{src}", kind="field", label=src, tooltip=f"record field {src}",
                                status="known", highlight=u.text in chosen)
-                    g.add_edge(f"field:{src}", fid, relation="supports")
+                    g.add_edge(f"field:{src}", fid, relation="source")
     # unknown findings: an edge to every condition one of their values would decide
     if show in ("all", "missing"):
         values_of: dict[str, list[int]] = {}
@@ -182,8 +182,10 @@ def _lowest(touched, crit_of) -> list[str]:
     return out
 
 
-def _short(text: str, width: int = 38) -> str:
-    text = text.split(" (")[0] if len(text) > width else text
+def _short(text: str, width: int = 40) -> str:
+    """A label that fits: a trailing "(date)" or "(details)" goes first, then the end."""
+    if len(text) > width and text.endswith(")") and " (" in text:
+        text = text[: text.rindex(" (")]
     return text if len(text) <= width else text[: width - 1] + "…"
 
 

@@ -193,7 +193,7 @@ def resolve_kb_dir(kb: str | Path | None) -> Path:
     if bundled.is_dir():
         return bundled
     raise KBError(f"{kb}: no such knowledge base (a folder with manifest.yaml, or one of "
-                  f"{', '.join(sorted(p.name for p in builtin_kb_root().iterdir() if (p / 'manifest.yaml').exists()))})")
+                  f"{', '.join(sorted(p.name for p in builtin_kb_root().iterdir() if (p / 'manifest.yaml').exists() and p.name != 'lib'))})")
 
 
 def _resolve_program(kb_dir: Path, name: str) -> Path:
@@ -352,6 +352,13 @@ def _read_declarations(kb: KnowledgeBase) -> None:
             out.extend(flatten(s))
         return out
 
+    for cid, info in criteria.items():
+        if info["kind"] not in ("inclusion", "exclusion"):
+            raise KBError(f"knowledge base {kb.directory}: criterion {cid}: kind {info['kind']!r} is neither "
+                          "inclusion nor exclusion")
+        if info["population"] != "all" and info["population"] not in kb.populations:
+            raise KBError(f"knowledge base {kb.directory}: criterion {cid}: population {info['population']!r} is "
+                          f"not declared in manifest.yaml (populations: {', '.join(kb.populations) or 'none'})")
     kb.criteria = [
         Criterion(cid, info["population"], info["kind"], sentences.get(cid, ""),
                   tuple(sorted(flatten(cid))))

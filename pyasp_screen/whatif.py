@@ -10,6 +10,7 @@ exactly the answer the record would get had it been written that way.
     ssc_ild=absent          a diagnosis: present / absent / unknown
     hydration_assistance=no an assessment, one of its values
     complete=medications    declare a category complete
+    sex=male, birth_date=1990-05-01   demographics
 
 ``--unset NAME`` removes every entry of that finding (its observations, diagnosis or
 assessment), which makes it unknown.
@@ -17,6 +18,7 @@ assessment), which makes it unknown.
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import re
 
@@ -36,7 +38,7 @@ class EditError(ValueError):
 
 def settable_names() -> list[str]:
     return sorted(set(vocabulary.OBSERVATIONS) | set(vocabulary.DIAGNOSES)
-                  | set(vocabulary.ASSESSMENTS) | {"complete"})
+                  | set(vocabulary.ASSESSMENTS) | {"complete", "sex", "birth_date"})
 
 
 def _unknown(name: str) -> EditError:
@@ -67,6 +69,8 @@ def apply_edits(record: Record, sets: list[str], unsets: list[str]) -> Record:
             rec.assessments = [a for a in rec.assessments if a.name != name]
         elif name == "complete":
             rec.complete = []
+        elif name in ("sex", "birth_date"):
+            setattr(rec, name, "unknown" if name == "sex" else None)
         else:
             raise _unknown(name)
     for edit in sets:
@@ -91,6 +95,15 @@ def apply_edits(record: Record, sets: list[str], unsets: list[str]) -> Record:
                 raise EditError(f"--set {name}={value}: one of {', '.join(allowed)}")
             rec.assessments = [a for a in rec.assessments if a.name != name]
             rec.assessments.append(Assessment(name=name, value=value, date=rec.screening_date))
+        elif name == "sex":
+            if value not in ("female", "male", "unknown"):
+                raise EditError(f"--set sex={value}: female, male or unknown")
+            rec.sex = value
+        elif name == "birth_date":
+            try:
+                rec.birth_date = msgspec.convert(value, dt.date, strict=False)
+            except msgspec.ValidationError:
+                raise EditError(f"--set birth_date={value}: a date YYYY-MM-DD") from None
         elif name == "complete":
             if value not in vocabulary.CATEGORIES:
                 raise EditError(f"--set complete={value}: one of {', '.join(vocabulary.CATEGORIES)}")
@@ -113,6 +126,6 @@ def _observation(name: str, text: str, rec: Record) -> Observation:
     m = NUMBER.match(text)
     if not m:
         raise EditError(f"--set {name}={text}: expected a number with an optional UCUM unit, e.g. "
-                        f"{name}=1.2{kind.unit if kind.unit not in ('', '1') else ''}")
+                        f"{name}=1.2" + (f" (in {kind.unit})" if kind.unit not in ('', '1') else ""))
     unit = m.group(2) or kind.unit
     return Observation(code=name, date=rec.screening_date, value=float(m.group(1)), unit=unit)

@@ -171,3 +171,36 @@ def test_registry_sentence_must_be_quoted_from_the_protocol(kb):
     assert p.line == line_of(lp, 'registry_sentence("INC-1"')
     edit(kb / "manifest.yaml", "protocol: protocol.txt", "protocol: nowhere.txt")
     assert only(check_kb_dir(kb), "protocol: nowhere.txt: no such file")
+
+
+def test_misspelt_kind_or_population_is_caught_by_check_and_refused_on_load(kb):
+    lp = kb / "criteria.lp"
+    edit(lp, 'criterion("INC-1", main, inclusion)', 'criterion("INC-1", mian, inclsion)')
+    problems = check_kb_dir(kb)
+    assert only(problems, "kind inclsion is neither inclusion nor exclusion").line == line_of(lp, 'criterion("INC-1"')
+    assert only(problems, "population mian is not declared")
+    with pytest.raises(KBError, match="neither inclusion nor exclusion"):
+        load_kb(kb)
+
+
+def test_unbounded_grounding_is_stopped_and_reported(kb):
+    lp = kb / "criteria.lp"
+    lp.write_text(lp.read_text() + "loop(0). loop(X+1) :- loop(X).\n")
+    assert only(check_kb_dir(kb), "generates atoms without bound")
+
+
+def test_manifest_and_expected_files_are_checked(kb):
+    manifest = kb / "manifest.yaml"
+    manifest.write_text(manifest.read_text() + "colour: blue\n")
+    edit(manifest, "programs: [lib/core.lp, criteria.lp]", "programs: [criteria.lp, lib/core.lp]")
+    edit(kb / "cases" / "eligible.expected.yaml", "statuses: {INC-1: met}", "statuses: {INC-9: met, INC-1: eligble}")
+    problems = check_kb_dir(kb)
+    assert only(problems, "unknown key colour")
+    assert only(problems, "must start with lib/core.lp")
+    assert only(problems, "INC-9: no such criterion").file.endswith("eligible.expected.yaml")
+    assert only(problems, "eligble: not a status or verdict")
+
+
+def test_threshold_that_is_not_a_parameter(kb):
+    edit(kb / "criteria.lp", 'check("INC-1", anc, ge, anc_min).', 'check("INC-1", anc, ge, anc_minimum).')
+    assert only(check_kb_dir(kb), "anc_minimum in check/4 is not a declared parameter")

@@ -154,3 +154,20 @@ def test_amendment_reuses_version_1_rules_instead_of_copying_them():
     for c in a1.criteria:
         if c.id.startswith("GEN-"):
             assert c.population == "all" and c.sentence
+
+
+def test_whatif_demographics_and_no_edit():
+    r = run("whatif", CASES / "ssc-eligible.yaml", "--kb", "ct1190b-amendment1", "--set", "birth_date=1980-01-01",
+            "--format", "json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.output)
+    assert {"id": "GEN-IN-2", "before": "not_met", "after": "met"} in doc["criteria_changed"]
+    assert run("whatif", CASES / "ssc-eligible.yaml").exit_code == 2
+
+
+def test_a_cohort_can_be_screened_against_a_trial_that_reads_less(tmp_path):
+    r = run("screen", CASES, "--kb", "nct07193667", "--format", "json")
+    assert r.exit_code == 0, r.output[-400:]
+    doc = json.loads(r.output)
+    assert doc["summary"]["rejected"] == 0
+    assert any("read by no criterion of nct07193667" in n for res in doc["results"] for n in res["notes"])
