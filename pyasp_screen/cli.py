@@ -109,6 +109,16 @@ def _open_output(output: Path | None):
         sys.exit(2)
 
 
+def _columns() -> int:
+    """Table width when the output is not a terminal: $COLUMNS, else 160."""
+    import os
+
+    try:
+        return max(60, int(os.environ.get("COLUMNS", "160")))
+    except ValueError:
+        return 160
+
+
 def _items(records, screening_date):
     return load_paths(list(records), screening_date=screening_date)
 
@@ -166,7 +176,7 @@ def screen(records, kb, fmt, params, params_file, details, with_explain, screeni
                 render.write_json(outcomes, knowledge, out, explanations)
             else:
                 screened = sum(1 for o in outcomes if isinstance(o, Screened))
-                console = Console(file=out, width=None if out.isatty() else 160)
+                console = Console(file=out, width=None if out.isatty() else _columns())
                 render.write_table(outcomes, knowledge, console,
                                    details if details is not None else screened == 1, explanations)
     except EngineError as e:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import clingo
 
 from pyasp_screen import vocabulary
-from pyasp_screen.findings import Findings, fmt
+from pyasp_screen.findings import SCHEME_LABELS, Findings, fmt, item_label
 from pyasp_screen.kb import SCALE, KnowledgeBase
 
 SHOW = "#show status/3.\n#show verdict/3.\n#show overall/2.\n#show pick/1.\n"
@@ -288,15 +288,16 @@ def value_classes(kb: KnowledgeBase, findings: Findings, units: list[Unit]) -> d
     for scheme, assertion in vocabulary.CLASSIFICATION_SCHEMES.items():
         # classification/3 is read only when the scheme's items are not recorded
         if reads_classification and assertion not in recorded_schemes and assertion not in complete:
-            s = Slot(f"classification:{scheme}", f"{scheme} classification criteria")
-            s.values = [Hypothesis(s.key, f"{scheme} classification criteria {w}",
+            name = {"eular_acr_2019_sle": "EULAR/ACR 2019 SLE", "acr_eular_2013_ssc": "ACR/EULAR 2013 SSc"}.get(scheme, scheme)
+            s = Slot(f"classification:{scheme}", f"{name} classification criteria")
+            s.values = [Hypothesis(s.key, f"{name} classification criteria {w}",
                                    (f"classification({pid},{scheme},{v})",))
                         for v, w in (("yes", "met"), ("no", "not met"))]
             add(s)
     for scheme in sorted(recorded_schemes - complete):
         for item in sorted(kb.scheme_items.get(scheme, ())):
-            s = Slot(f"item:{scheme}:{item}", f"{item.replace('_', ' ')} ({scheme.replace('_', ' ')})")
-            s.values = [Hypothesis(s.key, f"{item.replace('_', ' ')} {w}",
+            s = Slot(f"item:{scheme}:{item}", f"{SCHEME_LABELS.get(scheme, scheme)}: {item_label(item)}")
+            s.values = [Hypothesis(s.key, f"{SCHEME_LABELS.get(scheme, scheme)}: {item_label(item)} {w}",
                                    (f"item({pid},{scheme},{item},{v})",))
                         for v, w in (("yes", "present"), ("no", "absent"))]
             add(s)
@@ -309,8 +310,8 @@ def value_classes(kb: KnowledgeBase, findings: Findings, units: list[Unit]) -> d
                 or f"event_window({event_categories.get(cat, '-')}," in program or cat in recorded_schemes)
         if not read:  # a list this knowledge base never closes
             continue
-        s = Slot(f"complete:{cat}", f"{cat.replace('_', ' ')} history")
-        s.values = [Hypothesis(s.key, f"{cat.replace('_', ' ')} recorded complete as it stands",
+        s = Slot(f"complete:{cat}", f"the complete list of {cat.replace('_', ' ')}")
+        s.values = [Hypothesis(s.key, f"the {cat.replace('_', ' ')} recorded declared complete",
                                (f"complete({pid},{cat})",))]
         add(s)
     # A disease history of unknown length, and a SLEDAI-2K total when none is current:

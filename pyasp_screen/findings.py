@@ -16,6 +16,7 @@ fact also gets a human description (``Finding``) for explanations and output.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 from functools import partial
 from datetime import date
@@ -64,6 +65,22 @@ class Findings:
 
     def program(self) -> str:
         return "".join(f.fact + ".\n" for f in self.findings)
+
+
+SCHEME_LABELS = {"sledai2k_descriptors": "SLEDAI-2K", "eular_acr_2019_sle_items": "EULAR/ACR 2019",
+                 "acr_eular_2013_ssc_items": "ACR/EULAR 2013", "organ_involvement": "organ involvement"}
+
+
+def item_label(item: str) -> str:
+    """An item name for people: ana_ge_1_80 is "ANA >= 1:80", proteinuria_gt_0_5g_24h is
+    "proteinuria > 0.5 g/24 h"."""
+    text = re.sub(r"(\d+)_(\d+)g_24h", r"\1.\2 g/24 h", item)
+    text = re.sub(r"_(\d+)_(\d+)$", r" \1:\2", text)
+    text = text.replace("_ge ", " >= ").replace("_ge_", " >= ").replace("_gt_", " > ").replace("_or_", " or ").replace("_and_", " and ")
+    text = text.replace("_", " ")
+    for word in ("ana", "sle", "cva", "mcp", "c3", "c4"):
+        text = re.sub(rf"\b{word}\b", word.upper(), text)
+    return text.replace("anti dsdna", "anti-dsDNA").replace("anti smith", "anti-Smith")
 
 
 def asp_string(text: str) -> str:
@@ -427,7 +444,7 @@ class _Builder:
                                   "is read by no criterion")
         return name
 
-    def _items(self, scheme: str, items: dict, where: str) -> None:
+    def _items(self, scheme: str, items: dict, where: str) -> None:  # noqa: C901 -- one pass per item
         # organ systems are the vocabulary's; score items are the knowledge base's (kb/lib/scores.lp)
         known = (frozenset(vocabulary.ORGANS) if scheme == "organ_involvement"
                  else self.kb.scheme_items.get(scheme, frozenset()))
@@ -439,10 +456,11 @@ class _Builder:
                 raise RecordInvalid(f"{where}.{item}", f"unknown item of {scheme}" + _suggest(item, known))
             if value == "unknown":
                 self.add(f"item_unknown({self.p},{scheme},{item})", f"{scheme}:{item}",
-                         f"{item.replace('_', ' ')}: unknown", f"{where}.{item}")
+                         f"{item_label(item)}: unknown", f"{where}.{item}")
             else:
                 self.add(f"item({self.p},{scheme},{item},{'yes' if value else 'no'})", f"{scheme}:{item}",
-                         f"{item.replace('_', ' ')}: {'present' if value else 'absent'}", f"{where}.{item}")
+                         f"{SCHEME_LABELS.get(scheme, scheme)}: {item_label(item)} "
+                         f"{'present' if value else 'absent'}", f"{where}.{item}")
 
     def classification(self) -> None:
         for scheme, category in vocabulary.CLASSIFICATION_SCHEMES.items():

@@ -156,15 +156,20 @@ def write_table(outcomes: list[Screened | RecordError], kb: KnowledgeBase, conso
         for s in screened:
             _patient_table(s, kb, console)
     elif screened:
+        from rich import box
+
         table = Table(title=f"{kb.name} v{kb.version}: {len(screened)} patient(s) screened",
-                      title_justify="left")
-        table.add_column("patient", overflow="fold")
-        table.add_column("file", overflow="fold")
+                      title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1),
+                      collapse_padding=True)
+        wide = console.width >= 120
+        table.add_column("patient", overflow="fold", min_width=14)
+        if wide:
+            table.add_column("file", overflow="fold")
         table.add_column("overall", no_wrap=True)
         for pop in kb.populations:
             table.add_column(population_label(kb, pop), no_wrap=True)
-        table.add_column("not met (inclusion) / met (exclusion)", overflow="fold")
-        table.add_column("unknown", justify="right")
+        table.add_column("excluded by", overflow="fold")
+        table.add_column("unknown", justify="right", no_wrap=True, min_width=7)
         if explanations is not None:
             table.add_column("shortest reason / to measure", overflow="fold")
         for s in screened:
@@ -173,7 +178,7 @@ def write_table(outcomes: list[Screened | RecordError], kb: KnowledgeBase, conso
                        if (c.kind == "inclusion" and r.statuses.get(c.id) == "not_met")
                        or (c.kind == "exclusion" and r.statuses.get(c.id) == "met")]
             unknown = sum(1 for c in kb.criteria if r.statuses.get(c.id) == "unknown")
-            cells = [escape(r.patient), escape(s.file.rsplit("/", 1)[-1]), _styled(r.overall),
+            cells = [escape(r.patient)] + ([escape(s.file.rsplit("/", 1)[-1])] if wide else []) + [_styled(r.overall),
                      *[_styled(r.verdicts.get(p, "undetermined")) for p in kb.populations],
                      ", ".join(failing) or "-", str(unknown)]
             if explanations is not None:
