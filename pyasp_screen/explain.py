@@ -1,6 +1,6 @@
 """Stage 5 of the pipeline: minimal explanations, computed by solving (docs/explanations.md).
 
-Definitions (../shared/SPEC.md). A set of findings *settles* a verdict if, with only those
+Definitions (docs/SPEC.md). A set of findings *settles* a verdict if, with only those
 findings known and every other finding unknown, the verdict is already what it is now.
 
 - **sufficient reason** (abductive explanation): a subset-minimal set of the record's known

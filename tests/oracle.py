@@ -1,4 +1,4 @@
-"""A brute-force oracle for the completion semantics of ../shared/SPEC.md.
+"""A brute-force oracle for the completion semantics of docs/SPEC.md.
 
 It knows nothing of how the knowledge base reasons about unknown data. A small record is a
 choice, for each *slot* (one finding the CT1190B criteria read), of one of the slot's

@@ -3,7 +3,7 @@
 The oracle is plain Python over the engine's screen function: it screens the record with
 every subset of its known findings (and, for missing data, every subset of its unknown
 findings with every combination of their values) and applies the definitions of
-../shared/SPEC.md literally. `explain` must report exactly the subset-minimal sets: each
+docs/SPEC.md literally. `explain` must report exactly the subset-minimal sets: each
 one sufficient (or contrastive, or settling), each one minimal, none missing.
 """
 
