@@ -279,7 +279,15 @@ def write_explanation_text(s: Screened, scopes, kb: KnowledgeBase, out: IO[str])
         if e.verdict in ("eligible", "ineligible"):
             what = "excluded" if e.verdict == "ineligible" else "eligible"
             out.write(f"  Why {what} (sufficient reasons, smallest first; each alone settles it):\n")
+            first = e.sufficient_reasons[0].findings if e.sufficient_reasons else []
             for k, reason in enumerate(e.sufficient_reasons, 1):
+                # long reasons (an eligible patient's) differ by a finding or two: say how
+                if k > 1 and len(first) > 4:
+                    gone = [f for f in first if f not in reason.findings]
+                    new = [f for f in reason.findings if f not in first]
+                    out.write(f"   {k}. as 1, with {' + '.join(new) or 'nothing'} instead of "
+                              f"{' + '.join(gone) or 'nothing'}\n")
+                    continue
                 out.write(f"   {k}. {' + '.join(reason.findings)}\n")
                 if reason.criteria:
                     out.write(f"      decides {crit(reason.criteria)}\n")
@@ -288,6 +296,8 @@ def write_explanation_text(s: Screened, scopes, kb: KnowledgeBase, out: IO[str])
             out.write(f"  {label}:\n")
             for k, nm in enumerate(e.near_misses, 1):
                 change = "; ".join(nm.values) if nm.values else "they were unknown"
+                if len(nm.findings) == 1:
+                    change = change.replace(f"{nm.findings[0]} were unknown", "it were unknown")
                 out.write(f"   {k}. {' + '.join(nm.findings)}: {nm.outcome} if {change}, all else equal\n")
             if not e.near_misses:
                 out.write("   none: no change of recorded findings alone would do it\n")
