@@ -141,14 +141,10 @@ def _settled_slots(kb: KnowledgeBase, units: list[Unit]) -> set[str]:
 
 
 def _in_category(unit: Unit, category: str) -> bool:
-    slot = unit.slot or ""
+    """Is the unit an entry of a closed list of courses or events?"""
     if category == "medications":
         return unit.key.startswith("medications[")
-    if category == "diagnoses":
-        return slot.startswith(("diagnosis:", "duration:")) or "assessment" in slot and "ssc_subtype" in slot
-    if category in ("transfusions", "growth_factors"):
-        return slot == f"event:{category[:-1]}"
-    return slot.startswith(f"item:{category}:")
+    return unit.slot == f"event:{category[:-1]}"  # transfusions, growth_factors
 
 
 def _category_members(units: list[Unit]) -> dict[int, list[int]]:
@@ -486,15 +482,15 @@ class Explainer:
         return self._cache[key]
 
     def solve(self, known: Iterable[int], free: Iterable[str] = (),
-              target: tuple[str, str] | None = None) -> list[clingo.Symbol] | None:
-        """The shown atoms of a model with ``known`` units and ``free`` slots, meeting
-        ``target`` (scope, verdict), or None if there is none."""
+              target: tuple[str, str] | None = None, picks: Iterable[int] = ()) -> list[clingo.Symbol] | None:
+        """The shown atoms of a model with ``known`` units, ``free`` slots and the values
+        ``picks`` set, meeting ``target`` (scope, verdict), or None if there is none."""
         self.calls += 1
-        free = list(free)
-        which = "full" if free else "lean"
+        free, picks = list(free), list(picks)
+        which = "full" if free or picks else "lean"
         ctl = self.full if which == "full" else self.lean
         found: list = []
-        result = ctl.solve(assumptions=self._assumptions(which, known, free, target),
+        result = ctl.solve(assumptions=self._assumptions(which, known, free, target, picks),
                            on_model=lambda m: found.append(list(m.symbols(shown=True))))
         return found[0] if result.satisfiable else None
 

@@ -136,7 +136,7 @@ def build(ex: Explainer, explanation: ScopeExplanation | None = None, show: str 
         for s in ex.unknown_slots:
             touched: set[str] = set()
             for j in values_of.get(s, []):
-                atoms = _solve_forced(ex, n, j)
+                atoms = ex.solve(range(n), picks=[j])
                 st = ex.statuses(atoms) if atoms is not None else {}
                 touched |= {x for x in conditions if st.get(x) != now.get(x)}
             if not touched:
@@ -148,14 +148,6 @@ def build(ex: Explainer, explanation: ScopeExplanation | None = None, show: str 
             for x in _lowest(sorted(touched), crit_of):
                 g.add_edge(uid, x, relation="undecided")
     return g
-
-
-def _solve_forced(ex: Explainer, n: int, j: int):
-    found = []
-    ex.calls += 1
-    res = ex.full.solve(assumptions=ex._assumptions("full", range(n), (), None, [j]),
-                        on_model=lambda m: found.append(list(m.symbols(shown=True))))
-    return found[0] if res.satisfiable else None
 
 
 def _parent(part: str, c) -> str:

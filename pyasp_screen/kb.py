@@ -245,13 +245,7 @@ def _read_manifest(kb_dir: Path, seen: tuple[Path, ...] = ()) -> tuple[dict, dic
         where = f"{manifest_path}: parameters.{name}"
         if not isinstance(spec, dict) or "kind" not in spec or "default" not in spec:
             raise KBError(f"{where}: needs kind and default")
-        base = Parameter(name=name, kind=spec["kind"], default=None, value=None,
-                         unit=str(spec.get("unit", "")), doc=" ".join(str(spec.get("doc", "")).split()),
-                         stage=spec.get("stage", "asp"),
-                         choices=tuple(spec.get("choices", ())),
-                         range=tuple(spec["range"]) if "range" in spec else None)
-        value = _parse_value(base, spec["default"], where)
-        params[name] = replace(base, default=value, value=value)
+        params[name] = _parameter(name, spec, where)
     programs = programs + [_resolve_program(kb_dir, n) for n in manifest.get("programs", [])
                            if _resolve_program(kb_dir, n) not in programs]
     populations = {**populations, **dict(manifest.get("populations") or {})}
@@ -261,14 +255,18 @@ def _read_manifest(kb_dir: Path, seen: tuple[Path, ...] = ()) -> tuple[dict, dic
 def _library_parameters() -> dict[str, Parameter]:
     path = builtin_kb_root() / "lib" / "manifest.yaml"
     spec = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    out = {}
-    for name, p in (spec.get("parameters") or {}).items():
-        base = Parameter(name=name, kind=p["kind"], default=None, value=None, unit=str(p.get("unit", "")),
-                         doc=" ".join(str(p.get("doc", "")).split()), stage=p.get("stage", "asp"),
-                         choices=tuple(p.get("choices", ())), range=tuple(p["range"]) if "range" in p else None)
-        value = _parse_value(base, p["default"], f"{path}: parameters.{name}")
-        out[name] = replace(base, default=value, value=value)
-    return out
+    return {name: _parameter(name, p, f"{path}: parameters.{name}")
+            for name, p in (spec.get("parameters") or {}).items()}
+
+
+def _parameter(name: str, spec: dict, where: str) -> Parameter:
+    """A parameter from its manifest declaration, its default parsed and checked."""
+    base = Parameter(name=name, kind=spec["kind"], default=None, value=None,
+                     unit=str(spec.get("unit", "")), doc=" ".join(str(spec.get("doc", "")).split()),
+                     stage=spec.get("stage", "asp"), choices=tuple(spec.get("choices", ())),
+                     range=tuple(spec["range"]) if "range" in spec else None)
+    value = _parse_value(base, spec["default"], where)
+    return replace(base, default=value, value=value)
 
 
 def load_kb(kb: str | Path | None = None, overrides: dict[str, str] | None = None) -> KnowledgeBase:
