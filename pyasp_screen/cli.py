@@ -24,7 +24,7 @@ from rich.markup import escape
 from pyasp_screen import render
 from pyasp_screen.engine import EngineError
 from pyasp_screen.kb import KBError, KnowledgeBase, load_kb
-from pyasp_screen.record import RecordError, load_paths
+from pyasp_screen.record import RecordError
 from pyasp_screen.screening import DEFAULT_BATCH, Screened, screen_records
 
 KB_HELP = ("Knowledge base: a folder with manifest.yaml, or the name of a bundled one. "
@@ -120,7 +120,10 @@ def _columns() -> int:
 
 
 def _items(records, screening_date):
-    return load_paths(list(records), screening_date=screening_date)
+    """Every record of the inputs, in order: files, folders, JSON Lines, FHIR Bulk exports."""
+    from pyasp_screen.sources import iter_items, materialize
+
+    return (materialize(it, screening_date) for it in iter_items(list(records), screening_date))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -325,7 +328,7 @@ def whatif(record, sets, unsets, kb, params, params_file, fmt):
         raise click.UsageError("nothing to change: give --set, --unset, --param or --params")
     base_kb = _load_kb(kb, ())
     new_kb = _load_kb(kb, params, params_file)
-    loaded = list(load_paths([record]))
+    loaded = list(_items([record], None))
     errors = [o for o in loaded if isinstance(o, RecordError)]
     if errors or len(loaded) != 1:
         for e in errors:
@@ -520,6 +523,120 @@ def new_cmd(path):
     click.echo(f"next: pyasp-screen check {path} && pyasp-screen test {path}")
 
 
+def scale_options(f):
+    """--results, --resume, --jobs, --scheduler, --batch-size: cohort-scale runs (docs/scale.md)."""
+    from pyasp_screen.distribute import default_jobs
+
+    options = [
+        click.option("--results", type=click.Path(path_type=Path), metavar="FILE",
+                     help="Also write one row per patient to FILE as the run goes, in input order: "
+                          ".jsonl, .csv, or .parquet (a folder of Parquet parts)."),
+        click.option("--resume", is_flag=True,
+                     help="Continue an interrupted run: keep the rows already in --results FILE, "
+                          "screen only the rest (same inputs and options)."),
+        click.option("-j", "--jobs", type=click.IntRange(1, 512), default=default_jobs(), show_default=True,
+                     help="Worker processes on this machine (default: every core)."),
+        click.option("--scheduler", metavar="ADDRESS",
+                     help="Run on a Dask distributed cluster: its scheduler's address (tcp://host:8786), "
+                          "or 'local' for a LocalCluster of --jobs workers on this machine."),
+        click.option("--batch-size", type=click.IntRange(1, 100_000), default=DEFAULT_BATCH, show_default=True,
+                     help="Patients grounded together in one clingo program (and sent together to a worker)."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _run_at_scale(records, kbs, tally, *, results, resume, jobs, scheduler, batch_size, screening_date):
+    """Screen RECORDS with one knowledge base (cohort) or two (diff) through
+    pyasp_screen.distribute, add every patient to ``tally`` (a CohortSummary or DiffTally),
+    and stream rows to the results file. Exits 2 on a failure of the run itself, 130 on
+    Ctrl-C; the results file then holds every batch finished, ready for --resume."""
+    import time
+
+    from pyasp_screen.distribute import Job, RunError, SeenIds, run
+    from pyasp_screen.sources import count_hint, iter_items
+    from pyasp_screen.stream import Layout, ResultsError, ResultsFile, format_of
+
+    if resume and results is None:
+        raise click.UsageError("--resume needs --results FILE (the file of the run to continue)")
+    if results is not None:
+        try:
+            fmt = format_of(results)
+        except ResultsError as e:
+            raise click.UsageError(f"--results {e}") from None
+        _check_output(results, records)
+    else:
+        fmt = None
+    layout = Layout.of(kbs)
+    job = Job(tuple(kbs), screening_date, fmt)
+    seen = SeenIds()
+    out = None
+    done = 0
+    last = None
+    try:
+        if results is not None:
+            if resume:
+                out, rows = ResultsFile.resume(results, layout)
+                for row in rows:
+                    tally.add_row(row)
+                    seen.add(row["patient"], f"{results} (row {row['seq'] + 1})")
+                    last = row["patient"]
+                done = out.rows_done
+                if done:
+                    click.echo(f"resuming {results}: {done} patient(s) already done", err=True)
+            else:
+                out = ResultsFile.create(results, layout)
+        total = count_hint(list(records))
+        t0 = time.monotonic()
+        with _progress(total) as progress:
+            task = progress.add_task("screen", total=total, completed=done)
+            for batch in run(iter_items(list(records), screening_date), job, jobs=jobs, scheduler=scheduler,
+                             batch_size=batch_size, skip=done, last_skipped=last, seen=seen):
+                if out is not None:
+                    out.write(batch.payload, batch.count)
+                tally.merge(batch.tally)
+                progress.advance(task, batch.count)
+                _log_progress(progress, t0)
+    except (ResultsError, RunError) as e:
+        click.echo(f"Error: {e}", err=True)
+        sys.exit(2)
+    except EngineError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        where = f"; run the same command with --resume to finish" if out is not None else ""
+        click.echo(f"interrupted after {out.rows_done if out else 'some'} patient(s){where}", err=True)
+        sys.exit(130)
+    except Exception as e:  # a worker that died (out of memory, killed), a cluster that went away
+        hint = " (the results so far are kept: run again with --resume)" if out is not None else ""
+        click.echo(f"Error: the run stopped: {type(e).__name__}: {e}{hint}", err=True)
+        sys.exit(2)
+    finally:
+        if out is not None:
+            out.close()
+        seen.close()
+
+
+_LAST_LOG = [0.0]
+
+
+def _log_progress(progress, t0: float, every: float = 30.0) -> None:
+    """Without a terminal (a batch job, a log file) the bar is off: a line every 30 s instead."""
+    import time
+
+    if sys.stderr.isatty():
+        return
+    now = time.monotonic()
+    if now - max(_LAST_LOG[0], t0) < every:
+        return
+    _LAST_LOG[0] = now
+    task = progress.tasks[0]
+    rate = task.completed / (now - t0) if now > t0 else 0
+    of = f" of {int(task.total):,}" if task.total else ""
+    click.echo(f"screened {int(task.completed):,}{of} ({rate:,.0f} patients/s)", err=True)
+
+
 def _progress(total_hint: int | None):
     """A progress bar on standard error for runs long enough to need one."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -540,21 +657,32 @@ def _progress(total_hint: int | None):
 @click.option("--plot", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
               help="Also draw the attrition table as a chart (.svg, .png or .pdf).")
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
-              help="Write the result here instead of standard output.")
-def cohort(records, kb, params, params_file, fmt, screening_date, plot, output):
+              help="Write the summary here instead of standard output.")
+@scale_options
+def cohort(records, kb, params, params_file, fmt, screening_date, plot, output,
+           results, resume, jobs, scheduler, batch_size):
     """Summarise a cohort: verdict counts, criterion counts, attrition.
 
     Counts per verdict (overall and per population); per criterion the met / not met /
     unknown counts, the patients for whom it is the only failing criterion and those who
     would be eligible without it (gain); and for each population an attrition table: the
     patients remaining after each criterion in protocol order. Rejected records are counted
-    and listed. Memory does not grow with the cohort.
+    and listed.
+
+    RECORDS are YAML/JSON record files, FHIR R4 Bundles, folders of them, JSON Lines files
+    of records (.jsonl, one per line), or FHIR Bulk Data export folders (Patient.ndjson,
+    Observation.ndjson, ...). Every core is used (--jobs), or a Dask cluster (--scheduler);
+    memory does not grow with the cohort. --results streams one row per patient to a file,
+    and --resume finishes a run that was interrupted (docs/scale.md).
 
     \b
     Examples:
       pyasp-screen cohort kb/ct1190b/cases/
       pyasp-screen cohort site-a/ site-b/ --format json -o cohort.json
       pyasp-screen cohort cohort.json --param crcl_min=30
+      pyasp-screen cohort patients.jsonl --results verdicts.jsonl
+      pyasp-screen cohort bulk-export/ --results verdicts.csv --resume
+      pyasp-screen cohort patients.jsonl --scheduler tcp://10.0.0.5:8786 --results out.parquet
     """
     import json
 
@@ -568,18 +696,8 @@ def cohort(records, kb, params, params_file, fmt, screening_date, plot, output):
         raise click.UsageError(f"--plot {plot}: no such folder")
     when = screening_date.date() if screening_date else None
     summary = CohortSummary(knowledge)
-    try:
-        with _progress(None) as progress:
-            task = progress.add_task("screen", total=None)
-            for o in screen_records(_items(records, when), knowledge,
-                                    on_progress=lambda n: progress.advance(task, n)):
-                if isinstance(o, RecordError):
-                    summary.rejected.append(o)
-                else:
-                    summary.add(o.result)
-    except EngineError as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(2)
+    _run_at_scale(records, (knowledge,), summary, results=results, resume=resume, jobs=jobs,
+                  scheduler=scheduler, batch_size=batch_size, screening_date=when)
     with _open_output(output) as out:
         if fmt == "json":
             json.dump({"pyasp_screen_output": render.OUTPUT_VERSION, "knowledge_base": render.kb_header(knowledge),
@@ -597,9 +715,9 @@ def cohort(records, kb, params, params_file, fmt, screening_date, plot, output):
         except OSError as e:
             click.echo(f"Error: cannot write {plot}: {e.strerror or e}", err=True)
             sys.exit(2)
-    if fmt != "table" and summary.rejected:
-        click.echo(f"{len(summary.rejected)} record(s) rejected (listed in the output)", err=True)
-    sys.exit(1 if summary.rejected else 0)
+    if fmt != "table" and summary.rejected_count:
+        click.echo(f"{summary.rejected_count} record(s) rejected (listed in the output)", err=True)
+    sys.exit(1 if summary.rejected_count else 0)
 
 
 @main.command()
@@ -610,50 +728,51 @@ def cohort(records, kb, params, params_file, fmt, screening_date, plot, output):
 @click.option("--against-param", "against_params", multiple=True, metavar="NAME=VALUE",
               help="Parameters after.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--screening-date", type=click.DateTime(["%Y-%m-%d"]), help=DATE_HELP)
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
               help="Write the result here instead of standard output.")
-def diff(records, kb, against, params, against_params, fmt, output):
+@scale_options
+def diff(records, kb, against, params, against_params, fmt, screening_date, output,
+         results, resume, jobs, scheduler, batch_size):
     """Compare two protocol versions (or parameter sets) on the same patients.
 
     Lists the patients whose verdict changes, with the criteria whose status changed for
-    each, and totals per direction of change.
+    each, and totals per direction of change. RECORDS are read as by 'cohort' (JSON Lines
+    and FHIR Bulk exports too); each patient is screened by both versions in the same
+    worker. --results writes one row per patient (before, after, changed criteria).
 
     \b
     Examples:
       pyasp-screen diff kb/ct1190b/cases/ --kb ct1190b --against ct1190b-amendment1
       pyasp-screen diff cohort/ --against-param crcl_min=30
+      pyasp-screen diff patients.jsonl --against ct1190b-amendment1 --results changes.csv
     """
     import json
 
-    from pyasp_screen.cohort import compare
+    from pyasp_screen.cohort import DiffTally
 
     kb_a = _load_kb(kb, params)
     kb_b = _load_kb(against or kb, against_params)
     _check_output(output, records)
-    items = list(_items(records, None))
-    out_a = screen_records(iter(items), kb_a)
-    out_b = screen_records(iter(items), kb_b)
-    rejected = []
-
-    def pairs():
-        for a, b in zip(out_a, out_b):
-            if isinstance(a, RecordError) or isinstance(b, RecordError):
-                rejected.append(a if isinstance(a, RecordError) else b)
-                continue
-            yield a, b
-
-    changes, directions, n = compare(pairs(), kb_a, kb_b)
-    doc = render.diff_dict(changes, directions, n, kb_a, kb_b)
-    doc["errors"] = [render.error_dict(e) for e in rejected]
+    tally = DiffTally(kb_a, kb_b)
+    _run_at_scale(records, (kb_a, kb_b), tally, results=results, resume=resume, jobs=jobs,
+                  scheduler=scheduler, batch_size=batch_size,
+                  screening_date=screening_date.date() if screening_date else None)
+    doc = render.diff_dict(tally.changes, tally.directions, tally.compared, kb_a, kb_b)
+    doc["rejected"] = tally.rejected_count
+    doc["errors"] = [render.error_dict(e) for e in tally.rejected]
     with _open_output(output) as out:
         if fmt == "json":
             json.dump(doc, out, indent=2, ensure_ascii=False)
             out.write("\n")
         else:
             render.write_diff_text(doc, out)
-            for e in rejected:
+            for e in tally.rejected:
                 out.write(f"rejected: {e}\n")
-    sys.exit(1 if rejected else 0)
+            if tally.rejected_count > len(tally.rejected):
+                out.write(f"... and {tally.rejected_count - len(tally.rejected)} more rejected "
+                          "(every one is in the --results file)\n")
+    sys.exit(1 if tally.rejected_count else 0)
 
 
 if __name__ == "__main__":

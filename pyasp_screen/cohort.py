@@ -22,6 +22,7 @@ from pyasp_screen.record import RecordError
 from pyasp_screen.screening import Screened
 
 VERDICTS = ("eligible", "ineligible", "undetermined")
+MAX_LISTED_ERRORS = 10_000  # rejected records listed in a summary; every one is in --results
 
 
 def failing(c: Criterion, status: str) -> bool:
@@ -47,6 +48,7 @@ class CohortSummary:
     kb: KnowledgeBase
     screened: int = 0
     rejected: list[RecordError] = field(default_factory=list)
+    rejected_count: int = 0
     overall: Counter = field(default_factory=Counter)
     verdicts: dict[str, Counter] = field(default_factory=dict)
     statuses: dict[str, Counter] = field(default_factory=dict)
@@ -64,6 +66,43 @@ class CohortSummary:
             self._last_passing[pop] = Counter()
         for c in self.kb.criteria:
             self.statuses[c.id] = Counter()
+
+    def reject(self, e: RecordError) -> None:
+        """Count a rejected record (listed up to MAX_LISTED_ERRORS, so memory stays bounded)."""
+        self.rejected_count += 1
+        if len(self.rejected) < MAX_LISTED_ERRORS:
+            self.rejected.append(e)
+
+    def add_row(self, row: dict) -> None:
+        """Count one canonical results-file row (pyasp_screen.stream), as when resuming."""
+        if row.get("error"):
+            err = row["error"]
+            self.reject(RecordError(row["file"], row["patient"], err.get("field"), err["reason"]))
+            return
+        self.add(Result(row["patient"], dict(row["criteria"]), dict(row["verdicts"]), row["overall"]))
+
+    def merge(self, other: "CohortSummary") -> None:
+        """Add the counts of another summary of the same knowledge base (one batch's, say)."""
+        self.screened += other.screened
+        self.overall.update(other.overall)
+        for mine, theirs in ((self.verdicts, other.verdicts), (self.statuses, other.statuses),
+                             (self.only_failing, other.only_failing), (self.gain, other.gain),
+                             (self._excluded_at, other._excluded_at),
+                             (self._last_passing, other._last_passing)):
+            for key, counter in theirs.items():
+                mine[key].update(counter)
+        for e in other.rejected:
+            self.reject(e)
+        self.rejected_count += other.rejected_count - len(other.rejected)
+
+    def __getstate__(self) -> dict:
+        # A batch's summary travels back from a worker without its knowledge base, which
+        # the receiving side already has (merge() does not read it).
+        return {k: v for k, v in self.__dict__.items() if k != "kb"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.kb = None
 
     def add(self, r: Result) -> None:
         self.screened += 1
@@ -106,7 +145,7 @@ class CohortSummary:
         kb = self.kb
         return {
             "screened": self.screened,
-            "rejected": len(self.rejected),
+            "rejected": self.rejected_count,
             "overall": {v: self.overall.get(v, 0) for v in VERDICTS},
             "populations": {pop: {v: self.verdicts[pop].get(v, 0) for v in VERDICTS} for pop in kb.populations},
             "criteria": [
@@ -129,7 +168,7 @@ def summarize(outcomes: Iterable[Screened | RecordError], kb: KnowledgeBase) -> 
     s = CohortSummary(kb)
     for o in outcomes:
         if isinstance(o, RecordError):
-            s.rejected.append(o)
+            s.reject(o)
         else:
             s.add(o.result)
     return s
@@ -146,26 +185,77 @@ class Change:
     criteria: list[tuple[str, str, str]]  # (criterion, status before, status after)
 
 
+@dataclass
+class DiffTally:
+    """A comparison of two knowledge bases (or parameter sets) over a cohort, accumulated
+    one patient at a time: the patients whose verdict changes (with their changed criteria),
+    totals per (before, after) overall verdict, the number compared, rejected records.
+    Memory grows with the number of *changed* patients only."""
+
+    kb_a: KnowledgeBase
+    kb_b: KnowledgeBase
+    changes: list[Change] = field(default_factory=list)
+    directions: Counter = field(default_factory=Counter)
+    compared: int = 0
+    rejected: list[RecordError] = field(default_factory=list)
+    rejected_count: int = 0
+
+    def add(self, file: str, a: Result, b: Result) -> None:
+        self.compared += 1
+        before = {"overall": a.overall, **a.verdicts}
+        after = {"overall": b.overall, **b.verdicts}
+        self.directions[(before["overall"], after["overall"])] += 1
+        if before == after:
+            return
+        in_a, in_b = set(self.kb_a.criterion_ids()), set(self.kb_b.criterion_ids())
+        crits = []
+        for cid in dict.fromkeys(self.kb_a.criterion_ids() + self.kb_b.criterion_ids()):
+            sa = a.statuses.get(cid, "unknown") if cid in in_a else "absent"
+            sb = b.statuses.get(cid, "unknown") if cid in in_b else "absent"
+            if sa != sb:
+                crits.append((cid, sa, sb))
+        self.changes.append(Change(a.patient, file, before, after, crits))
+
+    def reject(self, e: RecordError) -> None:
+        self.rejected_count += 1
+        if len(self.rejected) < MAX_LISTED_ERRORS:
+            self.rejected.append(e)
+
+    def add_row(self, row: dict) -> None:
+        """Count one canonical diff row of a results file (pyasp_screen.stream)."""
+        if row.get("error"):
+            err = row["error"]
+            self.reject(RecordError(row["file"], row["patient"], err.get("field"), err["reason"]))
+            return
+        before, after = dict(row["before"]), dict(row["after"])
+        self.compared += 1
+        self.directions[(before["overall"], after["overall"])] += 1
+        if before != after:
+            self.changes.append(Change(row["patient"], row["file"], before, after,
+                                       [(c["id"], c["before"], c["after"]) for c in row["changed"]]))
+
+    def merge(self, other: "DiffTally") -> None:
+        self.changes.extend(other.changes)
+        self.directions.update(other.directions)
+        self.compared += other.compared
+        for e in other.rejected:
+            self.reject(e)
+        self.rejected_count += other.rejected_count - len(other.rejected)
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k not in ("kb_a", "kb_b")}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.kb_a = self.kb_b = None
+
+
 def compare(pairs: Iterator[tuple[Screened, Screened]], kb_a: KnowledgeBase,
             kb_b: KnowledgeBase) -> tuple[list[Change], Counter, int]:
     """Patients whose overall or population verdict changes from A to B, the criteria whose
     status changed for each (a criterion absent from one side reads "absent"), totals per
     direction of the overall verdict, and the number compared."""
-    changes, directions, n = [], Counter(), 0
-    ids = list(dict.fromkeys(kb_a.criterion_ids() + kb_b.criterion_ids()))
-    in_a, in_b = set(kb_a.criterion_ids()), set(kb_b.criterion_ids())
+    tally = DiffTally(kb_a, kb_b)
     for a, b in pairs:
-        n += 1
-        before = {"overall": a.result.overall, **a.result.verdicts}
-        after = {"overall": b.result.overall, **b.result.verdicts}
-        directions[(before["overall"], after["overall"])] += 1
-        if before == after:
-            continue
-        crits = []
-        for cid in ids:
-            sa = a.result.statuses.get(cid, "unknown") if cid in in_a else "absent"
-            sb = b.result.statuses.get(cid, "unknown") if cid in in_b else "absent"
-            if sa != sb:
-                crits.append((cid, sa, sb))
-        changes.append(Change(a.result.patient, a.file, before, after, crits))
-    return changes, directions, n
+        tally.add(a.file, a.result, b.result)
+    return tally.changes, tally.directions, tally.compared

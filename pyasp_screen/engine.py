@@ -89,30 +89,34 @@ class Engine:
         return symbols
 
     def screen(self, batch: Iterable[Findings]) -> list[Result]:
-        """Screen a batch of patients in one grounding; results in input order."""
+        """Screen a batch of patients in one grounding; results in input order.
+
+        In the ground program a patient is its position in the batch (0, 1, ...), not its
+        ID: clingo keeps every symbol it ever made for the life of the process
+        (potassco/clingo#203), so ID-bearing atoms would grow memory with every patient
+        screened, while position-bearing ones recur from batch to batch.
+        """
         batch = list(batch)
         if not batch:
             return []
         ids = [f.patient for f in batch]
         if len(set(ids)) != len(ids):
             raise ValueError("patient IDs must be unique within a batch")
-        results = {pid: Result(pid) for pid in ids}
-        symbols = self.solve_program("".join(f.program() for f in batch))
+        results = [Result(pid) for pid in ids]
+        symbols = self.solve_program("".join(f.program(slot) for slot, f in enumerate(batch)))
         n_cond, n_pop = len(self._conditions), len(self._populations)
         for sym in symbols:
             if sym.name == "contradiction":
                 args = sym.arguments
-                results[args[0].string].contradictions.append(args[1].string)
+                results[args[0].number].contradictions.append(args[1].string)
                 continue
-            # row("id",S1,...,Sn,V1,...,Vm,O): the last n+m+1 fields are plain names, so
-            # splitting from the right leaves the patient term, which may hold commas.
-            text = str(sym)[4:-1]
-            fields = text.rsplit(",", n_cond + n_pop + 1)
-            res = results[sym.arguments[0].string]
+            # row(Slot,S1,...,Sn,V1,...,Vm,O): every field is a plain name or number.
+            fields = str(sym)[4:-1].split(",")
+            res = results[int(fields[0])]
             res.statuses = dict(zip(self._conditions, fields[1:1 + n_cond]))
             res.verdicts = dict(zip(self._populations, fields[1 + n_cond:1 + n_cond + n_pop]))
             res.overall = fields[-1]
-        missing = [pid for pid, r in results.items() if not r.statuses]
+        missing = [r.patient for r in results if not r.statuses]
         if missing:
             raise EngineError(f"knowledge base {self.kb.name} gave no statuses for {missing[0]}")
-        return [results[pid] for pid in ids]
+        return results

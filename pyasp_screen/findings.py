@@ -63,8 +63,15 @@ class Findings:
     notes: list[str] = field(default_factory=list)
     not_done: list[str] = field(default_factory=list)
 
-    def program(self) -> str:
-        return "".join(f.fact + ".\n" for f in self.findings)
+    def program(self, term: int | None = None) -> str:
+        """The findings as ASP facts; with ``term``, the patient argument (every fact's
+        first) is that number instead of the quoted ID (see Engine.screen)."""
+        if term is None:
+            return "".join(f.fact + ".\n" for f in self.findings)
+        pid, slot = asp_string(self.patient), str(term)
+        # The first occurrence of the quoted ID is the first argument: a predicate name
+        # before it cannot hold a quote.
+        return "".join(f.fact.replace(pid, slot, 1) + ".\n" for f in self.findings)
 
 
 SCHEME_LABELS = {"sledai2k_descriptors": "SLEDAI-2K", "eular_acr_2019_sle_items": "EULAR/ACR 2019",

@@ -94,6 +94,9 @@ class KnowledgeBase:
     checks: list[tuple[str, str, str, int]] = field(default_factory=list)
     windows: dict[str, int] = field(default_factory=dict)
     diagnoses: frozenset[str] = frozenset()
+    # The programs' text, read once at load: a knowledge base shipped to a worker process
+    # or a Dask cluster node does not need its folder there.
+    sources: tuple[str, ...] = ()
 
     def param(self, name: str):
         return self.parameters[name].value
@@ -107,6 +110,8 @@ class KnowledgeBase:
         return args
 
     def program_text(self) -> str:
+        if self.sources:
+            return "\n".join(self.sources)
         return "\n".join(p.read_text(encoding="utf-8") for p in self.programs)
 
     def criterion_ids(self) -> list[str]:
@@ -287,12 +292,20 @@ def load_kb(kb: str | Path | None = None, overrides: dict[str, str] | None = Non
         programs=programs,
         parameters=params,
         populations=populations,
+        sources=tuple(_read_program(p) for p in programs),
     )
     if overrides:
         kb_obj = kb_obj.with_parameters(overrides)
     _refuse_unsafe(kb_obj)
     _read_declarations(kb_obj)
     return kb_obj
+
+
+def _read_program(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise KBError(f"{path}: cannot read the program: {getattr(e, 'strerror', None) or e}") from None
 
 
 def _refuse_unsafe(kb: KnowledgeBase) -> None:

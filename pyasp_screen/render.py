@@ -357,10 +357,13 @@ def write_cohort_table(summary, kb: KnowledgeBase, console: Console) -> None:
         for row in d["attrition"][pop]:
             t.add_row(row["criterion"], str(row["excluded"]), str(row["remaining"]), str(row["all_met_so_far"]))
         console.print(t)
-    if summary.rejected:
-        console.print(f"[red]{len(summary.rejected)} record(s) rejected:[/]")
+    if summary.rejected_count:
+        console.print(f"[red]{summary.rejected_count} record(s) rejected:[/]")
         for e in summary.rejected:
             console.print(f"  {escape(str(e))}", highlight=False, soft_wrap=True)
+        if summary.rejected_count > len(summary.rejected):
+            console.print(f"  ... and {summary.rejected_count - len(summary.rejected)} more "
+                          "(every one is in the --results file)", highlight=False)
 
 
 def write_cohort_csv(summary, kb: KnowledgeBase, out: IO[str]) -> None:

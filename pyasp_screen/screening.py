@@ -42,10 +42,13 @@ def prepare(item: Loaded | RecordError, kb: KnowledgeBase) -> tuple[Loaded, Find
 def screen_records(items: Iterable[Loaded | RecordError], kb: KnowledgeBase,
                    batch_size: int = DEFAULT_BATCH,
                    on_progress: Callable[[int], None] | None = None,
-                   ) -> Iterator[Screened | RecordError]:
+                   freeze: bool = True) -> Iterator[Screened | RecordError]:
     """Screen every record; yield a Screened or a RecordError per input item, in order.
 
     A patient ID seen before in the same run is rejected (IDs key the output).
+    ``freeze``: move each finished batch out of the cyclic garbage collector's reach; right
+    when the caller keeps the results (a list of them), wrong for a long-lived worker that
+    drops them.
     Raises EngineError only for a knowledge-base failure, which no record can cause.
     """
     engine = Engine(kb)
@@ -70,7 +73,8 @@ def screen_records(items: Iterable[Loaded | RecordError], kb: KnowledgeBase,
         # Results of earlier batches live until the run ends. Moving them out of the cyclic
         # garbage collector's reach keeps its full collections from re-scanning a growing
         # cohort (without this, a 10,000-patient run spends a third of its time there).
-        gc.freeze()
+        if freeze:
+            gc.freeze()
 
     for item in items:
         prepared = prepare(item, kb)

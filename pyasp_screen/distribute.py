@@ -1,0 +1,358 @@
+"""Stages 2 to 5 at cohort scale: batches of records screened on every core, or on a Dask cluster.
+
+A run is a stream of work items (:mod:`pyasp_screen.sources`) cut into batches. Each batch
+is screened where it lands, by :func:`screen_batch`: records are validated and mapped
+(:func:`~pyasp_screen.sources.materialize`), findings derived, the batch grounded and
+solved by clingo (:func:`~pyasp_screen.screening.screen_records`), and the batch returns
+its result rows already encoded (:mod:`pyasp_screen.stream`) with its share of the cohort
+counts (:class:`~pyasp_screen.cohort.CohortSummary` or :class:`~pyasp_screen.cohort.DiffTally`).
+The main process only reads inputs, writes bytes and adds counts.
+
+Where batches run (:func:`executor`):
+
+- ``jobs=1``: in this process (no pickling; the single-process baseline);
+- ``jobs=N``: N worker processes (:class:`concurrent.futures.ProcessPoolExecutor`), the
+  :class:`Job` (knowledge bases with their program text) handed to each once, at start;
+- ``scheduler=ADDRESS`` or ``"local"``: a Dask distributed cluster
+  (https://distributed.dask.org/); the Job is scattered to every worker once
+  (``Client.scatter(..., broadcast=True)``) and batches are submitted as tasks.
+
+Distribution is theirs; this module only keeps a bounded number of batches in flight
+(memory is bounded by batch size times in-flight batches, not by the cohort) and takes
+results in submission order, so output order is input order whatever finishes first.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sqlite3
+import tempfile
+import uuid
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+
+from pyasp_screen.cohort import CohortSummary, DiffTally
+from pyasp_screen.kb import KnowledgeBase
+from pyasp_screen.record import Loaded, RecordError
+from pyasp_screen.screening import Screened, screen_records
+from pyasp_screen.sources import materialize, patient_of
+from pyasp_screen.stream import Layout, cohort_row, diff_row, encode, error_row
+
+
+@dataclass(frozen=True)
+class Job:
+    """What every batch of a run needs: one knowledge base (cohort) or two (diff: before,
+    after), the screening date for FHIR input, and the results format to encode rows for
+    (None: no results file). Shipped once to each worker; ``token`` names it there."""
+
+    kbs: tuple[KnowledgeBase, ...]
+    screening_date: dt.date | None = None
+    fmt: str | None = None
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    @property
+    def layout(self) -> Layout:
+        return Layout.of(self.kbs)
+
+
+@dataclass
+class Batch:
+    """Consecutive work items; ``start`` is the seq of the first."""
+
+    start: int
+    items: list
+
+
+@dataclass
+class BatchResult:
+    """A screened batch: its rows encoded for the results file (bytes, or a pyarrow Table
+    for Parquet; None without one), and its counts (a CohortSummary for one knowledge base,
+    a DiffTally for two)."""
+
+    start: int
+    count: int
+    payload: object
+    tally: CohortSummary | DiffTally
+
+
+def _safe_materialize(item, when: dt.date | None) -> Loaded | RecordError:
+    """A record, or the error that rejects it; a failure of ours on one record rejects that
+    record with the reason instead of losing the batch."""
+    try:
+        return materialize(item, when)
+    except Exception as e:  # noqa: BLE001 - reported per record, the run goes on
+        file = getattr(item, "file", "?")
+        return RecordError(str(file), patient_of(item), None,
+                           f"could not be read ({type(e).__name__}: {e}); please report this")
+
+
+def screen_batch(job: Job, batch: Batch) -> BatchResult:
+    """Screen one batch with the job's knowledge base(s); runs in a worker or in-process."""
+    records = [_safe_materialize(it, job.screening_date) for it in batch.items]
+    runs = [list(screen_records(records, kb, batch_size=len(records) or 1, freeze=False))
+            for kb in job.kbs]
+    rows = []
+    if len(job.kbs) == 1:
+        kb = job.kbs[0]
+        tally = CohortSummary(kb)
+        for seq, o in enumerate(runs[0], batch.start):
+            if isinstance(o, RecordError):
+                tally.reject(o)
+                rows.append(error_row(seq, o))
+            else:
+                tally.add(o.result)
+                rows.append(cohort_row(seq, o.file, o.result, kb))
+    else:
+        kb_a, kb_b = job.kbs
+        tally = DiffTally(kb_a, kb_b)
+        for seq, (a, b) in enumerate(zip(*runs), batch.start):
+            if isinstance(a, RecordError) or isinstance(b, RecordError):
+                e = a if isinstance(a, RecordError) else b
+                tally.reject(e)
+                rows.append(error_row(seq, e))
+            else:
+                assert isinstance(a, Screened) and isinstance(b, Screened)
+                tally.add(a.file, a.result, b.result)
+                rows.append(diff_row(seq, a.file, a.result, b.result, kb_a, kb_b))
+    payload = encode(rows, job.fmt, job.layout) if job.fmt else None
+    return BatchResult(batch.start, len(batch.items), payload, tally)
+
+
+# ---------------------------------------------------------------------------------------
+# Where batches run
+
+_WORKER_JOB: Job | None = None
+
+
+def _init_worker(job: Job) -> None:
+    global _WORKER_JOB
+    _WORKER_JOB = job
+
+
+def _screen_in_worker(batch: Batch) -> BatchResult:
+    assert _WORKER_JOB is not None, "worker started without its job"
+    return screen_batch(_WORKER_JOB, batch)
+
+
+class Runner:
+    """Submits batches somewhere and says how many may be in flight."""
+
+    in_flight: int = 1
+
+    def submit(self, batch: Batch) -> Future:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class InProcess(Runner):
+    def __init__(self, job: Job):
+        self.job = job
+
+    def submit(self, batch: Batch) -> Future:
+        f: Future = Future()
+        f.set_result(screen_batch(self.job, batch))
+        return f
+
+
+class Processes(Runner):
+    def __init__(self, job: Job, jobs: int):
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # forkserver: workers do not inherit this process's threads (progress bar, Dask).
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["pyasp_screen.distribute"])
+        self.pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx,
+                                        initializer=_init_worker, initargs=(job,))
+        self.in_flight = 2 * jobs
+
+    def submit(self, batch: Batch) -> Future:
+        return self.pool.submit(_screen_in_worker, batch)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+class DaskCluster(Runner):
+    """Batches as tasks on a Dask distributed cluster: ``address`` of a running scheduler
+    (tcp://host:8786), or "local" for a LocalCluster of ``jobs`` single-threaded worker
+    processes on this machine."""
+
+    def __init__(self, job: Job, address: str, jobs: int):
+        try:
+            from dask.distributed import Client, LocalCluster
+        except ImportError:  # pragma: no cover - a dependency of the project
+            raise RunError("--scheduler needs dask.distributed: pip install 'dask[distributed]'") from None
+        self.cluster = None
+        try:
+            if address == "local":
+                self.cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
+                                            dashboard_address=None)
+                self.client = Client(self.cluster)
+            else:
+                self.client = Client(address, timeout="20s")
+        except (OSError, TimeoutError) as e:
+            raise RunError(f"--scheduler {address}: cannot connect: {e}") from None
+        threads = sum(self.client.nthreads().values()) or 1
+        self.in_flight = 2 * threads
+        # The knowledge bases go to every worker once; tasks refer to them by key.
+        self.job = self.client.scatter(job, broadcast=True)
+
+    def submit(self, batch: Batch) -> Future:
+        return self.client.submit(screen_batch, self.job, batch, pure=False)
+
+    def close(self) -> None:
+        self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+
+class RunError(Exception):
+    """A run that cannot start or cannot go on (a one-line message)."""
+
+
+def default_jobs() -> int:
+    """All the cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+# ---------------------------------------------------------------------------------------
+# Duplicate patient IDs, in bounded memory
+
+
+class SeenIds:
+    """The patient IDs of a run so far, in an SQLite file (so a million IDs cost disk, not
+    memory): :meth:`check` says, for each new ID, where it was first seen, or None."""
+
+    def __init__(self, directory: Path | None = None):
+        self._dir = tempfile.TemporaryDirectory(prefix="pyasp-screen-ids-", dir=directory)
+        self.db = sqlite3.connect(Path(self._dir.name) / "ids.sqlite")
+        self.db.execute("PRAGMA journal_mode=OFF")
+        self.db.execute("PRAGMA synchronous=OFF")
+        self.db.execute("CREATE TABLE seen (id TEXT PRIMARY KEY, file TEXT) WITHOUT ROWID")
+
+    def add(self, pid: str | None, file: str) -> None:
+        """Mark one ID seen (as when resuming: the IDs already in the results file)."""
+        if pid is not None:
+            self.db.execute("INSERT OR IGNORE INTO seen VALUES (?, ?)", (pid, file))
+
+    def check(self, pairs: list[tuple[str | None, str]]) -> list[str | None]:
+        """For each (id, file): the file where this id was first seen, or None if it is new
+        (and from now on seen). IDs of None are never duplicates."""
+        ids = list({pid for pid, _ in pairs if pid is not None})
+        known: dict[str, str] = {}
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            known.update(self.db.execute(
+                f"SELECT id, file FROM seen WHERE id IN ({','.join('?' * len(chunk))})", chunk))
+        out, new = [], []
+        for pid, file in pairs:
+            if pid is None:
+                out.append(None)
+            elif pid in known:
+                out.append(known[pid])
+            else:
+                known[pid] = file
+                new.append((pid, file))
+                out.append(None)
+        self.db.executemany("INSERT INTO seen VALUES (?, ?)", new)
+        return out
+
+    def close(self) -> None:
+        self.db.close()
+        self._dir.cleanup()
+
+
+def _item_file(item) -> str:
+    return str(getattr(item, "file", "?"))
+
+
+def _dedupe(items: list, seen: SeenIds) -> list:
+    """The items, with every repeat of an earlier patient ID turned into its RecordError."""
+    pids = [patient_of(it) if not isinstance(it, RecordError) else None for it in items]
+    firsts = seen.check([(pid, _item_file(it)) for pid, it in zip(pids, items)])
+    return [RecordError(_item_file(it), pid, "id", f"duplicate patient id (first seen in {first}); "
+                        "not screened twice") if first else it
+            for it, pid, first in zip(items, pids, firsts)]
+
+
+# ---------------------------------------------------------------------------------------
+# The run
+
+
+def run(items: Iterable, job: Job, *, jobs: int = 1, scheduler: str | None = None,
+        batch_size: int = 500, skip: int = 0, last_skipped: str | None = None,
+        seen: SeenIds | None = None) -> Iterator[BatchResult]:
+    """Screen every item and yield each batch's result in input order.
+
+    ``skip``: items already done by an interrupted run (resumed), not screened again; the
+    last of them must have patient ID ``last_skipped`` (when known), or the inputs changed.
+    ``seen``: the patient IDs met so far (those of the skipped items, when resuming).
+    With ``jobs`` > 1 but only one batch of input, the batch runs in this process (starting
+    workers would cost more than it saves); a ``scheduler`` given is always used.
+
+    Raises RunError for a cluster that cannot be reached, and re-raises a worker's
+    EngineError (a knowledge-base failure) after the batches before it were yielded.
+    """
+    own_seen = seen is None
+    seen = seen or SeenIds()
+    try:
+        it = iter(items)
+        if skip:
+            last = None
+            for last in islice(it, skip):
+                pass
+            if last is None or (last_skipped is not None and patient_of(last) not in (None, last_skipped)):
+                raise RunError(f"the inputs are not those of the run being resumed (item {skip} is "
+                               f"{patient_of(last) if last is not None else 'missing'}, the results file says "
+                               f"{last_skipped}); resume with the same inputs, or start afresh")
+        seq = skip
+        first = list(islice(it, batch_size))
+        if not first:
+            return
+        rest = list(islice(it, batch_size))
+        with _runner(job, jobs if rest else 1, scheduler) as runner:
+            pending: deque[Future] = deque()
+
+            def batches() -> Iterator[list]:
+                yield first
+                if rest:
+                    yield rest
+                    while chunk := list(islice(it, batch_size)):
+                        yield chunk
+
+            for chunk in batches():
+                pending.append(runner.submit(Batch(seq, _dedupe(chunk, seen))))
+                seq += len(chunk)
+                while len(pending) >= runner.in_flight:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+    finally:
+        if own_seen:
+            seen.close()
+
+
+@contextmanager
+def _runner(job: Job, jobs: int, scheduler: str | None) -> Iterator[Runner]:
+    if scheduler:
+        r: Runner = DaskCluster(job, scheduler, max(jobs, 1))
+    elif jobs > 1:
+        r = Processes(job, jobs)
+    else:
+        r = InProcess(job)
+    try:
+        yield r
+    finally:
+        r.close()
