@@ -1,0 +1,389 @@
+"""FHIR Bulk Data export (NDJSON) -> one patient's resources at a time (stage 1, bulk input).
+
+Source format: the FHIR Bulk Data Access IG (https://hl7.org/fhir/uv/bulkdata/), "$export"
+output: a folder of NDJSON files (http://ndjson.org: one JSON resource per line, UTF-8),
+one or several files per resource type (``Patient.ndjson``, ``Observation.000.ndjson``,
+``Observation.001.ndjson`` ...). The type of each line is its own ``resourceType``; the file
+name is only a hint. An output manifest (``*.json``) and any other non-``.ndjson`` file are
+ignored.
+
+What is read and joined
+    ``Patient`` lines key the patients (``Patient.id``). ``Observation``, ``Condition``,
+    ``MedicationStatement`` and ``MedicationRequest`` lines are joined to their patient by
+    ``subject.reference``: ``Patient/ID`` (also ``http://host/fhir/Patient/ID`` and
+    ``Patient/ID/_history/V``) or ``urn:uuid:ID`` (a transaction-style reference to the
+    Patient whose id is ID). Every other resource type (Encounter, Claim, Medication ...) is
+    skipped and counted (logged at INFO on the ``pyasp_screen.bulk`` logger), not an error.
+    A MedicationRequest whose drug is only a ``medicationReference`` to a Medication resource
+    therefore has no drug here (Medication lines are not joined to patients).
+
+Memory
+    :func:`iter_bulk_patients` reads each file once, line by line, decodes only
+    ``resourceType``, ``id`` and ``subject.reference`` of each line (a tiny msgspec Struct),
+    and appends the raw line to one of K temporary partition files chosen by
+    ``zlib.crc32(patient id) % K``, with K = ceil(total .ndjson bytes / partition_bytes).
+    Then each partition is loaded alone and grouped by patient. Memory is bounded by the
+    largest partition (about ``partition_bytes`` plus Python overhead per line), not by the
+    cohort.
+
+Order of output (deterministic for the same export, so a run can be resumed by skipping
+the first N outputs)
+    First the errors of the reading pass, in file order (files sorted by name, then line).
+    Then partition 0, 1, ... K-1; within a partition, patients (and duplicate-Patient errors)
+    in the order of their Patient lines (file name, line), then one error per patient id
+    that resources refer to but no Patient line has, in the order of its first resource.
+    ``PatientResources.lines`` is the Patient line, then Observation, Condition,
+    MedicationStatement, MedicationRequest lines, each type in file/line order.
+
+Errors
+    Bad input never raises and never stops the stream: each problem is one
+    :class:`~pyasp_screen.record.RecordError` whose ``file`` is ``<folder>/<file>:<line>``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import tempfile
+import zlib
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from pyasp_screen.record import Loaded, RecordError, parse_record
+
+__all__ = ["PatientResources", "is_bulk_export", "iter_bulk_patients", "to_record"]
+
+log = logging.getLogger(__name__)
+
+PATIENT = "Patient"
+#: Resource types joined to their patient, in the order they follow the Patient line.
+JOINED = ("Observation", "Condition", "MedicationStatement", "MedicationRequest")
+_RANK = {t: i for i, t in enumerate(JOINED)}
+_READ = frozenset((PATIENT, *JOINED))
+_PATIENT_REF = re.compile(r"(?:^|/)Patient/([^/]+)(?:/_history/[^/]*)?$")
+_MIB = 2**20
+
+
+@dataclass(frozen=True)
+class PatientResources:
+    """One patient's raw NDJSON lines: the Patient line first, then its other resources."""
+
+    file: str                 # "<export folder>/Patient.ndjson:LINE" where the Patient is
+    patient: str              # Patient.id
+    lines: tuple[bytes, ...]  # raw lines, Patient first, then the others in a deterministic order
+
+
+# -- reading one line cheaply -------------------------------------------------------------------
+
+class _Ref(msgspec.Struct):
+    reference: str | None = None
+
+
+class _Head(msgspec.Struct):
+    resourceType: str | None = None
+    id: str | None = None
+    subject: _Ref | None = None
+
+
+_decode_head = msgspec.json.Decoder(_Head).decode
+_decode_any = msgspec.json.Decoder().decode
+
+
+class _BadLine(Exception):
+    """A line that is not a JSON object."""
+
+
+def _head(raw: bytes) -> tuple[str | None, Any, Any]:
+    """(resourceType, id, subject.reference) of one line, each None when absent; raises
+    _BadLine(reason) for malformed JSON or a line that is not an object. Fast path: a typed
+    msgspec decode that skips every other field."""
+    try:
+        h = _decode_head(raw)
+        return h.resourceType, h.id, (h.subject.reference if h.subject is not None else None)
+    except msgspec.ValidationError:
+        pass  # a field of an unexpected JSON type (or not an object): look again, loosely
+    except msgspec.DecodeError as e:
+        raise _BadLine(f"malformed JSON: {e}") from None
+    try:
+        data = _decode_any(raw)
+    except msgspec.DecodeError as e:
+        raise _BadLine(f"malformed JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise _BadLine(f"a line must be a JSON object (one FHIR resource), got {_json_type(data)}")
+    rt = data.get("resourceType")
+    subject = data.get("subject")
+    ref = subject.get("reference") if isinstance(subject, dict) else None
+    return (rt if isinstance(rt, str) else None), data.get("id"), ref
+
+
+def _json_type(value: Any) -> str:
+    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number")
+
+
+def _patient_of(ref: str) -> str | None:
+    """The Patient id a reference points to, or None if it is not a Patient reference."""
+    if ref.startswith("Patient/"):
+        pid = ref[8:]
+        if pid and "/" not in pid:
+            return pid  # the common case, without the regular expression
+    elif ref.startswith("urn:uuid:"):
+        return ref[9:] or None
+    m = _PATIENT_REF.search(ref)
+    return m[1] if m else None
+
+
+def _ndjson_files(folder: Path) -> list[Path]:
+    return sorted((p for p in folder.iterdir() if p.suffix.lower() == ".ndjson" and p.is_file()),
+                  key=lambda p: p.name)
+
+
+def is_bulk_export(path: Path) -> bool:
+    """True if ``path`` is a folder of ``*.ndjson`` files, at least one of which holds
+    Patient resources (judged by the first non-blank line of each file). Never raises."""
+    try:
+        if not path.is_dir():
+            return False
+        files = _ndjson_files(path)
+        files.sort(key=lambda p: not p.name.lower().startswith("patient"))  # the hint first
+        for f in files:
+            with f.open("rb") as fh:
+                for raw in fh:
+                    raw = raw.strip().removeprefix(b"\xef\xbb\xbf")
+                    if raw:
+                        try:
+                            if _head(raw)[0] == PATIENT:
+                                return True
+                        except _BadLine:
+                            pass
+                        break
+    except OSError:
+        return False
+    return False
+
+
+# -- partitioning ---------------------------------------------------------------------------------
+
+class _Partitions:
+    """K append-only partition files, written through one bounded in-memory buffer (so at
+    most one file is open at a time whatever K is)."""
+
+    def __init__(self, tmp: Path, k: int, flush_bytes: int):
+        self.paths = [tmp / f"part-{i:05d}" for i in range(k)]
+        self.k = k
+        self.buffers: list[list[bytes]] = [[] for _ in range(k)]
+        self.buffered = 0
+        self.flush_bytes = flush_bytes
+
+    def add(self, pid: str, item: bytes) -> None:
+        i = zlib.crc32(pid.encode("utf-8", "surrogatepass")) % self.k
+        self.buffers[i].append(item)
+        self.buffered += len(item)
+        if self.buffered >= self.flush_bytes:
+            self.flush()
+
+    def flush(self) -> None:
+        for path, buf in zip(self.paths, self.buffers):
+            if buf:
+                with path.open("ab") as f:
+                    f.writelines(buf)
+                buf.clear()
+        self.buffered = 0
+
+
+def _item(rt: str, fidx: int, lineno: int, pid: str, raw: bytes) -> bytes:
+    # One partition record per line: type, file index, line, JSON-quoted patient id (no raw
+    # tab or newline can occur in it), the raw NDJSON line.
+    return b"%s\t%d\t%d\t%s\t%s\n" % (rt.encode(), fidx, lineno, msgspec.json.encode(pid), raw)
+
+
+def iter_bulk_patients(folder: Path, *, workdir: Path | None = None,
+                       partition_bytes: int = 64 * 2**20,
+                       ) -> Iterator[PatientResources | RecordError]:
+    """Yield every patient of a FHIR Bulk Data export as :class:`PatientResources`, and
+    every problem as a one-line :class:`~pyasp_screen.record.RecordError`.
+
+    ``folder``: the export (``*.ndjson``, FHIR Bulk Data Access IG). ``workdir``: where the
+    temporary partition files go (a fresh ``tempfile`` directory inside it, or in the
+    system's temp dir when None); they are removed when the generator finishes or is closed
+    early. ``partition_bytes``: target size of one partition, which bounds memory.
+
+    Errors (``file`` is ``<folder>/<name>.ndjson:<line>``): malformed JSON; a line that is
+    not an object or has no ``resourceType``; a Patient without an id; a joined resource
+    without ``subject.reference`` or whose subject is not a Patient; a patient id referred
+    to by resources but absent from the Patient lines (one error per such id, with the count
+    of its resources); a duplicate Patient id (the first Patient line wins, the later one is
+    reported and not used); an export with no ``.ndjson`` file or no Patient. Unknown
+    resource types are skipped, counted, not reported. The order of output is described in
+    the module docstring and is the same on every run over the same export.
+    """
+    folder = Path(folder)
+    where = str(folder)
+    try:
+        files = _ndjson_files(folder)
+    except OSError as e:
+        yield RecordError(where, None, None, f"cannot read the export folder: {e.strerror or e}")
+        return
+    if not files:
+        yield RecordError(where, None, None, "empty FHIR Bulk Data export: no .ndjson file")
+        return
+    names = [str(f) for f in files]
+    total = sum(f.stat().st_size for f in files)
+    k = max(1, -(-total // max(1, partition_bytes)))
+    flush_bytes = max(_MIB // 16, min(partition_bytes, 16 * _MIB))
+
+    with tempfile.TemporaryDirectory(prefix="pyasp-bulk-", dir=workdir) as tmp:
+        parts = _Partitions(Path(tmp), k, flush_bytes)
+        ignored: Counter = Counter()
+        n_patients = n_resources = 0
+        for fidx, path in enumerate(files):
+            try:
+                fh = path.open("rb")
+            except OSError as e:
+                yield RecordError(names[fidx], None, None, f"cannot read file: {e.strerror or e}")
+                continue
+            with fh:
+                for lineno, raw in enumerate(fh, 1):
+                    raw = raw.rstrip(b"\r\n")
+                    if lineno == 1:
+                        raw = raw.removeprefix(b"\xef\xbb\xbf")
+                    if not raw.strip():
+                        continue  # a blank line (a trailing newline) carries nothing
+                    try:
+                        rt, rid, ref = _head(raw)
+                    except _BadLine as e:
+                        yield RecordError(f"{names[fidx]}:{lineno}", None, None, str(e))
+                        continue
+                    if not rt:
+                        yield RecordError(f"{names[fidx]}:{lineno}", None, "resourceType", "missing resourceType"
+                                          " (a FHIR resource names its type): not screened")
+                        continue
+                    if rt == PATIENT:
+                        if not isinstance(rid, str) or not rid.strip():
+                            yield RecordError(f"{names[fidx]}:{lineno}", None, "id", "a Patient without an id cannot be"
+                                              " joined to its resources")
+                            continue
+                        n_patients += 1
+                        parts.add(rid, _item(rt, fidx, lineno, rid, raw))
+                        continue
+                    if rt not in _READ:
+                        ignored[rt] += 1
+                        continue
+                    rid = rid if isinstance(rid, str) else None
+                    if not isinstance(ref, str) or not ref:
+                        yield RecordError(f"{names[fidx]}:{lineno}", None, "subject.reference",
+                                          f"{rt}{'/' + rid if rid else ''} has no patient"
+                                          " reference: not screened")
+                        continue
+                    pid = _patient_of(ref)
+                    if pid is None:
+                        yield RecordError(f"{names[fidx]}:{lineno}", None, "subject.reference",
+                                          f"{ref!r} is not a Patient reference: not screened")
+                        continue
+                    n_resources += 1
+                    parts.add(pid, _item(rt, fidx, lineno, pid, raw))
+        parts.flush()
+        if ignored:
+            log.info("%s: resource types not read: %s", where, ", ".join(
+                f"{t} x{n}" for t, n in sorted(ignored.items(), key=lambda kv: (-kv[1], kv[0]))))
+        if not n_patients:
+            yield RecordError(where, None, None, "empty FHIR Bulk Data export: no Patient resource"
+                              f" in {len(files)} .ndjson file{'s' * (len(files) != 1)}"
+                              f" ({n_resources} resources not joined)")
+            return
+        for path in parts.paths:
+            yield from _partition(path, names)
+
+
+def _partition(path: Path, names: list[str]) -> Iterator[PatientResources | RecordError]:
+    """Group one partition file by patient (see the module docstring for the order)."""
+    if not path.exists():
+        return
+    patients: dict[str, tuple[int, int, bytes]] = {}     # pid -> (file, line, raw)
+    events: list[str | RecordError] = []                 # pids and duplicate errors, in order
+    others: dict[str, list[tuple[int, int, int, bytes]]] = {}  # pid -> (rank, file, line, raw)
+    with path.open("rb") as fh:
+        for rec in fh:
+            rt, fidx, lineno, pidj, raw = rec.rstrip(b"\n").split(b"\t", 4)
+            pid = msgspec.json.decode(pidj)
+            if rt == b"Patient":
+                first = patients.get(pid)
+                if first is None:
+                    patients[pid] = (int(fidx), int(lineno), raw)
+                    events.append(pid)
+                else:
+                    events.append(RecordError(
+                        f"{names[int(fidx)]}:{int(lineno)}", pid, "id",
+                        f"duplicate Patient id (first at {names[first[0]]}:{first[1]}):"
+                        " this Patient line is not used"))
+            else:
+                others.setdefault(pid, []).append(
+                    (_RANK[rt.decode()], int(fidx), int(lineno), raw))
+    path.unlink()
+    for ev in events:
+        if isinstance(ev, RecordError):
+            yield ev
+            continue
+        fidx, lineno, raw = patients[ev]
+        mine = others.pop(ev, [])
+        mine.sort(key=lambda r: r[0])  # stable: file/line order within each type
+        yield PatientResources(f"{names[fidx]}:{lineno}", ev, (raw, *(r[3] for r in mine)))
+    for pid, orphans in others.items():
+        _, fidx, lineno, _ = min(orphans, key=lambda r: (r[1], r[2]))
+        kinds = Counter(JOINED[r[0]] for r in orphans)
+        n = len(orphans)
+        yield RecordError(
+            f"{names[fidx]}:{lineno}", pid, "subject.reference",
+            f"Patient/{pid} is not in the export's Patient files: its {n} resource"
+            f"{'s' * (n != 1)} ({', '.join(f'{t} x{c}' for t, c in kinds.items())})"
+            " are not screened")
+
+
+# -- one patient -> record ------------------------------------------------------------------------
+
+_ENTRY = re.compile(r"^entry\[(\d+)\](?:\.resource)?(.*)$")
+
+
+def to_record(p: PatientResources, screening_date: date | None = None) -> Loaded | RecordError:
+    """Validate and map one patient's lines: a FHIR ``collection`` Bundle is built from them
+    (entries with ``fullUrl`` ``<type>/<id>``) and read by
+    :func:`pyasp_screen.fhir.bundle_to_record` (fhir.resources R4B validation, the same
+    mapping as a Bundle file), then validated by :func:`pyasp_screen.record.parse_record`.
+
+    The record's ``source`` is ``FHIR Bulk Data export <p.file>``. A RecordError names
+    ``p.file`` and the patient; a field inside a resource is named ``<type>/<id>.<field>``
+    instead of the Bundle's ``entry[i].resource.<field>``. Pure function of its arguments,
+    picklable, safe to run in a worker process. Never raises for bad content.
+    """
+    from pyasp_screen import fhir  # fhir.resources is heavy: import only when needed
+
+    entries: list[dict] = []
+    for i, raw in enumerate(p.lines):
+        try:
+            resource = _decode_any(raw)
+        except msgspec.DecodeError as e:
+            return RecordError(p.file, p.patient, f"lines[{i}]", f"malformed JSON: {e}")
+        entry: dict[str, Any] = {"resource": resource}
+        if isinstance(resource, dict) and isinstance(resource.get("id"), str):
+            entry["fullUrl"] = f"{resource.get('resourceType')}/{resource['id']}"
+        entries.append(entry)
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": entries}
+    result = fhir.bundle_to_record(bundle, p.file, screening_date)
+    if isinstance(result, RecordError):
+        m = _ENTRY.match(result.field or "")
+        if m and int(m[1]) < len(entries):
+            r = entries[int(m[1])]["resource"]
+            name = entries[int(m[1])].get("fullUrl") or (
+                f"{r.get('resourceType')}[line {int(m[1]) + 1}]" if isinstance(r, dict)
+                else f"lines[{m[1]}]")
+            result = RecordError(result.file, result.patient or p.patient,
+                                 name + m[2], result.reason)
+        return result
+    result["source"] = f"FHIR Bulk Data export {p.file}"
+    return parse_record(result, p.file)
