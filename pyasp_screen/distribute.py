@@ -10,9 +10,10 @@ The main process only reads inputs, writes bytes and adds counts.
 
 Where batches run (:func:`executor`):
 
-- ``jobs=1``: in this process (no pickling; the single-process baseline);
 - ``jobs=N``: N worker processes (:class:`concurrent.futures.ProcessPoolExecutor`), the
-  :class:`Job` (knowledge bases with their program text) handed to each once, at start;
+  :class:`Job` (knowledge bases with their program text) handed to each once, at start,
+  each worker replaced after BATCHES_PER_WORKER batches;
+- ``jobs=0``, or a run of one batch: in this process (no pickling);
 - ``scheduler=ADDRESS`` or ``"local"``: a Dask distributed cluster
   (https://distributed.dask.org/); the Job is scattered to every worker once
   (``Client.scatter(..., broadcast=True)``) and batches are submitted as tasks.
@@ -162,16 +163,26 @@ class InProcess(Runner):
         return f
 
 
+# clingo keeps every symbol it makes until its process ends (potassco/clingo#203): even with
+# patients written as batch positions, new values keep adding symbols (about 2.5 MB per
+# 1,000 synthetic patients). So a worker process is replaced after this many batches,
+# and a Dask worker after WORKER_LIFETIME: memory stays bounded however long the run.
+BATCHES_PER_WORKER = 100
+WORKER_LIFETIME = ("2 minutes", "30 seconds")  # Dask worker lifetime and stagger
+
+
 class Processes(Runner):
     def __init__(self, job: Job, jobs: int):
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        # forkserver: workers do not inherit this process's threads (progress bar, Dask).
+        # forkserver: workers do not inherit this process's threads (progress bar, Dask),
+        # and start fast, the modules already imported.
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(["pyasp_screen.distribute"])
         self.pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx,
-                                        initializer=_init_worker, initargs=(job,))
+                                        initializer=_init_worker, initargs=(job,),
+                                        max_tasks_per_child=BATCHES_PER_WORKER)
         self.in_flight = 2 * jobs
 
     def submit(self, batch: Batch) -> Future:
@@ -194,11 +205,13 @@ class DaskCluster(Runner):
         self.cluster = None
         try:
             if address == "local":
+                lifetime, stagger = WORKER_LIFETIME
                 self.cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
-                                            dashboard_address=None)
+                                            dashboard_address=None, lifetime=lifetime,
+                                            lifetime_stagger=stagger, lifetime_restart=True)
                 self.client = Client(self.cluster)
             else:
-                self.client = Client(address, timeout="20s")
+                self.client = Client(address, timeout="10s")
         except (OSError, TimeoutError) as e:
             raise RunError(f"--scheduler {address}: cannot connect: {e}") from None
         threads = sum(self.client.nthreads().values()) or 1
@@ -299,6 +312,8 @@ def run(items: Iterable, job: Job, *, jobs: int = 1, scheduler: str | None = Non
     ``skip``: items already done by an interrupted run (resumed), not screened again; the
     last of them must have patient ID ``last_skipped`` (when known), or the inputs changed.
     ``seen``: the patient IDs met so far (those of the skipped items, when resuming).
+    ``jobs``: worker processes; 0 screens in this process (the single-process baseline;
+    memory then grows slowly with the cohort, see BATCHES_PER_WORKER).
     With ``jobs`` > 1 but only one batch of input, the batch runs in this process (starting
     workers would cost more than it saves); a ``scheduler`` given is always used.
 
@@ -322,7 +337,7 @@ def run(items: Iterable, job: Job, *, jobs: int = 1, scheduler: str | None = Non
         if not first:
             return
         rest = list(islice(it, batch_size))
-        with _runner(job, jobs if rest else 1, scheduler) as runner:
+        with _runner(job, jobs if rest else 0, scheduler) as runner:
             pending: deque[Future] = deque()
 
             def batches() -> Iterator[list]:
@@ -348,7 +363,7 @@ def run(items: Iterable, job: Job, *, jobs: int = 1, scheduler: str | None = Non
 def _runner(job: Job, jobs: int, scheduler: str | None) -> Iterator[Runner]:
     if scheduler:
         r: Runner = DaskCluster(job, scheduler, max(jobs, 1))
-    elif jobs > 1:
+    elif jobs >= 1:
         r = Processes(job, jobs)
     else:
         r = InProcess(job)

@@ -45,7 +45,8 @@ from pyasp_screen.kb import KnowledgeBase
 from pyasp_screen.record import RecordError
 
 FORMATS = {".jsonl": "jsonl", ".csv": "csv", ".parquet": "parquet"}
-PART_ROWS = 100_000  # rows per Parquet part file
+# Rows per Parquet part file (a part is the unit that survives an interruption).
+PART_ROWS = int(os.environ.get("PYASP_SCREEN_PARQUET_PART_ROWS", "100000"))
 
 
 class ResultsError(Exception):
