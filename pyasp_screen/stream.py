@@ -55,9 +55,15 @@ class ResultsError(Exception):
 
 def format_of(path: Path) -> str:
     try:
-        return FORMATS[path.suffix.lower()]
+        fmt = FORMATS[path.suffix.lower()]
     except KeyError:
         raise ResultsError(f"{path}: results files end in .jsonl, .csv or .parquet") from None
+    if fmt == "parquet":
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise ResultsError(f"{path}: Parquet needs pyarrow: pip install 'pyasp-screen[parquet]'") from None
+    return fmt
 
 
 # ---------------------------------------------------------------------------------------
