@@ -570,6 +570,7 @@ def _run_at_scale(records, kbs, tally, *, results, resume, jobs, scheduler, batc
         fmt = None
     layout = Layout.of(kbs)
     job = Job(tuple(kbs), screening_date, fmt)
+    _stop_on_sigterm()
     seen = SeenIds()
     out = None
     done = 0
@@ -616,6 +617,16 @@ def _run_at_scale(records, kbs, tally, *, results, resume, jobs, scheduler, batc
         if out is not None:
             out.close()
         seen.close()
+
+
+def _stop_on_sigterm() -> None:
+    """kill PID stops a run as Ctrl-C does: batches finished are kept for --resume."""
+    import signal
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
 
 
 _LAST_LOG = [0.0]

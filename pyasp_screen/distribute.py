@@ -131,9 +131,32 @@ def screen_batch(job: Job, batch: Batch) -> BatchResult:
 _WORKER_JOB: Job | None = None
 
 
-def _init_worker(job: Job) -> None:
+def _init_worker(job: Job, main_pid: int) -> None:
+    import signal
+    import threading
+
     global _WORKER_JOB
     _WORKER_JOB = job
+    # Ctrl-C reaches the whole process group: the main process stops the run and keeps
+    # what is written; a worker has nothing to say about it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with, args=(main_pid,), daemon=True).start()
+
+
+def _exit_with(main_pid: int) -> None:
+    """A worker whose main process was killed (kill -9) ends within a second, instead of
+    finishing batches nobody will read."""
+    import time
+
+    import psutil
+
+    while True:
+        time.sleep(1.0)
+        try:
+            if psutil.Process(main_pid).status() == psutil.STATUS_ZOMBIE:  # dead, not yet reaped
+                os._exit(1)
+        except psutil.NoSuchProcess:
+            os._exit(1)
 
 
 def _screen_in_worker(batch: Batch) -> BatchResult:
@@ -181,7 +204,7 @@ class Processes(Runner):
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(["pyasp_screen.distribute"])
         self.pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx,
-                                        initializer=_init_worker, initargs=(job,),
+                                        initializer=_init_worker, initargs=(job, os.getpid()),
                                         max_tasks_per_child=BATCHES_PER_WORKER)
         self.in_flight = 2 * jobs
 
