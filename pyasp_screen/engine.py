@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import clingo
 
-from pyasp_screen.findings import Findings
+from pyasp_screen.findings import Findings, asp_string
 from pyasp_screen.kb import KnowledgeBase
 
 
@@ -52,22 +52,53 @@ class Engine:
         self._program = kb.program_text() + "\n" + self._row_rule()
         self._args = kb.clingo_args() + ["--warn=none"]
 
+    # Bits per status mask: clingo integers are 32-bit signed, so 30 bits keep every #sum
+    # of distinct powers of two below 2**30.
+    MASK_BITS = 30
+
     def _row_rule(self) -> str:
         """One shown atom per patient carrying all its statuses and verdicts.
 
         Reading ~70 status/3 atoms per patient through the clingo API costs more than
-        grounding them; the knowledge base's own status/3, verdict/3 and overall/2 atoms are
-        projected here into a single row(P, S1, ..., Sn, V1, ..., Vm, Overall) instead, in the
-        order of self._conditions and self._populations. Nothing is decided by this rule.
+        grounding them, and so does joining them into one atom (a rule body of ~70 status
+        literals per patient was a third of all grounding). Instead, condition number i of
+        self._conditions is given the bit 2**(i mod 30) of mask i // 30, and the conditions
+        of each status met and not_met are summed into masks:
+            row(P, Met0, ..., Metk, NotMet0, ..., NotMetk, V1, ..., Vm, Overall)
+        in the order of self._populations for the verdicts. A condition in neither mask is
+        unknown (status/3 gives exactly one of the three). Nothing is decided by these rules:
+        they only project the knowledge base's own status/3, verdict/3 and overall/2.
         """
+        w = self.MASK_BITS
+        n_masks = max(1, -(-len(self._conditions) // w))
+        self._masks = n_masks
+        lines = [f"engine_condition_bit({asp_string(c)},{i // w},{2 ** (i % w)})."
+                 for i, c in enumerate(self._conditions)]
+        lines.append(f"engine_mask(S,K) :- S = (met; not_met), K = 0..{n_masks - 1}.")
+        lines.append("engine_status_mask(P,S,K,M) :- patient(P), engine_mask(S,K),\n"
+                     "    M = #sum{ B,C : status(P,C,S), engine_condition_bit(C,K,B) }.")
         body = ["patient(P)"]
-        body += [f'status(P,"{c}",S{i})' for i, c in enumerate(self._conditions)]
+        body += [f"engine_status_mask(P,met,{k},M{k})" for k in range(n_masks)]
+        body += [f"engine_status_mask(P,not_met,{k},N{k})" for k in range(n_masks)]
         body += [f"verdict(P,{pop},V{i})" for i, pop in enumerate(self._populations)]
         body.append("overall(P,O)")
-        head = ",".join(["P"] + [f"S{i}" for i in range(len(self._conditions))]
+        head = ",".join(["P"] + [f"M{k}" for k in range(n_masks)] + [f"N{k}" for k in range(n_masks)]
                         + [f"V{i}" for i in range(len(self._populations))] + ["O"])
-        return (f"#show.\n#show contradiction/2.\n"
+        return ("\n".join(lines) + f"\n#show.\n#show contradiction/2.\n"
                 f"#show row({head}) : {', '.join(body)}.\n")
+
+    def _statuses(self, masks: list[str]) -> dict[str, str]:
+        """Statuses from the row's met and not_met masks (as text), in condition order."""
+        statuses = dict.fromkeys(self._conditions, "unknown")
+        conditions, w, k = self._conditions, self.MASK_BITS, self._masks
+        for offset, status in ((0, "met"), (k, "not_met")):
+            for j in range(k):
+                m = int(masks[offset + j])
+                while m:
+                    low = m & -m
+                    statuses[conditions[j * w + low.bit_length() - 1]] = status
+                    m ^= low
+        return statuses
 
     def solve_program(self, facts: str) -> list[clingo.Symbol]:
         """Ground and solve the KB with ``facts``; the shown symbols of the one model."""
@@ -98,19 +129,20 @@ class Engine:
             raise ValueError("patient IDs must be unique within a batch")
         results = {pid: Result(pid) for pid in ids}
         symbols = self.solve_program("".join(f.program() for f in batch))
-        n_cond, n_pop = len(self._conditions), len(self._populations)
+        n_masks, n_pop = 2 * self._masks, len(self._populations)
         for sym in symbols:
             if sym.name == "contradiction":
                 args = sym.arguments
                 results[args[0].string].contradictions.append(args[1].string)
                 continue
-            # row("id",S1,...,Sn,V1,...,Vm,O): the last n+m+1 fields are plain names, so
-            # splitting from the right leaves the patient term, which may hold commas.
+            # row("id",Met0,...,NotMet0,...,V1,...,Vm,O): the last fields are integers and
+            # plain names, so splitting from the right leaves the patient term, which may
+            # hold commas.
             text = str(sym)[4:-1]
-            fields = text.rsplit(",", n_cond + n_pop + 1)
+            fields = text.rsplit(",", n_masks + n_pop + 1)
             res = results[sym.arguments[0].string]
-            res.statuses = dict(zip(self._conditions, fields[1:1 + n_cond]))
-            res.verdicts = dict(zip(self._populations, fields[1 + n_cond:1 + n_cond + n_pop]))
+            res.statuses = self._statuses(fields[1:1 + n_masks])
+            res.verdicts = dict(zip(self._populations, fields[1 + n_masks:1 + n_masks + n_pop]))
             res.overall = fields[-1]
         missing = [pid for pid, r in results.items() if not r.statuses]
         if missing:
