@@ -62,6 +62,10 @@ class Findings:
     findings: list[Finding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     not_done: list[str] = field(default_factory=list)
+    # True when every fact is a predicate of the fact vocabulary with its arity and ground
+    # arguments, as derive() writes them: the engine may then pass them to clingo as terms
+    # (engine.Engine._term_facts) instead of program text. Hand-made findings keep False.
+    vocabulary_only: bool = False
 
     def program(self) -> str:
         return "".join(f.fact + ".\n" for f in self.findings)
@@ -629,4 +633,5 @@ def derive(record: Record, kb: KnowledgeBase) -> Findings:
     """
     findings = _Builder(record, kb).build()
     findings.notes[:0] = list(record.mapping_notes)
+    findings.vocabulary_only = True
     return findings
