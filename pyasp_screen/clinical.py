@@ -106,6 +106,8 @@ class UnknownSteroidError(ValueError, KeyError):
 
 def _exact(value: Number, name: str) -> Fraction:
     """Convert an exact number to a Fraction; reject floats, bools and others."""
+    if type(value) is Fraction:  # the usual case, without the slower ABC checks below
+        return value
     if isinstance(value, bool):
         raise TypeError(f"{name} must be a number, got bool {value!r}")
     if isinstance(value, numbers.Rational):

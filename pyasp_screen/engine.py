@@ -18,8 +18,12 @@ from dataclasses import dataclass, field
 
 import clingo
 
-from pyasp_screen.findings import Findings
+from pyasp_screen.check import VOCABULARY
+from pyasp_screen.findings import Findings, asp_string
 from pyasp_screen.kb import KnowledgeBase
+
+# The findings stage's predicates (docs/vocabulary.md): name -> arity.
+VOCABULARY_ARITY = {sig.split("/")[0]: int(sig.split("/")[1]) for sig in VOCABULARY}
 
 
 class EngineError(Exception):
@@ -52,31 +56,76 @@ class Engine:
         self._program = kb.program_text() + "\n" + self._row_rule()
         self._args = kb.clingo_args() + ["--warn=none"]
 
+    # Bits per status mask: clingo integers are 32-bit signed, so 30 bits keep every #sum
+    # of distinct powers of two below 2**30.
+    MASK_BITS = 30
+
     def _row_rule(self) -> str:
         """One shown atom per patient carrying all its statuses and verdicts.
 
         Reading ~70 status/3 atoms per patient through the clingo API costs more than
-        grounding them; the knowledge base's own status/3, verdict/3 and overall/2 atoms are
-        projected here into a single row(P, S1, ..., Sn, V1, ..., Vm, Overall) instead, in the
-        order of self._conditions and self._populations. Nothing is decided by this rule.
+        grounding them, and so does joining them into one atom (a rule body of ~70 status
+        literals per patient was a third of all grounding). Instead, condition number i of
+        self._conditions is given the bit 2**(i mod 30) of mask i // 30, and the conditions
+        of each status met and not_met are summed into masks:
+            row(P, Met0, ..., Metk, NotMet0, ..., NotMetk, V1, ..., Vm, Overall)
+        in the order of self._populations for the verdicts. A condition in neither mask is
+        unknown (status/3 gives exactly one of the three). Nothing is decided by these rules:
+        they only project the knowledge base's own status/3, verdict/3 and overall/2.
         """
+        w = self.MASK_BITS
+        n_masks = max(1, -(-len(self._conditions) // w))
+        self._masks = n_masks
+        lines = [f"engine_condition_bit({asp_string(c)},{i // w},{2 ** (i % w)})."
+                 for i, c in enumerate(self._conditions)]
+        lines.append(f"engine_mask(S,K) :- S = (met; not_met), K = 0..{n_masks - 1}.")
+        lines.append("engine_status_mask(P,S,K,M) :- patient(P), engine_mask(S,K),\n"
+                     "    M = #sum{ B,C : status(P,C,S), engine_condition_bit(C,K,B) }.")
         body = ["patient(P)"]
-        body += [f'status(P,"{c}",S{i})' for i, c in enumerate(self._conditions)]
+        body += [f"engine_status_mask(P,met,{k},M{k})" for k in range(n_masks)]
+        body += [f"engine_status_mask(P,not_met,{k},N{k})" for k in range(n_masks)]
         body += [f"verdict(P,{pop},V{i})" for i, pop in enumerate(self._populations)]
         body.append("overall(P,O)")
-        head = ",".join(["P"] + [f"S{i}" for i in range(len(self._conditions))]
+        head = ",".join(["P"] + [f"M{k}" for k in range(n_masks)] + [f"N{k}" for k in range(n_masks)]
                         + [f"V{i}" for i in range(len(self._populations))] + ["O"])
-        return (f"#show.\n#show contradiction/2.\n"
+        return ("\n".join(lines) + f"\n#show.\n#show contradiction/2.\n"
                 f"#show row({head}) : {', '.join(body)}.\n")
 
-    def solve_program(self, facts: str) -> list[clingo.Symbol]:
-        """Ground and solve the KB with ``facts``; the shown symbols of the one model."""
+    def _statuses(self, masks: list[str]) -> dict[str, str]:
+        """Statuses from the row's met and not_met masks (as text), in condition order."""
+        statuses = dict.fromkeys(self._conditions, "unknown")
+        conditions, w, k = self._conditions, self.MASK_BITS, self._masks
+        for offset, status in ((0, "met"), (k, "not_met")):
+            for j in range(k):
+                m = int(masks[offset + j])
+                while m:
+                    low = m & -m
+                    statuses[conditions[j * w + low.bit_length() - 1]] = status
+                    m ^= low
+        return statuses
+
+    def solve_program(self, facts: str, vocabulary_facts: dict[str, list[str]] | None = None,
+                      ) -> list[clingo.Symbol]:
+        """Ground and solve the KB with ``facts``; the shown symbols of the one model.
+
+        ``vocabulary_facts`` (predicate name -> facts without the final period, every one of
+        the vocabulary's arity) are more facts, passed by the faster route of _term_facts.
+        """
         messages: list[str] = []
         ctl = clingo.Control(self._args, logger=lambda code, msg: messages.append(msg))
+        context = None
+        program = self._program
+        if vocabulary_facts:
+            context, rules = self._term_facts(vocabulary_facts)
+            if context is None:  # a fact that is not a plain term: the text route for all
+                facts += "".join(f + ".\n" for fs in vocabulary_facts.values() for f in fs)
+            else:
+                program += rules
         try:
-            ctl.add("base", [], self._program)
-            ctl.add("base", [], facts)
-            ctl.ground([("base", [])])
+            ctl.add("base", [], program)
+            if facts:
+                ctl.add("base", [], facts)
+            ctl.ground([("base", [])], context=context)
         except RuntimeError:
             raise EngineError(" ".join(messages[0].split()) if messages else "grounding failed") from None
         symbols: list[clingo.Symbol] = []
@@ -87,6 +136,37 @@ class Engine:
             else:
                 raise EngineError(f"knowledge base {self.kb.name} has no answer set for these findings")
         return symbols
+
+    @staticmethod
+    def _term_facts(groups: dict[str, list[str]]):
+        """Facts as clingo terms instead of program text (facts of the vocabulary only, with
+        its arities: see Findings.vocabulary_only).
+
+        clingo parses every fact of a program as a statement of its own, at ~40,000 machine
+        instructions each: for ~30 facts a patient that was a third of all clingo work. Parsed
+        as the arguments of one term per predicate instead (clingo.parse_term), and handed
+        to the grounder by one rule per predicate,
+            quantity(X0,...,X4) :- quantity(X0,...,X4) = @engine_facts(quantity).
+        the same atoms become facts at about half the cost. Returns (context, rules), or
+        (None, "") if some fact does not parse as a term (then the caller adds them as text).
+        """
+        terms: dict[str, list[clingo.Symbol]] = {}
+        rules = []
+        for name, facts in groups.items():
+            try:
+                terms[name] = clingo.parse_term(f"engine_facts({','.join(facts)})",
+                                                message_limit=0).arguments
+            except RuntimeError:
+                return None, ""
+            xs = ",".join(f"X{i}" for i in range(VOCABULARY_ARITY[name]))
+            rules.append(f"{name}({xs}) :- {name}({xs}) = @engine_facts({name}).")
+
+        class Context:
+            @staticmethod
+            def engine_facts(name: clingo.Symbol) -> list[clingo.Symbol]:
+                return terms[name.name]
+
+        return Context(), "\n" + "\n".join(rules) + "\n"
 
     def screen(self, batch: Iterable[Findings]) -> list[Result]:
         """Screen a batch of patients in one grounding; results in input order.
@@ -103,18 +183,36 @@ class Engine:
         if len(set(ids)) != len(ids):
             raise ValueError("patient IDs must be unique within a batch")
         results = [Result(pid) for pid in ids]
-        symbols = self.solve_program("".join(f.program(slot) for slot, f in enumerate(batch)))
-        n_cond, n_pop = len(self._conditions), len(self._populations)
+        # Findings the findings stage wrote take the faster route of _term_facts; the facts
+        # of hand-made findings are added as program text.
+        groups: dict[str, list[str]] = {}
+        other: list[str] = []
+        for slot, f in enumerate(batch):
+            if not f.vocabulary_only:
+                other.append(f.program(slot))
+                continue
+            # Every fact's first argument is the quoted ID, and its first occurrence: a
+            # predicate name before it cannot hold a quote.
+            pid, term = asp_string(f.patient), str(slot)
+            for finding in f.findings:
+                fact = finding.fact.replace(pid, term, 1)
+                name = fact[:fact.find("(")]
+                if name in groups:
+                    groups[name].append(fact)
+                else:
+                    groups[name] = [fact]
+        symbols = self.solve_program("".join(other), groups)
+        n_masks, n_pop = 2 * self._masks, len(self._populations)
         for sym in symbols:
             if sym.name == "contradiction":
                 args = sym.arguments
                 results[args[0].number].contradictions.append(args[1].string)
                 continue
-            # row(Slot,S1,...,Sn,V1,...,Vm,O): every field is a plain name or number.
+            # row(Slot,Met0,...,NotMet0,...,V1,...,Vm,O): integers and plain names only.
             fields = str(sym)[4:-1].split(",")
             res = results[int(fields[0])]
-            res.statuses = dict(zip(self._conditions, fields[1:1 + n_cond]))
-            res.verdicts = dict(zip(self._populations, fields[1 + n_cond:1 + n_cond + n_pop]))
+            res.statuses = self._statuses(fields[1:1 + n_masks])
+            res.verdicts = dict(zip(self._populations, fields[1 + n_masks:1 + n_masks + n_pop]))
             res.overall = fields[-1]
         missing = [r.patient for r in results if not r.statuses]
         if missing:

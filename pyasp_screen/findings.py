@@ -18,7 +18,7 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass, field
-from functools import partial
+from functools import cache, partial
 from datetime import date
 from decimal import Decimal
 from fractions import Fraction
@@ -62,6 +62,10 @@ class Findings:
     findings: list[Finding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     not_done: list[str] = field(default_factory=list)
+    # True when every fact is a predicate of the fact vocabulary with its arity and ground
+    # arguments, as derive() writes them: the engine may then pass them to clingo as terms
+    # (engine.Engine._term_facts) instead of program text. Hand-made findings keep False.
+    vocabulary_only: bool = False
 
     def program(self, term: int | None = None) -> str:
         """The findings as ASP facts; with ``term``, the patient argument (every fact's
@@ -78,9 +82,11 @@ SCHEME_LABELS = {"sledai2k_descriptors": "SLEDAI-2K", "eular_acr_2019_sle_items"
                  "acr_eular_2013_ssc_items": "ACR/EULAR 2013", "organ_involvement": "organ involvement"}
 
 
+@cache
 def item_label(item: str) -> str:
     """An item name for people: ana_ge_1_80 is "ANA >= 1:80", proteinuria_gt_0_5g_24h is
-    "proteinuria > 0.5 g/24 h"."""
+    "proteinuria > 0.5 g/24 h". Cached: item names come from a fixed vocabulary, and every
+    recorded item gets a label (a handful of regular expressions each time otherwise)."""
     text = re.sub(r"(\d+)_(\d+)g_24h", r"\1.\2 g/24 h", item)
     text = re.sub(r"_(\d+)_(\d+)$", r" \1:\2", text)
     text = text.replace("_ge ", " >= ").replace("_ge_", " >= ").replace("_gt_", " > ").replace("_or_", " or ").replace("_and_", " and ")
@@ -634,4 +640,5 @@ def derive(record: Record, kb: KnowledgeBase) -> Findings:
     """
     findings = _Builder(record, kb).build()
     findings.notes[:0] = list(record.mapping_notes)
+    findings.vocabulary_only = True
     return findings
