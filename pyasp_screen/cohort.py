@@ -39,16 +39,33 @@ def criteria_of(kb: KnowledgeBase, population: str) -> list[Criterion]:
     return [c for c in kb.criteria if c.population in (population, "all")]
 
 
+@dataclass(kw_only=True)
+class _Rejections:
+    """Rejected records: all counted, the first MAX_LISTED_ERRORS listed (memory stays
+    bounded; every one is in a --results file)."""
+
+    rejected: list[RecordError] = field(default_factory=list)
+    rejected_count: int = 0
+
+    def reject(self, e: RecordError) -> None:
+        self.rejected_count += 1
+        if len(self.rejected) < MAX_LISTED_ERRORS:
+            self.rejected.append(e)
+
+    def _merge_rejections(self, other: "_Rejections") -> None:
+        for e in other.rejected:
+            self.reject(e)
+        self.rejected_count += other.rejected_count - len(other.rejected)
+
+
 @dataclass
-class CohortSummary:
+class CohortSummary(_Rejections):
     """Counts over a cohort. statuses[criterion][status]; only_failing[population][criterion];
     gain[population][criterion]; attrition[population] = rows of (criterion, excluded at this
     step, remaining, remaining with every criterion so far met)."""
 
     kb: KnowledgeBase
     screened: int = 0
-    rejected: list[RecordError] = field(default_factory=list)
-    rejected_count: int = 0
     overall: Counter = field(default_factory=Counter)
     verdicts: dict[str, Counter] = field(default_factory=dict)
     statuses: dict[str, Counter] = field(default_factory=dict)
@@ -67,17 +84,10 @@ class CohortSummary:
         for c in self.kb.criteria:
             self.statuses[c.id] = Counter()
 
-    def reject(self, e: RecordError) -> None:
-        """Count a rejected record (listed up to MAX_LISTED_ERRORS, so memory stays bounded)."""
-        self.rejected_count += 1
-        if len(self.rejected) < MAX_LISTED_ERRORS:
-            self.rejected.append(e)
-
     def add_row(self, row: dict) -> None:
         """Count one canonical results-file row (pyasp_screen.stream), as when resuming."""
-        if row.get("error"):
-            err = row["error"]
-            self.reject(RecordError(row["file"], row["patient"], err.get("field"), err["reason"]))
+        if (e := row_error(row)) is not None:
+            self.reject(e)
             return
         self.add(Result(row["patient"], dict(row["criteria"]), dict(row["verdicts"]), row["overall"]))
 
@@ -91,9 +101,7 @@ class CohortSummary:
                              (self._last_passing, other._last_passing)):
             for key, counter in theirs.items():
                 mine[key].update(counter)
-        for e in other.rejected:
-            self.reject(e)
-        self.rejected_count += other.rejected_count - len(other.rejected)
+        self._merge_rejections(other)
 
     def __getstate__(self) -> dict:
         # A batch's summary travels back from a worker without its knowledge base, which
@@ -185,8 +193,29 @@ class Change:
     criteria: list[tuple[str, str, str]]  # (criterion, status before, status after)
 
 
+def changed_criteria(a: Result, b: Result, kb_a: KnowledgeBase, kb_b: KnowledgeBase) -> list[tuple[str, str, str]]:
+    """(criterion, status before, status after) for every criterion whose status differs
+    between results a (under kb_a) and b (under kb_b); a criterion one lacks is "absent"."""
+    in_a, in_b = set(kb_a.criterion_ids()), set(kb_b.criterion_ids())
+    out = []
+    for cid in dict.fromkeys(kb_a.criterion_ids() + kb_b.criterion_ids()):
+        sa = a.statuses.get(cid, "unknown") if cid in in_a else "absent"
+        sb = b.statuses.get(cid, "unknown") if cid in in_b else "absent"
+        if sa != sb:
+            out.append((cid, sa, sb))
+    return out
+
+
+def row_error(row: dict) -> RecordError | None:
+    """The RecordError of a results-file row that reports a rejected record, else None."""
+    if not row.get("error"):
+        return None
+    err = row["error"]
+    return RecordError(row["file"], row["patient"], err.get("field"), err["reason"])
+
+
 @dataclass
-class DiffTally:
+class DiffTally(_Rejections):
     """A comparison of two knowledge bases (or parameter sets) over a cohort, accumulated
     one patient at a time: the patients whose verdict changes (with their changed criteria),
     totals per (before, after) overall verdict, the number compared, rejected records.
@@ -197,8 +226,6 @@ class DiffTally:
     changes: list[Change] = field(default_factory=list)
     directions: Counter = field(default_factory=Counter)
     compared: int = 0
-    rejected: list[RecordError] = field(default_factory=list)
-    rejected_count: int = 0
 
     def add(self, file: str, a: Result, b: Result) -> None:
         self.compared += 1
@@ -207,25 +234,12 @@ class DiffTally:
         self.directions[(before["overall"], after["overall"])] += 1
         if before == after:
             return
-        in_a, in_b = set(self.kb_a.criterion_ids()), set(self.kb_b.criterion_ids())
-        crits = []
-        for cid in dict.fromkeys(self.kb_a.criterion_ids() + self.kb_b.criterion_ids()):
-            sa = a.statuses.get(cid, "unknown") if cid in in_a else "absent"
-            sb = b.statuses.get(cid, "unknown") if cid in in_b else "absent"
-            if sa != sb:
-                crits.append((cid, sa, sb))
-        self.changes.append(Change(a.patient, file, before, after, crits))
-
-    def reject(self, e: RecordError) -> None:
-        self.rejected_count += 1
-        if len(self.rejected) < MAX_LISTED_ERRORS:
-            self.rejected.append(e)
+        self.changes.append(Change(a.patient, file, before, after, changed_criteria(a, b, self.kb_a, self.kb_b)))
 
     def add_row(self, row: dict) -> None:
         """Count one canonical diff row of a results file (pyasp_screen.stream)."""
-        if row.get("error"):
-            err = row["error"]
-            self.reject(RecordError(row["file"], row["patient"], err.get("field"), err["reason"]))
+        if (e := row_error(row)) is not None:
+            self.reject(e)
             return
         before, after = dict(row["before"]), dict(row["after"])
         self.compared += 1
@@ -238,9 +252,7 @@ class DiffTally:
         self.changes.extend(other.changes)
         self.directions.update(other.directions)
         self.compared += other.compared
-        for e in other.rejected:
-            self.reject(e)
-        self.rejected_count += other.rejected_count - len(other.rejected)
+        self._merge_rejections(other)
 
     def __getstate__(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k not in ("kb_a", "kb_b")}

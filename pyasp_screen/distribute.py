@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 
-from pyasp_screen.cohort import CohortSummary, DiffTally
+from pyasp_screen.cohort import CohortSummary, DiffTally, changed_criteria
 from pyasp_screen.kb import KnowledgeBase
 from pyasp_screen.record import Loaded, RecordError
 from pyasp_screen.screening import Screened, screen_records
@@ -120,7 +120,8 @@ def screen_batch(job: Job, batch: Batch) -> BatchResult:
             else:
                 assert isinstance(a, Screened) and isinstance(b, Screened)
                 tally.add(a.file, a.result, b.result)
-                rows.append(diff_row(seq, a.file, a.result, b.result, kb_a, kb_b))
+                rows.append(diff_row(seq, a.file, a.result, b.result, kb_a, kb_b,
+                                     changed_criteria(a.result, b.result, kb_a, kb_b)))
     payload = encode(rows, job.fmt, job.layout) if job.fmt else None
     return BatchResult(batch.start, len(batch.items), payload, tally)
 

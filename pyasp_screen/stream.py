@@ -82,21 +82,14 @@ def cohort_row(seq: int, file: str, result, kb: KnowledgeBase) -> dict:
             "criteria": {c: result.statuses.get(c, "unknown") for c in kb.criterion_ids()}}
 
 
-def diff_row(seq: int, file: str, a, b, kb_a: KnowledgeBase, kb_b: KnowledgeBase) -> dict:
-    """The canonical row of one patient screened by two knowledge bases (Results a, b); a
-    criterion that one of them lacks reads "absent"."""
-    ids = list(dict.fromkeys(kb_a.criterion_ids() + kb_b.criterion_ids()))
-    in_a, in_b = set(kb_a.criterion_ids()), set(kb_b.criterion_ids())
-    changed = []
-    for cid in ids:
-        sa = a.statuses.get(cid, "unknown") if cid in in_a else "absent"
-        sb = b.statuses.get(cid, "unknown") if cid in in_b else "absent"
-        if sa != sb:
-            changed.append({"id": cid, "before": sa, "after": sb})
+def diff_row(seq: int, file: str, a, b, kb_a: KnowledgeBase, kb_b: KnowledgeBase,
+             changed: list[tuple[str, str, str]]) -> dict:
+    """The canonical row of one patient screened by two knowledge bases (Results a, b), with
+    its changed criteria (cohort.changed_criteria: id, before, after)."""
     return {"seq": seq, "patient": a.patient, "file": file,
             "before": {"overall": a.overall, **{p: a.verdicts.get(p, "undetermined") for p in kb_a.populations}},
             "after": {"overall": b.overall, **{p: b.verdicts.get(p, "undetermined") for p in kb_b.populations}},
-            "changed": changed}
+            "changed": [{"id": c, "before": x, "after": y} for c, x, y in changed]}
 
 
 @dataclass(frozen=True)
