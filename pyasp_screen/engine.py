@@ -70,17 +70,21 @@ class Engine:
         of each status met and not_met are summed into masks:
             row(P, Met0, ..., Metk, NotMet0, ..., NotMetk, V1, ..., Vm, Overall)
         in the order of self._populations for the verdicts. A condition in neither mask is
-        unknown (status/3 gives exactly one of the three). Nothing is decided by these rules:
-        they only project the knowledge base's own status/3, verdict/3 and overall/2.
+        unknown (core.lp's status/3 gives exactly one of the three). Nothing is decided by these rules:
+        they only project the knowledge base's own holds/2, fails/2, verdict/3 and overall/2.
         """
         w = self.MASK_BITS
         n_masks = max(1, -(-len(self._conditions) // w))
         self._masks = n_masks
         lines = [f"engine_condition_bit({asp_string(c)},{i // w},{2 ** (i % w)})."
                  for i, c in enumerate(self._conditions)]
-        lines.append(f"engine_mask(S,K) :- S = (met; not_met), K = 0..{n_masks - 1}.")
-        lines.append("engine_status_mask(P,S,K,M) :- patient(P), engine_mask(S,K),\n"
-                     "    M = #sum{ B,C : status(P,C,S), engine_condition_bit(C,K,B) }.")
+        # met is holds/2 and not_met is fails/2 (kb/lib/core.lp); status/3 itself is in a
+        # program part screening does not ground.
+        lines.append(f"engine_mask(K) :- K = 0..{n_masks - 1}.")
+        lines.append("engine_status_mask(P,met,K,M) :- patient(P), engine_mask(K),\n"
+                     "    M = #sum{ B,C : holds(P,C), engine_condition_bit(C,K,B) }.")
+        lines.append("engine_status_mask(P,not_met,K,M) :- patient(P), engine_mask(K),\n"
+                     "    M = #sum{ B,C : fails(P,C), engine_condition_bit(C,K,B) }.")
         body = ["patient(P)"]
         body += [f"engine_status_mask(P,met,{k},M{k})" for k in range(n_masks)]
         body += [f"engine_status_mask(P,not_met,{k},N{k})" for k in range(n_masks)]

@@ -31,7 +31,7 @@ import clingo
 
 from pyasp_screen import vocabulary
 from pyasp_screen.findings import SCHEME_LABELS, Findings, fmt, item_label
-from pyasp_screen.kb import SCALE, KnowledgeBase
+from pyasp_screen.kb import KB_PARTS, SCALE, KnowledgeBase
 
 SHOW = "#show status/3.\n#show verdict/3.\n#show overall/2.\n#show pick/1.\n"
 
@@ -450,8 +450,8 @@ class Explainer:
 
     def _ground(self, lines: list[str]) -> clingo.Control:
         ctl = clingo.Control(self.kb.clingo_args() + ["--warn=none"])
-        ctl.add("base", [], self.kb.program_text() + "\n" + SHOW + "\n".join(lines))
-        ctl.ground([("base", [])])
+        ctl.add("base", [], self.kb.program_text() + "\n#program base.\n" + SHOW + "\n".join(lines))
+        ctl.ground(KB_PARTS)
         return ctl
 
     def _assumptions(self, which: str, known: Iterable[int], free: Iterable[str] = (),

@@ -318,6 +318,11 @@ def _refuse_unsafe(kb: KnowledgeBase) -> None:
         raise KBError(f"{problems[0]} (pyasp-screen check {kb.directory} lists every problem)")
 
 
+# The program parts of a knowledge base: base (the criteria) and status (status/3, for people
+# and the explanation engine; see kb/lib/core.lp). Screening grounds base only.
+KB_PARTS = [("base", []), ("status", [])]
+
+
 def _read_declarations(kb: KnowledgeBase) -> None:
     """Ground the programs without patients and read criterion/3, registry_sentence/2,
     all_of/2, any_of/2 and scheme_item/2."""
@@ -327,7 +332,7 @@ def _read_declarations(kb: KnowledgeBase) -> None:
     try:
         for path in kb.programs:
             ctl.load(str(path))
-        ctl.ground([("base", [])])
+        ctl.ground(KB_PARTS)
     except RuntimeError:
         detail = " ".join(" ".join(messages[0].split()).split("\n")) if messages else "cannot ground"
         raise KBError(f"knowledge base {kb.directory}: {detail}") from None

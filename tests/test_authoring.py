@@ -204,3 +204,12 @@ def test_manifest_and_expected_files_are_checked(kb):
 def test_threshold_that_is_not_a_parameter(kb):
     edit(kb / "criteria.lp", 'check("INC-1", anc, ge, anc_min).', 'check("INC-1", anc, ge, anc_minimum).')
     assert only(check_kb_dir(kb), "anc_minimum in check/4 is not a declared parameter")
+
+
+def test_reading_status_in_a_rule_is_a_problem(kb):
+    """status/3 is derived for people and the explainer only; screening does not ground it,
+    so a rule that reads it would silently never fire there."""
+    lp = kb / "criteria.lp"
+    lp.write_text(lp.read_text() + 'fails(P,"INC-1") :- status(P,"INC-1",unknown).\n')
+    p = only(check_kb_dir(kb), r"status/3 is read here")
+    assert p.line == len(lp.read_text().splitlines()) and "holds/2 and fails/2" in p.message
