@@ -73,6 +73,7 @@ class CohortSummary(_Rejections):
     gain: dict[str, Counter] = field(default_factory=dict)
     _excluded_at: dict[str, Counter] = field(default_factory=dict)
     _last_passing: dict[str, Counter] = field(default_factory=dict)
+    _by_population: dict[str, list[Criterion]] | None = None
 
     def __post_init__(self) -> None:
         for pop in self.kb.populations:
@@ -112,14 +113,18 @@ class CohortSummary(_Rejections):
         self.__dict__.update(state)
         self.kb = None
 
+    def _population_criteria(self) -> dict[str, list[Criterion]]:
+        if self._by_population is None:
+            self._by_population = {pop: criteria_of(self.kb, pop) for pop in self.kb.populations}
+        return self._by_population
+
     def add(self, r: Result) -> None:
         self.screened += 1
         self.overall[r.overall] += 1
         for c in self.kb.criteria:
             self.statuses[c.id][r.statuses.get(c.id, "unknown")] += 1
-        for pop in self.kb.populations:
+        for pop, crits in self._population_criteria().items():
             self.verdicts[pop][r.verdicts.get(pop, "undetermined")] += 1
-            crits = criteria_of(self.kb, pop)
             states = [r.statuses.get(c.id, "unknown") for c in crits]
             fails = [c.id for c, s in zip(crits, states) if failing(c, s)]
             if len(fails) == 1:

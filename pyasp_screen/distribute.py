@@ -191,7 +191,7 @@ class InProcess(Runner):
 # patients written as batch positions, new values keep adding symbols (about 2.5 MB per
 # 1,000 synthetic patients). So a worker process is replaced after this many batches,
 # and a Dask worker after WORKER_LIFETIME: memory stays bounded however long the run.
-BATCHES_PER_WORKER = 100
+BATCHES_PER_WORKER = 40
 WORKER_LIFETIME = ("2 minutes", "30 seconds")  # Dask worker lifetime and stagger
 
 

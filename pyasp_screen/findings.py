@@ -18,7 +18,7 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass, field
-from functools import cache, partial
+from functools import cache, lru_cache, partial
 from datetime import date
 from decimal import Decimal
 from fractions import Fraction
@@ -189,6 +189,21 @@ def _crcl_text(crcl, scr, when, label, used, age, sex) -> str:
             f"{label} {fmt(used, 1)} kg, age {age}, {sex})")
 
 
+@lru_cache(maxsize=1 << 16)
+def _plausible_value(name: str, raw, unit: str | None) -> Fraction | None:
+    """An observation's value in its finding's unit if it converts and is plausible, else
+    None (then the caller's slow path reports why). Cached: a cohort repeats the same values
+    in the same units, and exact conversion is a third of the findings stage's time."""
+    kind = vocabulary.OBSERVATIONS[name]
+    try:
+        value = units.to_canonical(kind, exact(raw), unit)
+    except (ValueError, OverflowError, TypeError, units.UnitError):
+        return None
+    if kind.plausible is not None and not (kind.plausible[0] <= value <= kind.plausible[1]):
+        return None
+    return value
+
+
 class _Builder:
     """Collects the findings of one record; raises RecordInvalid on impossible content."""
 
@@ -275,8 +290,10 @@ class _Builder:
             if isinstance(obs.value, (str, bool)):
                 raise RecordInvalid(f"{where}.value", f"{obs.value!r} is not a number "
                                     f"({kind.name} is measured in {kind.unit})")
-            value = self._canonical(kind, obs.value, obs.unit, f"{where}.unit")
-            self._plausible(kind, value, f"{where}.value", obs.value, obs.unit)
+            value = _plausible_value(kind.name, obs.value, obs.unit)
+            if value is None:  # the slow path, which names the field and the reason
+                value = self._canonical(kind, obs.value, obs.unit, f"{where}.unit")
+                self._plausible(kind, value, f"{where}.value", obs.value, obs.unit)
             if kind.name == "spo2" and not (obs.room_air if obs.room_air is not None
                                             else self.kb.param("spo2_unflagged_is_room_air")):
                 self.out.notes.append(f"{where}: SpO2 not known to be on room air, not read")

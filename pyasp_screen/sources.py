@@ -29,7 +29,7 @@ from pathlib import Path
 
 import msgspec
 
-from pyasp_screen.record import Loaded, RecordError, expand_paths, load_file, parse_record
+from pyasp_screen.record import Loaded, Record, RecordError, expand_paths, load_file, parse_record
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 
@@ -49,6 +49,7 @@ class _IdOnly(msgspec.Struct):
 
 
 _ID_DECODER = msgspec.json.Decoder(_IdOnly)
+_RECORD_DECODER = msgspec.json.Decoder(Record, strict=False)
 
 
 def _is_bulk_export(path: Path) -> bool:
@@ -149,6 +150,15 @@ def materialize(item: object, screening_date: dt.date | None = None) -> Loaded |
     if isinstance(item, (Loaded, RecordError)):
         return item
     if isinstance(item, RawLine):
+        # The fast path: a valid native record decodes straight into a Record. Anything else
+        # (invalid, a FHIR Bundle, an empty id) goes the general way below, which names the
+        # problem exactly as for a record file.
+        try:
+            record = _RECORD_DECODER.decode(item.data)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            record = None
+        if record is not None and record.id.strip():
+            return Loaded(item.file, record)
         try:
             data = json.loads(item.data)
         except ValueError as e:
