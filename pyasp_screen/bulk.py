@@ -145,27 +145,13 @@ def _ndjson_files(folder: Path) -> list[Path]:
 
 
 def is_bulk_export(path: Path) -> bool:
-    """True if ``path`` is a folder of ``*.ndjson`` files, at least one of which holds
-    Patient resources (judged by the first non-blank line of each file). Never raises."""
+    """True if ``path`` is a folder holding ``*.ndjson`` files: it is then read as an export,
+    and whatever is wrong with it (a bad line, no Patient at all) is reported line by line
+    rather than the folder being taken for something else. Never raises."""
     try:
-        if not path.is_dir():
-            return False
-        files = _ndjson_files(path)
-        files.sort(key=lambda p: not p.name.lower().startswith("patient"))  # the hint first
-        for f in files:
-            with f.open("rb") as fh:
-                for raw in fh:
-                    raw = raw.strip().removeprefix(b"\xef\xbb\xbf")
-                    if raw:
-                        try:
-                            if _head(raw)[0] == PATIENT:
-                                return True
-                        except _BadLine:
-                            pass
-                        break
+        return path.is_dir() and bool(_ndjson_files(path))
     except OSError:
         return False
-    return False
 
 
 # -- partitioning ---------------------------------------------------------------------------------

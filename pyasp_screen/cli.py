@@ -76,7 +76,7 @@ def params_file_option(f):
                         metavar="FILE", help=PARAMS_FILE_HELP)(f)
 
 
-def _check_output(output: Path | None, records: tuple[Path, ...]) -> None:
+def _check_output(output: Path | None, records: tuple[Path, ...], option: str = "-o") -> None:
     """Refuse an output file that is one of the inputs: it would be emptied before it is read."""
     if output is None or str(output) == "-":
         return
@@ -84,7 +84,7 @@ def _check_output(output: Path | None, records: tuple[Path, ...]) -> None:
     for r in records:
         r = r.resolve()
         if out == r or (r.is_dir() and r in out.parents and out.suffix.lower() in (".yaml", ".yml", ".json")):
-            raise click.UsageError(f"-o {output}: would overwrite the input {r}")
+            raise click.UsageError(f"{option} {output}: would overwrite the input {r}")
 
 
 @contextmanager
@@ -534,6 +534,9 @@ def scale_options(f):
         click.option("--resume", is_flag=True,
                      help="Continue an interrupted run: keep the rows already in --results FILE, "
                           "screen only the rest (same inputs and options)."),
+        click.option("--overwrite", is_flag=True,
+                     help="Replace an existing --results FILE (without it, an existing one is refused: "
+                          "it may be a long run to --resume)."),
         click.option("-j", "--jobs", type=click.IntRange(1, 512), default=default_jobs(), show_default=True,
                      help="Worker processes on this machine (default: every core)."),
         click.option("--scheduler", metavar="ADDRESS",
@@ -547,27 +550,39 @@ def scale_options(f):
     return f
 
 
-def _run_at_scale(records, kbs, tally, *, results, resume, jobs, scheduler, batch_size, screening_date):
+def _run_at_scale(command, records, kbs, tally, *, results, resume, overwrite, jobs, scheduler, batch_size,
+                  screening_date):
     """Screen RECORDS with one knowledge base (cohort) or two (diff) through
     pyasp_screen.distribute, add every patient to ``tally`` (a CohortSummary or DiffTally),
     and stream rows to the results file. Exits 2 on a failure of the run itself, 130 on
     Ctrl-C; the results file then holds every batch finished, ready for --resume."""
     import time
 
-    from pyasp_screen.distribute import Job, RunError, SeenIds, run
+    from pyasp_screen.distribute import Job, RunError, SeenIds, default_jobs, run, run_identity
     from pyasp_screen.sources import count_hint, iter_items
     from pyasp_screen.stream import Layout, ResultsError, ResultsFile, format_of
 
     if resume and results is None:
         raise click.UsageError("--resume needs --results FILE (the file of the run to continue)")
+    if resume and overwrite:
+        raise click.UsageError("--resume and --overwrite: choose one")
     if results is not None:
         try:
             fmt = format_of(results)
         except ResultsError as e:
             raise click.UsageError(f"--results {e}") from None
-        _check_output(results, records)
+        _check_output(results, records, "--results")
+        exists = (any(results.iterdir()) if results.is_dir() else results.stat().st_size > 0) \
+            if results.exists() else False
+        if exists and not (resume or overwrite):
+            raise click.UsageError(f"--results {results} already exists: add --resume to continue that run, "
+                                   "or --overwrite to replace it")
     else:
         fmt = None
+    if jobs > 2 * default_jobs() and not scheduler:
+        click.echo(f"warning: --jobs {jobs} is more than twice the {default_jobs()} core(s) here: each worker "
+                   "grounds in memory of its own, and more workers than cores only wait", err=True)
+    identity = run_identity(command, tuple(kbs), list(records), screening_date)
     layout = Layout.of(kbs)
     job = Job(tuple(kbs), screening_date, fmt)
     _stop_on_sigterm()
@@ -578,16 +593,17 @@ def _run_at_scale(records, kbs, tally, *, results, resume, jobs, scheduler, batc
     try:
         if results is not None:
             if resume:
-                out, rows = ResultsFile.resume(results, layout)
+                out, rows = ResultsFile.resume(results, layout, identity)
                 for row in rows:
                     tally.add_row(row)
                     seen.add(row["patient"], f"{results} (row {row['seq'] + 1})")
                     last = row["patient"]
                 done = out.rows_done
-                if done:
-                    click.echo(f"resuming {results}: {done} patient(s) already done", err=True)
+                for note in out.notes:
+                    click.echo(f"note: {note}", err=True)
+                click.echo(f"resuming {results}: {done} patient(s) already done", err=True)
             else:
-                out = ResultsFile.create(results, layout)
+                out = ResultsFile.create(results, layout, identity)
         total = count_hint(list(records))
         t0 = time.monotonic()
         with _progress(total) as progress:
@@ -611,7 +627,7 @@ def _run_at_scale(records, kbs, tally, *, results, resume, jobs, scheduler, batc
         sys.exit(130)
     except Exception as e:  # a worker that died (out of memory, killed), a cluster that went away
         hint = " (the results so far are kept: run again with --resume)" if out is not None else ""
-        click.echo(f"Error: the run stopped: {type(e).__name__}: {e}{hint}", err=True)
+        click.echo(f"Error: the run stopped: {type(e).__name__}: {' '.join(str(e).split())}{hint}", err=True)
         sys.exit(2)
     finally:
         if out is not None:
@@ -671,7 +687,7 @@ def _progress(total_hint: int | None):
               help="Write the summary here instead of standard output.")
 @scale_options
 def cohort(records, kb, params, params_file, fmt, screening_date, plot, output,
-           results, resume, jobs, scheduler, batch_size):
+           results, resume, overwrite, jobs, scheduler, batch_size):
     """Summarise a cohort: verdict counts, criterion counts, attrition.
 
     Counts per verdict (overall and per population); per criterion the met / not met /
@@ -707,8 +723,8 @@ def cohort(records, kb, params, params_file, fmt, screening_date, plot, output,
         raise click.UsageError(f"--plot {plot}: no such folder")
     when = screening_date.date() if screening_date else None
     summary = CohortSummary(knowledge)
-    _run_at_scale(records, (knowledge,), summary, results=results, resume=resume, jobs=jobs,
-                  scheduler=scheduler, batch_size=batch_size, screening_date=when)
+    _run_at_scale("cohort", records, (knowledge,), summary, results=results, resume=resume, overwrite=overwrite,
+                  jobs=jobs, scheduler=scheduler, batch_size=batch_size, screening_date=when)
     with _open_output(output) as out:
         if fmt == "json":
             json.dump({"pyasp_screen_output": render.OUTPUT_VERSION, "knowledge_base": render.kb_header(knowledge),
@@ -726,7 +742,7 @@ def cohort(records, kb, params, params_file, fmt, screening_date, plot, output,
         except OSError as e:
             click.echo(f"Error: cannot write {plot}: {e.strerror or e}", err=True)
             sys.exit(2)
-    if fmt != "table" and summary.rejected_count:
+    if (fmt != "table" or output is not None) and summary.rejected_count:
         click.echo(f"{summary.rejected_count} record(s) rejected (listed in the output)", err=True)
     sys.exit(1 if summary.rejected_count else 0)
 
@@ -736,15 +752,18 @@ def cohort(records, kb, params, params_file, fmt, screening_date, plot, output,
 @click.option("--kb", metavar="DIR", help="Knowledge base before (default ct1190b).")
 @click.option("--against", metavar="DIR", help="Knowledge base after (default: the same as --kb).")
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Parameters before.")
+@params_file_option
 @click.option("--against-param", "against_params", multiple=True, metavar="NAME=VALUE",
               help="Parameters after.")
+@click.option("--against-params", "against_params_file", type=click.Path(path_type=Path, dir_okay=False),
+              metavar="FILE", help="A YAML file of parameters after; --against-param wins over it.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--screening-date", type=click.DateTime(["%Y-%m-%d"]), help=DATE_HELP)
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
               help="Write the result here instead of standard output.")
 @scale_options
-def diff(records, kb, against, params, against_params, fmt, screening_date, output,
-         results, resume, jobs, scheduler, batch_size):
+def diff(records, kb, against, params, params_file, against_params, against_params_file, fmt, screening_date,
+         output, results, resume, overwrite, jobs, scheduler, batch_size):
     """Compare two protocol versions (or parameter sets) on the same patients.
 
     Lists the patients whose verdict changes, with the criteria whose status changed for
@@ -762,12 +781,12 @@ def diff(records, kb, against, params, against_params, fmt, screening_date, outp
 
     from pyasp_screen.cohort import DiffTally
 
-    kb_a = _load_kb(kb, params)
-    kb_b = _load_kb(against or kb, against_params)
+    kb_a = _load_kb(kb, params, params_file)
+    kb_b = _load_kb(against or kb, against_params, against_params_file)
     _check_output(output, records)
     tally = DiffTally(kb_a, kb_b)
-    _run_at_scale(records, (kb_a, kb_b), tally, results=results, resume=resume, jobs=jobs,
-                  scheduler=scheduler, batch_size=batch_size,
+    _run_at_scale("diff", records, (kb_a, kb_b), tally, results=results, resume=resume, overwrite=overwrite,
+                  jobs=jobs, scheduler=scheduler, batch_size=batch_size,
                   screening_date=screening_date.date() if screening_date else None)
     doc = render.diff_dict(tally.changes, tally.directions, tally.compared, kb_a, kb_b)
     doc["rejected"] = tally.rejected_count

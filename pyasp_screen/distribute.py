@@ -221,23 +221,48 @@ class DaskCluster(Runner):
     (tcp://host:8786), or "local" for a LocalCluster of ``jobs`` single-threaded worker
     processes on this machine."""
 
+    CONNECT_SECONDS = 15
+
     def __init__(self, job: Job, address: str, jobs: int):
+        import logging
+        import threading
+
         try:
             from dask.distributed import Client, LocalCluster
         except ImportError:  # pragma: no cover - a dependency of the project
             raise RunError("--scheduler needs dask.distributed: pip install 'dask[distributed]'") from None
+        # distributed logs a lost connection with tracebacks; the run reports it in one line.
+        logging.getLogger("distributed").setLevel(logging.CRITICAL)
         self.cluster = None
-        try:
-            if address == "local":
-                lifetime, stagger = WORKER_LIFETIME
-                self.cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
-                                            dashboard_address=None, lifetime=lifetime,
-                                            lifetime_stagger=stagger, lifetime_restart=True)
-                self.client = Client(self.cluster)
-            else:
-                self.client = Client(address, timeout="10s")
-        except (OSError, TimeoutError) as e:
-            raise RunError(f"--scheduler {address}: cannot connect: {e}") from None
+        self._scratch = None
+        made: dict = {}
+
+        def connect() -> None:
+            try:
+                if address == "local":
+                    lifetime, stagger = WORKER_LIFETIME
+                    self._scratch = tempfile.TemporaryDirectory(prefix="pyasp-screen-dask-")
+                    made["cluster"] = LocalCluster(
+                        n_workers=jobs, threads_per_worker=1, processes=True, dashboard_address=None,
+                        local_directory=self._scratch.name, lifetime=lifetime,
+                        lifetime_stagger=stagger, lifetime_restart=True)
+                    made["client"] = Client(made["cluster"])
+                else:
+                    made["client"] = Client(address, timeout=f"{self.CONNECT_SECONDS - 5}s")
+            except BaseException as e:  # noqa: BLE001 - any failure to connect is one line
+                made["error"] = e
+
+        # Something other than a Dask scheduler on that port can keep Client() waiting for
+        # ever; the connection gets a fixed time, in a thread that is left behind if need be.
+        t = threading.Thread(target=connect, daemon=True)
+        t.start()
+        t.join(self.CONNECT_SECONDS if address != "local" else None)
+        if t.is_alive():
+            raise RunError(f"--scheduler {address}: no Dask scheduler answered within {self.CONNECT_SECONDS} s")
+        if "error" in made:
+            e = made["error"]
+            raise RunError(f"--scheduler {address}: cannot connect: {' '.join(str(e).split()) or type(e).__name__}")
+        self.cluster, self.client = made.get("cluster"), made["client"]
         threads = sum(self.client.nthreads().values()) or 1
         self.in_flight = 2 * threads
         # The knowledge bases go to every worker once; tasks refer to them by key.
@@ -247,9 +272,13 @@ class DaskCluster(Runner):
         return self.client.submit(screen_batch, self.job, batch, pure=False)
 
     def close(self) -> None:
-        self.client.close()
-        if self.cluster is not None:
-            self.cluster.close()
+        try:
+            self.client.close()
+            if self.cluster is not None:
+                self.cluster.close()
+        finally:
+            if self._scratch is not None:
+                self._scratch.cleanup()
 
 
 class RunError(Exception):
@@ -326,6 +355,39 @@ def _dedupe(items: list, seen: SeenIds) -> list:
 
 # ---------------------------------------------------------------------------------------
 # The run
+
+
+def run_identity(command: str, kbs: tuple[KnowledgeBase, ...], inputs: list[Path],
+                 screening_date: dt.date | None) -> dict:
+    """What makes two runs the same run, for --resume to compare: the command, each
+    knowledge base (name, version, every parameter value, a digest of its programs), the
+    screening date, and each input (absolute path, size and modification time; for a
+    folder, its files' count, total size and latest modification)."""
+    import hashlib
+
+    def kb_id(kb: KnowledgeBase) -> dict:
+        return {"name": kb.name, "version": kb.version,
+                "parameters": {p.name: p.display() for p in kb.parameters.values()},
+                "programs": hashlib.sha256(kb.program_text().encode()).hexdigest()[:16]}
+
+    def input_id(p: Path) -> dict:
+        out: dict = {"path": str(p.resolve())}
+        try:
+            if p.is_dir():
+                files = [f.stat() for f in p.rglob("*") if f.is_file()]
+                out.update(files=len(files), bytes=sum(f.st_size for f in files),
+                           modified=max((f.st_mtime_ns for f in files), default=0))
+            else:
+                st = p.stat()
+                out.update(bytes=st.st_size, modified=st.st_mtime_ns)
+        except OSError:
+            pass  # unreadable: reported as a rejected record by the run itself
+        return out
+
+    return {"pyasp_screen_results": 1, "command": command,
+            "knowledge_bases": [kb_id(kb) for kb in kbs],
+            "screening_date": screening_date.isoformat() if screening_date else None,
+            "inputs": [input_id(p) for p in inputs]}
 
 
 def run(items: Iterable, job: Job, *, jobs: int = 1, scheduler: str | None = None,

@@ -53,8 +53,6 @@ _RECORD_DECODER = msgspec.json.Decoder(Record, strict=False)
 
 
 def _is_bulk_export(path: Path) -> bool:
-    if next(path.glob("*.ndjson"), None) is None:
-        return False
     from pyasp_screen.bulk import is_bulk_export
 
     return is_bulk_export(path)
@@ -81,17 +79,21 @@ def iter_jsonl(path: Path) -> Iterator[RawLine | RecordError]:
         head = json.loads(first.removeprefix(b"\xef\xbb\xbf")) if first else None
     except ValueError:
         head = None
-    if isinstance(head, dict) and "resourceType" in head:
+    if isinstance(head, dict) and "resourceType" in head and head["resourceType"] != "Bundle":
         yield RecordError(str(path), None, None,
-                          f"this is a FHIR Bulk Data file ({head['resourceType']} resources): "
-                          f"give its export folder ({path.parent}) so its resources are joined to patients")
+                          f"this is a FHIR Bulk Data file ({head['resourceType']} resources): give the "
+                          "folder that holds it and its Patient file, so its resources are joined to patients")
         return
+    lines = 0
     with open(path, "rb") as fh:
         for n, line in enumerate(fh, 1):
             if n == 1 and line.startswith(b"\xef\xbb\xbf"):  # a byte-order mark is tolerated
                 line = line[3:]
             if line.strip():
+                lines += 1
                 yield RawLine(f"{path}:{n}", line)
+    if not lines:
+        yield RecordError(str(path), None, None, "the file holds no record (JSON Lines: one record per line)")
 
 
 def iter_items(paths: list[Path], screening_date: dt.date | None = None,
@@ -160,7 +162,12 @@ def materialize(item: object, screening_date: dt.date | None = None) -> Loaded |
         if record is not None and record.id.strip():
             return Loaded(item.file, record)
         try:
-            data = json.loads(item.data)
+            text = item.data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            return RecordError(item.file, None, None, f"not UTF-8 text (byte 0x{item.data[e.start]:02x} "
+                               f"at column {e.start + 1}); JSON Lines files are UTF-8")
+        try:
+            data = json.loads(text)
         except ValueError as e:
             msg = getattr(e, "msg", str(e))
             col = getattr(e, "colno", None)

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -46,7 +47,7 @@ from pyasp_screen.record import RecordError
 
 FORMATS = {".jsonl": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 # Rows per Parquet part file (a part is the unit that survives an interruption).
-PART_ROWS = int(os.environ.get("PYASP_SCREEN_PARQUET_PART_ROWS", "100000"))
+PART_ROWS = int(os.environ.get("PYASP_SCREEN_PARQUET_PART_ROWS", "20000"))
 
 
 class ResultsError(Exception):
@@ -188,6 +189,31 @@ def encode(rows: list[dict], fmt: str, layout: Layout):
 # Writing and resuming
 
 
+def run_record_path(path: Path) -> Path:
+    """Where a results file's run record is kept: ``FILE.run.json`` beside a .jsonl/.csv
+    file, ``_run.json`` inside a Parquet folder."""
+    return path / "_run.json" if path.suffix.lower() == ".parquet" else path.with_name(path.name + ".run.json")
+
+
+def _differences(old, new, where: str = "") -> list[str]:
+    """Where two run records differ, as "knowledge_bases[0].name: 'a' then, 'b' now"."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in dict.fromkeys(list(old) + list(new)):
+            out += _differences(old.get(key), new.get(key), f"{where}.{key}" if where else key)
+        return out
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        return [d for i, (a, b) in enumerate(zip(old, new)) for d in _differences(a, b, f"{where}[{i}]")]
+    if old == new:
+        return []
+
+    def short(v) -> str:
+        text = repr(v)
+        return text if len(text) <= 60 else text[:57] + "..."
+
+    return [f"{where}: {short(old)} then, {short(new)} now"]
+
+
 class ResultsFile:
     """A results file being written: open it with :meth:`create` or :meth:`resume`, then
     :meth:`write` each batch's encoded rows in order, and :meth:`close`.
@@ -196,8 +222,9 @@ class ResultsFile:
     torn line (or one unfinished Parquet part), which :meth:`resume` removes.
     """
 
-    def __init__(self, path: Path, fmt: str, layout: Layout):
-        self.path, self.fmt, self.layout = path, fmt, layout
+    def __init__(self, path: Path, fmt: str, layout: Layout, run: dict | None = None):
+        self.path, self.fmt, self.layout, self.run = path, fmt, layout, run
+        self.notes: list[str] = []
         self.rows_done = 0
         self._fh = None
         self._part_writer = None
@@ -205,8 +232,10 @@ class ResultsFile:
         self._part_index = 0
 
     @classmethod
-    def create(cls, path: Path, layout: Layout) -> "ResultsFile":
-        rf = cls(path, format_of(path), layout)
+    def create(cls, path: Path, layout: Layout, run: dict | None = None) -> "ResultsFile":
+        """A new results file (an existing one is replaced). ``run``: what identifies the
+        run (command, knowledge bases, parameters, inputs), kept beside it for --resume."""
+        rf = cls(path, format_of(path), layout, run)
         try:
             if rf.fmt == "parquet":
                 if path.exists() and not path.is_dir():
@@ -218,19 +247,39 @@ class ResultsFile:
                 rf._fh = open(path, "wb")
                 if rf.fmt == "csv":
                     rf._write_bytes(",".join(layout.columns()).encode() + b"\n")
+            if run is not None:
+                tmp = run_record_path(path).with_suffix(".tmp")
+                tmp.write_text(json.dumps(run, indent=2) + "\n", encoding="utf-8")
+                os.replace(tmp, run_record_path(path))
         except OSError as e:
             raise ResultsError(f"{path}: cannot write: {e.strerror or e}") from None
         return rf
 
     @classmethod
-    def resume(cls, path: Path, layout: Layout) -> tuple["ResultsFile", Iterator[dict]]:
+    def resume(cls, path: Path, layout: Layout, run: dict | None = None) -> tuple["ResultsFile", Iterator[dict]]:
         """Reopen a results file of an interrupted run: cut a torn last line, and return the
         file positioned at its end plus the rows already written (canonical dicts, in order;
-        read them before writing). A missing file starts afresh."""
+        read them before writing). A missing file starts afresh.
+
+        Raises ResultsError if ``run`` differs from the run record kept when the file was
+        created (another knowledge base, other parameters, inputs changed since), or if
+        there is none to compare with.
+        """
         fmt = format_of(path)
         if not path.exists():
-            return cls.create(path, layout), iter(())
-        rf = cls(path, fmt, layout)
+            return cls.create(path, layout, run), iter(())
+        if run is not None:
+            try:
+                kept = json.loads(run_record_path(path).read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                raise ResultsError(f"{path}: no readable run record ({run_record_path(path).name}), so it "
+                                   "cannot be told to be this run's; start afresh with --overwrite") from None
+            diffs = _differences(kept, run) if isinstance(kept, dict) else ["not a run record"]
+            if diffs:
+                raise ResultsError(f"{path} was written by another run ({diffs[0]}"
+                                   f"{f'; and {len(diffs) - 1} more difference(s)' if len(diffs) > 1 else ''}); "
+                                   "resume with the same command and unchanged inputs, or start afresh with --overwrite")
+        rf = cls(path, fmt, layout, run)
         try:
             if fmt == "parquet":
                 return rf, rf._resume_parquet()
@@ -299,6 +348,8 @@ class ResultsFile:
 
         for tmp in self.path.glob(".part-*.tmp"):
             tmp.unlink()
+            self.notes.append(f"an unfinished Parquet part ({tmp.name}) was discarded: its patients "
+                              "are screened again")
         parts = sorted(self.path.glob("part-*.parquet"))
         self._part_index = len(parts)
         cols = self.layout.columns()

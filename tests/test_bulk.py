@@ -161,13 +161,14 @@ def test_is_bulk_export(tmp_path):
     assert is_bulk_export(tmp_path / "exp")
     assert not is_bulk_export(tmp_path / "exp" / "Patient.000.ndjson")
     assert not is_bulk_export(tmp_path / "missing")
-    write(tmp_path / "obs-only", "Observation.ndjson", [obs("o1", "Patient/P1")])
-    assert not is_bulk_export(tmp_path / "obs-only")
     (tmp_path / "empty").mkdir()
     assert not is_bulk_export(tmp_path / "empty")
-    # the file name is only a hint: a Patient line in an oddly named file counts
+    # A folder of NDJSON is an export even when it is a broken one, so that its problems are
+    # reported line by line (no Patient at all; a bad first line) instead of the folder
+    # being read as a folder of record files.
+    write(tmp_path / "obs-only", "Observation.ndjson", [obs("o1", "Patient/P1")])
+    assert is_bulk_export(tmp_path / "obs-only")
     write(tmp_path / "odd", "part-1.ndjson", ["{broken", patient("X")])
-    write(tmp_path / "odd", "part-2.ndjson", [patient("Y")])
     assert is_bulk_export(tmp_path / "odd")
 
 

@@ -180,7 +180,7 @@ def test_a_killed_run_resumes_with_every_patient_exactly_once(tmp_path, name):
     assert rows == expected
     if partial is not None:
         assert 400 <= len(partial) < 3000  # it was really cut midway
-    clean = subprocess.run(cmd[:-4] + ["--format", "json", "-o", str(tmp_path / "clean.json")],
+    clean = subprocess.run(cmd[:-6] + ["--format", "json", "-o", str(tmp_path / "clean.json")],
                            env=env, capture_output=True, text=True)
     assert clean.returncode == 0, clean.stderr
     assert json.loads((tmp_path / "resumed.json").read_text()) == json.loads((tmp_path / "clean.json").read_text())
@@ -200,13 +200,24 @@ def test_resume_cuts_a_torn_csv_line_and_refuses_another_runs_file(tmp_path):
     assert out.read_bytes() == full
     # a file written under another knowledge base, or for other inputs, is not continued
     res = cli("cohort", src, "--kb", "nct07193667", "--results", out, "--resume")
-    assert res.exit_code == 2 and "not this run's" in res.output
-    other = write_jsonl(tmp_path / "other.jsonl", synthetic_cohort(200, seed=4)[100:])
-    out.write_bytes(b"".join(lines[:51]))
+    assert res.exit_code == 2 and "written by another run (knowledge_bases[0].name: 'ct1190b' then, 'nct07193667' now" in res.output
+    res = cli("cohort", src, "--results", out, "--resume", "--param", "crcl_min=30")
+    assert res.exit_code == 2 and "written by another run (knowledge_bases" in res.output
+    other = write_jsonl(tmp_path / "other.jsonl", synthetic_cohort(200, seed=4))
     res = cli("cohort", other, "--results", out, "--resume")
-    assert res.exit_code == 2 and "not those of the run being resumed" in res.output
+    assert res.exit_code == 2 and "written by another run (inputs" in res.output
+    # the same file name with other content (a new export of the warehouse) is refused too
+    out.write_bytes(b"".join(lines[:51]))
+    write_jsonl(src, synthetic_cohort(121, seed=3))
+    res = cli("cohort", src, "--results", out, "--resume")
+    assert res.exit_code == 2 and "written by another run (inputs" in res.output
     res = cli("cohort", src, "--resume")
     assert res.exit_code == 2 and "--resume needs --results" in res.output
+    # a finished results file is not replaced by accident
+    res = cli("cohort", src, "--results", out)
+    assert res.exit_code == 2 and "already exists: add --resume" in res.output
+    assert cli("cohort", src, "--results", out, "--overwrite").exit_code == 0
+    assert len(read_rows(out, Layout.of((kb,)))) == 121
 
 
 def test_duplicates_are_caught_across_batches_and_workers(tmp_path):
@@ -233,7 +244,7 @@ def test_a_bulk_resource_file_alone_is_refused_and_a_bom_is_read(tmp_path):
     (tmp_path / "Observation.ndjson").write_text('{"resourceType": "Observation", "id": "o1"}\n')
     res = cli("cohort", tmp_path / "Observation.ndjson")
     assert res.exit_code == 1
-    assert "give its export folder" in res.output
+    assert "give the folder that holds it" in res.output
     rec = synthetic_cohort(1, seed=2)[0]
     (tmp_path / "bom.jsonl").write_bytes(b"\xef\xbb\xbf" + json.dumps(rec).encode() + b"\n")
     res = cli("cohort", tmp_path / "bom.jsonl", "--format", "json")
