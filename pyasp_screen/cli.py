@@ -597,7 +597,7 @@ def _run_at_scale(command, records, kbs, tally, *, results, resume, overwrite, j
                 for row in rows:
                     tally.add_row(row)
                     seen.add(row["patient"], f"{results} (row {row['seq'] + 1})")
-                    last = row["patient"]
+                    last = (row["patient"], row["file"])
                 done = out.rows_done
                 for note in out.notes:
                     click.echo(f"note: {note}", err=True)

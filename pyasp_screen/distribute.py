@@ -391,7 +391,7 @@ def run_identity(command: str, kbs: tuple[KnowledgeBase, ...], inputs: list[Path
 
 
 def run(items: Iterable, job: Job, *, jobs: int = 1, scheduler: str | None = None,
-        batch_size: int = 500, skip: int = 0, last_skipped: str | None = None,
+        batch_size: int = 500, skip: int = 0, last_skipped: tuple[str | None, str] | None = None,
         seen: SeenIds | None = None) -> Iterator[BatchResult]:
     """Screen every item and yield each batch's result in input order.
 
@@ -414,10 +414,13 @@ def run(items: Iterable, job: Job, *, jobs: int = 1, scheduler: str | None = Non
             last = None
             for last in islice(it, skip):
                 pass
-            if last is None or (last_skipped is not None and patient_of(last) not in (None, last_skipped)):
-                raise RunError(f"the inputs are not those of the run being resumed (item {skip} is "
-                               f"{patient_of(last) if last is not None else 'missing'}, the results file says "
-                               f"{last_skipped}); resume with the same inputs, or start afresh")
+            now = (patient_of(last), _item_file(last)) if last is not None else None
+            if now is None or (last_skipped is not None and now[1] != last_skipped[1]) or \
+                    (last_skipped is not None and None not in (now[0], last_skipped[0]) and now[0] != last_skipped[0]):
+                said = f"{last_skipped[0]} of {last_skipped[1]}" if last_skipped else "?"
+                found = f"{now[0]} of {now[1]}" if now else "missing"
+                raise RunError(f"the inputs are not those of the run being resumed (item {skip} is {found}, "
+                               f"the results file says {said}); resume with the same inputs, or start afresh")
         seq = skip
         first = list(islice(it, batch_size))
         if not first:
