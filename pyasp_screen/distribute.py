@@ -192,7 +192,7 @@ class InProcess(Runner):
 # 1,000 synthetic patients). So a worker process is replaced after this many batches,
 # and a Dask worker after WORKER_LIFETIME: memory stays bounded however long the run.
 BATCHES_PER_WORKER = 40
-WORKER_LIFETIME = ("2 minutes", "30 seconds")  # Dask worker lifetime and stagger
+WORKER_LIFETIME = ("45 seconds", "15 seconds")  # Dask worker lifetime and stagger
 
 
 class Processes(Runner):
