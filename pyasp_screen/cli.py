@@ -609,7 +609,8 @@ def _run_at_scale(command, records, kbs, tally, *, results, resume, overwrite, j
         with _progress(total) as progress:
             task = progress.add_task("screen", total=total, completed=done)
             for batch in run(iter_items(list(records), screening_date), job, jobs=jobs, scheduler=scheduler,
-                             batch_size=batch_size, skip=done, last_skipped=last, seen=seen):
+                             batch_size=batch_size, skip=done, last_skipped=last, seen=seen,
+                             notify=lambda note: click.echo(f"warning: {note}", err=True)):
                 if out is not None:
                     out.write(batch.payload, batch.count)
                 tally.merge(batch.tally)

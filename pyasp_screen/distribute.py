@@ -31,7 +31,7 @@ import sqlite3
 import tempfile
 import uuid
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -169,6 +169,7 @@ class Runner:
     """Submits batches somewhere and says how many may be in flight."""
 
     in_flight: int = 1
+    notes: list[str] = []  # what the user should know about where the run goes
 
     def submit(self, batch: Batch) -> Future:
         raise NotImplementedError
@@ -189,24 +190,56 @@ class InProcess(Runner):
 
 # clingo keeps every symbol it makes until its process ends (potassco/clingo#203): even with
 # patients written as batch positions, new values keep adding symbols (about 2.5 MB per
-# 1,000 synthetic patients). So a worker process is replaced after this many batches,
-# and a Dask worker after WORKER_LIFETIME: memory stays bounded however long the run.
+# 1,000 synthetic patients). So clingo runs in worker processes that are replaced after
+# this many batches: memory stays bounded however long the run.
 BATCHES_PER_WORKER = 40
-WORKER_LIFETIME = ("45 seconds", "15 seconds")  # Dask worker lifetime and stagger
+
+
+def _pool(job: Job, workers: int):
+    """A pool of ``workers`` processes that screen batches of ``job``, each replaced after
+    BATCHES_PER_WORKER batches."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # forkserver: workers do not inherit this process's threads (progress bar, Dask),
+    # and start fast, the modules already imported.
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["pyasp_screen.distribute"])
+    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                               initargs=(job, os.getpid()), max_tasks_per_child=BATCHES_PER_WORKER)
+
+
+_DASK_POOL: tuple[str, object] | None = None  # (job token, pool) of this Dask worker process
+
+
+def screen_batch_on_dask(job: Job, batch: Batch) -> BatchResult:
+    """The Dask task: screen the batch in a child process of this Dask worker (a pool as
+    for --jobs, replaced after BATCHES_PER_WORKER batches), so the long-lived worker never
+    holds clingo's symbols. A daemonic worker cannot have children: it screens the batch
+    itself (see DaskCluster.notes)."""
+    import multiprocessing
+
+    global _DASK_POOL
+    if multiprocessing.current_process().daemon:
+        return screen_batch(job, batch)
+    if _DASK_POOL is None or _DASK_POOL[0] != job.token:
+        if _DASK_POOL is not None:
+            _DASK_POOL[1].shutdown()
+        from distributed import get_worker
+
+        _DASK_POOL = (job.token, _pool(job, get_worker().state.nthreads))
+    return _DASK_POOL[1].submit(_screen_in_worker, batch).result()
+
+
+def _is_daemon() -> bool:
+    import multiprocessing
+
+    return multiprocessing.current_process().daemon
 
 
 class Processes(Runner):
     def __init__(self, job: Job, jobs: int):
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        # forkserver: workers do not inherit this process's threads (progress bar, Dask),
-        # and start fast, the modules already imported.
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["pyasp_screen.distribute"])
-        self.pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx,
-                                        initializer=_init_worker, initargs=(job, os.getpid()),
-                                        max_tasks_per_child=BATCHES_PER_WORKER)
+        self.pool = _pool(job, jobs)
         self.in_flight = 2 * jobs
 
     def submit(self, batch: Batch) -> Future:
@@ -240,12 +273,14 @@ class DaskCluster(Runner):
         def connect() -> None:
             try:
                 if address == "local":
-                    lifetime, stagger = WORKER_LIFETIME
+                    import dask
+
+                    # Non-daemonic workers may start the child processes clingo runs in.
+                    dask.config.set({"distributed.worker.daemon": False})
                     self._scratch = tempfile.TemporaryDirectory(prefix="pyasp-screen-dask-")
                     made["cluster"] = LocalCluster(
                         n_workers=jobs, threads_per_worker=1, processes=True, dashboard_address=None,
-                        local_directory=self._scratch.name, lifetime=lifetime,
-                        lifetime_stagger=stagger, lifetime_restart=True)
+                        local_directory=self._scratch.name)
                     made["client"] = Client(made["cluster"])
                 else:
                     made["client"] = Client(address, timeout=f"{self.CONNECT_SECONDS - 5}s")
@@ -265,11 +300,18 @@ class DaskCluster(Runner):
         self.cluster, self.client = made.get("cluster"), made["client"]
         threads = sum(self.client.nthreads().values()) or 1
         self.in_flight = 2 * threads
+        self.notes = []
+        daemonic = [w for w, d in self.client.run(_is_daemon).items() if d]
+        if daemonic:
+            self.notes.append(f"{len(daemonic)} Dask worker(s) are daemonic processes and screen in "
+                              "their own process, whose memory then grows with every patient (clingo "
+                              "never frees its symbols); start them with DASK_DISTRIBUTED__WORKER__DAEMON=False "
+                              "(docs/scale.md)")
         # The knowledge bases go to every worker once; tasks refer to them by key.
         self.job = self.client.scatter(job, broadcast=True)
 
     def submit(self, batch: Batch) -> Future:
-        return self.client.submit(screen_batch, self.job, batch, pure=False)
+        return self.client.submit(screen_batch_on_dask, self.job, batch, pure=False)
 
     def close(self) -> None:
         try:
@@ -392,12 +434,13 @@ def run_identity(command: str, kbs: tuple[KnowledgeBase, ...], inputs: list[Path
 
 def run(items: Iterable, job: Job, *, jobs: int = 1, scheduler: str | None = None,
         batch_size: int = 500, skip: int = 0, last_skipped: tuple[str | None, str] | None = None,
-        seen: SeenIds | None = None) -> Iterator[BatchResult]:
+        seen: SeenIds | None = None, notify: Callable[[str], None] | None = None) -> Iterator[BatchResult]:
     """Screen every item and yield each batch's result in input order.
 
     ``skip``: items already done by an interrupted run (resumed), not screened again; the
     last of them must have patient ID ``last_skipped`` (when known), or the inputs changed.
     ``seen``: the patient IDs met so far (those of the skipped items, when resuming).
+    ``notify``: told of anything the user should know about where the run goes.
     ``jobs``: worker processes; 0 screens in this process (the single-process baseline;
     memory then grows slowly with the cohort, see BATCHES_PER_WORKER).
     With ``jobs`` > 1 but only one batch of input, the batch runs in this process (starting
@@ -427,6 +470,9 @@ def run(items: Iterable, job: Job, *, jobs: int = 1, scheduler: str | None = Non
             return
         rest = list(islice(it, batch_size))
         with _runner(job, jobs if rest else 0, scheduler) as runner:
+            for note in runner.notes:
+                if notify:
+                    notify(note)
             pending: deque[Future] = deque()
 
             def batches() -> Iterator[list]:
