@@ -311,7 +311,12 @@ class DaskCluster(Runner):
         self.job = self.client.scatter(job, broadcast=True)
 
     def submit(self, batch: Batch) -> Future:
-        return self.client.submit(screen_batch_on_dask, self.job, batch, pure=False)
+        # The batch goes to a worker as data and the task refers to it by key: Dask keeps
+        # every submitted task's graph in the client and the scheduler for the whole run,
+        # which with the records inside would grow with the cohort (measured: about 3 KB a
+        # patient).
+        data = self.client.scatter(batch, hash=False)
+        return self.client.submit(screen_batch_on_dask, self.job, data, pure=False)
 
     def close(self) -> None:
         try:
