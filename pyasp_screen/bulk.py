@@ -99,6 +99,15 @@ class _BadLine(Exception):
     """A line that is not a JSON object."""
 
 
+def _malformed(raw: bytes, e: Exception) -> str:
+    """The reason a line does not decode, naming text that is not UTF-8 (NDJSON is UTF-8)."""
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as u:
+        return f"not UTF-8 text (byte 0x{raw[u.start]:02x} at column {u.start + 1}); NDJSON is UTF-8"
+    return f"malformed JSON: {e}"
+
+
 def _head(raw: bytes) -> tuple[str | None, Any, Any]:
     """(resourceType, id, subject.reference) of one line, each None when absent; raises
     _BadLine(reason) for malformed JSON or a line that is not an object. Fast path: a typed
@@ -109,7 +118,7 @@ def _head(raw: bytes) -> tuple[str | None, Any, Any]:
     except msgspec.ValidationError:
         pass  # a field of an unexpected JSON type (or not an object): look again, loosely
     except msgspec.DecodeError as e:
-        raise _BadLine(f"malformed JSON: {e}") from None
+        raise _BadLine(_malformed(raw, e)) from None
     try:
         data = _decode_any(raw)
     except msgspec.DecodeError as e:

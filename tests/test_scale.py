@@ -336,3 +336,18 @@ def test_json_lines_fast_path_reads_records_as_the_general_path(tmp_path):
         fast = materialize(RawLine(f"x:{i}", line))
         general = parse_record(json.loads(line), f"x:{i}")
         assert fast == general, rec.get("id")
+
+
+def test_text_that_is_not_utf8_is_named_so(tmp_path):
+    export = tmp_path / "export"
+    write_bulk_export(export, 5, seed=2)
+    with open(export / "Observation.ndjson", "ab") as fh:
+        fh.write(b"\xff\xfe bad\n")
+    rec = json.dumps(synthetic_cohort(1, seed=2)[0]).encode()
+    (tmp_path / "c.jsonl").write_bytes(rec + b"\n" + b"\x80 not text\n")
+    for src in (export, tmp_path / "c.jsonl"):
+        res = cli("cohort", src, "--format", "json", "-o", tmp_path / "s.json")
+        assert res.exit_code == 1
+        doc = json.loads((tmp_path / "s.json").read_text())
+        assert doc["rejected"] == 1 and doc["screened"] >= 1
+        assert "not UTF-8 text (byte 0x" in doc["errors"][0]["message"]
