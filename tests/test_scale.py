@@ -111,7 +111,6 @@ def test_jobs_2_csv_and_parquet_give_the_same_rows(cohort_file, tmp_path):
 
 
 def test_a_real_dask_local_cluster_gives_the_single_process_result(cohort_file, tmp_path):
-    pytest.importorskip("dask.distributed", reason="dask[distributed] is a dependency; its absence is a broken install")
     kb = load_kb()
     job = Job((kb,), None, "jsonl")
     local = list(run(iter_items([cohort_file]), job, jobs=0, batch_size=80))
