@@ -1,4 +1,4 @@
-"""Benchmark the FHIR Bulk Data reader (pyasp_screen.bulk) on synthetic exports.
+"""Benchmark the FHIR Bulk Data reader (pyasp_screen.inputs.bulk) on synthetic exports.
 
     python bench/bench_bulk.py                      # 10,000 and 100,000 patients
     python bench/bench_bulk.py -n 10000 -n 100000 --to-record-limit 10000
@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cohort import SCREENING, fhir_expressible, iter_synthetic, write_bulk_export  # noqa: E402
 
-from pyasp_screen import bulk  # noqa: E402
-from pyasp_screen.record import Loaded, RecordError, parse_record  # noqa: E402
+from pyasp_screen.inputs import bulk  # noqa: E402
+from pyasp_screen.inputs.record import Loaded, RecordError, parse_record  # noqa: E402
 
 
 def peak_rss_mb() -> float:
@@ -67,8 +67,8 @@ def step_to_record(folder: Path, limit: int) -> dict:
 
 
 def step_agreement(n: int, seed: int) -> dict:
-    from pyasp_screen.kb import load_kb
-    from pyasp_screen.screening import screen_records
+    from pyasp_screen.knowledge.kb import load_kb
+    from pyasp_screen.engine.screening import screen_records
 
     kb = load_kb("ct1190b")
     with tempfile.TemporaryDirectory() as tmp:

@@ -27,10 +27,10 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 
 from cohort import synthetic_cohort  # noqa: E402
 
-from pyasp_screen.explain import explain  # noqa: E402
-from pyasp_screen.findings import derive  # noqa: E402
-from pyasp_screen.kb import load_kb  # noqa: E402
-from pyasp_screen.record import parse_record  # noqa: E402
+from pyasp_screen.explain.explainer import explain  # noqa: E402
+from pyasp_screen.findings.derive import derive  # noqa: E402
+from pyasp_screen.knowledge.kb import load_kb  # noqa: E402
+from pyasp_screen.inputs.record import parse_record  # noqa: E402
 
 
 def stats(times: list[float]) -> str:
@@ -75,7 +75,7 @@ def main() -> None:
         _, want = oracle.brute_force(known, unknown)
         t_oracle.append(time.perf_counter() - t)
         assert got == want, (known, unknown)
-    print(f"small records (<= 7 known, <= 3 unknown findings), results identical: True")
+    print("small records (<= 7 known, <= 3 unknown findings), results identical: True")
     print("  explain: " + stats(t_explain))
     print("  oracle:  " + stats(t_oracle))
 

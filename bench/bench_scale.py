@@ -91,12 +91,12 @@ def single_process(src: str, results: str, summary: str) -> None:
     """The 'single' configuration: the distributed pipeline's code, in this one process."""
     import json
 
-    from pyasp_screen import render
-    from pyasp_screen.cohort import CohortSummary
-    from pyasp_screen.distribute import Job, run
-    from pyasp_screen.kb import load_kb
-    from pyasp_screen.sources import iter_items
-    from pyasp_screen.stream import Layout, ResultsFile
+    from pyasp_screen.outputs import render
+    from pyasp_screen.cohorts.cohort import CohortSummary
+    from pyasp_screen.scale.distribute import Job, run
+    from pyasp_screen.knowledge.kb import load_kb
+    from pyasp_screen.inputs.sources import iter_items
+    from pyasp_screen.outputs.stream import Layout, ResultsFile
 
     kb = load_kb()
     tally = CohortSummary(kb)

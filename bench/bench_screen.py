@@ -22,9 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cohort import synthetic_cohort  # noqa: E402
 
-from pyasp_screen.kb import load_kb  # noqa: E402
-from pyasp_screen.record import RecordError, load_file  # noqa: E402
-from pyasp_screen.screening import screen_records  # noqa: E402
+from pyasp_screen.knowledge.kb import load_kb  # noqa: E402
+from pyasp_screen.inputs.record import RecordError  # noqa: E402
+from pyasp_screen.inputs.files import load_file
+from pyasp_screen.engine.screening import screen_records  # noqa: E402
 
 
 def run(path: Path, kb, batch_size: int, limit: int | None = None):

@@ -131,7 +131,7 @@ _CONDITIONS = {"sle": (SNOMED, "55464009", "Systemic lupus erythematosus"),
                "ssc": (SNOMED, "89155008", "Systemic sclerosis"),
                "ssc_ild": (ICD10CM, "M34.81", "Systemic sclerosis with lung involvement")}
 
-#: Native record content that pyasp_screen/fhir.py has no FHIR source for: dropped by
+#: Native record content that pyasp_screen/inputs/fhir.py has no FHIR source for: dropped by
 #: native_to_fhir (see fhir_expressible for the native record restricted to the rest).
 NOT_IN_FHIR = ("complete", "classification", "sledai2k", "organ_involvement", "assessments",
                "transfusions", "growth_factors")
@@ -139,14 +139,14 @@ NOT_IN_FHIR = ("complete", "classification", "sledai2k", "organ_involvement", "a
 
 def native_to_fhir(rec: dict) -> list[dict]:
     """FHIR R4 resources (Patient first, then Observation, Condition, MedicationStatement) for
-    one synthetic native record, coded as pyasp_screen/fhir.py and vocabulary.py map them:
+    one synthetic native record, coded as pyasp_screen/inputs/fhir.py and vocabulary.py map them:
     LOINC + UCUM for labs, SNOMED CT / ICD-10-CM for conditions, RxNorm ingredient codes (or
     the drug's name as text when vocabulary.py lists no RxNorm code) for medications, with a
     SNOMED route and an exact mg/day dosage. What cannot be expressed is dropped: the fields
     in NOT_IN_FHIR, results of tests without a LOINC code in vocabulary.py (igra, DLCO),
     a diagnosis ``subtype``, and a diagnosis recorded as absent (``present: false`` becomes a
     refuted Condition, which fhir.py skips)."""
-    from pyasp_screen.vocabulary import DRUGS, OBSERVATIONS
+    from pyasp_screen.knowledge.vocabulary import DRUGS, OBSERVATIONS
 
     pid = rec["id"]
     subject = {"reference": f"Patient/{pid}"}
@@ -214,7 +214,7 @@ def native_to_fhir(rec: dict) -> list[dict]:
 def fhir_expressible(rec: dict) -> dict:
     """The native record restricted to what native_to_fhir carries over (for checking that
     the FHIR route gives the same record, and the same verdict, on that part)."""
-    from pyasp_screen.vocabulary import OBSERVATIONS
+    from pyasp_screen.knowledge.vocabulary import OBSERVATIONS
 
     out = {k: v for k, v in rec.items() if k not in NOT_IN_FHIR}
     out["observations"] = [o for o in rec.get("observations", []) if OBSERVATIONS[o["code"]].loinc]

@@ -12,7 +12,6 @@ output that cannot be written).
 
 from __future__ import annotations
 
-import datetime as dt
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,11 +20,11 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from pyasp_screen import render
-from pyasp_screen.engine import EngineError
-from pyasp_screen.kb import KBError, KnowledgeBase, load_kb
-from pyasp_screen.record import RecordError
-from pyasp_screen.screening import DEFAULT_BATCH, Screened, screen_records
+from pyasp_screen.engine.engine import EngineError
+from pyasp_screen.engine.screening import DEFAULT_BATCH, Screened, screen_records
+from pyasp_screen.inputs.record import RecordError
+from pyasp_screen.knowledge.kb import KBError, KnowledgeBase, load_kb
+from pyasp_screen.outputs import render
 
 KB_HELP = ("Knowledge base: a folder with manifest.yaml, or the name of a bundled one. "
            "Default: ct1190b, the CT1190B registry criteria.")
@@ -121,7 +120,7 @@ def _columns() -> int:
 
 def _items(records, screening_date):
     """Every record of the inputs, in order: files, folders, JSON Lines, FHIR Bulk exports."""
-    from pyasp_screen.sources import iter_items, materialize
+    from pyasp_screen.inputs.sources import iter_items, materialize
 
     return (materialize(it, screening_date) for it in iter_items(list(records), screening_date))
 
@@ -193,7 +192,7 @@ def screen(records, kb, fmt, params, params_file, details, with_explain, screeni
 
 
 def _explain_all(outcomes, knowledge) -> dict:
-    from pyasp_screen.explain import explain
+    from pyasp_screen.explain.explainer import explain
 
     return {id(o): explain(knowledge, o.findings, max_results=5, scopes=["overall"])[1]
             for o in outcomes if isinstance(o, Screened)}
@@ -228,7 +227,7 @@ def explain_cmd(record, kb, max_results, fmt, params, params_file, screening_dat
       pyasp-screen explain kb/ct1190b/cases/sle-in-7b-not-met.yaml
       pyasp-screen explain patient.yaml --format json --max 3
     """
-    from pyasp_screen.explain import explain
+    from pyasp_screen.explain.explainer import explain
 
     knowledge = _load_kb(kb, params, params_file)
     _check_output(output, (record,))
@@ -270,7 +269,7 @@ def params(kb, params, params_file, fmt):
 
     from rich.table import Table
 
-    from pyasp_screen.kb import parameter_uses
+    from pyasp_screen.knowledge.kb import parameter_uses
 
     knowledge = _load_kb(kb, params, params_file)
     uses = parameter_uses(knowledge)
@@ -319,10 +318,10 @@ def whatif(record, sets, unsets, kb, params, params_file, fmt):
     """
     import json
 
-    from pyasp_screen.explain import explain
-    from pyasp_screen.findings import derive
-    from pyasp_screen.record import RecordInvalid
-    from pyasp_screen.whatif import EditError, apply_edits
+    from pyasp_screen.cohorts.whatif import EditError, apply_edits
+    from pyasp_screen.explain.explainer import explain
+    from pyasp_screen.findings.derive import derive
+    from pyasp_screen.inputs.record import RecordInvalid
 
     if not (sets or unsets or params or params_file):
         raise click.UsageError("nothing to change: give --set, --unset, --param or --params")
@@ -346,7 +345,7 @@ def whatif(record, sets, unsets, kb, params, params_file, fmt):
             findings = derive(rec, knowledge)
         except RecordInvalid as e:
             raise click.UsageError(f"what-if record: field {e.field}: {e.reason}") from None
-        from pyasp_screen.engine import Engine
+        from pyasp_screen.engine.engine import Engine
 
         outcomes.append((knowledge, findings, Engine(knowledge).screen([findings])[0]))
     (_, _, before), (kb2, f2, after) = outcomes
@@ -408,8 +407,8 @@ def graph(record, output, kb, params, params_file, show, population, screening_d
       pyasp-screen graph patient.yaml -o graph.mmd --population sle
       pyasp-screen graph patient.yaml -o graph.json --show missing
     """
-    from pyasp_screen import graph as graphs
-    from pyasp_screen.explain import Explainer, explain_scope
+    from pyasp_screen.explain.explainer import Explainer, explain_scope
+    from pyasp_screen.outputs import graph as graphs
 
     knowledge = _load_kb(kb, params, params_file)
     population = population.lower() if population else None
@@ -455,8 +454,8 @@ def check_cmd(kb_dir):
     not declared or declared but unused, thresholds in the wrong unit, and (refused)
     #script, @functions and #include outside the knowledge base.
     """
-    from pyasp_screen.check import check_kb_dir
-    from pyasp_screen.kb import resolve_kb_dir
+    from pyasp_screen.authoring.check import check_kb_dir
+    from pyasp_screen.knowledge.kb import resolve_kb_dir
 
     try:
         directory = resolve_kb_dir(kb_dir)
@@ -476,8 +475,8 @@ def test_cmd(kb_dir, pattern):
     """Screen every example patient of a knowledge base (cases/*.yaml) and compare with its
     expected verdicts and statuses (cases/*.expected.yaml). Prints the differences and a
     closing line "N passed, M failed"; exits 1 on any failure."""
-    from pyasp_screen.authoring import run_cases
-    from pyasp_screen.kb import resolve_kb_dir
+    from pyasp_screen.authoring.cases import run_cases
+    from pyasp_screen.knowledge.kb import resolve_kb_dir
 
     try:
         directory = resolve_kb_dir(kb_dir)
@@ -507,7 +506,7 @@ def new_cmd(path):
     """Start a knowledge base at PATH: a manifest with two parameters, one commented
     criterion and three example patients, which check and test pass at once.
     docs/authoring.md walks through growing it."""
-    from pyasp_screen.authoring import new_kb
+    from pyasp_screen.authoring.cases import new_kb
 
     if not path.parent.is_dir():
         raise click.UsageError(f"{path.parent}: no such folder (create it first)")
@@ -525,7 +524,7 @@ def new_cmd(path):
 
 def scale_options(f):
     """--results, --resume, --jobs, --scheduler, --batch-size: cohort-scale runs (docs/scale.md)."""
-    from pyasp_screen.distribute import default_jobs
+    from pyasp_screen.scale.distribute import default_jobs
 
     options = [
         click.option("--results", type=click.Path(path_type=Path), metavar="FILE",
@@ -553,14 +552,21 @@ def scale_options(f):
 def _run_at_scale(command, records, kbs, tally, *, results, resume, overwrite, jobs, scheduler, batch_size,
                   screening_date):
     """Screen RECORDS with one knowledge base (cohort) or two (diff) through
-    pyasp_screen.distribute, add every patient to ``tally`` (a CohortSummary or DiffTally),
+    pyasp_screen.scale.distribute, add every patient to ``tally`` (a CohortSummary or DiffTally),
     and stream rows to the results file. Exits 2 on a failure of the run itself, 130 on
     Ctrl-C; the results file then holds every batch finished, ready for --resume."""
     import time
 
-    from pyasp_screen.distribute import Job, RunError, SeenIds, default_jobs, run, run_identity
-    from pyasp_screen.sources import count_hint, iter_items
-    from pyasp_screen.stream import Layout, ResultsError, ResultsFile, format_of
+    from pyasp_screen.inputs.sources import count_hint, iter_items
+    from pyasp_screen.outputs.stream import Layout, ResultsError, ResultsFile, format_of
+    from pyasp_screen.scale.distribute import (
+        Job,
+        RunError,
+        SeenIds,
+        default_jobs,
+        run,
+        run_identity,
+    )
 
     if resume and results is None:
         raise click.UsageError("--resume needs --results FILE (the file of the run to continue)")
@@ -623,7 +629,7 @@ def _run_at_scale(command, records, kbs, tally, *, results, resume, overwrite, j
         click.echo(f"error: {e}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
-        where = f"; run the same command with --resume to finish" if out is not None else ""
+        where = "; run the same command with --resume to finish" if out is not None else ""
         click.echo(f"interrupted after {out.rows_done if out else 'some'} patient(s){where}", err=True)
         sys.exit(130)
     except Exception as e:  # a worker that died (out of memory, killed), a cluster that went away
@@ -667,7 +673,13 @@ def _log_progress(progress, t0: float, every: float = 30.0) -> None:
 
 def _progress(total_hint: int | None):
     """A progress bar on standard error for runs long enough to need one."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     return Progress(TextColumn("screening"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                     console=Console(stderr=True), transient=True,
@@ -714,7 +726,7 @@ def cohort(records, kb, params, params_file, fmt, screening_date, plot, output,
     """
     import json
 
-    from pyasp_screen.cohort import CohortSummary
+    from pyasp_screen.cohorts.cohort import CohortSummary
 
     knowledge = _load_kb(kb, params, params_file)
     _check_output(output, records)
@@ -736,7 +748,7 @@ def cohort(records, kb, params, params_file, fmt, screening_date, plot, output,
         else:
             render.write_cohort_table(summary, knowledge, Console(file=out, width=None if out.isatty() else 160))
     if plot is not None:
-        from pyasp_screen.graph import plot_attrition
+        from pyasp_screen.outputs.graph import plot_attrition
 
         try:
             plot_attrition(summary, knowledge, plot)
@@ -780,7 +792,7 @@ def diff(records, kb, against, params, params_file, against_params, against_para
     """
     import json
 
-    from pyasp_screen.cohort import DiffTally
+    from pyasp_screen.cohorts.cohort import DiffTally
 
     kb_a = _load_kb(kb, params, params_file)
     kb_b = _load_kb(against or kb, against_params, against_params_file)

@@ -20,8 +20,8 @@ from __future__ import annotations
 import itertools
 from fractions import Fraction
 
-from pyasp_screen.engine import Engine, Result
-from pyasp_screen.findings import Finding, Findings, asp_string, grid
+from pyasp_screen.engine.engine import Engine, Result
+from pyasp_screen.findings.derive import Finding, Findings, asp_string, grid
 
 
 def q(name: str, value: str, days: int = 3) -> str:

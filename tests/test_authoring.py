@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from pyasp_screen.authoring import new_kb
-from pyasp_screen.check import check_kb_dir
+from pyasp_screen.authoring.cases import new_kb
+from pyasp_screen.authoring.check import check_kb_dir
 from pyasp_screen.cli import main
-from pyasp_screen.kb import KBError, load_kb
+from pyasp_screen.knowledge.kb import KBError, load_kb
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pyasp_screen.kb import load_kb
-from pyasp_screen.record import RecordError, load_paths
-from pyasp_screen.screening import Screened, screen_records
+from pyasp_screen.knowledge.kb import load_kb
+from pyasp_screen.inputs.record import RecordError
+from pyasp_screen.inputs.files import load_paths
+from pyasp_screen.engine.screening import Screened, screen_records
 
 KB = load_kb("ct1190b")
 GOOD = {"id": "GOOD", "screening_date": "2026-03-01", "sex": "female", "birth_date": "1980-01-01",

@@ -1,4 +1,4 @@
-"""Tests for pyasp_screen.bulk: FHIR Bulk Data (NDJSON) exports -> per-patient resources.
+"""Tests for pyasp_screen.inputs.bulk: FHIR Bulk Data (NDJSON) exports -> per-patient resources.
 
 Hand-made exports are built in this file. The Synthea sample bundles are the ones already in
 tests/data/fhir/ (origin and licence: tests/data/fhir/SOURCE.md, copied from
@@ -20,10 +20,10 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from pyasp_screen import record
-from pyasp_screen.bulk import (JOINED, PatientResources, is_bulk_export, iter_bulk_patients,
+from pyasp_screen.inputs import files, record
+from pyasp_screen.inputs.bulk import (JOINED, PatientResources, is_bulk_export, iter_bulk_patients,
                                to_record)
-from pyasp_screen.record import Loaded, RecordError
+from pyasp_screen.inputs.record import Loaded, RecordError
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
@@ -296,8 +296,8 @@ def comparable(rec: record.Record) -> dict:
 
 @pytest.mark.parametrize("screening_date", [None, dt.date(2020, 1, 15)])
 def test_to_record_equals_the_bundle_route(tmp_path, screening_date):
-    from pyasp_screen.kb import load_kb
-    from pyasp_screen.screening import screen_records
+    from pyasp_screen.knowledge.kb import load_kb
+    from pyasp_screen.engine.screening import screen_records
 
     bundles_as_export(tmp_path / "exp")
     items = list(iter_bulk_patients(tmp_path / "exp", partition_bytes=10**6))
@@ -305,7 +305,7 @@ def test_to_record_equals_the_bundle_route(tmp_path, screening_date):
     via_bulk = {p.patient: to_record(p, screening_date) for p in items}
     via_bundle = {}
     for path in BUNDLES:
-        [loaded] = list(record.load_file(path, screening_date))
+        [loaded] = list(files.load_file(path, screening_date))
         via_bundle[loaded.record.id] = loaded
     assert sorted(via_bulk) == sorted(via_bundle)
     for pid, loaded in via_bulk.items():
@@ -354,8 +354,8 @@ def test_to_record_in_a_worker_process(tmp_path):
 def test_synthetic_fhir_export_matches_the_native_records(tmp_path):
     from cohort import SCREENING, fhir_expressible, synthetic_cohort, write_bulk_export, write_jsonl
 
-    from pyasp_screen.kb import load_kb
-    from pyasp_screen.screening import screen_records
+    from pyasp_screen.knowledge.kb import load_kb
+    from pyasp_screen.engine.screening import screen_records
 
     n = 60
     counts = write_bulk_export(tmp_path / "exp", n, seed=7)

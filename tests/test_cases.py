@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pyasp_screen.engine import Engine
-from pyasp_screen.findings import derive
-from pyasp_screen.kb import load_kb
-from pyasp_screen.record import Loaded, load_file
+from pyasp_screen.engine.engine import Engine
+from pyasp_screen.findings.derive import derive
+from pyasp_screen.knowledge.kb import load_kb
+from pyasp_screen.inputs.record import Loaded
+from pyasp_screen.inputs.files import load_file
 
 KB_ROOT = Path(__file__).resolve().parent.parent / "kb"
 CASES = sorted(p for p in KB_ROOT.glob("*/cases/*.yaml") if not p.name.endswith(".expected.yaml"))

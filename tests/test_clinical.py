@@ -1,4 +1,4 @@
-"""Tests for pyasp_screen.clinical against published or hand-derived values.
+"""Tests for pyasp_screen.findings.clinical against published or hand-derived values.
 
 Every expected number carries a comment saying where it comes from. "Hand"
 means derived by hand from the formula in the function's primary source.
@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pyasp_screen.clinical import (
+from pyasp_screen.findings.clinical import (
     ACTUAL_BODY_WEIGHT,
     ADJUSTED_BODY_WEIGHT,
     CREATININE_UMOL_L_PER_MG_DL,

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import jsonschema
 
-from pyasp_screen import docgen
+from pyasp_screen.authoring import docgen
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_generated_docs_are_up_to_date():
     for path, text in docgen.targets(ROOT).items():
-        assert path.read_text(encoding="utf-8") == text, f"{path} is stale: python -m pyasp_screen.docgen"
+        assert path.read_text(encoding="utf-8") == text, f"{path} is stale: python -m pyasp_screen.authoring.docgen"
 
 
 def test_example_records_validate_against_the_published_schema():

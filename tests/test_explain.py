@@ -17,12 +17,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from oracle import SLOTS
-from pyasp_screen.engine import Engine
-from pyasp_screen.explain import (Explainer, Hypothesis, Slot, _category_members, _group_labels, _slot_of, explain_scope,
+from pyasp_screen.engine.engine import Engine
+from pyasp_screen.explain.explainer import (Explainer, Hypothesis, Slot, _category_members, _group_labels, _slot_of, explain_scope,
                                   smallest_minimal_sets, unit_facts, units_of)
-from pyasp_screen.findings import Finding, Findings, asp_string, derive
-from pyasp_screen.kb import load_kb
-from pyasp_screen.record import load_file
+from pyasp_screen.findings.derive import Finding, Findings, asp_string, derive
+from pyasp_screen.knowledge.kb import load_kb
+from pyasp_screen.inputs.files import load_file
 
 KB = load_kb("ct1190b")
 ENGINE = Engine(KB)
@@ -158,7 +158,7 @@ def test_smallest_minimal_sets_on_a_known_family():
 def test_example_patients_explanations_are_sufficient_minimal_and_settle(name):
     """On real example patients: every reported reason settles the verdict, and dropping any
     finding from it does not (checked by screening, independently of the explainer)."""
-    from pyasp_screen.explain import explain
+    from pyasp_screen.explain.explainer import explain
 
     findings = derive(next(load_file(CASES / f"{name}.yaml")).record, KB)
     ex, scopes = explain(KB, findings, max_results=5)

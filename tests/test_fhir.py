@@ -1,4 +1,4 @@
-"""Tests for pyasp_screen.fhir: FHIR R4 Bundles -> native records.
+"""Tests for pyasp_screen.inputs.fhir: FHIR R4 Bundles -> native records.
 
 Sample data: five Synthea R4 transaction bundles in tests/data/fhir/ (origin, licence and the
 expected values below: tests/data/fhir/SOURCE.md). Hand-made bundles are built in this file.
@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from pyasp_screen import record
-from pyasp_screen.fhir import bundle_to_record
-from pyasp_screen.record import Loaded, RecordError
-from pyasp_screen.vocabulary import LOINC_TO_OBSERVATION
+from pyasp_screen.inputs import files, record
+from pyasp_screen.inputs.fhir import bundle_to_record
+from pyasp_screen.inputs.record import Loaded, RecordError
+from pyasp_screen.knowledge.vocabulary import LOINC_TO_OBSERVATION
 
 DATA = Path(__file__).parent / "data" / "fhir"
 BUNDLES = sorted(DATA.glob("*.json"))
@@ -167,7 +167,7 @@ def test_screening_date_latest_or_given():
 
 
 def test_load_file_reads_a_bundle():
-    [result] = list(record.load_file(TOM))
+    [result] = list(files.load_file(TOM))
     assert isinstance(result, Loaded), str(result)
     assert result.record.sex == "male"
 

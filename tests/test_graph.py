@@ -11,12 +11,12 @@ import pydot
 import pytest
 from click.testing import CliRunner
 
-from pyasp_screen import graph as graphs
+from pyasp_screen.outputs import graph as graphs
 from pyasp_screen.cli import main
-from pyasp_screen.explain import Explainer, explain_scope
-from pyasp_screen.findings import derive
-from pyasp_screen.kb import load_kb
-from pyasp_screen.record import load_file
+from pyasp_screen.explain.explainer import Explainer, explain_scope
+from pyasp_screen.findings.derive import derive
+from pyasp_screen.knowledge.kb import load_kb
+from pyasp_screen.inputs.files import load_file
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = ROOT / "kb" / "ct1190b" / "cases"

@@ -19,13 +19,13 @@ import pytest
 from click.testing import CliRunner
 
 from pyasp_screen.cli import main
-from pyasp_screen.cohort import CohortSummary
-from pyasp_screen.distribute import Job, SeenIds, run
-from pyasp_screen.kb import load_kb
-from pyasp_screen.record import RecordError
-from pyasp_screen.screening import screen_records
-from pyasp_screen.sources import iter_items, materialize
-from pyasp_screen.stream import Layout, ResultsFile, cohort_row, encode, error_row, read_rows
+from pyasp_screen.cohorts.cohort import CohortSummary
+from pyasp_screen.scale.distribute import Job, SeenIds, run
+from pyasp_screen.knowledge.kb import load_kb
+from pyasp_screen.inputs.record import RecordError
+from pyasp_screen.engine.screening import screen_records
+from pyasp_screen.inputs.sources import iter_items, materialize
+from pyasp_screen.outputs.stream import Layout, ResultsFile, cohort_row, encode, error_row, read_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
@@ -315,8 +315,8 @@ def test_json_lines_fast_path_reads_records_as_the_general_path(tmp_path):
 
     import yaml
 
-    from pyasp_screen.record import parse_record
-    from pyasp_screen.sources import RawLine
+    from pyasp_screen.inputs.record import parse_record
+    from pyasp_screen.inputs.sources import RawLine
 
     def plain(v):
         if isinstance(v, dict):

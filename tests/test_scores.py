@@ -26,10 +26,10 @@ from pathlib import Path
 import clingo
 import pytest
 
-from pyasp_screen.engine import Engine, Result
-from pyasp_screen.findings import derive
-from pyasp_screen.kb import load_kb
-from pyasp_screen.record import Loaded, parse_record
+from pyasp_screen.engine.engine import Engine, Result
+from pyasp_screen.findings.derive import derive
+from pyasp_screen.knowledge.kb import load_kb
+from pyasp_screen.inputs.record import Loaded, parse_record
 
 KB = load_kb("ct1190b")
 ENGINE = Engine(KB)

@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from oracle import SLOTS, as_findings, oracle
-from pyasp_screen.engine import Engine
-from pyasp_screen.kb import load_kb
+from pyasp_screen.engine.engine import Engine
+from pyasp_screen.knowledge.kb import load_kb
 
 KB = load_kb("ct1190b")
 ENGINE = Engine(KB)

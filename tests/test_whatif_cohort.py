@@ -11,7 +11,7 @@ import yaml
 from click.testing import CliRunner
 
 from pyasp_screen.cli import main
-from pyasp_screen.kb import load_kb
+from pyasp_screen.knowledge.kb import load_kb
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = ROOT / "kb" / "ct1190b" / "cases"

@@ -17,44 +17,28 @@ executes nothing) before it is ever handed to a solver. Findings are reported as
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import clingo
 from clingo import ast
 
-from pyasp_screen import units, vocabulary
+from pyasp_screen.findings import units
+from pyasp_screen.knowledge import vocabulary
+from pyasp_screen.knowledge.confine import (
+    Problem,
+    _includes,
+    _loc,
+    _scan_refused,
+    _walk,
+    refused_in,
+)
+from pyasp_screen.knowledge.vocabulary import FACT_PREDICATES as VOCABULARY
 
-# Predicates the findings stage provides (docs/vocabulary.md) and those the engine adds.
-VOCABULARY = {"patient/1", "age/2", "sex/2", "complete/2", "quantity/5", "qualitative/4",
-              "diagnosis/3", "diagnosis_unknown/2", "disease_duration_months/3", "classification/3",
-              "item/4", "item_unknown/3", "sledai2k_assessed/2", "sledai2k_total/2", "assessment/4",
-              "course/6", "dose_change/3", "gc_dose_per_kg/4", "event/3"}
 ALLOWED_FUNCTIONS: frozenset[str] = frozenset()  # no @function is on the allow-list today
 # Symbols that are values, not parameters, when they appear in comparisons.
 VALUES = {"true", "false", "yes", "no", "positive", "negative", "indeterminate", "met", "not_met",
           "unknown", "inclusion", "exclusion", "all", "eligible", "ineligible", "undetermined",
           "ge", "gt", "le", "lt", "male", "female"}
-
-
-@dataclass(frozen=True)
-class Problem:
-    file: str
-    line: int
-    column: int
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.column}: {self.message}"
-
-
-def _loc(node) -> tuple[str, int, int]:
-    """file, line, column of a node (or of the first node below it that has a location)."""
-    for n in _walk(node):
-        if "location" in n.keys():
-            b = n.location.begin
-            return b.filename, b.line, b.column
-    return "<unknown>", 0, 0
 
 
 class _Reader:
@@ -76,18 +60,14 @@ class _Reader:
 
     def statement(self, stm) -> None:
         t = stm.ast_type
+        refused = refused_in(stm)
+        self.problems += refused
         if t == ast.ASTType.Script:
-            self.problems.append(Problem(*_loc(stm), "#script is refused: a knowledge base may not run "
-                                         "Python or Lua; write the rule in ASP"))
             return
         if t == ast.ASTType.Rule:
             self._rule(stm)
         elif t == ast.ASTType.Defined:  # #defined p/n: provided on purpose, maybe by nothing
             self.heads.add(f"{stm.name}/{stm.arity}")
-        for node in _walk(stm):
-            if node.ast_type == ast.ASTType.Function and node.external:
-                self.problems.append(Problem(*_loc(node), f"@{node.name} is refused: a knowledge base may "
-                                             "not call Python or Lua functions (none is on the allow-list)"))
 
     def heads_names(self) -> set[str]:
         return {sig.split("/")[0] for sig in self.heads}
@@ -143,17 +123,6 @@ class _Reader:
                 self.checks.append((args[0], args[1] or "", args[3] or "", _loc(a)))
 
 
-def _walk(node):
-    """Every AST node below (and including) node."""
-    if isinstance(node, ast.AST):
-        yield node
-        for key in node.keys():
-            yield from _walk(getattr(node, key))
-    elif not isinstance(node, (str, bytes, int)) and hasattr(node, "__iter__"):
-        for item in node:
-            yield from _walk(item)
-
-
 def _signatures(sym) -> list[str]:
     """The predicates of an atom's symbol: one, or several for a pool p(a;b) written as p(...)."""
     if sym.ast_type == ast.ASTType.Pool:
@@ -199,39 +168,6 @@ def _pool(node) -> list[str]:
     for n in _walk(node):
         if n.ast_type == ast.ASTType.SymbolicTerm and n.symbol.type == clingo.SymbolType.String:
             out.append(n.symbol.string)
-    return out
-
-
-INCLUDE = re.compile(r'#include\s+"([^"]+)"')
-EXTERNAL_CALL = re.compile(r'@([a-z_][A-Za-z0-9_]*)\s*\(')
-
-
-def _scan_refused(programs: list[Path]) -> list[Problem]:
-    """#script and @function calls found in the text, outside strings and comments (used
-    when the files cannot be parsed safely)."""
-    out = []
-    for p in programs:
-        for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
-            code = re.sub(r'"(?:[^"\\]|\\.)*"', '""', line).split("%", 1)[0]
-            if code.lstrip().startswith("#script"):
-                out.append(Problem(str(p), n, code.index("#script") + 1, "#script is refused: a knowledge base may "
-                                   "not run Python or Lua; write the rule in ASP"))
-            for m in EXTERNAL_CALL.finditer(code):
-                out.append(Problem(str(p), n, m.start() + 1, f"@{m.group(1)} is refused: a knowledge base may not "
-                                   "call Python or Lua functions (none is on the allow-list)"))
-    return out
-
-
-def _includes(path: Path, roots: list[Path]) -> list[Problem]:
-    """#include is allowed only for files inside the knowledge base's folders."""
-    out = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        for m in INCLUDE.finditer(line):
-            target = (path.parent / m.group(1)).resolve()
-            if not any(r in target.parents for r in roots):
-                out.append(Problem(str(path), n, m.start() + 1,
-                                   f"#include \"{m.group(1)}\" is refused: it points outside the knowledge "
-                                   "base's folders"))
     return out
 
 
@@ -407,7 +343,7 @@ def check_kb_dir(kb_dir: Path) -> list[Problem]:
     """Every problem of a knowledge base folder, its manifest included."""
     import yaml
 
-    from pyasp_screen.kb import KBError, _read_manifest
+    from pyasp_screen.knowledge.kb import KBError, _read_manifest
 
     manifest = kb_dir / "manifest.yaml"
     try:
@@ -450,7 +386,7 @@ def check_kb_dir(kb_dir: Path) -> list[Problem]:
             if v is not None and v not in words:
                 problems.append(Problem(str(exp), _line_of(exp, str(v)), 1, f"{v}: not a status or verdict "
                                         f"({', '.join(sorted(words))})"))
-    from pyasp_screen.kb import FINDINGS_PARAMETERS
+    from pyasp_screen.knowledge.kb import FINDINGS_PARAMETERS
 
     for name in FINDINGS_PARAMETERS:
         if name not in params:
@@ -489,7 +425,7 @@ def _sentences_in_protocol(kb_dir: Path, programs: list[Path]) -> list[Problem]:
     name = manifest.get("protocol")
     if not name:
         return [Problem(str(manifest_path), 1, 1, "no protocol: the text the criteria cite must be named")]
-    from pyasp_screen.kb import builtin_kb_root
+    from pyasp_screen.knowledge.kb import builtin_kb_root
 
     candidates = [kb_dir / name, kb_dir.parent / name, kb_dir.parent.parent / name,
                   builtin_kb_root().parent / "protocol" / Path(name).name]  # installed package
@@ -508,20 +444,3 @@ def _sentences_in_protocol(kb_dir: Path, programs: list[Path]) -> list[Problem]:
                 out.append(Problem(str(p), n, 1, f"{m.group(1)}: the registry sentence is not in {found.name} "
                                    "word for word: quote the protocol, do not paraphrase"))
     return out
-
-
-def refusals(programs: list[Path], roots: list[Path]) -> list[Problem]:
-    """Only the security problems (#script, @functions, #include outside the roots), found
-    by parsing: nothing is executed."""
-    problems: list[Problem] = []
-    for p in programs:
-        problems += _includes(p, roots)
-    suspects = [p for p in programs if re.search(r"#script|@", p.read_text(encoding="utf-8"))]
-    if not suspects:  # neither can occur without its character: no need to parse
-        return problems
-    reader = _Reader(set())
-    try:
-        ast.parse_files([str(p) for p in suspects], reader.statement, logger=lambda code, msg: None)
-    except RuntimeError:
-        return problems  # a syntax error: clingo will report it without running anything
-    return problems + [p for p in reader.problems if " is refused" in p.message]

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import networkx as nx
 
-from pyasp_screen.explain import Explainer, ScopeExplanation
-from pyasp_screen.kb import KnowledgeBase
+from pyasp_screen.explain.explainer import Explainer, ScopeExplanation
+from pyasp_screen.knowledge.kb import KnowledgeBase
 
 # Criteria and components are coloured by their effect on eligibility (an exclusion that is
 # not met helps, like an inclusion that is met); verdicts by the verdict.

@@ -1,6 +1,6 @@
 """Cohort summaries and protocol-version comparisons, over screening results.
 
-Plain functions over plain data (the screening results of :mod:`pyasp_screen.screening`):
+Plain functions over plain data (the screening results of :mod:`pyasp_screen.engine.screening`):
 nothing here decides a criterion. Counts are accumulated one patient at a time, so a cohort
 of any size is summarised in memory bounded by the number of criteria.
 
@@ -16,10 +16,10 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from pyasp_screen.engine import Result
-from pyasp_screen.kb import Criterion, KnowledgeBase
-from pyasp_screen.record import RecordError
-from pyasp_screen.screening import Screened
+from pyasp_screen.engine.engine import Result
+from pyasp_screen.engine.screening import Screened
+from pyasp_screen.inputs.record import RecordError
+from pyasp_screen.knowledge.kb import Criterion, KnowledgeBase
 
 VERDICTS = ("eligible", "ineligible", "undetermined")
 MAX_LISTED_ERRORS = 10_000  # rejected records listed in a summary; every one is in --results
@@ -86,7 +86,7 @@ class CohortSummary(_Rejections):
             self.statuses[c.id] = Counter()
 
     def add_row(self, row: dict) -> None:
-        """Count one canonical results-file row (pyasp_screen.stream), as when resuming."""
+        """Count one canonical results-file row (pyasp_screen.outputs.stream), as when resuming."""
         if (e := row_error(row)) is not None:
             self.reject(e)
             return
@@ -242,7 +242,7 @@ class DiffTally(_Rejections):
         self.changes.append(Change(a.patient, file, before, after, changed_criteria(a, b, self.kb_a, self.kb_b)))
 
     def add_row(self, row: dict) -> None:
-        """Count one canonical diff row of a results file (pyasp_screen.stream)."""
+        """Count one canonical diff row of a results file (pyasp_screen.outputs.stream)."""
         if (e := row_error(row)) is not None:
             self.reject(e)
             return

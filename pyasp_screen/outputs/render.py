@@ -17,9 +17,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from pyasp_screen.kb import KnowledgeBase
-from pyasp_screen.record import RecordError
-from pyasp_screen.screening import Screened
+from pyasp_screen.engine.screening import Screened
+from pyasp_screen.inputs.record import RecordError
+from pyasp_screen.knowledge.kb import KnowledgeBase
 
 OUTPUT_VERSION = "1"
 STATUS_STYLE = {"met": "green", "not_met": "red", "unknown": "yellow",

@@ -24,8 +24,8 @@ import re
 
 import msgspec
 
-from pyasp_screen import vocabulary
-from pyasp_screen.record import Assessment, Diagnosis, Observation, Record
+from pyasp_screen.inputs.record import Assessment, Diagnosis, Observation, Record
+from pyasp_screen.knowledge import vocabulary
 
 DERIVED = {"crcl": "creatinine, weight, height (and the crcl_weight parameter)",
            "prednisone_equivalent": "the medications",

@@ -1,11 +1,11 @@
 """Stages 2 to 5 at cohort scale: batches of records screened on every core, or on a Dask cluster.
 
-A run is a stream of work items (:mod:`pyasp_screen.sources`) cut into batches. Each batch
+A run is a stream of work items (:mod:`pyasp_screen.inputs.sources`) cut into batches. Each batch
 is screened where it lands, by :func:`screen_batch`: records are validated and mapped
-(:func:`~pyasp_screen.sources.materialize`), findings derived, the batch grounded and
-solved by clingo (:func:`~pyasp_screen.screening.screen_records`), and the batch returns
-its result rows already encoded (:mod:`pyasp_screen.stream`) with its share of the cohort
-counts (:class:`~pyasp_screen.cohort.CohortSummary` or :class:`~pyasp_screen.cohort.DiffTally`).
+(:func:`~pyasp_screen.inputs.sources.materialize`), findings derived, the batch grounded and
+solved by clingo (:func:`~pyasp_screen.engine.screening.screen_records`), and the batch returns
+its result rows already encoded (:mod:`pyasp_screen.outputs.stream`) with its share of the cohort
+counts (:class:`~pyasp_screen.cohorts.cohort.CohortSummary` or :class:`~pyasp_screen.cohorts.cohort.DiffTally`).
 The main process only reads inputs, writes bytes and adds counts.
 
 Where batches run (:func:`executor`):
@@ -38,12 +38,12 @@ from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 
-from pyasp_screen.cohort import CohortSummary, DiffTally, changed_criteria
-from pyasp_screen.kb import KnowledgeBase
-from pyasp_screen.record import Loaded, RecordError
-from pyasp_screen.screening import Screened, screen_records
-from pyasp_screen.sources import materialize, patient_of
-from pyasp_screen.stream import Layout, cohort_row, diff_row, encode, error_row
+from pyasp_screen.cohorts.cohort import CohortSummary, DiffTally, changed_criteria
+from pyasp_screen.engine.screening import Screened, screen_records
+from pyasp_screen.inputs.record import Loaded, RecordError
+from pyasp_screen.inputs.sources import materialize, patient_of
+from pyasp_screen.knowledge.kb import KnowledgeBase
+from pyasp_screen.outputs.stream import Layout, cohort_row, diff_row, encode, error_row
 
 
 @dataclass(frozen=True)
@@ -204,7 +204,7 @@ def _pool(job: Job, workers: int):
     # forkserver: workers do not inherit this process's threads (progress bar, Dask),
     # and start fast, the modules already imported.
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["pyasp_screen.distribute"])
+    ctx.set_forkserver_preload(["pyasp_screen.scale.distribute"])
     return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
                                initargs=(job, os.getpid()), max_tasks_per_child=BATCHES_PER_WORKER)
 

@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 
 import clingo
 
-from pyasp_screen.check import VOCABULARY
-from pyasp_screen.findings import Findings, asp_string
-from pyasp_screen.kb import KnowledgeBase
+from pyasp_screen.findings.derive import Findings, asp_string
+from pyasp_screen.knowledge.kb import KnowledgeBase
+from pyasp_screen.knowledge.vocabulary import FACT_PREDICATES
 
 # The findings stage's predicates (docs/vocabulary.md): name -> arity.
-VOCABULARY_ARITY = {sig.split("/")[0]: int(sig.split("/")[1]) for sig in VOCABULARY}
+VOCABULARY_ARITY = {sig.split("/")[0]: int(sig.split("/")[1]) for sig in FACT_PREDICATES}
 
 
 class EngineError(Exception):

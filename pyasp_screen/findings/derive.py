@@ -2,7 +2,7 @@
 
 Findings are written in the fact vocabulary of docs/vocabulary.md, the only thing a knowledge
 base reads. This stage resolves codes (LOINC, SNOMED CT, ICD-10, RxNorm) to vocabulary names,
-converts units exactly (:mod:`pyasp_screen.units`), rejects impossible values, and derives
+converts units exactly (:mod:`pyasp_screen.findings.units`), rejects impossible values, and derives
 values that need arithmetic ASP does not have: Cockcroft-Gault CrCl, multiples of the ULN,
 the prednisone-equivalent dose, ages and durations. It decides no criterion: thresholds and
 windows are applied by the knowledge base.
@@ -18,14 +18,15 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass, field
-from functools import cache, lru_cache, partial
 from datetime import date
 from decimal import Decimal
 from fractions import Fraction
+from functools import cache, lru_cache, partial
 
-from pyasp_screen import clinical, units, vocabulary
-from pyasp_screen.kb import SCALE, KnowledgeBase
-from pyasp_screen.record import Medication, Record, RecordInvalid
+from pyasp_screen.findings import clinical, units
+from pyasp_screen.inputs.record import Medication, Record, RecordInvalid
+from pyasp_screen.knowledge import vocabulary
+from pyasp_screen.knowledge.kb import SCALE, KnowledgeBase
 
 Number = Fraction
 

@@ -2,8 +2,8 @@
 
 :func:`bundle_to_record` reads one Bundle holding one patient (a Synthea transaction
 bundle, a searchset, a collection ...) and returns a plain dict in the record format that
-:class:`pyasp_screen.record.Record` describes, or a :class:`~pyasp_screen.record.RecordError`.
-Only standard codes listed in :mod:`pyasp_screen.vocabulary` are mapped; everything else is
+:class:`pyasp_screen.inputs.record.Record` describes, or a :class:`~pyasp_screen.inputs.record.RecordError`.
+Only standard codes listed in :mod:`pyasp_screen.knowledge.vocabulary` are mapped; everything else is
 counted in ``mapping_notes``, never guessed.
 
 Parsing and validation
@@ -84,8 +84,8 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from pyasp_screen.record import RecordError
-from pyasp_screen.vocabulary import (
+from pyasp_screen.inputs.record import RecordError
+from pyasp_screen.knowledge.vocabulary import (
     LOINC_TO_OBSERVATION,
     OBSERVATIONS,
     QUALITATIVE_VALUES,

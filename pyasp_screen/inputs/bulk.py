@@ -13,7 +13,7 @@ What is read and joined
     ``subject.reference``: ``Patient/ID`` (also ``http://host/fhir/Patient/ID`` and
     ``Patient/ID/_history/V``) or ``urn:uuid:ID`` (a transaction-style reference to the
     Patient whose id is ID). Every other resource type (Encounter, Claim, Medication ...) is
-    skipped and counted (logged at INFO on the ``pyasp_screen.bulk`` logger), not an error.
+    skipped and counted (logged at INFO on the ``pyasp_screen.inputs.bulk`` logger), not an error.
     A MedicationRequest whose drug is only a ``medicationReference`` to a Medication resource
     therefore has no drug here (Medication lines are not joined to patients).
 
@@ -37,7 +37,7 @@ the first N outputs)
 
 Errors
     Bad input never raises and never stops the stream: each problem is one
-    :class:`~pyasp_screen.record.RecordError` whose ``file`` is ``<folder>/<file>:<line>``.
+    :class:`~pyasp_screen.inputs.record.RecordError` whose ``file`` is ``<folder>/<file>:<line>``.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ from typing import Any
 
 import msgspec
 
-from pyasp_screen.record import Loaded, RecordError, parse_record
+from pyasp_screen.inputs.record import Loaded, RecordError, parse_record
 
 __all__ = ["PatientResources", "is_bulk_export", "iter_bulk_patients", "to_record"]
 
@@ -202,7 +202,7 @@ def iter_bulk_patients(folder: Path, *, workdir: Path | None = None,
                        partition_bytes: int = 64 * 2**20,
                        ) -> Iterator[PatientResources | RecordError]:
     """Yield every patient of a FHIR Bulk Data export as :class:`PatientResources`, and
-    every problem as a one-line :class:`~pyasp_screen.record.RecordError`.
+    every problem as a one-line :class:`~pyasp_screen.inputs.record.RecordError`.
 
     ``folder``: the export (``*.ndjson``, FHIR Bulk Data Access IG). ``workdir``: where the
     temporary partition files go (a fresh ``tempfile`` directory inside it, or in the
@@ -348,15 +348,17 @@ _ENTRY = re.compile(r"^entry\[(\d+)\](?:\.resource)?(.*)$")
 def to_record(p: PatientResources, screening_date: date | None = None) -> Loaded | RecordError:
     """Validate and map one patient's lines: a FHIR ``collection`` Bundle is built from them
     (entries with ``fullUrl`` ``<type>/<id>``) and read by
-    :func:`pyasp_screen.fhir.bundle_to_record` (fhir.resources R4B validation, the same
-    mapping as a Bundle file), then validated by :func:`pyasp_screen.record.parse_record`.
+    :func:`pyasp_screen.inputs.fhir.bundle_to_record` (fhir.resources R4B validation, the same
+    mapping as a Bundle file), then validated by :func:`pyasp_screen.inputs.record.parse_record`.
 
     The record's ``source`` is ``FHIR Bulk Data export <p.file>``. A RecordError names
     ``p.file`` and the patient; a field inside a resource is named ``<type>/<id>.<field>``
     instead of the Bundle's ``entry[i].resource.<field>``. Pure function of its arguments,
     picklable, safe to run in a worker process. Never raises for bad content.
     """
-    from pyasp_screen import fhir  # fhir.resources is heavy: import only when needed
+    from pyasp_screen.inputs import (
+        fhir,  # fhir.resources is heavy: import only when needed
+    )
 
     entries: list[dict] = []
     for i, raw in enumerate(p.lines):

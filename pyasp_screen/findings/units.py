@@ -7,7 +7,7 @@ Measure, Regenstrief Institute). The factor pint computes in floating point is r
 exact decimal it stands for (12 significant digits: every UCUM factor used here is a short
 decimal), so a value on a threshold stays on it. Conversions that UCUM cannot make because they
 depend on the analyte (creatinine mg/dL <-> umol/L, enzyme IU/L = U/L) come from
-:mod:`pyasp_screen.vocabulary`. An unknown or incompatible unit raises :class:`UnitError`:
+:mod:`pyasp_screen.knowledge.vocabulary`. An unknown or incompatible unit raises :class:`UnitError`:
 never guessed.
 """
 
@@ -18,7 +18,7 @@ from decimal import Decimal
 from fractions import Fraction
 from functools import cache
 
-from pyasp_screen.vocabulary import ObservationKind
+from pyasp_screen.knowledge.vocabulary import ObservationKind
 
 
 class UnitError(ValueError):

@@ -17,10 +17,11 @@ from pathlib import Path
 
 import yaml
 
-from pyasp_screen.engine import Engine
-from pyasp_screen.findings import derive
-from pyasp_screen.kb import KBError, load_kb
-from pyasp_screen.record import Loaded, RecordError, RecordInvalid, load_file
+from pyasp_screen.engine.engine import Engine
+from pyasp_screen.findings.derive import derive
+from pyasp_screen.inputs.files import load_file
+from pyasp_screen.inputs.record import Loaded, RecordError, RecordInvalid
+from pyasp_screen.knowledge.kb import KBError, load_kb
 
 
 @dataclass

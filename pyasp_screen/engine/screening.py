@@ -2,7 +2,7 @@
 
 :func:`screen_records` is what the CLI and the benchmarks call. It streams: records are read
 lazily, screened in batches (one clingo grounding per batch), and every outcome, a
-:class:`Screened` or a :class:`~pyasp_screen.record.RecordError`, is yielded in input order.
+:class:`Screened` or a :class:`~pyasp_screen.inputs.record.RecordError`, is yielded in input order.
 A bad record never stops the run.
 """
 
@@ -12,10 +12,10 @@ import gc
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from pyasp_screen.engine import Engine, Result
-from pyasp_screen.findings import Findings, derive
-from pyasp_screen.kb import KnowledgeBase
-from pyasp_screen.record import Loaded, RecordError, RecordInvalid
+from pyasp_screen.engine.engine import Engine, Result
+from pyasp_screen.findings.derive import Findings, derive
+from pyasp_screen.inputs.record import Loaded, RecordError, RecordInvalid
+from pyasp_screen.knowledge.kb import KnowledgeBase
 
 DEFAULT_BATCH = 500
 

@@ -7,7 +7,7 @@ criteria by grounding the programs once without patients.
 
 Parameter values reach clingo as constants (``-c name=value``): quantities x1000 as
 integers (exact to 0.001 of the unit), integers as they are, choices and booleans as
-symbols. Parameters with ``stage: findings`` are read by :mod:`pyasp_screen.findings`.
+symbols. Parameters with ``stage: findings`` are read by :mod:`pyasp_screen.findings.derive`.
 """
 
 from __future__ import annotations
@@ -16,11 +16,13 @@ import difflib
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
-from importlib import resources
 from pathlib import Path
 
 import clingo
 import yaml
+
+from pyasp_screen.knowledge.confine import refusals
+from pyasp_screen.knowledge.paths import builtin_kb_root
 
 SCALE = 1000  # quantities reach ASP as value x SCALE (floor and ceil)
 # Parameters the findings stage reads (stage: findings), declared in kb/lib/manifest.yaml.
@@ -175,15 +177,6 @@ def _num(value: Fraction) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-def builtin_kb_root() -> Path:
-    """The folder holding the bundled knowledge bases: inside the installed package, or the
-    source tree's kb/ when running from a checkout."""
-    packaged = resources.files("pyasp_screen") / "kb"
-    if packaged.is_dir():
-        return Path(str(packaged))
-    return Path(__file__).resolve().parent.parent / "kb"
-
-
 DEFAULT_KB = "ct1190b"
 
 
@@ -311,8 +304,6 @@ def _read_program(path: Path) -> str:
 def _refuse_unsafe(kb: KnowledgeBase) -> None:
     """A knowledge base with #script, @functions or #include outside its folders is refused
     before clingo sees it (clingo would run the script)."""
-    from pyasp_screen.check import refusals
-
     problems = refusals(kb.programs, [p.parent.resolve() for p in kb.programs])
     if problems:
         raise KBError(f"{problems[0]} (pyasp-screen check {kb.directory} lists every problem)")

@@ -1,12 +1,12 @@
 """Stage 1 at cohort scale: the records of a run as a stream of work items, in a stable order.
 
-A cohort run reads, besides record files and folders (:func:`pyasp_screen.record.load_paths`):
+A cohort run reads, besides record files and folders (:func:`pyasp_screen.inputs.record.load_paths`):
 
 - **JSON Lines** of native records (``.jsonl``, or ``.ndjson`` whose lines are not FHIR
   resources): one record per line, https://jsonlines.org/;
 - a **FHIR Bulk Data export** folder (Patient.ndjson, Observation.ndjson, ...; FHIR Bulk
   Data Access IG, https://hl7.org/fhir/uv/bulkdata/), joined per patient by
-  :mod:`pyasp_screen.bulk` in memory bounded by a partition, not by the export.
+  :mod:`pyasp_screen.inputs.bulk` in memory bounded by a partition, not by the export.
 
 The expensive part of reading (JSON decoding, record validation, FHIR mapping) is *not*
 done here: an item is a raw line or a patient's raw resources, turned into a record by
@@ -15,7 +15,7 @@ process is cheap: split files into lines and find each item's patient ID
 (:func:`patient_of`), so duplicates are caught before any work is shipped.
 
 The order of items is a pure function of the inputs (files in the order given, folders
-sorted, lines in file order, a Bulk export in :mod:`pyasp_screen.bulk`'s order), which is
+sorted, lines in file order, a Bulk export in :mod:`pyasp_screen.inputs.bulk`'s order), which is
 what lets ``--resume`` skip the first N items of a run.
 """
 
@@ -29,7 +29,8 @@ from pathlib import Path
 
 import msgspec
 
-from pyasp_screen.record import Loaded, Record, RecordError, expand_paths, load_file, parse_record
+from pyasp_screen.inputs.files import expand_paths, load_file
+from pyasp_screen.inputs.record import Loaded, Record, RecordError, parse_record
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 
@@ -53,7 +54,7 @@ _RECORD_DECODER = msgspec.json.Decoder(Record, strict=False)
 
 
 def _is_bulk_export(path: Path) -> bool:
-    from pyasp_screen.bulk import is_bulk_export
+    from pyasp_screen.inputs.bulk import is_bulk_export
 
     return is_bulk_export(path)
 
@@ -99,11 +100,11 @@ def iter_jsonl(path: Path) -> Iterator[RawLine | RecordError]:
 def iter_items(paths: list[Path], screening_date: dt.date | None = None,
                workdir: Path | None = None) -> Iterator[Loaded | RecordError | RawLine | object]:
     """Every work item of every input, in a stable order: Loaded / RecordError for record
-    files, RawLine for JSON Lines, :class:`pyasp_screen.bulk.PatientResources` for a Bulk
+    files, RawLine for JSON Lines, :class:`pyasp_screen.inputs.bulk.PatientResources` for a Bulk
     export folder. ``workdir`` holds a Bulk export's temporary partitions."""
     for p in paths:
         if p.is_dir() and _is_bulk_export(p):
-            from pyasp_screen.bulk import iter_bulk_patients
+            from pyasp_screen.inputs.bulk import iter_bulk_patients
 
             yield from iter_bulk_patients(p, workdir=workdir)
             continue
@@ -174,11 +175,11 @@ def materialize(item: object, screening_date: dt.date | None = None) -> Loaded |
             return RecordError(item.file, None, None,
                                f"malformed JSON{f' at column {col}' if col else ''}: {msg}")
         if isinstance(data, dict) and data.get("resourceType") == "Bundle":
-            from pyasp_screen import fhir
+            from pyasp_screen.inputs import fhir
 
             result = fhir.bundle_to_record(data, item.file, screening_date)
             return result if isinstance(result, RecordError) else parse_record(result, item.file)
         return parse_record(data, item.file)
-    from pyasp_screen.bulk import to_record
+    from pyasp_screen.inputs.bulk import to_record
 
     return to_record(item, screening_date)

@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 
 import clingo
 
-from pyasp_screen import vocabulary
-from pyasp_screen.findings import SCHEME_LABELS, Findings, fmt, item_label
-from pyasp_screen.kb import KB_PARTS, SCALE, KnowledgeBase
+from pyasp_screen.findings.derive import SCHEME_LABELS, Findings, fmt, item_label
+from pyasp_screen.knowledge import vocabulary
+from pyasp_screen.knowledge.kb import KB_PARTS, SCALE, KnowledgeBase
 
 SHOW = "#show status/3.\n#show verdict/3.\n#show overall/2.\n#show pick/1.\n"
 

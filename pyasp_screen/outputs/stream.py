@@ -42,8 +42,8 @@ from pathlib import Path
 
 import msgspec
 
-from pyasp_screen.kb import KnowledgeBase
-from pyasp_screen.record import RecordError
+from pyasp_screen.inputs.record import RecordError
+from pyasp_screen.knowledge.kb import KnowledgeBase
 
 FORMATS = {".jsonl": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 # Rows per Parquet part file (a part is the unit that survives an interruption).
