@@ -734,6 +734,14 @@ def cohort(records, kb, params, params_file, fmt, screening_date, plot, output,
         raise click.UsageError(f"--plot {plot}: use .svg, .png or .pdf")
     if plot is not None and not plot.resolve().parent.is_dir():
         raise click.UsageError(f"--plot {plot}: no such folder")
+    if plot is not None:
+        from pyasp_screen.extras import MissingExtra, require
+
+        try:  # before the run, not after it
+            require("matplotlib", "plot", "an attrition chart (--plot)")
+        except MissingExtra as e:
+            click.echo(f"Error: {e}", err=True)
+            sys.exit(2)
     when = screening_date.date() if screening_date else None
     summary = CohortSummary(knowledge)
     _run_at_scale("cohort", records, (knowledge,), summary, results=results, resume=resume, overwrite=overwrite,

@@ -2,6 +2,7 @@
 
 Stages, in pipeline order (README, "How it works"): a module may import its own stage and
 earlier ones, never a later one. Function-level (lazy) imports count like any other.
+``pyasp_screen.extras`` (optional features) comes first: any stage may ask it for an extra.
 """
 
 import ast
@@ -10,7 +11,7 @@ from pathlib import Path
 import networkx as nx
 
 PACKAGE = Path(__file__).resolve().parent.parent / "pyasp_screen"
-STAGES = ["knowledge", "inputs", "findings", "engine", "explain", "outputs", "cohorts", "scale",
+STAGES = ["extras", "knowledge", "inputs", "findings", "engine", "explain", "outputs", "cohorts", "scale",
           "authoring", "web", "cli"]
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import networkx as nx
 
+from pyasp_screen.extras import require
 from pyasp_screen.explain.explainer import Explainer, ScopeExplanation
 from pyasp_screen.knowledge.kb import KnowledgeBase
 
@@ -314,8 +315,7 @@ def plot_attrition(summary, kb: KnowledgeBase, path: Path) -> None:
     """The attrition table of a cohort as a chart (matplotlib): for each population, the
     patients remaining after each criterion in protocol order, and of those the patients
     with every criterion so far met. Format from the extension (.svg, .png, .pdf)."""
-    import matplotlib
-
+    matplotlib = require("matplotlib", "plot", "an attrition chart (--plot)")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -44,6 +44,7 @@ import msgspec
 
 from pyasp_screen.inputs.record import RecordError
 from pyasp_screen.knowledge.kb import KnowledgeBase
+from pyasp_screen.extras import MissingExtra, require
 
 FORMATS = {".jsonl": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 # Rows per Parquet part file (a part is the unit that survives an interruption).
@@ -61,9 +62,9 @@ def format_of(path: Path) -> str:
         raise ResultsError(f"{path}: results files end in .jsonl, .csv or .parquet") from None
     if fmt == "parquet":
         try:
-            import pyarrow  # noqa: F401
-        except ImportError:
-            raise ResultsError(f"{path}: Parquet needs pyarrow: pip install 'pyasp-screen[parquet]'") from None
+            require("pyarrow", "parquet", "a Parquet results file")
+        except MissingExtra as e:
+            raise ResultsError(f"{path}: {e}") from None
     return fmt
 
 

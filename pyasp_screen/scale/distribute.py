@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 
+from pyasp_screen.extras import MissingExtra, require
 from pyasp_screen.cohorts.cohort import CohortSummary, DiffTally, changed_criteria
 from pyasp_screen.engine.screening import Screened, screen_records
 from pyasp_screen.inputs.record import Loaded, RecordError
@@ -261,9 +262,10 @@ class DaskCluster(Runner):
         import threading
 
         try:
-            from dask.distributed import Client, LocalCluster
-        except ImportError:  # pragma: no cover - a dependency of the project
-            raise RunError("--scheduler needs dask.distributed: pip install 'dask[distributed]'") from None
+            require("dask.distributed", "dask", "--scheduler (a Dask cluster)")
+        except MissingExtra as e:
+            raise RunError(str(e)) from None
+        from dask.distributed import Client, LocalCluster
         # distributed logs a lost connection with tracebacks; the run reports it in one line.
         logging.getLogger("distributed").setLevel(logging.CRITICAL)
         self.cluster = None
