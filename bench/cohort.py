@@ -146,8 +146,9 @@ def native_to_fhir(rec: dict) -> list[dict]:
     in NOT_IN_FHIR, results of tests without a LOINC code in vocabulary.py (igra, DLCO),
     a diagnosis ``subtype``, and a diagnosis recorded as absent (``present: false`` becomes a
     refuted Condition, which fhir.py skips)."""
-    from pyasp_screen.knowledge.vocabulary import DRUGS, OBSERVATIONS
+    from pyasp_screen.knowledge.vocabulary import library
 
+    OBSERVATIONS, DRUGS = library().observations, library().drugs
     pid = rec["id"]
     subject = {"reference": f"Patient/{pid}"}
     out: list[dict] = [{"resourceType": "Patient", "id": pid, "gender": rec.get("sex", "unknown"),
@@ -193,7 +194,7 @@ def native_to_fhir(rec: dict) -> list[dict]:
     for j, m in enumerate(rec.get("medications", [])):
         name = m["drug"]
         text = name.replace("_", " ")
-        codes = DRUGS[name][0]
+        codes = DRUGS[name].rxnorm
         concept: dict = {"text": text}
         if codes:
             concept["coding"] = [{"system": RXNORM, "code": codes[0], "display": text}]
@@ -214,8 +215,9 @@ def native_to_fhir(rec: dict) -> list[dict]:
 def fhir_expressible(rec: dict) -> dict:
     """The native record restricted to what native_to_fhir carries over (for checking that
     the FHIR route gives the same record, and the same verdict, on that part)."""
-    from pyasp_screen.knowledge.vocabulary import OBSERVATIONS
+    from pyasp_screen.knowledge.vocabulary import library
 
+    OBSERVATIONS = library().observations
     out = {k: v for k, v in rec.items() if k not in NOT_IN_FHIR}
     out["observations"] = [o for o in rec.get("observations", []) if OBSERVATIONS[o["code"]].loinc]
     out["diagnoses"] = [{k: v for k, v in d.items() if k != "subtype"}

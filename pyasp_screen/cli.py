@@ -118,11 +118,14 @@ def _columns() -> int:
         return 160
 
 
-def _items(records, screening_date):
-    """Every record of the inputs, in order: files, folders, JSON Lines, FHIR Bulk exports."""
+def _items(records, screening_date, knowledge: KnowledgeBase):
+    """Every record of the inputs, in order: files, folders, JSON Lines, FHIR Bulk exports,
+    FHIR codes mapped with the knowledge base's vocabulary."""
     from pyasp_screen.inputs.sources import iter_items, materialize
 
-    return (materialize(it, screening_date) for it in iter_items(list(records), screening_date))
+    vocab = knowledge.vocabulary
+    return (materialize(it, screening_date, vocab)
+            for it in iter_items(list(records), screening_date, vocabulary=vocab))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -169,7 +172,7 @@ def screen(records, kb, fmt, params, params_file, details, with_explain, screeni
     err = Console(stderr=True, highlight=False)
     when = screening_date.date() if screening_date else None
     try:
-        outcomes = list(screen_records(_items(records, when), knowledge, batch_size))
+        outcomes = list(screen_records(_items(records, when, knowledge), knowledge, batch_size))
         explanations = _explain_all(outcomes, knowledge) if with_explain else None
         with _open_output(output) as out:
             if fmt == "csv":
@@ -232,7 +235,7 @@ def explain_cmd(record, kb, max_results, fmt, params, params_file, screening_dat
     knowledge = _load_kb(kb, params, params_file)
     _check_output(output, (record,))
     when = screening_date.date() if screening_date else None
-    outcomes = list(screen_records(_items((record,), when), knowledge))
+    outcomes = list(screen_records(_items((record,), when, knowledge), knowledge))
     rejected = [o for o in outcomes if isinstance(o, RecordError)]
     for o in rejected:
         click.echo(f"rejected: {o}", err=True)
@@ -327,7 +330,7 @@ def whatif(record, sets, unsets, kb, params, params_file, fmt):
         raise click.UsageError("nothing to change: give --set, --unset, --param or --params")
     base_kb = _load_kb(kb, ())
     new_kb = _load_kb(kb, params, params_file)
-    loaded = list(_items([record], None))
+    loaded = list(_items([record], None, new_kb))
     errors = [o for o in loaded if isinstance(o, RecordError)]
     if errors or len(loaded) != 1:
         for e in errors:
@@ -336,7 +339,7 @@ def whatif(record, sets, unsets, kb, params, params_file, fmt):
             click.echo(f"Error: {record} holds {len(loaded)} records; whatif takes one", err=True)
         sys.exit(1 if errors else 2)
     try:
-        edited = apply_edits(loaded[0].record, list(sets), list(unsets))
+        edited = apply_edits(loaded[0].record, list(sets), list(unsets), new_kb.vocabulary)
     except EditError as e:
         raise click.UsageError(str(e)) from None
     outcomes = []
@@ -418,7 +421,7 @@ def graph(record, output, kb, params, params_file, show, population, screening_d
         raise click.UsageError(f"-o {output}: unknown format; use one of {', '.join(graphs.FORMATS)}")
     _check_output(output, (record,))
     when = screening_date.date() if screening_date else None
-    outcomes = list(screen_records(_items((record,), when), knowledge))
+    outcomes = list(screen_records(_items((record,), when, knowledge), knowledge))
     for o in outcomes:
         if isinstance(o, RecordError):
             click.echo(f"rejected: {o}", err=True)
@@ -614,7 +617,7 @@ def _run_at_scale(command, records, kbs, tally, *, results, resume, overwrite, j
         t0 = time.monotonic()
         with _progress(total) as progress:
             task = progress.add_task("screen", total=total, completed=done)
-            for batch in run(iter_items(list(records), screening_date), job, jobs=jobs, scheduler=scheduler,
+            for batch in run(iter_items(list(records), screening_date, vocabulary=kbs[0].vocabulary), job, jobs=jobs, scheduler=scheduler,
                              batch_size=batch_size, skip=done, last_skipped=last, seen=seen,
                              notify=lambda note: click.echo(f"warning: {note}", err=True)):
                 if out is not None:

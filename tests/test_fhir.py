@@ -18,7 +18,9 @@ import pytest
 from pyasp_screen.inputs import files, record
 from pyasp_screen.inputs.fhir import bundle_to_record
 from pyasp_screen.inputs.record import Loaded, RecordError
-from pyasp_screen.knowledge.vocabulary import LOINC_TO_OBSERVATION
+from pyasp_screen.knowledge.vocabulary import library
+
+LOINC_TO_OBSERVATION = library().loinc_to_observation
 
 DATA = Path(__file__).parent / "data" / "fhir"
 BUNDLES = sorted(DATA.glob("*.json"))

@@ -23,7 +23,6 @@ import clingo
 from clingo import ast
 
 from pyasp_screen.findings import units
-from pyasp_screen.knowledge import vocabulary
 from pyasp_screen.knowledge.confine import (
     Problem,
     _includes,
@@ -33,6 +32,7 @@ from pyasp_screen.knowledge.confine import (
     refused_in,
 )
 from pyasp_screen.knowledge.vocabulary import FACT_PREDICATES as VOCABULARY
+from pyasp_screen.knowledge.vocabulary import Vocabulary, VocabularyError, library, load_vocabulary
 
 ALLOWED_FUNCTIONS: frozenset[str] = frozenset()  # no @function is on the allow-list today
 # Symbols that are values, not parameters, when they appear in comparisons.
@@ -172,8 +172,10 @@ def _pool(node) -> list[str]:
 
 
 def check_programs(programs: list[Path], parameters: dict, manifest: Path, roots: list[Path],
-                   populations: dict | None = None) -> list[Problem]:
-    """Every problem of a set of ASP programs with their declared parameters."""
+                   populations: dict | None = None, vocab: Vocabulary | None = None) -> list[Problem]:
+    """Every problem of a set of ASP programs with their declared parameters, reading the
+    findings of ``vocab`` (default: the shared library's)."""
+    vocab = vocab or library()
     problems: list[Problem] = []
     for p in programs:
         problems += _includes(p, roots)
@@ -246,7 +248,7 @@ def check_programs(programs: list[Path], parameters: dict, manifest: Path, roots
             problems.append(Problem(*loc, f"{threshold} in check/4 is not a declared parameter: declare it in "
                                     f"{manifest.name} (thresholds are parameters, never bare numbers)"))
         p = parameters.get(threshold)
-        kind = vocabulary.OBSERVATIONS.get(name)
+        kind = vocab.observations.get(name)
         if p is None or kind is None or kind.qualitative:
             continue
         try:
@@ -361,8 +363,16 @@ def check_kb_dir(kb_dir: Path) -> list[Problem]:
                                 "programs: must start with lib/core.lp (statuses and verdicts)"))
     if not populations:
         problems.append(Problem(str(manifest), 1, 1, "populations: declares no population"))
+    from pyasp_screen.knowledge.kb import vocabulary_files
+
+    try:
+        vocab = load_vocabulary(vocabulary_files(kb_dir))
+    except VocabularyError as e:
+        problems.append(_from_message(str(e)))
+        vocab = library()
+    problems += _vocabulary_units(vocab)
     roots = sorted({p.parent.resolve() for p in programs} | {kb_dir.resolve(), kb_dir.parent.resolve() / "lib"})
-    problems += check_programs(programs, params, manifest, roots, populations)
+    problems += check_programs(programs, params, manifest, roots, populations, vocab)
     if any(" is refused" in p.message for p in problems):
         return problems
     # example patients must name criteria and populations that exist
@@ -394,6 +404,33 @@ def check_kb_dir(kb_dir: Path) -> list[Problem]:
                                     "the findings stage needs it (copy it from kb/ct1190b/manifest.yaml)"))
     problems += _sentences_in_protocol(kb_dir, programs)
     return problems
+
+
+def _from_message(text: str) -> Problem:
+    """A Problem from a "file:line: message" line."""
+    m = re.match(r"^(?P<file>.+?):(?P<line>\d+): (?P<rest>.*)$", text)
+    if m:
+        return Problem(m.group("file"), int(m.group("line")), 1, m.group("rest"))
+    file, _, rest = text.partition(": ")
+    return Problem(file, 1, 1, rest or text)
+
+
+def _vocabulary_units(vocab: Vocabulary) -> list[Problem]:
+    """The canonical unit of every finding a knowledge base declares must be UCUM (records'
+    values are converted to it)."""
+    out = []
+    lib = library()
+    for o in vocab.observations.values():
+        if o.qualitative or o.name in lib.observations:
+            continue
+        try:
+            units.check_ucum(o.unit)
+        except units.UnitError as e:
+            file = next((f for f in vocab.files[1:] if f"{o.name}:" in Path(f).read_text(encoding="utf-8")),
+                        vocab.files[-1])
+            out.append(Problem(file, _line_of(Path(file), f"{o.name}:"), 1,
+                               f"observations.{o.name}: {e} (the canonical unit is a UCUM code: g/L, 10*9/L, %, mL/min)"))
+    return out
 
 
 def _line_of(path: Path, needle: str) -> int:

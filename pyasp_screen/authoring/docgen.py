@@ -15,79 +15,92 @@ from pathlib import Path
 
 from pyasp_screen.findings.derive import fmt
 from pyasp_screen.inputs import record
-from pyasp_screen.knowledge import vocabulary
+from pyasp_screen.knowledge.vocabulary import Vocabulary, library
 
 # predicate -> (arguments, meaning). The findings stage emits exactly these.
-FACTS: list[tuple[str, str, str]] = [
-    ("patient/1", "P", "P is screened (a string: the record's id)."),
-    ("age/2", "P, Years", "Completed years at the screening date, from birth_date."),
-    ("sex/2", "P, female|male", "Administrative sex (absent when unknown)."),
-    ("complete/2", "P, Category",
-     "The record declares Category complete (closed world): " + ", ".join(vocabulary.CATEGORIES) + "."),
-    ("quantity/5", "P, Name, Lo, Hi, Days",
-     "A numeric finding in its canonical unit on the exact half-step grid (docs/semantics.md): "
-     "the value lies in [Lo, Hi]/2000; Days before the screening date. Names: observations below "
-     "without ULN, their `<name>_x_uln` multiples of the upper limit of normal, and the derived "
-     "`crcl` (Cockcroft-Gault, mL/min), `prednisone_equivalent` (oral, mg/day at screening, Days 0), "
-     "`fvc_decline_12mo` (percentage points)."),
-    ("qualitative/4", "P, Name, positive|negative, Days", "A qualitative test result."),
-    ("diagnosis/3", "P, Code, yes|no", "A diagnosis recorded present (yes) or absent (no)."),
-    ("diagnosis_unknown/2", "P, Code", "A diagnosis recorded explicitly as unknown."),
-    ("disease_duration_months/3", "P, Code, Months", "Completed calendar months since onset."),
-    ("classification/3", "P, Scheme, yes|no",
-     "A clinician's recorded assertion that classification criteria are (not) met; Scheme is "
-     "eular_acr_2019_sle or acr_eular_2013_ssc."),
-    ("item/4", "P, Scheme, Item, yes|no",
-     "A tri-state item of a scheme: sledai2k_descriptors, eular_acr_2019_sle_items, "
-     "acr_eular_2013_ssc_items, organ_involvement (item names: kb/lib/scores.lp, kb/ct1190b/sle.lp)."),
-    ("item_unknown/3", "P, Scheme, Item", "An item recorded explicitly as unknown."),
-    ("sledai2k_assessed/2", "P, Days", "The latest SLEDAI-2K assessment, Days before screening."),
-    ("sledai2k_total/2", "P, Total", "A recorded SLEDAI-2K total (used when no descriptor is recorded)."),
-    ("assessment/4", "P, Name, Value, Days", "A clinician assessment (names below)."),
-    ("course/6", "P, K, Drug, Route, StartDay, EndDay",
-     "Treatment course K: days counted from the screening date (day 0; earlier days negative; "
-     "EndDay 0 while ongoing)."),
-    ("dose_change/3", "P, K, Day", "The dose of course K changed on Day."),
-    ("gc_dose_per_kg/4", "P, K, Lo, Hi",
-     "Highest prednisone-equivalent dose of glucocorticoid course K per kg body weight "
-     "(mg/kg/day, half-step grid)."),
-    ("event/3", "P, transfusion|growth_factor, Days", "A blood transfusion or growth factor, Days before screening."),
-]
+def facts(vocab: Vocabulary) -> list[tuple[str, str, str]]:
+    derived = ", ".join(f"`{d.name}` ({d.label}{', ' + d.unit if d.unit else ''})" for d in vocab.derived.values())
+    schemes = ", ".join(vocab.scheme_labels) or "none"
+    return [
+        ("patient/1", "P", "P is screened (a string: the record's id)."),
+        ("age/2", "P, Years", "Completed years at the screening date, from birth_date."),
+        ("sex/2", "P, female|male", "Administrative sex (absent when unknown)."),
+        ("complete/2", "P, Category",
+         "The record declares Category complete (closed world): " + ", ".join(vocab.categories) + "."),
+        ("quantity/5", "P, Name, Lo, Hi, Days",
+         "A numeric finding in its canonical unit on the exact half-step grid (docs/semantics.md): "
+         "the value lies in [Lo, Hi]/2000; Days before the screening date. Names: observations below "
+         "without ULN, their `<name>_x_uln` multiples of the upper limit of normal, and the derived "
+         f"values: {derived}."),
+        ("qualitative/4", "P, Name, positive|negative, Days", "A qualitative test result."),
+        ("diagnosis/3", "P, Code, yes|no", "A diagnosis recorded present (yes) or absent (no)."),
+        ("diagnosis_unknown/2", "P, Code", "A diagnosis recorded explicitly as unknown."),
+        ("disease_duration_months/3", "P, Code, Months", "Completed calendar months since onset."),
+        ("classification/3", "P, Scheme, yes|no",
+         "A clinician's recorded assertion that classification criteria are (not) met; Scheme is "
+         + " or ".join(vocab.classification_schemes) + "."),
+        ("item/4", "P, Scheme, Item, yes|no",
+         f"A tri-state item of a scheme: {schemes} (item names: kb/lib/scores.lp, kb/ct1190b/sle.lp)."),
+        ("item_unknown/3", "P, Scheme, Item", "An item recorded explicitly as unknown."),
+        ("sledai2k_assessed/2", "P, Days", "The latest SLEDAI-2K assessment, Days before screening."),
+        ("sledai2k_total/2", "P, Total", "A recorded SLEDAI-2K total (used when no descriptor is recorded)."),
+        ("assessment/4", "P, Name, Value, Days", "A clinician assessment (names below)."),
+        ("course/6", "P, K, Drug, Route, StartDay, EndDay",
+         "Treatment course K: days counted from the screening date (day 0; earlier days negative; "
+         "EndDay 0 while ongoing)."),
+        ("dose_change/3", "P, K, Day", "The dose of course K changed on Day."),
+        ("gc_dose_per_kg/4", "P, K, Lo, Hi",
+         "Highest prednisone-equivalent dose of glucocorticoid course K per kg body weight "
+         "(mg/kg/day, half-step grid)."),
+        ("event/3", "P, transfusion|growth_factor, Days", "A blood transfusion or growth factor, Days before screening."),
+    ]
 
 
-def vocabulary_markdown() -> str:
+def vocabulary_markdown(vocab: Vocabulary | None = None, source: str = "kb/lib/vocabulary.yaml") -> str:
+    """The fact vocabulary page (docs/vocabulary.md) of a vocabulary (default: the shared
+    library's; ``python -m pyasp_screen.authoring.docgen --kb DIR`` prints a knowledge base's)."""
+    vocab = vocab or library()
     out = ["# Fact vocabulary", "",
-           "Generated by `python -m pyasp_screen.authoring.docgen` from kb/lib/vocabulary.yaml and "
+           f"Generated by `python -m pyasp_screen.authoring.docgen` from {source} and "
            "pyasp_screen/authoring/docgen.py: do not edit by hand.", "",
            "Knowledge bases read patients only through these facts (never raw record fields), so "
-           "another input format needs only a new reader, not new rules. `P` is the patient.", "",
+           "another input format needs only a new reader, not new rules. `P` is the patient. "
+           "A knowledge base may declare findings of its own in a vocabulary.yaml of the same "
+           "format (docs/authoring.md).", "",
            "## Facts", "", "| predicate | arguments | meaning |", "|---|---|---|"]
-    out += [f"| `{p}` | {a.replace('|', ' or ')} | {m} |" for p, a, m in FACTS]
+    out += [f"| `{p}` | {a.replace('|', ' or ')} | {m} |" for p, a, m in facts(vocab)]
     out += ["", "## Observations", "",
             "Canonical unit (UCUM), plausible range (values outside are rejected as impossible), "
             "LOINC codes mapped, and whether criteria read it as a multiple of the ULN.", "",
             "| name | finding | unit | plausible | LOINC | ULN multiple |", "|---|---|---|---|---|---|"]
-    for o in vocabulary.OBSERVATIONS.values():
-        plaus = f"{fmt(o.plausible[0])}-{fmt(o.plausible[1])}" if o.plausible else "positive / negative"
+    for o in vocab.observations.values():
+        plaus = (f"{fmt(o.plausible[0])}-{fmt(o.plausible[1])}" if o.plausible else
+                 "positive / negative" if o.qualitative else "-")
         out.append(f"| `{o.name}` | {o.label} | {o.unit or '-'} | {plaus} | {', '.join(o.loinc) or '-'} "
                    f"| {'yes: `' + o.name + '_x_uln`' if o.uln else 'no'} |")
     conversions = [f"{o.name}: 1 {u} = {fmt(f)} {o.unit}" if f >= 1 else f"{o.name}: 1 {o.unit} = {fmt(1 / f)} {u}"
-                   for o in vocabulary.OBSERVATIONS.values() for u, f in o.analyte_units.items()]
-    out += ["", "Analyte-specific conversions UCUM cannot make (molar-mass conventions, IU = U, "
-            "lab shorthands): " + "; ".join(conversions) + ".", "",
-            "## Diagnoses", "", "| code | meaning | SNOMED CT | ICD-10 |", "|---|---|---|---|"]
-    for name, (label, sct, icd) in vocabulary.DIAGNOSES.items():
-        out.append(f"| `{name}` | {label} | {', '.join(sct) or '-'} | {', '.join(icd) or '-'} |")
+                   for o in vocab.observations.values() for u, f in o.analyte_units.items()]
+    if conversions:
+        out += ["", "Analyte-specific conversions UCUM cannot make (molar-mass conventions, IU = U, "
+                "lab shorthands): " + "; ".join(conversions) + "."]
+    out += ["", "## Derived values", "",
+            "Computed by the findings stage from several entries of a record, read as `quantity/5`.", "",
+            "| name | value | unit | computed from |", "|---|---|---|---|"]
+    for d in vocab.derived.values():
+        out.append(f"| `{d.name}` | {d.label} | {d.unit or '-'} | {d.inputs or '-'} |")
+    out += ["", "## Diagnoses", "", "| code | meaning | SNOMED CT | ICD-10 |", "|---|---|---|---|"]
+    for d in vocab.diagnoses.values():
+        out.append(f"| `{d.name}` | {d.label} | {', '.join(d.snomed) or '-'} | {', '.join(d.icd10) or '-'} |")
     out += ["", "## Drugs", "", "Glucocorticoids (prednisone equivalents in "
             "pyasp_screen/data/steroid_equivalents.csv) are marked *.", "",
             "| drug | RxNorm ingredient | free-text names |", "|---|---|---|"]
-    for name, (codes, frags) in vocabulary.DRUGS.items():
-        star = " *" if name in vocabulary.GLUCOCORTICOIDS else ""
-        out.append(f"| `{name}`{star} | {', '.join(codes) or '-'} | {', '.join(frags)} |")
+    for d in vocab.drugs.values():
+        star = " *" if d.name in vocab.glucocorticoids else ""
+        out.append(f"| `{d.name}`{star} | {', '.join(d.rxnorm) or '-'} | {', '.join(d.names)} |")
     out += ["", "## Assessments", "", "| name | values | meaning |", "|---|---|---|"]
-    for name, (values, meaning) in vocabulary.ASSESSMENTS.items():
-        out.append(f"| `{name}` | {' / '.join(values)} | {meaning} |")
-    out += ["", "## Organ systems (organ_involvement)", "", ", ".join(f"`{o}`" for o in vocabulary.ORGANS), ""]
+    for a in vocab.assessments.values():
+        out.append(f"| `{a.name}` | {' / '.join(a.values)} | {a.label}{' (every dated entry read)' if a.event else ''} |")
+    out += ["", "## Organ systems (organ_involvement)", "", ", ".join(f"`{o}`" for o in vocab.organs), ""]
     return "\n".join(out)
 
 
@@ -102,6 +115,17 @@ def targets(root: Path) -> dict[Path, str]:
 
 def main(argv: list[str]) -> int:
     root = Path(__file__).resolve().parents[2]
+    if "--kb" in argv:  # a knowledge base's vocabulary page, on stdout
+        from pyasp_screen.knowledge.kb import KBError, load_kb
+
+        try:
+            kb = load_kb(argv[argv.index("--kb") + 1] if argv.index("--kb") + 1 < len(argv) else None)
+        except KBError as e:
+            print(f"Error: {e}", file=sys.stderr)
+            return 2
+        print(vocabulary_markdown(kb.vocabulary, ", ".join(Path(f).name if i == 0 else str(f)
+                                                           for i, f in enumerate(kb.vocabulary.files))))
+        return 0
     stale = []
     for path, text in targets(root).items():
         if "--check" in argv:

@@ -25,26 +25,23 @@ import re
 import msgspec
 
 from pyasp_screen.inputs.record import Assessment, Diagnosis, Observation, Record
-from pyasp_screen.knowledge import vocabulary
-
-DERIVED = {"crcl": "creatinine, weight, height (and the crcl_weight parameter)",
-           "prednisone_equivalent": "the medications",
-           "fvc_decline_12mo": "fvc_pct_predicted results"}
+from pyasp_screen.knowledge.vocabulary import Vocabulary, library
 
 
 class EditError(ValueError):
     """A what-if edit that names no finding, or gives a value the finding cannot take."""
 
 
-def settable_names() -> list[str]:
-    return sorted(set(vocabulary.OBSERVATIONS) | set(vocabulary.DIAGNOSES)
-                  | set(vocabulary.ASSESSMENTS) | {"complete", "sex", "birth_date"})
+def settable_names(vocabulary: Vocabulary | None = None) -> list[str]:
+    """Every finding name ``--set`` and ``--unset`` accept."""
+    return sorted((vocabulary or library()).names() | {"complete", "sex", "birth_date"})
 
 
-def _unknown(name: str) -> EditError:
-    if name in DERIVED:
-        return EditError(f"{name} is derived: change {DERIVED[name]} instead")
-    close = difflib.get_close_matches(name, settable_names(), n=3)
+def _unknown(name: str, vocabulary: Vocabulary) -> EditError:
+    derived = vocabulary.derived.get(name)
+    if derived is not None:
+        return EditError(f"{name} is derived: change {derived.inputs or 'what it is computed from'} instead")
+    close = difflib.get_close_matches(name, settable_names(vocabulary), n=3)
     hint = f" (did you mean {', '.join(close)}?)" if close else " (docs/vocabulary.md lists the names)"
     return EditError(f"unknown finding {name!r}{hint}")
 
@@ -52,36 +49,39 @@ def _unknown(name: str) -> EditError:
 NUMBER = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(.*?)\s*$")
 
 
-def apply_edits(record: Record, sets: list[str], unsets: list[str]) -> Record:
+def apply_edits(record: Record, sets: list[str], unsets: list[str],
+                vocabulary: Vocabulary | None = None) -> Record:
     """A copy of ``record`` with the edits applied, in order: unsets first, then sets.
+    Names are those of ``vocabulary`` (the knowledge base's; default: the shared library's).
 
     Raises EditError with a one-line message for a misspelt finding or a bad value.
     """
+    vocabulary = vocabulary or library()
     data = msgspec.to_builtins(record)
     rec = msgspec.convert(data, Record, strict=False)  # a deep copy
     for name in unsets:
         name = name.strip()
-        if name in vocabulary.OBSERVATIONS:
-            rec.observations = [o for o in rec.observations if _obs_name(o) != name]
-        elif name in vocabulary.DIAGNOSES:
+        if name in vocabulary.observations:
+            rec.observations = [o for o in rec.observations if _obs_name(o, vocabulary) != name]
+        elif name in vocabulary.diagnoses:
             rec.diagnoses = [d for d in rec.diagnoses if d.code != name]
-        elif name in vocabulary.ASSESSMENTS:
+        elif name in vocabulary.assessments:
             rec.assessments = [a for a in rec.assessments if a.name != name]
         elif name == "complete":
             rec.complete = []
         elif name in ("sex", "birth_date"):
             setattr(rec, name, "unknown" if name == "sex" else None)
         else:
-            raise _unknown(name)
+            raise _unknown(name, vocabulary)
     for edit in sets:
         name, sep, value = edit.partition("=")
         name, value = name.strip(), value.strip()
         if not sep or not value:
             raise EditError(f"--set {edit!r}: expected FINDING=VALUE[UNIT]")
-        if name in vocabulary.OBSERVATIONS:
-            rec.observations = [o for o in rec.observations if _obs_name(o) != name]
-            rec.observations.append(_observation(name, value, rec))
-        elif name in vocabulary.DIAGNOSES:
+        if name in vocabulary.observations:
+            rec.observations = [o for o in rec.observations if _obs_name(o, vocabulary) != name]
+            rec.observations.append(_observation(vocabulary.observations[name], value, rec))
+        elif name in vocabulary.diagnoses:
             present = {"present": True, "yes": True, "absent": False, "no": False, "unknown": "unknown"}.get(value)
             if present is None:
                 raise EditError(f"--set {name}={value}: a diagnosis is present, absent or unknown")
@@ -89,8 +89,8 @@ def apply_edits(record: Record, sets: list[str], unsets: list[str]) -> Record:
             onset = kept[0].onset if kept else None
             rec.diagnoses = [d for d in rec.diagnoses if d.code != name]
             rec.diagnoses.append(Diagnosis(code=name, present=present, onset=onset))
-        elif name in vocabulary.ASSESSMENTS:
-            allowed = vocabulary.ASSESSMENTS[name][0]
+        elif name in vocabulary.assessments:
+            allowed = vocabulary.assessments[name].values
             if value not in allowed:
                 raise EditError(f"--set {name}={value}: one of {', '.join(allowed)}")
             rec.assessments = [a for a in rec.assessments if a.name != name]
@@ -105,22 +105,22 @@ def apply_edits(record: Record, sets: list[str], unsets: list[str]) -> Record:
             except msgspec.ValidationError:
                 raise EditError(f"--set birth_date={value}: a date YYYY-MM-DD") from None
         elif name == "complete":
-            if value not in vocabulary.CATEGORIES:
-                raise EditError(f"--set complete={value}: one of {', '.join(vocabulary.CATEGORIES)}")
+            if value not in vocabulary.categories:
+                raise EditError(f"--set complete={value}: one of {', '.join(vocabulary.categories)}")
             rec.complete = list(dict.fromkeys([*rec.complete, value]))
         else:
-            raise _unknown(name)
+            raise _unknown(name, vocabulary)
     return rec
 
 
-def _obs_name(o: Observation) -> str | None:
+def _obs_name(o: Observation, vocabulary: Vocabulary) -> str | None:
     if o.system == "loinc":
-        return vocabulary.LOINC_TO_OBSERVATION.get(o.code)
+        return vocabulary.loinc_to_observation.get(o.code)
     return o.code
 
 
-def _observation(name: str, text: str, rec: Record) -> Observation:
-    kind = vocabulary.OBSERVATIONS[name]
+def _observation(kind, text: str, rec: Record) -> Observation:
+    name = kind.name
     if kind.qualitative:
         return Observation(code=name, date=rec.screening_date, value=text)
     m = NUMBER.match(text)

@@ -29,8 +29,7 @@ from dataclasses import dataclass, field
 
 import clingo
 
-from pyasp_screen.findings.derive import SCHEME_LABELS, Findings, fmt, item_label
-from pyasp_screen.knowledge import vocabulary
+from pyasp_screen.findings.derive import Findings, fmt
 from pyasp_screen.knowledge.kb import KB_PARTS, SCALE, KnowledgeBase
 
 SHOW = "#show status/3.\n#show verdict/3.\n#show overall/2.\n#show pick/1.\n"
@@ -208,20 +207,6 @@ def _slot_of(fact: str) -> str | None:
     return pattern.format(*_args(fact)) if pattern else None
 
 
-def _unit_label(name: str) -> tuple[str, str]:
-    """(label, unit) of a quantity name for sentences."""
-    if name.endswith("_x_uln"):
-        base = vocabulary.OBSERVATIONS.get(name[:-6])
-        return (base.label if base else name[:-6]), "x ULN"  # e.g. "ALT <= 2 x ULN"
-    derived = {"crcl": ("CrCl (Cockcroft-Gault)", "mL/min"),
-               "prednisone_equivalent": ("oral prednisone-equivalent dose", "mg/day"),
-               "fvc_decline_12mo": ("FVC decline over 12 months", "points")}
-    if name in derived:
-        return derived[name]
-    o = vocabulary.OBSERVATIONS.get(name)
-    return (o.label, vocabulary.display_unit(o.unit)) if o else (name, "")
-
-
 def _num(scaled: int) -> str:
     from fractions import Fraction
     return fmt(Fraction(scaled, SCALE))
@@ -236,6 +221,7 @@ def value_classes(kb: KnowledgeBase, findings: Findings, units: list[Unit]) -> d
     values. Categories not declared complete: declaring them complete. Events: one within
     the window. Values are dated at the screening date.
     """
+    vocab = kb.vocabulary
     p = f"patient({findings.patient})"
     pid = next(f.fact for f in findings.findings if f.name == "patient")[len("patient("):-1]
     known = {u.slot for u in units if u.slot}
@@ -249,7 +235,7 @@ def value_classes(kb: KnowledgeBase, findings: Findings, units: list[Unit]) -> d
     for _, name, _, t in kb.checks:
         thresholds.setdefault(name, set()).add(t)
     for name, ts in thresholds.items():
-        label, unit = _unit_label(name)
+        label, unit = vocab.quantity_label(name)
         s = Slot(name, label, quantity=True)
         grid_values = sorted({g for t in ts for g in (2 * t - 1, 2 * t, 2 * t + 1)})
         ordered = sorted(ts)
@@ -258,20 +244,21 @@ def value_classes(kb: KnowledgeBase, findings: Findings, units: list[Unit]) -> d
                                        (f"quantity({pid},{name},{g},{g},0)",), i, g))
         add(s)
     for name in kb.windows:
-        o = vocabulary.OBSERVATIONS.get(name)
+        o = vocab.observations.get(name)
         if o is not None and o.qualitative:
             s = Slot(name, o.label)
             for v in ("positive", "negative"):
                 s.values.append(Hypothesis(name, f"{o.label} {v}", (f"qualitative({pid},{name},{v},0)",)))
             add(s)
     for d in sorted(kb.diagnoses):
-        label = vocabulary.DIAGNOSES.get(d, (d,))[0]
+        label = vocab.label(d)
         s = Slot(f"diagnosis:{d}", label)
         s.values = [Hypothesis(s.key, f"{label} present", (f"diagnosis({pid},{d},yes)",)),
                     Hypothesis(s.key, f"{label} absent", (f"diagnosis({pid},{d},no)",))]
         add(s)
     program = kb.program_text()
-    for name, (values, meaning) in vocabulary.ASSESSMENTS.items():
+    for name, spec in vocab.assessments.items():
+        values, meaning = spec.values, spec.label
         if f"assessment(P,{name}," not in program:
             continue
         s = Slot(f"assessment:{name}", meaning)
@@ -281,10 +268,10 @@ def value_classes(kb: KnowledgeBase, findings: Findings, units: list[Unit]) -> d
     recorded_schemes = {u.slot.split(":")[1] for u in units if u.slot and u.slot.startswith("item:")}
     complete = {u.slot.split(":", 1)[1] for u in units if u.slot and u.slot.startswith("complete:")}
     reads_classification = "classified(P," in program
-    for scheme, assertion in vocabulary.CLASSIFICATION_SCHEMES.items():
+    for scheme, assertion in vocab.classification_schemes.items():
         # classification/3 is read only when the scheme's items are not recorded
         if reads_classification and assertion not in recorded_schemes and assertion not in complete:
-            name = {"eular_acr_2019_sle": "EULAR/ACR 2019 SLE", "acr_eular_2013_ssc": "ACR/EULAR 2013 SSc"}.get(scheme, scheme)
+            name = vocab.classification_labels.get(scheme, scheme)
             s = Slot(f"classification:{scheme}", f"{name} classification criteria")
             s.values = [Hypothesis(s.key, f"{name} classification criteria {w}",
                                    (f"classification({pid},{scheme},{v})",))
@@ -292,13 +279,14 @@ def value_classes(kb: KnowledgeBase, findings: Findings, units: list[Unit]) -> d
             add(s)
     for scheme in sorted(recorded_schemes - complete):
         for item in sorted(kb.scheme_items.get(scheme, ())):
-            s = Slot(f"item:{scheme}:{item}", f"{SCHEME_LABELS.get(scheme, scheme)}: {item_label(item)}")
-            s.values = [Hypothesis(s.key, f"{SCHEME_LABELS.get(scheme, scheme)}: {item_label(item)} {w}",
+            label = f"{vocab.scheme_labels.get(scheme, scheme)}: {vocab.item_label(item)}"
+            s = Slot(f"item:{scheme}:{item}", label)
+            s.values = [Hypothesis(s.key, f"{label} {w}",
                                    (f"item({pid},{scheme},{item},{v})",))
                         for v, w in (("yes", "present"), ("no", "absent"))]
             add(s)
     event_categories = {"transfusions": "transfusion", "growth_factors": "growth_factor"}
-    for cat in vocabulary.CATEGORIES:
+    for cat in vocab.categories:
         if cat in complete or (cat not in ("medications", "transfusions", "growth_factors",
                                            "diagnoses") and cat not in recorded_schemes):
             continue
@@ -316,7 +304,7 @@ def value_classes(kb: KnowledgeBase, findings: Findings, units: list[Unit]) -> d
     months = sorted({p.value for p in kb.parameters.values() if p.kind == "integer" and p.unit == "mo"})
     for d in sorted(kb.diagnoses):
         if months and "disease_duration_months(P," in program:
-            label = vocabulary.DIAGNOSES.get(d, (d,))[0]
+            label = vocab.label(d)
             s = Slot(f"duration:{d}", f"{label}: onset date", quantity=False)
             for m in sorted({max(m - 1, 0) for m in months} | set(months)):
                 s.values.append(Hypothesis(s.key, f"onset {m} completed months before screening",
@@ -644,7 +632,7 @@ def _summarise(ex: Explainer, slot_key: str, working: list[Hypothesis]) -> str:
     orders = sorted(h.order for h in working)
     top = len(slot.values) - 1
     contiguous = orders == list(range(orders[0], orders[-1] + 1))
-    label, unit = _unit_label(slot_key)
+    label, unit = ex.kb.vocabulary.quantity_label(slot_key)
     u = f" {unit}" if unit else ""
     by_order = {h.order: h for h in slot.values}
     if contiguous and orders[-1] == top:

@@ -16,16 +16,15 @@ fact also gets a human description (``Finding``) for explanations and output.
 from __future__ import annotations
 
 import difflib
-import re
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from fractions import Fraction
-from functools import cache, lru_cache, partial
+from functools import lru_cache, partial
 
 from pyasp_screen.findings import clinical, units
 from pyasp_screen.inputs.record import Medication, Record, RecordInvalid
-from pyasp_screen.knowledge import vocabulary
+from pyasp_screen.knowledge.vocabulary import display_unit
 from pyasp_screen.knowledge.kb import SCALE, KnowledgeBase
 
 Number = Fraction
@@ -77,24 +76,6 @@ class Findings:
         # The first occurrence of the quoted ID is the first argument: a predicate name
         # before it cannot hold a quote.
         return "".join(f.fact.replace(pid, slot, 1) + ".\n" for f in self.findings)
-
-
-SCHEME_LABELS = {"sledai2k_descriptors": "SLEDAI-2K", "eular_acr_2019_sle_items": "EULAR/ACR 2019",
-                 "acr_eular_2013_ssc_items": "ACR/EULAR 2013", "organ_involvement": "organ involvement"}
-
-
-@cache
-def item_label(item: str) -> str:
-    """An item name for people: ana_ge_1_80 is "ANA >= 1:80", proteinuria_gt_0_5g_24h is
-    "proteinuria > 0.5 g/24 h". Cached: item names come from a fixed vocabulary, and every
-    recorded item gets a label (a handful of regular expressions each time otherwise)."""
-    text = re.sub(r"(\d+)_(\d+)g_24h", r"\1.\2 g/24 h", item)
-    text = re.sub(r"_(\d+)_(\d+)$", r" \1:\2", text)
-    text = text.replace("_ge ", " >= ").replace("_ge_", " >= ").replace("_gt_", " > ").replace("_or_", " or ").replace("_and_", " and ")
-    text = text.replace("_", " ")
-    for word in ("ana", "sle", "cva", "mcp", "c3", "c4"):
-        text = re.sub(rf"\b{word}\b", word.upper(), text)
-    return text.replace("anti dsdna", "anti-dsDNA").replace("anti smith", "anti-Smith")
 
 
 def asp_string(text: str) -> str:
@@ -166,7 +147,7 @@ def _suggest(word: str, options) -> str:
 
 
 def _observation_text(kind, value: Fraction, when: date, uln: Fraction | None) -> str:
-    unit = f" {vocabulary.display_unit(kind.unit)}" if kind.unit not in ("1", "") else ""
+    unit = f" {display_unit(kind.unit)}" if kind.unit not in ("1", "") else ""
     if uln is None:
         return f"{kind.label} {fmt(value)}{unit} ({when})"
     return f"{kind.label} {fmt(value)}{unit} = {fmt(value / uln, 2)}x ULN (ULN {fmt(uln)}{unit}; {when})"
@@ -191,11 +172,10 @@ def _crcl_text(crcl, scr, when, label, used, age, sex) -> str:
 
 
 @lru_cache(maxsize=1 << 16)
-def _plausible_value(name: str, raw, unit: str | None) -> Fraction | None:
+def _plausible_value(kind, raw, unit: str | None) -> Fraction | None:
     """An observation's value in its finding's unit if it converts and is plausible, else
     None (then the caller's slow path reports why). Cached: a cohort repeats the same values
     in the same units, and exact conversion is a third of the findings stage's time."""
-    kind = vocabulary.OBSERVATIONS[name]
     try:
         value = units.to_canonical(kind, exact(raw), unit)
     except (ValueError, OverflowError, TypeError, units.UnitError):
@@ -211,6 +191,7 @@ class _Builder:
     def __init__(self, record: Record, kb: KnowledgeBase):
         self.r = record
         self.kb = kb
+        self.v = kb.vocabulary
         self.p = asp_string(record.id)
         self.out = Findings(record.id)
         self.today = record.screening_date
@@ -218,6 +199,10 @@ class _Builder:
     # -- helpers -----------------------------------------------------------
     def add(self, fact: str, name: str, text: str, *sources: str) -> None:
         self.out.findings.append(Finding(fact, name, text, sources))
+
+    def _event(self, name: str) -> bool:
+        spec = self.v.assessments.get(name)
+        return spec is not None and spec.event
 
     def days_before(self, d: date, field_name: str) -> int:
         days = (self.today - d).days
@@ -258,9 +243,9 @@ class _Builder:
             for i, ev in enumerate(events):
                 d = self.days_before(ev.date, f"{label}[{i}].date")
                 if kind == "growth_factor" and ev.drug is not None and \
-                        ev.drug.strip().lower().replace(" ", "_").replace("-", "_") not in vocabulary.GROWTH_FACTORS:
+                        ev.drug.strip().lower().replace(" ", "_").replace("-", "_") not in self.v.growth_factors:
                     raise RecordInvalid(f"{label}[{i}].drug", f"{ev.drug!r} is not a haematopoietic growth factor"
-                                        + _suggest(ev.drug.lower(), vocabulary.GROWTH_FACTORS))
+                                        + _suggest(ev.drug.lower(), self.v.growth_factors))
                 what = ev.product or ev.drug or kind.replace("_", " ")
                 self.add(f"event({self.p},{kind},{d})", kind, f"{what} on {ev.date} ({d} d before screening)",
                          f"{label}[{i}]")
@@ -282,7 +267,7 @@ class _Builder:
                 self.out.not_done.append(f"{kind.label} ({state}, {obs.date})")
                 continue
             if kind.qualitative:
-                value = vocabulary.QUALITATIVE_VALUES.get(str(obs.value).strip().lower())
+                value = self.v.qualitative_values.get(str(obs.value).strip().lower())
                 if value is None:
                     raise RecordInvalid(f"{where}.value", f"{obs.value!r} is not positive or negative "
                                         f"({kind.name} is qualitative)")
@@ -291,7 +276,7 @@ class _Builder:
             if isinstance(obs.value, (str, bool)):
                 raise RecordInvalid(f"{where}.value", f"{obs.value!r} is not a number "
                                     f"({kind.name} is measured in {kind.unit})")
-            value = _plausible_value(kind.name, obs.value, obs.unit)
+            value = _plausible_value(kind, obs.value, obs.unit)
             if value is None:  # the slow path, which names the field and the reason
                 value = self._canonical(kind, obs.value, obs.unit, f"{where}.unit")
                 self._plausible(kind, value, f"{where}.value", obs.value, obs.unit)
@@ -318,7 +303,7 @@ class _Builder:
         for (name, days), entries in qualitative.items():
             values = {v for v, _, _ in entries}
             wheres = [w for _, _, w in entries]
-            label = vocabulary.OBSERVATIONS[name].label
+            label = self.v.observations[name].label
             if len(values) > 1:
                 # Kept as an indeterminate result, so that it is the most recent one and an
                 # older result does not decide in its place.
@@ -355,15 +340,15 @@ class _Builder:
 
     def _observation_kind(self, obs, where: str):
         if obs.system == "loinc":
-            name = vocabulary.LOINC_TO_OBSERVATION.get(obs.code)
+            name = self.v.loinc_to_observation.get(obs.code)
             if name is None:
                 raise RecordInvalid(f"{where}.code", f"LOINC {obs.code} is not mapped to any finding "
                                     "(docs/vocabulary.md lists the mapped codes)")
-            return vocabulary.OBSERVATIONS[name]
-        kind = vocabulary.OBSERVATIONS.get(obs.code)
+            return self.v.observations[name]
+        kind = self.v.observations.get(obs.code)
         if kind is None:
             raise RecordInvalid(f"{where}.code", f"unknown observation {obs.code!r}"
-                                + _suggest(obs.code, vocabulary.OBSERVATIONS))
+                                + _suggest(obs.code, self.v.observations))
         return kind
 
     def _canonical(self, kind, raw, unit, where: str) -> Fraction:
@@ -444,7 +429,7 @@ class _Builder:
             name = self._diagnosis_name(dx, where)
             if name is None:
                 continue
-            label = vocabulary.DIAGNOSES[name][0]
+            label = self.v.diagnoses[name].label
             if dx.present == "unknown":
                 self.add(f"diagnosis_unknown({self.p},{name})", name, f"{label}: unknown", where)
                 continue
@@ -464,12 +449,12 @@ class _Builder:
 
     def _diagnosis_name(self, dx, where: str) -> str | None:
         if dx.system == "vocabulary":
-            if dx.code not in vocabulary.DIAGNOSES:
+            if dx.code not in self.v.diagnoses:
                 raise RecordInvalid(f"{where}.code", f"unknown diagnosis {dx.code!r}"
-                                    + _suggest(dx.code, vocabulary.DIAGNOSES))
+                                    + _suggest(dx.code, self.v.diagnoses))
             return dx.code
-        name = (vocabulary.SNOMED_TO_DIAGNOSIS.get(dx.code) if dx.system == "snomed"
-                else vocabulary.diagnosis_from_icd10(dx.code))
+        name = (self.v.snomed_to_diagnosis.get(dx.code) if dx.system == "snomed"
+                else self.v.diagnosis_from_icd10(dx.code))
         if name is None:
             self.out.notes.append(f"{where}: {dx.system} {dx.code} ({dx.display or 'no display'}) "
                                   "is read by no criterion")
@@ -477,7 +462,7 @@ class _Builder:
 
     def _items(self, scheme: str, items: dict, where: str) -> None:  # noqa: C901 -- one pass per item
         # organ systems are the vocabulary's; score items are the knowledge base's (kb/lib/scores.lp)
-        known = (frozenset(vocabulary.ORGANS) if scheme == "organ_involvement"
+        known = (frozenset(self.v.organs) if scheme == "organ_involvement"
                  else self.kb.scheme_items.get(scheme, frozenset()))
         if items and not known:  # data this knowledge base does not read: not an error
             self.out.notes.append(f"{where}: {scheme.replace('_', ' ')} are read by no criterion of {self.kb.name}")
@@ -487,14 +472,14 @@ class _Builder:
                 raise RecordInvalid(f"{where}.{item}", f"unknown item of {scheme}" + _suggest(item, known))
             if value == "unknown":
                 self.add(f"item_unknown({self.p},{scheme},{item})", f"{scheme}:{item}",
-                         f"{item_label(item)}: unknown", f"{where}.{item}")
+                         f"{self.v.item_label(item)}: unknown", f"{where}.{item}")
             else:
                 self.add(f"item({self.p},{scheme},{item},{'yes' if value else 'no'})", f"{scheme}:{item}",
-                         f"{SCHEME_LABELS.get(scheme, scheme)}: {item_label(item)} "
+                         f"{self.v.scheme_labels.get(scheme, scheme)}: {self.v.item_label(item)} "
                          f"{'present' if value else 'absent'}", f"{where}.{item}")
 
     def classification(self) -> None:
-        for scheme, category in vocabulary.CLASSIFICATION_SCHEMES.items():
+        for scheme, category in self.v.classification_schemes.items():
             c = getattr(self.r.classification, scheme)
             if c is None:
                 continue
@@ -529,7 +514,7 @@ class _Builder:
     def assessments(self) -> None:
         """The latest assessment of each name is read (undated ones count as made at
         screening; on one date the one listed last), except for dated occurrences
-        (vocabulary.EVENT_ASSESSMENTS), which are all read."""
+        (assessments declared ``event: true``), which are all read."""
         latest: dict[str, tuple] = {}
         values: dict[str, set] = {}
         for i, a in enumerate(self.r.assessments):
@@ -538,20 +523,20 @@ class _Builder:
             if a.name not in latest or when >= latest[a.name][0]:
                 latest[a.name] = (when, i, a)
         for name, vs in values.items():
-            if len(vs) > 1 and name not in vocabulary.EVENT_ASSESSMENTS:
+            if len(vs) > 1 and not self._event(name):
                 when, i, a = latest[name]
                 self.out.notes.append(f"{name}: differing assessments recorded; the latest "
                                       f"({a.value}, {when}) is read")
         for i, a in enumerate(self.r.assessments):
-            if a.name in latest and latest[a.name][1] != i and a.name not in vocabulary.EVENT_ASSESSMENTS:
+            if a.name in latest and latest[a.name][1] != i and not self._event(a.name):
                 if a.date is not None:
                     self.days_before(a.date, f"assessments[{i}].date")
                 continue
             where = f"assessments[{i}]"
-            spec = vocabulary.ASSESSMENTS.get(a.name)
+            spec = self.v.assessments.get(a.name)
             if spec is None:
-                raise RecordInvalid(f"{where}.name", f"unknown assessment {a.name!r}" + _suggest(a.name, vocabulary.ASSESSMENTS))
-            allowed, meaning = spec
+                raise RecordInvalid(f"{where}.name", f"unknown assessment {a.name!r}" + _suggest(a.name, self.v.assessments))
+            allowed, meaning = spec.values, spec.label
             value = ("yes" if a.value else "no") if isinstance(a.value, bool) else str(a.value)
             if value not in allowed:
                 raise RecordInvalid(f"{where}.value", f"{a.value!r} is not one of {', '.join(allowed)} for {a.name}")
@@ -583,7 +568,7 @@ class _Builder:
                 self.add(f"dose_change({self.p},{k},{day})", f"dose_change:{drug}",
                          f"{drug.replace('_', ' ')} dose changed to {fmt(dose)} {med.unit or 'mg'}/day on {ch.date}",
                          f"{where}.dose_changes[{j}]")
-            if drug not in vocabulary.GLUCOCORTICOIDS:
+            if drug not in self.v.glucocorticoids:
                 continue
             doses = self._gc_doses(med, where)
             if weight is not None and doses:
@@ -610,12 +595,12 @@ class _Builder:
     def _latest_weight(self):
         ws = [(o.date, i, o) for i, o in enumerate(self.r.observations)
               if o.status == "final" and isinstance(o.value, (int, float)) and not isinstance(o.value, bool)
-              and (o.code == "weight" or (o.system == "loinc" and vocabulary.LOINC_TO_OBSERVATION.get(o.code) == "weight"))
+              and (o.code == "weight" or (o.system == "loinc" and self.v.loinc_to_observation.get(o.code) == "weight"))
               and o.date <= self.today]
         if not ws:
             return None
         _, i, o = max(ws, key=lambda t: (t[0], t[1]))
-        return self._canonical(vocabulary.OBSERVATIONS["weight"], o.value, o.unit, f"observations[{i}].unit"), f"observations[{i}]"
+        return self._canonical(self.v.observations["weight"], o.value, o.unit, f"observations[{i}].unit"), f"observations[{i}]"
 
     def _gc_doses(self, med: Medication, where: str) -> list[Fraction]:
         """Daily doses in mg, in date order up to the screening date (start dose first)."""
@@ -639,11 +624,11 @@ class _Builder:
 
     def _drug_name(self, med: Medication, where: str) -> str | None:
         if med.system == "vocabulary":
-            if med.drug not in vocabulary.DRUGS:
-                raise RecordInvalid(f"{where}.drug", f"unknown drug {med.drug!r}" + _suggest(med.drug, vocabulary.DRUGS))
+            if med.drug not in self.v.drugs:
+                raise RecordInvalid(f"{where}.drug", f"unknown drug {med.drug!r}" + _suggest(med.drug, self.v.drugs))
             return med.drug
-        name = vocabulary.RXNORM_TO_DRUG.get(med.drug) if med.system == "rxnorm" else None
-        name = name or vocabulary.drug_from_text(med.display or med.drug)
+        name = self.v.rxnorm_to_drug.get(med.drug) if med.system == "rxnorm" else None
+        name = name or self.v.drug_from_text(med.display or med.drug)
         if name is None:
             self.out.notes.append(f"{where}: {med.system} {med.drug} ({med.display or 'no display'}) "
                                   "is read by no criterion")

@@ -66,6 +66,17 @@ def ucum_factor(source: str, target: str) -> Fraction:
     return Fraction(Decimal(format(magnitude, ".12g")))
 
 
+def check_ucum(unit: str) -> None:
+    """Raise UnitError unless ``unit`` is a valid UCUM code (annotations such as {INR} aside)."""
+    code = _strip_annotations(unit)
+    if code == "1":
+        return
+    try:
+        _registry().from_ucum(code)
+    except Exception as e:  # ucumvert raises its own parse errors
+        raise UnitError(f"unit {unit!r} is not a UCUM unit ({str(e).splitlines()[0]})") from None
+
+
 def to_canonical(kind: ObservationKind, value: Fraction, unit: str | None) -> Fraction:
     """``value`` in ``unit`` converted exactly to ``kind.unit``.
 

@@ -56,6 +56,7 @@ from typing import Any
 import msgspec
 
 from pyasp_screen.inputs.record import Loaded, RecordError, parse_record
+from pyasp_screen.knowledge.vocabulary import Vocabulary
 
 __all__ = ["PatientResources", "is_bulk_export", "iter_bulk_patients", "to_record"]
 
@@ -345,7 +346,8 @@ def _partition(path: Path, names: list[str]) -> Iterator[PatientResources | Reco
 _ENTRY = re.compile(r"^entry\[(\d+)\](?:\.resource)?(.*)$")
 
 
-def to_record(p: PatientResources, screening_date: date | None = None) -> Loaded | RecordError:
+def to_record(p: PatientResources, screening_date: date | None = None,
+              vocabulary: Vocabulary | None = None) -> Loaded | RecordError:
     """Validate and map one patient's lines: a FHIR ``collection`` Bundle is built from them
     (entries with ``fullUrl`` ``<type>/<id>``) and read by
     :func:`pyasp_screen.inputs.fhir.bundle_to_record` (fhir.resources R4B validation, the same
@@ -371,7 +373,7 @@ def to_record(p: PatientResources, screening_date: date | None = None) -> Loaded
             entry["fullUrl"] = f"{resource.get('resourceType')}/{resource['id']}"
         entries.append(entry)
     bundle = {"resourceType": "Bundle", "type": "collection", "entry": entries}
-    result = fhir.bundle_to_record(bundle, p.file, screening_date)
+    result = fhir.bundle_to_record(bundle, p.file, screening_date, vocabulary)
     if isinstance(result, RecordError):
         m = _ENTRY.match(result.field or "")
         if m and int(m[1]) < len(entries):

@@ -85,15 +85,7 @@ from fractions import Fraction
 from typing import Any
 
 from pyasp_screen.inputs.record import RecordError
-from pyasp_screen.knowledge.vocabulary import (
-    LOINC_TO_OBSERVATION,
-    OBSERVATIONS,
-    QUALITATIVE_VALUES,
-    RXNORM_TO_DRUG,
-    SNOMED_TO_DIAGNOSIS,
-    diagnosis_from_icd10,
-    drug_from_text,
-)
+from pyasp_screen.knowledge.vocabulary import Vocabulary, library
 
 __all__ = ["bundle_to_record"]
 
@@ -279,8 +271,9 @@ def _validate(bundle: dict, file: str) -> Any:
 # ---------------------------------------------------------------------------------------------
 
 class _Mapper:
-    def __init__(self, model: Any, file: str):
+    def __init__(self, model: Any, file: str, vocabulary: Vocabulary):
         self.file = file
+        self.v = vocabulary  # the codes, units and names mapped (the knowledge base's)
         self.entries = [(i, e) for i, e in enumerate(model.entry or []) if e.resource is not None]
         self.notes: list[str] = []
         self.skipped: list[str] = []
@@ -353,8 +346,8 @@ class _Mapper:
             if day:
                 self.clinical_dates.append(day)
             loincs = [c for c in _codings(r.code) if c.system in LOINC_SYSTEMS and c.code]
-            mapped = [(LOINC_TO_OBSERVATION[c.code], c) for c in loincs
-                      if c.code in LOINC_TO_OBSERVATION]
+            mapped = [(self.v.loinc_to_observation[c.code], c) for c in loincs
+                      if c.code in self.v.loinc_to_observation]
             if not mapped:
                 unused += 1
                 continue
@@ -382,13 +375,13 @@ class _Mapper:
             if display:
                 item["display"] = display
             out.append((item, coding.code))
-        order = list(OBSERVATIONS)
+        order = list(self.v.observations)
         out.sort(key=lambda o: (order.index(o[0]["code"]), o[0]["date"]))
         out, day_notes = _same_day(out)
         per_code: dict[str, Counter] = defaultdict(Counter)
         for item, loinc in out:
             per_code[item["code"]][loinc] += 1
-        for name in OBSERVATIONS:
+        for name in self.v.observations:
             if per_code[name]:
                 n = sum(per_code[name].values())
                 codes = ", ".join(f"{c} ({k})" for c, k in per_code[name].most_common())
@@ -399,9 +392,9 @@ class _Mapper:
         if per_code["spo2"]:
             self.notes.append("spo2: FHIR does not say whether on room air; the record's"
                               " default (room air) applies")
-        missing = [n for n in OBSERVATIONS if n not in seen]
+        missing = [n for n in self.v.observations if n not in seen]
         self.notes.append("not found in bundle: " + (", ".join(missing) if missing else "none"))
-        unusable = [n for n in OBSERVATIONS if n in seen and not per_code[n]]
+        unusable = [n for n in self.v.observations if n in seen and not per_code[n]]
         if unusable:
             self.notes.append("found but no usable result (see skipped): " + ", ".join(unusable))
         self.notes.append(f"{unused} Observation{'s' * (unused != 1)} not used by any criterion"
@@ -409,7 +402,7 @@ class _Mapper:
         return [item for item, _ in out]
 
     def observation_value(self, i: int, r: Any, name: str, what: str) -> dict | None:
-        kind = OBSERVATIONS[name]
+        kind = self.v.observations[name]
         if kind.qualitative:
             texts: list[str] = []
             if r.valueCodeableConcept is not None:
@@ -421,8 +414,8 @@ class _Mapper:
             else:
                 self.skip(i, what, "qualitative test without a coded or text result")
                 return None
-            found = {QUALITATIVE_VALUES[t] for t in (clean(x.lower()) for x in texts if x)
-                     if t in QUALITATIVE_VALUES}
+            found = {self.v.qualitative_values[t] for t in (clean(x.lower()) for x in texts if x)
+                     if t in self.v.qualitative_values}
             if len(found) != 1:
                 shown = next((clean(t) for t in texts if clean(t)), "")
                 self.skip(i, what, f"result {shown!r} is not read as positive/negative"
@@ -488,10 +481,10 @@ class _Mapper:
             for c in _codings(r.code):
                 if not c.code:
                     continue
-                if c.system in SNOMED_SYSTEMS and c.code in SNOMED_TO_DIAGNOSIS:
-                    found.setdefault(SNOMED_TO_DIAGNOSIS[c.code], (f"SNOMED {c.code}", c))
+                if c.system in SNOMED_SYSTEMS and c.code in self.v.snomed_to_diagnosis:
+                    found.setdefault(self.v.snomed_to_diagnosis[c.code], (f"SNOMED {c.code}", c))
                 elif c.system and ("icd-10" in c.system.lower() or "icd10" in c.system.lower()):
-                    name = diagnosis_from_icd10(c.code)
+                    name = self.v.diagnosis_from_icd10(c.code)
                     if name:
                         found.setdefault(name, (f"ICD-10 {c.code}", c))
             if not found:
@@ -591,13 +584,13 @@ class _Mapper:
             display = _concept_display(concept) or clean(ref_display)
             names: dict[str, str] = {}
             for c in _codings(concept):
-                if c.system in RXNORM_SYSTEMS and c.code in RXNORM_TO_DRUG:
-                    names.setdefault(RXNORM_TO_DRUG[c.code], f"RxNorm {c.code}")
+                if c.system in RXNORM_SYSTEMS and c.code in self.v.rxnorm_to_drug:
+                    names.setdefault(self.v.rxnorm_to_drug[c.code], f"RxNorm {c.code}")
             if not names:
                 texts = [getattr(concept, "text", None), ref_display]
                 texts += [c.display for c in _codings(concept)]
                 for t in texts:
-                    name = drug_from_text(clean(t) or "")
+                    name = self.v.drug_from_text(clean(t) or "")
                     if name:
                         names.setdefault(name, "text")
             if not names:
@@ -736,7 +729,8 @@ def _route(dosages: list, display: str | None) -> tuple[str, str]:
 
 
 def bundle_to_record(bundle: dict, file: str,
-                     screening_date: dt.date | None = None) -> dict | RecordError:
+                     screening_date: dt.date | None = None,
+                     vocabulary: Vocabulary | None = None) -> dict | RecordError:
     """Map one FHIR R4 Bundle (one patient) to a native record dict, or a RecordError.
 
     The result is a plain dict (dates as ISO strings) that ``record.parse_record`` accepts.
@@ -745,11 +739,13 @@ def bundle_to_record(bundle: dict, file: str,
     for every mapping decision), and ``mapping_notes`` records that choice. Never raises for
     bad content: a bundle fhir.resources rejects, or one without exactly one Patient, gives a
     RecordError(file, patient id or None, "entry[i].resource.<field>", reason).
+    ``vocabulary``: the codes mapped (a knowledge base's ``kb.vocabulary``; default: the
+    shared library's).
     """
     model = _validate(bundle, file)
     if isinstance(model, RecordError):
         return model
-    mapper = _Mapper(model, file)
+    mapper = _Mapper(model, file, vocabulary or library())
     pid = None
     try:
         record, error = mapper.patient()

@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from pyasp_screen.inputs.record import Loaded, RecordError, parse_record
+from pyasp_screen.knowledge.vocabulary import Vocabulary
 
 
 def _is_fhir(data: object) -> bool:
@@ -29,8 +30,10 @@ def _parse_text(path: Path, text: str) -> object:
     return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
-def load_file(path: Path, screening_date: dt.date | None = None) -> Iterator[Loaded | RecordError]:
+def load_file(path: Path, screening_date: dt.date | None = None,
+              vocabulary: Vocabulary | None = None) -> Iterator[Loaded | RecordError]:
     """Yield every record of one file (native YAML/JSON or FHIR Bundle), or its errors.
+    ``vocabulary``: the codes a FHIR Bundle is mapped with (default: the shared library's).
 
     Never raises for bad content: malformed YAML/JSON yields one RecordError for the file;
     each invalid record yields its own RecordError and the others are still yielded.
@@ -63,7 +66,7 @@ def load_file(path: Path, screening_date: dt.date | None = None) -> Iterator[Loa
             fhir,  # FHIR parsing is heavy: import only when needed
         )
 
-        result = fhir.bundle_to_record(data, file, screening_date)
+        result = fhir.bundle_to_record(data, file, screening_date, vocabulary)
         yield result if isinstance(result, RecordError) else parse_record(result, file)
         return
     if isinstance(data, dict) and "patients" in data and "id" not in data:
@@ -104,11 +107,12 @@ def expand_paths(paths: list[Path]) -> Iterator[Path | RecordError]:
             yield RecordError(str(p), None, None, "no such file or folder")
 
 
-def load_paths(paths: list[Path], screening_date: dt.date | None = None) -> Iterator[Loaded | RecordError]:
+def load_paths(paths: list[Path], screening_date: dt.date | None = None,
+               vocabulary: Vocabulary | None = None) -> Iterator[Loaded | RecordError]:
     """Every record of every file and folder given, in order. ``screening_date`` applies
     to FHIR Bundles (native records carry their own)."""
     for p in expand_paths(paths):
         if isinstance(p, RecordError):
             yield p
         else:
-            yield from load_file(p, screening_date)
+            yield from load_file(p, screening_date, vocabulary)

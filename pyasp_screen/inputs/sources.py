@@ -31,6 +31,7 @@ import msgspec
 
 from pyasp_screen.inputs.files import expand_paths, load_file
 from pyasp_screen.inputs.record import Loaded, Record, RecordError, parse_record
+from pyasp_screen.knowledge.vocabulary import Vocabulary
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 
@@ -98,7 +99,8 @@ def iter_jsonl(path: Path) -> Iterator[RawLine | RecordError]:
 
 
 def iter_items(paths: list[Path], screening_date: dt.date | None = None,
-               workdir: Path | None = None) -> Iterator[Loaded | RecordError | RawLine | object]:
+               workdir: Path | None = None,
+               vocabulary: Vocabulary | None = None) -> Iterator[Loaded | RecordError | RawLine | object]:
     """Every work item of every input, in a stable order: Loaded / RecordError for record
     files, RawLine for JSON Lines, :class:`pyasp_screen.inputs.bulk.PatientResources` for a Bulk
     export folder. ``workdir`` holds a Bulk export's temporary partitions."""
@@ -117,7 +119,7 @@ def iter_items(paths: list[Path], screening_date: dt.date | None = None,
             elif f.suffix.lower() in JSONL_SUFFIXES:
                 yield from iter_jsonl(f)
             else:
-                yield from load_file(f, screening_date)
+                yield from load_file(f, screening_date, vocabulary)
 
 
 def count_hint(paths: list[Path]) -> int | None:
@@ -148,8 +150,10 @@ def patient_of(item: object) -> str | None:
     return getattr(item, "patient", None)
 
 
-def materialize(item: object, screening_date: dt.date | None = None) -> Loaded | RecordError:
-    """Turn a work item into a validated record (in the process that screens it)."""
+def materialize(item: object, screening_date: dt.date | None = None,
+                vocabulary: Vocabulary | None = None) -> Loaded | RecordError:
+    """Turn a work item into a validated record (in the process that screens it).
+    ``vocabulary``: the codes FHIR resources are mapped with (default: the shared library's)."""
     if isinstance(item, (Loaded, RecordError)):
         return item
     if isinstance(item, RawLine):
@@ -177,9 +181,9 @@ def materialize(item: object, screening_date: dt.date | None = None) -> Loaded |
         if isinstance(data, dict) and data.get("resourceType") == "Bundle":
             from pyasp_screen.inputs import fhir
 
-            result = fhir.bundle_to_record(data, item.file, screening_date)
+            result = fhir.bundle_to_record(data, item.file, screening_date, vocabulary)
             return result if isinstance(result, RecordError) else parse_record(result, item.file)
         return parse_record(data, item.file)
     from pyasp_screen.inputs.bulk import to_record
 
-    return to_record(item, screening_date)
+    return to_record(item, screening_date, vocabulary)

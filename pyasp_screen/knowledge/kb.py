@@ -23,6 +23,7 @@ import yaml
 
 from pyasp_screen.knowledge.confine import refusals
 from pyasp_screen.knowledge.paths import builtin_kb_root
+from pyasp_screen.knowledge.vocabulary import Vocabulary, VocabularyError, library, load_vocabulary
 
 SCALE = 1000  # quantities reach ASP as value x SCALE (floor and ceil)
 # Parameters the findings stage reads (stage: findings), declared in kb/lib/manifest.yaml.
@@ -99,6 +100,9 @@ class KnowledgeBase:
     # The programs' text, read once at load: a knowledge base shipped to a worker process
     # or a Dask cluster node does not need its folder there.
     sources: tuple[str, ...] = ()
+    # The findings it may read: the shared library's vocabulary plus the knowledge base's own
+    # vocabulary.yaml (and those of the knowledge bases it extends).
+    vocabulary: Vocabulary = field(default_factory=library)
 
     def param(self, name: str):
         return self.parameters[name].value
@@ -250,6 +254,21 @@ def _read_manifest(kb_dir: Path, seen: tuple[Path, ...] = ()) -> tuple[dict, dic
     return manifest, params, programs, populations
 
 
+def vocabulary_files(kb_dir: Path) -> list[Path]:
+    """The vocabulary.yaml of a knowledge base and of those it extends, the furthest first."""
+    chain: list[Path] = []
+    directory: Path | None = kb_dir
+    while directory is not None and directory.resolve() not in [c.parent.resolve() for c in chain]:
+        chain.append(directory / "vocabulary.yaml")
+        try:
+            manifest = yaml.safe_load((directory / "manifest.yaml").read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError):
+            break
+        parent = manifest.get("extends") if isinstance(manifest, dict) else None
+        directory = directory.parent / str(parent) if parent else None
+    return [p for p in reversed(chain) if p.is_file()]
+
+
 def _library_parameters() -> dict[str, Parameter]:
     path = builtin_kb_root() / "lib" / "manifest.yaml"
     spec = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -275,6 +294,10 @@ def load_kb(kb: str | Path | None = None, overrides: dict[str, str] | None = Non
     """
     kb_dir = resolve_kb_dir(kb)
     manifest, params, programs, populations = _read_manifest(kb_dir)
+    try:
+        vocab = load_vocabulary(vocabulary_files(kb_dir))
+    except VocabularyError as e:
+        raise KBError(str(e)) from None
     if not programs:
         raise KBError(f"{kb_dir / 'manifest.yaml'}: programs: lists no ASP file")
     kb_obj = KnowledgeBase(
@@ -286,6 +309,7 @@ def load_kb(kb: str | Path | None = None, overrides: dict[str, str] | None = Non
         parameters=params,
         populations=populations,
         sources=tuple(_read_program(p) for p in programs),
+        vocabulary=vocab,
     )
     if overrides:
         kb_obj = kb_obj.with_parameters(overrides)

@@ -83,11 +83,11 @@ class BatchResult:
     tally: CohortSummary | DiffTally
 
 
-def _safe_materialize(item, when: dt.date | None) -> Loaded | RecordError:
+def _safe_materialize(item, when: dt.date | None, vocabulary=None) -> Loaded | RecordError:
     """A record, or the error that rejects it; a failure of ours on one record rejects that
     record with the reason instead of losing the batch."""
     try:
-        return materialize(item, when)
+        return materialize(item, when, vocabulary)
     except Exception as e:  # noqa: BLE001 - reported per record, the run goes on
         file = getattr(item, "file", "?")
         return RecordError(str(file), patient_of(item), None,
@@ -96,8 +96,15 @@ def _safe_materialize(item, when: dt.date | None) -> Loaded | RecordError:
 
 def screen_batch(job: Job, batch: Batch) -> BatchResult:
     """Screen one batch with the job's knowledge base(s); runs in a worker or in-process."""
-    records = [_safe_materialize(it, job.screening_date) for it in batch.items]
-    runs = [list(screen_records(records, kb, batch_size=len(records) or 1, freeze=False))
+    # Records are read with each knowledge base's vocabulary (FHIR codes it maps), once per
+    # distinct vocabulary.
+    by_vocabulary: dict[int, list] = {}
+    for kb in job.kbs:
+        if id(kb.vocabulary) not in by_vocabulary:
+            by_vocabulary[id(kb.vocabulary)] = [_safe_materialize(it, job.screening_date, kb.vocabulary)
+                                                for it in batch.items]
+    runs = [list(screen_records(by_vocabulary[id(kb.vocabulary)], kb, batch_size=len(batch.items) or 1,
+                                freeze=False))
             for kb in job.kbs]
     rows = []
     if len(job.kbs) == 1:
