@@ -133,9 +133,9 @@ def _settled_slots(kb: KnowledgeBase, units: list[Unit]) -> set[str]:
     out = set(settled)
     if "diagnoses" in closed:
         out |= {f"diagnosis:{d}" for d in kb.diagnoses} - open_diagnoses
-    for cat, slot in (("transfusions", "event:transfusion"), ("growth_factors", "event:growth_factor")):
+    for event, cat in kb.event_categories.items():
         if cat in closed:
-            out.add(slot)
+            out.add(f"event:{event}")
     return out
 
 
@@ -256,21 +256,22 @@ def value_classes(kb: KnowledgeBase, findings: Findings, units: list[Unit]) -> d
         s.values = [Hypothesis(s.key, f"{label} present", (f"diagnosis({pid},{d},yes)",)),
                     Hypothesis(s.key, f"{label} absent", (f"diagnosis({pid},{d},no)",))]
         add(s)
-    program = kb.program_text()
+    # What the rules read comes from the compiled knowledge base (kb.reads), never from
+    # the program text.
     for name, spec in vocab.assessments.items():
-        values, meaning = spec.values, spec.label
-        if f"assessment(P,{name}," not in program:
+        if not kb.reads_fact("assessment", name):
             continue
+        values, meaning = spec.values, spec.label
         s = Slot(f"assessment:{name}", meaning)
         s.values = [Hypothesis(s.key, f"{meaning}: {v}", (f"assessment({pid},{name},{v},0)",))
                     for v in values]
         add(s)
     recorded_schemes = {u.slot.split(":")[1] for u in units if u.slot and u.slot.startswith("item:")}
     complete = {u.slot.split(":", 1)[1] for u in units if u.slot and u.slot.startswith("complete:")}
-    reads_classification = "classified(P," in program
     for scheme, assertion in vocab.classification_schemes.items():
         # classification/3 is read only when the scheme's items are not recorded
-        if reads_classification and assertion not in recorded_schemes and assertion not in complete:
+        if kb.reads_fact("classification", scheme) and assertion not in recorded_schemes \
+                and assertion not in complete:
             name = vocab.classification_labels.get(scheme, scheme)
             s = Slot(f"classification:{scheme}", f"{name} classification criteria")
             s.values = [Hypothesis(s.key, f"{name} classification criteria {w}",
@@ -285,51 +286,52 @@ def value_classes(kb: KnowledgeBase, findings: Findings, units: list[Unit]) -> d
                                    (f"item({pid},{scheme},{item},{v})",))
                         for v, w in (("yes", "present"), ("no", "absent"))]
             add(s)
-    event_categories = {"transfusions": "transfusion", "growth_factors": "growth_factor"}
     for cat in vocab.categories:
         if cat in complete or (cat not in ("medications", "transfusions", "growth_factors",
                                            "diagnoses") and cat not in recorded_schemes):
             continue
-        read = (f"complete(P,{cat})" in program or (cat == "diagnoses" and kb.diagnoses)
-                or f"event_window({event_categories.get(cat, '-')}," in program or cat in recorded_schemes)
-        if not read:  # a list this knowledge base never closes
-            continue
+        if not (kb.reads_fact("complete", cat) or cat in recorded_schemes):
+            continue  # a list this knowledge base never closes
         s = Slot(f"complete:{cat}", f"the complete list of {cat.replace('_', ' ')}")
         s.values = [Hypothesis(s.key, f"the {cat.replace('_', ' ')} recorded declared complete",
                                (f"complete({pid},{cat})",))]
         add(s)
-    # A disease history of unknown length, and a SLEDAI-2K total when none is current:
-    # the values around the knowledge base's thresholds (integer parameters in months, and
-    # those named for SLEDAI-2K).
-    months = sorted({p.value for p in kb.parameters.values() if p.kind == "integer" and p.unit == "mo"})
-    for d in sorted(kb.diagnoses):
-        if months and "disease_duration_months(P," in program:
+    # A disease history of unknown length, a score total when none is current, an age: the
+    # values on and beside each integer parameter the criteria reading that fact compare
+    # (kb.compared).
+    def values_of(fact: str) -> list[int]:
+        return sorted({kb.parameters[n].value for n in kb.compared.get(fact, ())})
+
+    months = values_of("disease_duration_months")
+    durations = kb.reads.get("disease_duration_months", frozenset())
+    for d in sorted(kb.diagnoses if "*" in durations else durations):
+        if months:
             label = vocab.label(d)
             s = Slot(f"duration:{d}", f"{label}: onset date", quantity=False)
             for m in sorted({max(m - 1, 0) for m in months} | set(months)):
                 s.values.append(Hypothesis(s.key, f"onset {m} completed months before screening",
                                            (f"disease_duration_months({pid},{d},{m})",)))
             add(s)
-    scores = sorted({p.value for p in kb.parameters.values() if p.kind == "integer" and "sledai" in p.name})
-    if scores and "sledai2k_" in program:
+    scores = values_of("sledai2k_total")
+    if scores and kb.reads_fact("sledai2k_total"):
         s = Slot("sledai2k_total", "SLEDAI-2K at screening")
         for t in sorted({max(t - 1, 0) for t in scores} | set(scores)):
             s.values.append(Hypothesis(s.key, f"SLEDAI-2K {t}", (f"sledai2k_assessed({pid},0)",
                                                                   f"sledai2k_total({pid},{t})")))
         add(s)
     # Age and sex, when the knowledge base reads them and the record lacks them.
-    ages = sorted({p.value for p in kb.parameters.values() if p.kind == "integer" and p.unit == "a"})
-    if ages and "age(P," in program:
+    ages = values_of("age")
+    if ages and kb.reads_fact("age"):
         s = Slot("age", "age (date of birth)")
         for a in sorted({x for v in ages for x in (v - 1, v, v + 1) if x >= 0}):
             s.values.append(Hypothesis("age", f"age {a} years", (f"age({pid},{a})",)))
         add(s)
-    if "sex(P," in program:
+    if kb.reads_fact("sex"):
         s = Slot("sex", "sex")
         s.values = [Hypothesis("sex", f"sex {v}", (f"sex({pid},{v})",)) for v in ("female", "male")]
         add(s)
-    for event in ("transfusion", "growth_factor"):
-        if f"event_window({event}," not in program:
+    for event in sorted(kb.event_windows):
+        if not kb.reads_fact("event", event):
             continue
         s = Slot(f"event:{event}", event.replace("_", " "))
         s.values = [Hypothesis(s.key, f"a {event.replace('_', ' ')} just before screening",

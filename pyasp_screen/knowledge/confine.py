@@ -1,16 +1,16 @@
-"""What a knowledge base may not do: run scripts, call functions, read files outside its folders.
+"""What a knowledge base may not do: run scripts or call functions.
 
 A knowledge base is code that clingo runs, so it is read with clingo's own parser (which
-executes nothing) before a solver sees it. :func:`refusals` lists the security problems of a
-set of programs; loading (:mod:`pyasp_screen.knowledge.kb`) refuses a knowledge base that has
-any, and ``pyasp-screen check`` reports them with the rest.
+executes nothing) before a solver sees it: :func:`refused_in` lists the refusals of one parsed
+statement (``#script`` blocks, ``@function`` calls). Files outside the knowledge base's folders
+are refused by :mod:`pyasp_screen.knowledge.resolve` before anything is parsed. Loading
+(:mod:`pyasp_screen.knowledge.kb`) refuses a knowledge base with any refusal, and
+``pyasp-screen check`` reports them with the rest.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from pathlib import Path
 
 from clingo import ast
 
@@ -54,54 +54,3 @@ def refused_in(stm) -> list[Problem]:
     return [Problem(*_loc(node), f"@{node.name} is refused: a knowledge base may "
                     "not call Python or Lua functions (none is on the allow-list)")
             for node in _walk(stm) if node.ast_type == ast.ASTType.Function and node.external]
-
-
-INCLUDE = re.compile(r'#include\s+"([^"]+)"')
-EXTERNAL_CALL = re.compile(r'@([a-z_][A-Za-z0-9_]*)\s*\(')
-
-
-def _scan_refused(programs: list[Path]) -> list[Problem]:
-    """#script and @function calls found in the text, outside strings and comments (used
-    when the files cannot be parsed safely)."""
-    out = []
-    for p in programs:
-        for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
-            code = re.sub(r'"(?:[^"\\]|\\.)*"', '""', line).split("%", 1)[0]
-            if code.lstrip().startswith("#script"):
-                out.append(Problem(str(p), n, code.index("#script") + 1, "#script is refused: a knowledge base may "
-                                   "not run Python or Lua; write the rule in ASP"))
-            for m in EXTERNAL_CALL.finditer(code):
-                out.append(Problem(str(p), n, m.start() + 1, f"@{m.group(1)} is refused: a knowledge base may not "
-                                   "call Python or Lua functions (none is on the allow-list)"))
-    return out
-
-
-def _includes(path: Path, roots: list[Path]) -> list[Problem]:
-    """#include is allowed only for files inside the knowledge base's folders."""
-    out = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        for m in INCLUDE.finditer(line):
-            target = (path.parent / m.group(1)).resolve()
-            if not any(r in target.parents for r in roots):
-                out.append(Problem(str(path), n, m.start() + 1,
-                                   f"#include \"{m.group(1)}\" is refused: it points outside the knowledge "
-                                   "base's folders"))
-    return out
-
-
-def refusals(programs: list[Path], roots: list[Path]) -> list[Problem]:
-    """Only the security problems (#script, @functions, #include outside the roots), found
-    by parsing: nothing is executed."""
-    problems: list[Problem] = []
-    for p in programs:
-        problems += _includes(p, roots)
-    suspects = [p for p in programs if re.search(r"#script|@", p.read_text(encoding="utf-8"))]
-    if not suspects:  # neither can occur without its character: no need to parse
-        return problems
-    found: list[Problem] = []
-    try:
-        ast.parse_files([str(p) for p in suspects], lambda stm: found.extend(refused_in(stm)),
-                        logger=lambda code, msg: None)
-    except RuntimeError:
-        return problems  # a syntax error: clingo will report it without running anything
-    return problems + found

@@ -1,13 +1,26 @@
-"""Knowledge bases: a folder with manifest.yaml, ASP programs and example cases.
+"""A knowledge base, compiled once into one frozen object every stage asks (docs/knowledge-base.md).
 
-A knowledge base (KB) declares its parameters in manifest.yaml (name, kind, default, unit,
-documentation) and its criteria in ASP (``criterion/3``, ``registry_sentence/2``,
-``all_of/2``, ``any_of/2``). :func:`load_kb` reads both: the manifest with PyYAML, the
-criteria by grounding the programs once without patients.
+A knowledge base (KB) is a folder: ``manifest.yaml`` (name, programs, populations, parameters,
+``extends``), ASP programs, an optional ``vocabulary.yaml`` and example cases. :func:`load_kb`
 
-Parameter values reach clingo as constants (``-c name=value``): quantities x1000 as
-integers (exact to 0.001 of the unit), integers as they are, choices and booleans as
-symbols. Parameters with ``stage: findings`` are read by :mod:`pyasp_screen.findings.derive`.
+1. resolves and confines every file by real path (:mod:`.resolve`: includes, nested or not,
+   manifest paths, ``extends``, the protocol), reading each once;
+2. parses the programs with clingo's parser (:mod:`.analysis`; nothing runs, ``#script`` and
+   ``@functions`` are refused);
+3. reads the declarations (``criterion/3``, ``registry_sentence/2``, ``all_of/2``,
+   ``any_of/2``, ``check/4``, ``window/2``, ...) by grounding the programs without patients, with
+   the parameters as constants;
+4. works out, from the parsed rules, what each criterion and component reads (findings and
+   their names), which parameters it uses and which thresholds it compares.
+
+The result, :class:`KnowledgeBase`, is frozen and picklable (it travels to worker processes).
+:meth:`KnowledgeBase.with_parameters` compiles a new one from the same parsed programs with other
+parameter values, so everything that depends on a parameter (a ``check/4`` that exists only
+for one interpretation, a rule that is dead for another) is consistent.
+
+Parameter values reach clingo as constants (``-c name=value``): quantities x1000 as integers
+(exact to 0.001 of the unit), integers as they are, choices and booleans as symbols.
+Parameters with ``stage: findings`` are read by :mod:`pyasp_screen.findings.derive`.
 """
 
 from __future__ import annotations
@@ -21,14 +34,34 @@ from pathlib import Path
 import clingo
 import yaml
 
-from pyasp_screen.knowledge.confine import refusals
+from pyasp_screen.knowledge import analysis
+from pyasp_screen.knowledge.analysis import Atom, Location, Rule, constant
 from pyasp_screen.knowledge.paths import builtin_kb_root
-from pyasp_screen.knowledge.vocabulary import Vocabulary, VocabularyError, library, load_vocabulary
+from pyasp_screen.knowledge.resolve import ProgramFile, Resolved, resolve
+from pyasp_screen.knowledge.vocabulary import (
+    FACT_PREDICATES,
+    Vocabulary,
+    VocabularyError,
+    library,
+    load_vocabulary,
+)
 
 SCALE = 1000  # quantities reach ASP as value x SCALE (floor and ceil)
 # Parameters the findings stage reads (stage: findings), declared in kb/lib/manifest.yaml.
 FINDINGS_PARAMETERS = ("crcl_weight", "site_uln_alt", "site_uln_ast", "site_uln_bilirubin_total",
                        "site_uln_inr", "site_uln_aptt", "site_uln_pt", "spo2_unflagged_is_room_air")
+
+# The program parts of a knowledge base: base (the criteria) and status (status/3, for people
+# and the explanation engine; see kb/lib/core.lp). Screening grounds base only.
+KB_PARTS = [("base", []), ("status", [])]
+
+# Where the name a fact is about sits, per fact predicate of the vocabulary (after the
+# patient): quantity(P,Name,...), course(P,K,Drug,...); None: the fact has no name.
+NAME_ARGUMENT = {"quantity": 1, "qualitative": 1, "diagnosis": 1, "diagnosis_unknown": 1,
+                 "disease_duration_months": 1, "classification": 1, "item": 1, "item_unknown": 1,
+                 "assessment": 1, "complete": 1, "course": 2, "event": 1}
+FACT_NAMES = {sig.split("/")[0] for sig in FACT_PREDICATES}
+CONDITION_PREDICATES = {"holds", "fails"}
 
 
 class KBError(Exception):
@@ -60,6 +93,12 @@ class Parameter:
             return "true" if self.value else "false"
         return str(self.value)
 
+    def asp_term(self) -> tuple:
+        """The value as an analysis term (see analysis.py)."""
+        if self.kind in ("quantity", "integer"):
+            return ("num", int(self.asp_constant()))
+        return ("sym", self.asp_constant())
+
     def display(self) -> str:
         v = self.value
         if self.kind == "quantity":
@@ -79,30 +118,63 @@ class Criterion:
     kind: str  # inclusion | exclusion
     sentence: str
     components: tuple[str, ...] = ()
+    location: Location | None = None  # where criterion/3 declares it
 
 
-@dataclass
+@dataclass(frozen=True)
+class Condition:
+    """A criterion or one of its components, as the rules decide it.
+
+    reads: the findings its rules read, as (fact predicate, name) pairs, ``name`` "*" when the
+    rules read any name and "" when the fact has none (``("quantity", "anc")``,
+    ``("assessment", "ssc_subtype")``, ``("age", "")``); thresholds: (finding, op, parameter or
+    value) of its ``check/4``; parameters: every parameter its rules use; parts: the conditions
+    it is made of (all_of/any_of); rules: where the rules deciding it are.
+    """
+
+    id: str
+    reads: frozenset[tuple[str, str]]
+    thresholds: tuple[tuple[str, str, str], ...]
+    parameters: frozenset[str]
+    parts: tuple[str, ...]
+    rules: tuple[Location, ...]
+
+
+@dataclass(frozen=True)
 class KnowledgeBase:
+    """A compiled knowledge base: what it is, what it reads and compares, its parameters and
+    vocabulary. Frozen: :meth:`with_parameters` returns a new one. Every stage reads a knowledge
+    base through this object; none reads its files or searches its rules."""
+
     name: str
     title: str
     version: str
     directory: Path
-    programs: list[Path]
+    programs: tuple[Path, ...]                  # real paths, in reading order (includes too)
     parameters: dict[str, Parameter]
     populations: dict[str, str]
-    criteria: list[Criterion] = field(default_factory=list)
+    vocabulary: Vocabulary
+    criteria: tuple[Criterion, ...] = ()
+    conditions: dict[str, Condition] = field(default_factory=dict)
     scheme_items: dict[str, frozenset[str]] = field(default_factory=dict)
-    # What the rules read, for the explanation engine: check(C, Name, Op, T) thresholds
-    # (T x1000), window(Name, Days), kb_diagnosis(D).
-    checks: list[tuple[str, str, str, int]] = field(default_factory=list)
+    # check(C, Name, Op, T) thresholds (T x1000), window(Name, Days), kb_diagnosis(D),
+    # event_window(E, Days), event_category(E, Category)
+    checks: tuple[tuple[str, str, str, int], ...] = ()
     windows: dict[str, int] = field(default_factory=dict)
     diagnoses: frozenset[str] = frozenset()
-    # The programs' text, read once at load: a knowledge base shipped to a worker process
-    # or a Dask cluster node does not need its folder there.
-    sources: tuple[str, ...] = ()
-    # The findings it may read: the shared library's vocabulary plus the knowledge base's own
-    # vocabulary.yaml (and those of the knowledge bases it extends).
-    vocabulary: Vocabulary = field(default_factory=library)
+    event_windows: dict[str, int] = field(default_factory=dict)
+    event_categories: dict[str, str] = field(default_factory=dict)
+    # every finding a criterion reads: fact predicate -> names ("*": any; "": the fact has none)
+    reads: dict[str, frozenset[str]] = field(default_factory=dict)
+    # integer parameters compared by the criteria reading each integer-valued fact
+    compared: dict[str, frozenset[str]] = field(default_factory=dict)
+    parameter_uses: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    population_labels: dict[str, str] = field(default_factory=dict)
+    defines: frozenset[str] = frozenset()      # predicate signatures some live rule defines
+    # what the compiler works from (for with_parameters): the programs' texts and rules
+    sources: tuple[ProgramFile, ...] = ()
+    rules: tuple[Rule, ...] = ()
+    declared_uses: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def param(self, name: str):
         return self.parameters[name].value
@@ -116,15 +188,24 @@ class KnowledgeBase:
         return args
 
     def program_text(self) -> str:
-        if self.sources:
-            return "\n".join(self.sources)
-        return "\n".join(p.read_text(encoding="utf-8") for p in self.programs)
+        """The programs as clingo reads them: every file from its first line, in the base
+        part, its ``#include`` directives resolved (the included files are programs here)."""
+        return "".join(f"#program base.\n{p.text}\n" for p in self.sources) + "#program base.\n"
 
     def criterion_ids(self) -> list[str]:
         return [c.id for c in self.criteria]
 
-    def with_parameters(self, overrides: dict[str, str]) -> "KnowledgeBase":
-        """A copy with parameters set from NAME -> text values (as given by --param)."""
+    def reads_fact(self, predicate: str, name: str = "") -> bool:
+        """Does some criterion read this fact (about this name)? ``reads_fact("assessment",
+        "ssc_subtype")``, ``reads_fact("age")``."""
+        names = self.reads.get(predicate)
+        if not names:
+            return False
+        return not name or name in names or "*" in names
+
+    def with_parameters(self, overrides: dict[str, str]) -> KnowledgeBase:
+        """The knowledge base compiled with parameters set from NAME -> text values (as given by
+        --param): every declaration and every read set follows the new values."""
         params = dict(self.parameters)
         for name, text in overrides.items():
             if name not in params:
@@ -134,8 +215,17 @@ class KnowledgeBase:
                                      " (pyasp-screen params lists them)"))
             params[name] = replace(params[name], value=_parse_value(params[name], text,
                                                                     f"--param {name}"))
-        return replace(self, parameters=params)
+        return _compile(replace(self, parameters=params))
 
+
+def parameter_uses(kb: KnowledgeBase) -> dict[str, list[str]]:
+    """For each parameter, the criteria whose rules use it (kb.parameter_uses)."""
+    return {n: list(v) for n, v in kb.parameter_uses.items()}
+
+
+# ---------------------------------------------------------------------------------------
+# Parameters
+# ---------------------------------------------------------------------------------------
 
 def _parse_value(p: Parameter, raw: object, where: str) -> object:
     text = str(raw).strip()
@@ -173,13 +263,76 @@ def _parse_value(p: Parameter, raw: object, where: str) -> object:
         if text not in p.choices:
             raise KBError(f"{where}: {text!r} is not one of {', '.join(p.choices)}")
         return text
-    raise KBError(f"{where}: unknown parameter kind {p.kind!r}")
+    raise KBError(f"{where}: unknown parameter kind {p.kind!r} (quantity, integer, choice or boolean)")
 
 
 def _num(value: Fraction) -> str:
     text = format(Decimal(value.numerator) / Decimal(value.denominator), "f")
     return text.rstrip("0").rstrip(".") if "." in text else text
 
+
+PARAMETER_KEYS = {"kind", "default", "unit", "doc", "stage", "choices", "range", "used_by"}
+
+
+def _parameter(name: str, spec: object, where: str) -> Parameter:
+    """A parameter from its manifest declaration, its default parsed and checked."""
+    if not isinstance(spec, dict) or "kind" not in spec or "default" not in spec:
+        raise KBError(f"{where}: needs kind and default")
+    if not isinstance(name, str) or not analysis_name(name):
+        raise KBError(f"{where}: a parameter name is lower case letters, digits and _ (an ASP constant)")
+    choices = spec.get("choices", ())
+    rng = spec.get("range")
+    if not isinstance(choices, (list, tuple)) or (rng is not None and not (isinstance(rng, list) and len(rng) == 2)):
+        raise KBError(f"{where}: choices is a list, range is [low, high]")
+    base = Parameter(name=name, kind=str(spec["kind"]), default=None, value=None,
+                     unit=str(spec.get("unit", "")), doc=" ".join(str(spec.get("doc", "")).split()),
+                     stage=str(spec.get("stage", "asp")), choices=tuple(str(c) for c in choices),
+                     range=tuple(rng) if rng is not None else None)
+    if base.stage not in ("asp", "findings"):
+        raise KBError(f"{where}: stage {base.stage!r} is neither asp nor findings")
+    value = _parse_value(base, spec["default"], where)
+    return replace(base, default=value, value=value)
+
+
+def analysis_name(name: str) -> bool:
+    import re
+
+    return bool(re.fullmatch(r"[a-z][A-Za-z0-9_]*", name))
+
+
+def _library_parameters() -> dict[str, Parameter]:
+    path = builtin_kb_root() / "lib" / "manifest.yaml"
+    spec = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return {name: _parameter(name, p, f"{path}: parameters.{name}")
+            for name, p in (spec.get("parameters") or {}).items()}
+
+
+def manifest_parameters(resolved: Resolved) -> tuple[dict[str, Parameter], dict[str, str], dict[str, tuple]]:
+    """(parameters, populations, declared used_by) of a manifest chain: the shared findings-stage
+    parameters first, then each manifest's, the furthest ancestor first (an amendment reuses
+    and may redeclare). Raises KBError naming the file and the entry."""
+    params: dict[str, Parameter] = dict(_library_parameters())
+    populations: dict[str, str] = {}
+    used_by: dict[str, tuple] = {}
+    for m in resolved.chain:
+        spec = m.data.get("parameters") or {}
+        if not isinstance(spec, dict):
+            raise KBError(f"{m.path}:{m.line('parameters')}: parameters: expected a mapping of names")
+        for name, p in spec.items():
+            where = f"{m.path}:{m.line('parameters', name)}: parameters.{name}"
+            params[name] = _parameter(name, p, where)
+            if isinstance(p, dict) and p.get("used_by"):
+                used_by[name] = tuple(used_by.get(name, ())) + tuple(str(x) for x in p["used_by"])
+        pops = m.data.get("populations") or {}
+        if not isinstance(pops, dict):
+            raise KBError(f"{m.path}:{m.line('populations')}: populations: expected ID: description")
+        populations.update({str(k): str(v) for k, v in pops.items()})
+    return params, populations, used_by
+
+
+# ---------------------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------------------
 
 DEFAULT_KB = "ct1190b"
 
@@ -192,197 +345,81 @@ def resolve_kb_dir(kb: str | Path | None) -> Path:
     if path.is_dir():
         return path
     bundled = builtin_kb_root() / str(kb)
-    if bundled.is_dir():
+    if "/" not in str(kb) and bundled.is_dir():
         return bundled
     raise KBError(f"{kb}: no such knowledge base (a folder with manifest.yaml, or one of "
                   f"{', '.join(sorted(p.name for p in builtin_kb_root().iterdir() if (p / 'manifest.yaml').exists() and p.name != 'lib'))})")
 
 
-def _resolve_program(kb_dir: Path, name: str) -> Path:
-    """A program named in a manifest: "lib/..." is the shared library beside the knowledge
-    base (or, for one made elsewhere, the bundled library); anything else is inside the
-    knowledge base's folder."""
-    if name.startswith("lib/"):
-        candidate = kb_dir.parent / name
-        if not candidate.is_file():
-            candidate = builtin_kb_root() / name
-    else:
-        candidate = kb_dir / name
-        if kb_dir.resolve() not in candidate.resolve().parents:
-            raise KBError(f"{kb_dir / 'manifest.yaml'}: programs: {name}: outside the knowledge base's folder "
-                          "(use extends: to reuse another knowledge base)")
-    if not candidate.is_file():
-        raise KBError(f"{kb_dir / 'manifest.yaml'}: programs: {name}: no such file")
-    return candidate
-
-
-def _read_manifest(kb_dir: Path, seen: tuple[Path, ...] = ()) -> tuple[dict, dict[str, Parameter], list[Path], dict]:
-    """(manifest, parameters, programs, populations) of a KB folder, with what it extends.
-
-    ``extends: NAME`` names a sibling knowledge base whose parameters, programs and
-    populations come first: a protocol amendment reuses the rules it amends, it does not
-    copy them.
-    """
-    manifest_path = kb_dir / "manifest.yaml"
-    try:
-        manifest = yaml.safe_load(manifest_path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise KBError(f"{manifest_path}: cannot read: {e.strerror}") from None
-    except yaml.YAMLError as e:
-        raise KBError(f"{manifest_path}: malformed YAML: {' '.join(str(e).split())}") from None
-    if not isinstance(manifest, dict):
-        raise KBError(f"{manifest_path}: expected a mapping")
-    params: dict[str, Parameter] = {}
-    programs: list[Path] = []
-    populations: dict = {}
-    if not manifest.get("extends"):  # the shared findings-stage parameters come first
-        params.update(_library_parameters())
-    if manifest.get("extends"):
-        parent = kb_dir.parent / str(manifest["extends"])
-        if parent.resolve() in seen or not (parent / "manifest.yaml").exists():
-            raise KBError(f"{manifest_path}: extends: {manifest['extends']}: no such knowledge base beside it"
-                          if parent.resolve() not in seen else f"{manifest_path}: extends: a cycle")
-        _, params, programs, populations = _read_manifest(parent, seen + (kb_dir.resolve(),))
-    for name, spec in (manifest.get("parameters") or {}).items():
-        where = f"{manifest_path}: parameters.{name}"
-        if not isinstance(spec, dict) or "kind" not in spec or "default" not in spec:
-            raise KBError(f"{where}: needs kind and default")
-        params[name] = _parameter(name, spec, where)
-    programs = programs + [_resolve_program(kb_dir, n) for n in manifest.get("programs", [])
-                           if _resolve_program(kb_dir, n) not in programs]
-    populations = {**populations, **dict(manifest.get("populations") or {})}
-    return manifest, params, programs, populations
-
-
 def vocabulary_files(kb_dir: Path) -> list[Path]:
-    """The vocabulary.yaml of a knowledge base and of those it extends, the furthest first."""
-    chain: list[Path] = []
-    directory: Path | None = kb_dir
-    while directory is not None and directory.resolve() not in [c.parent.resolve() for c in chain]:
-        chain.append(directory / "vocabulary.yaml")
-        try:
-            manifest = yaml.safe_load((directory / "manifest.yaml").read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError):
-            break
-        parent = manifest.get("extends") if isinstance(manifest, dict) else None
-        directory = directory.parent / str(parent) if parent else None
-    return [p for p in reversed(chain) if p.is_file()]
-
-
-def _library_parameters() -> dict[str, Parameter]:
-    path = builtin_kb_root() / "lib" / "manifest.yaml"
-    spec = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    return {name: _parameter(name, p, f"{path}: parameters.{name}")
-            for name, p in (spec.get("parameters") or {}).items()}
-
-
-def _parameter(name: str, spec: dict, where: str) -> Parameter:
-    """A parameter from its manifest declaration, its default parsed and checked."""
-    base = Parameter(name=name, kind=spec["kind"], default=None, value=None,
-                     unit=str(spec.get("unit", "")), doc=" ".join(str(spec.get("doc", "")).split()),
-                     stage=spec.get("stage", "asp"), choices=tuple(spec.get("choices", ())),
-                     range=tuple(spec["range"]) if "range" in spec else None)
-    value = _parse_value(base, spec["default"], where)
-    return replace(base, default=value, value=value)
+    """The vocabulary.yaml of a knowledge base and of those it extends, the furthest first
+    (confined like every other file of it)."""
+    return [p for p, _ in resolve(kb_dir).vocabulary]
 
 
 def load_kb(kb: str | Path | None = None, overrides: dict[str, str] | None = None) -> KnowledgeBase:
-    """Load a knowledge base folder (or bundled name) and apply parameter overrides.
+    """Load and compile a knowledge base folder (or bundled name) with parameter overrides.
 
-    Raises KBError with a one-line message naming the file for a missing or malformed
-    manifest, a bad parameter declaration or value, or ASP that does not ground.
+    Raises KBError with a one-line message naming the file (and line) for a file outside the
+    knowledge base, a missing or malformed manifest, a bad parameter declaration or value, a
+    bad vocabulary, a refused or unparsable program, or declarations that do not ground.
     """
     kb_dir = resolve_kb_dir(kb)
-    manifest, params, programs, populations = _read_manifest(kb_dir)
+    resolved = resolve(kb_dir)
+    hint = f" (pyasp-screen check {kb_dir} lists every problem)"
+    if resolved.problems:
+        raise KBError(f"{resolved.problems[0]}{hint if len(resolved.problems) > 1 else ''}")
+    m = resolved.manifest
+    params, populations, used_by = manifest_parameters(resolved)
     try:
-        vocab = load_vocabulary(vocabulary_files(kb_dir))
+        vocab = load_vocabulary([p for p, _ in resolved.vocabulary], dict(resolved.vocabulary)) \
+            if resolved.vocabulary else library()
     except VocabularyError as e:
         raise KBError(str(e)) from None
-    if not programs:
-        raise KBError(f"{kb_dir / 'manifest.yaml'}: programs: lists no ASP file")
+    if not resolved.programs:
+        raise KBError(f"{m.path}:{m.line('programs')}: programs: lists no ASP file")
+    sources = tuple(resolved.programs) + _vocabulary_windows(vocab, resolved)
+    parsed = analysis.parse(sources)
+    if parsed.problems:
+        raise KBError(f"{parsed.problems[0]}{hint if len(parsed.problems) > 1 else ''}")
     kb_obj = KnowledgeBase(
-        name=str(manifest.get("name", kb_dir.name)),
-        title=str(manifest.get("title", "")),
-        version=str(manifest.get("version", "")),
-        directory=kb_dir,
-        programs=programs,
-        parameters=params,
-        populations=populations,
-        sources=tuple(_read_program(p) for p in programs),
-        vocabulary=vocab,
-    )
+        name=str(m.data.get("name", kb_dir.name)), title=str(m.data.get("title", "")),
+        version=str(m.data.get("version", "")), directory=kb_dir,
+        programs=tuple(Path(p.path) for p in resolved.programs), parameters=params,
+        populations=populations, vocabulary=vocab, sources=sources, rules=tuple(parsed.rules),
+        declared_uses=used_by)
+    kb_obj = _compile(kb_obj)
     if overrides:
         kb_obj = kb_obj.with_parameters(overrides)
-    _refuse_unsafe(kb_obj)
-    _read_declarations(kb_obj)
     return kb_obj
 
 
-def _read_program(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise KBError(f"{path}: cannot read the program: {getattr(e, 'strerror', None) or e}") from None
+def _vocabulary_windows(vocab: Vocabulary, resolved: Resolved) -> tuple[ProgramFile, ...]:
+    """``window(Name, W).`` for every finding of the knowledge base's own vocabulary that
+    declares its look-back (``window:``), as a program of its own."""
+    lines = [f"window({o.name},{o.window})." for o in vocab.observations.values() if o.window is not None]
+    if not lines:
+        return ()
+    file = str(resolved.vocabulary[-1][0])
+    return (ProgramFile(f"{file} (window:)", "\n".join(lines) + "\n", file),)
 
 
-def _refuse_unsafe(kb: KnowledgeBase) -> None:
-    """A knowledge base with #script, @functions or #include outside its folders is refused
-    before clingo sees it (clingo would run the script)."""
-    problems = refusals(kb.programs, [p.parent.resolve() for p in kb.programs])
-    if problems:
-        raise KBError(f"{problems[0]} (pyasp-screen check {kb.directory} lists every problem)")
+# ---------------------------------------------------------------------------------------
+# Compiling
+# ---------------------------------------------------------------------------------------
 
-
-# The program parts of a knowledge base: base (the criteria) and status (status/3, for people
-# and the explanation engine; see kb/lib/core.lp). Screening grounds base only.
-KB_PARTS = [("base", []), ("status", [])]
-
-
-def _read_declarations(kb: KnowledgeBase) -> None:
-    """Ground the programs without patients and read criterion/3, registry_sentence/2,
-    all_of/2, any_of/2 and scheme_item/2."""
-    messages: list[str] = []
-    ctl = clingo.Control(kb.clingo_args() + ["--warn=none"],
-                         logger=lambda code, msg: messages.append(msg))
-    try:
-        for path in kb.programs:
-            ctl.load(str(path))
-        ctl.ground(KB_PARTS)
-    except RuntimeError:
-        detail = " ".join(" ".join(messages[0].split()).split("\n")) if messages else "cannot ground"
-        raise KBError(f"knowledge base {kb.directory}: {detail}") from None
-    criteria: dict[str, dict] = {}
-    sentences: dict[str, str] = {}
-    parts: dict[str, list[str]] = {}
-    items: dict[str, set[str]] = {}
-    checks: list[tuple[str, str, str, int]] = []
-    windows: dict[str, int] = {}
-    diagnoses: set[str] = set()
-    for atom in ctl.symbolic_atoms:
-        sym = atom.symbol
-        name, args = sym.name, sym.arguments
-        if name == "criterion" and len(args) == 3:
-            criteria[args[0].string] = {"population": str(args[1]), "kind": str(args[2])}
-        elif name == "registry_sentence" and len(args) == 2:
-            sentences[args[0].string] = args[1].string
-        elif name in ("all_of", "any_of") and len(args) == 2:
-            parts.setdefault(args[0].string, []).append(args[1].string)
-        elif name == "scheme_item" and len(args) == 2:
-            items.setdefault(str(args[0]), set()).add(str(args[1]))
-        elif name == "check" and len(args) == 4 and args[3].type == clingo.SymbolType.Number:
-            checks.append((args[0].string, str(args[1]), str(args[2]), args[3].number))
-        elif name == "window" and len(args) == 2 and args[1].type == clingo.SymbolType.Number:
-            windows[str(args[0])] = args[1].number
-        elif name == "kb_diagnosis" and len(args) == 1:
-            diagnoses.add(str(args[0]))
-
-    def flatten(c: str) -> list[str]:
-        out = []
-        for s in parts.get(c, []):
-            out.append(s)
-            out.extend(flatten(s))
-        return out
-
+def _compile(kb: KnowledgeBase) -> KnowledgeBase:
+    """Everything that depends on the parameter values, from the parsed rules and a grounding
+    of the declarations without patients."""
+    ground = _ground_declarations(kb)
+    criteria, sentences, parts = {}, {}, {}
+    for args in ground.get("criterion/3", ()):
+        criteria[args[0]] = {"population": args[1], "kind": args[2]}
+    for args in ground.get("registry_sentence/2", ()):
+        sentences[args[0]] = args[1]
+    for sig in ("all_of/2", "any_of/2"):
+        for c, s in ground.get(sig, ()):
+            parts.setdefault(c, []).append(s)
     for cid, info in criteria.items():
         if info["kind"] not in ("inclusion", "exclusion"):
             raise KBError(f"knowledge base {kb.directory}: criterion {cid}: kind {info['kind']!r} is neither "
@@ -390,15 +427,89 @@ def _read_declarations(kb: KnowledgeBase) -> None:
         if info["population"] != "all" and info["population"] not in kb.populations:
             raise KBError(f"knowledge base {kb.directory}: criterion {cid}: population {info['population']!r} is "
                           f"not declared in manifest.yaml (populations: {', '.join(kb.populations) or 'none'})")
-    kb.criteria = [
+
+    def flatten(c: str, seen=()) -> list[str]:
+        out = []
+        for s in parts.get(c, []):
+            if s in seen:
+                continue
+            out.append(s)
+            out.extend(flatten(s, seen + (s,)))
+        return out
+
+    declared = {}
+    for r in kb.rules:
+        for a in r.heads:
+            if a.name == "criterion" and len(a.args) == 3 and a.text(0):
+                declared.setdefault(a.text(0), a.location)
+    crits = tuple(
         Criterion(cid, info["population"], info["kind"], sentences.get(cid, ""),
-                  tuple(sorted(flatten(cid))))
-        for cid, info in sorted(criteria.items(), key=lambda kv: _criterion_order(kv[0]))
-    ]
-    kb.scheme_items = {k: frozenset(v) for k, v in items.items()}
-    kb.checks = sorted(checks)
-    kb.windows = windows
-    kb.diagnoses = frozenset(diagnoses)
+                  tuple(sorted(dict.fromkeys(flatten(cid)))), declared.get(cid))
+        for cid, info in sorted(criteria.items(), key=lambda kv: _criterion_order(kv[0])))
+    numbers = {}
+    checks = []
+    for c, n, op, t in ground.get("check/4", ()):
+        if t.lstrip("-").isdigit():
+            checks.append((c, n, op, int(t)))
+    for sig, target in (("window/2", "windows"), ("event_window/2", "event_windows")):
+        numbers[target] = {a: int(b) for a, b in ground.get(sig, ()) if b.lstrip("-").isdigit()}
+    live = tuple(r for r in kb.rules if _live(r, kb.parameters))
+    conditions = _conditions(kb, live, ground, crits, parts)
+    reads: dict[str, set[str]] = {}
+    for c in conditions.values():
+        for pred, name in c.reads:
+            reads.setdefault(pred, set()).add(name)
+    compared: dict[str, set[str]] = {}
+    integer_params = {p.name for p in kb.parameters.values() if p.kind == "integer"}
+    for c in conditions.values():
+        for pred, _ in c.reads:
+            if pred in ("age", "disease_duration_months", "sledai2k_total"):
+                compared.setdefault(pred, set()).update(
+                    p for p in c.parameters & integer_params if kb.parameters[p].unit != "d")
+    order = {c.id: i for i, c in enumerate(crits)}
+    uses: dict[str, set[str]] = {n: set() for n in kb.parameters}
+    for c in crits:
+        for cond in (c.id, *c.components):
+            for p in conditions[cond].parameters if cond in conditions else ():
+                uses.setdefault(p, set()).add(c.id)
+    # a rule naming a criterion's condition uses its parameters under any interpretation
+    # (check(..., ssc_fvc_decline_min) :- ssc_progressive_definition = fvc_decline.)
+    top = {cond: c.id for c in crits for cond in (c.id, *c.components)}
+    for r in kb.rules:
+        named = {a.text(1) if a.name in CONDITION_PREDICATES else a.text(0) for a in r.heads
+                 if a.name in ("holds", "fails", "check", "all_of", "any_of")}
+        for cond in named & set(top):
+            for name, _ in r.identifiers:
+                if name in kb.parameters:
+                    uses[name].add(top[cond])
+    for name, crit_ids in kb.declared_uses.items():
+        uses.setdefault(name, set()).update(crit_ids)
+    return replace(
+        kb, criteria=crits, conditions=conditions,
+        scheme_items={k: frozenset(v) for k, v in _group(ground.get("scheme_item/2", ())).items()},
+        checks=tuple(sorted(checks)), windows=numbers["windows"],
+        diagnoses=frozenset(a[0] for a in ground.get("kb_diagnosis/1", ())),
+        event_windows=numbers["event_windows"],
+        event_categories={a: b for a, b in ground.get("event_category/2", ())},
+        reads={k: frozenset(v) for k, v in reads.items()},
+        compared={k: frozenset(v) for k, v in compared.items()},
+        parameter_uses={n: tuple(sorted(u, key=lambda c: order.get(c, 999))) for n, u in uses.items()},
+        population_labels={p: _population_label(p, text) for p, text in kb.populations.items()},
+        defines=frozenset(a.signature for r in live for a in r.heads))
+
+
+def _group(pairs) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for a, b in pairs:
+        out.setdefault(a, set()).add(b)
+    return out
+
+
+def _population_label(pop: str, text: str) -> str:
+    """The short name of a population: "SSc" from "systemic sclerosis (SSc)"."""
+    if "(" in text and text.endswith(")"):
+        return text[text.rindex("(") + 1:-1]
+    return pop.upper()
 
 
 def _criterion_order(cid: str) -> tuple:
@@ -409,81 +520,281 @@ def _criterion_order(cid: str) -> tuple:
     return (pop, 0 if kind == "IN" else 1, int(digits or 0), num)
 
 
-def parameter_uses(kb: KnowledgeBase) -> dict[str, list[str]]:
-    """For each parameter, the criteria whose rules use it.
-
-    Read from the ASP itself (clingo's parser). A parameter used in a rule is attributed to
-    the criteria that rule names; a rule that names none passes it on to its head predicate,
-    and from there to every rule reading that predicate (holds/2 and fails/2 excepted: they
-    are the criteria's own). Parameters read only by the findings stage, or through a
-    generic rule (windows), list their criteria under ``used_by`` in the manifest.
-    """
-    from clingo import ast
-
-    criteria = {c.id for c in kb.criteria}
-    names = set(kb.parameters)
-    generic = {"holds", "fails", "status", "condition", "window"}
-    statements: list[tuple[set, set, set, set]] = []  # heads, bodies, params, criteria
-
-    def walk(node, params: set, strings: set, atoms: set) -> None:
-        if isinstance(node, ast.AST):
-            t = node.ast_type
-            if t == ast.ASTType.SymbolicAtom and node.symbol.ast_type == ast.ASTType.Function:
-                atoms.add(node.symbol.name)
-            if t == ast.ASTType.Function and not node.arguments and node.name in names:
-                params.add(node.name)
-            elif t == ast.ASTType.SymbolicTerm:
-                sym = node.symbol
-                if sym.type == clingo.SymbolType.String:
-                    strings.add(sym.string.split(".")[0])
-                elif sym.type == clingo.SymbolType.Function and not sym.arguments and sym.name in names:
-                    params.add(sym.name)
-            for key in node.keys():
-                walk(getattr(node, key), params, strings, atoms)
-        elif not isinstance(node, (str, bytes, int)) and hasattr(node, "__iter__"):
-            for item in node:
-                walk(item, params, strings, atoms)
-
-    def on_statement(stm) -> None:
-        if stm.ast_type != ast.ASTType.Rule:
-            return
-        params, strings, heads, bodies = set(), set(), set(), set()
-        walk(stm.head, params, strings, heads)
-        walk(stm.body, params, strings, bodies)
-        statements.append((heads, bodies - generic, params, strings & criteria))
-
-    ast.parse_files([str(p) for p in kb.programs], on_statement)
-    carried: dict[str, set[str]] = {}
-    changed = True
-    while changed:  # parameters reach predicates through rules that name no criterion
-        changed = False
-        for heads, bodies, params, crits in statements:
-            if crits:
-                continue
-            reach = params.union(*(carried.get(b, set()) for b in bodies))
-            for h in heads - generic:
-                if not reach <= carried.setdefault(h, set()):
-                    carried[h] |= reach
-                    changed = True
-    uses: dict[str, set[str]] = {n: set() for n in names}
-    for heads, bodies, params, crits in statements:
-        for p in params.union(*(carried.get(b, set()) for b in bodies)):
-            uses[p] |= crits
-    for name, crits in _declared_used_by(kb).items():
-        uses.setdefault(name, set()).update(crits)
-    order = {c.id: i for i, c in enumerate(kb.criteria)}
-    return {n: sorted(u, key=lambda c: order.get(c, 999)) for n, u in uses.items()}
+def _symbol_text(s: clingo.Symbol) -> str:
+    if s.type == clingo.SymbolType.String:
+        return s.string
+    if s.type == clingo.SymbolType.Number:
+        return str(s.number)
+    return str(s)
 
 
-def _declared_used_by(kb: KnowledgeBase) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    directory = kb.directory
-    seen = set()
-    while directory is not None and directory not in seen:
-        seen.add(directory)
-        manifest = yaml.safe_load((directory / "manifest.yaml").read_text(encoding="utf-8"))
-        for name, spec in (manifest.get("parameters") or {}).items():
-            if isinstance(spec, dict) and spec.get("used_by"):
-                out.setdefault(name, []).extend(str(x) for x in spec["used_by"])
-        directory = directory.parent / manifest["extends"] if manifest.get("extends") else None
+def _ground_declarations(kb: KnowledgeBase) -> dict[str, list[tuple[str, ...]]]:
+    """Every atom the programs derive without patients (declarations, drug classes, score
+    tables), by predicate signature, arguments as text."""
+    messages: list[str] = []
+    ctl = clingo.Control(kb.clingo_args() + ["--warn=none"], logger=lambda code, msg: messages.append(msg))
+    try:
+        ctl.add("base", [], kb.program_text())
+        ctl.ground(KB_PARTS)
+    except RuntimeError:
+        detail = " ".join(messages[0].split()) if messages else "cannot ground"
+        raise KBError(f"knowledge base {kb.directory}: {detail}") from None
+    out: dict[str, list[tuple[str, ...]]] = {}
+    for atom in ctl.symbolic_atoms:
+        sym = atom.symbol
+        if sym.type != clingo.SymbolType.Function:
+            continue
+        out.setdefault(f"{sym.name}/{len(sym.arguments)}", []).append(tuple(_symbol_text(a) for a in sym.arguments))
     return out
+
+
+# -- liveness: a rule whose body compares parameters with values it cannot match is dead --------
+
+def _evaluate(t: tuple, params: dict[str, Parameter]):
+    """A term's value with parameters substituted, or None if it is not ground."""
+    kind = t[0]
+    if kind == "sym":
+        p = params.get(t[1])
+        if p is not None and p.stage == "asp":
+            return _evaluate(p.asp_term(), params) if p.asp_term()[0] == "num" else ("sym", p.asp_constant())
+        return ("sym", t[1])
+    if kind == "num":
+        return t[1]
+    if kind == "str":
+        return ("str", t[1])
+    if kind == "un" and t[1] == "-":
+        v = _evaluate(t[2], params)
+        return -v if isinstance(v, int) else None
+    if kind == "bin" and t[1] in "+-*":
+        a, b = _evaluate(t[2], params), _evaluate(t[3], params)
+        if isinstance(a, int) and isinstance(b, int):
+            return a + b if t[1] == "+" else a - b if t[1] == "-" else a * b
+    return None
+
+
+def _live(rule: Rule, params: dict[str, Parameter]) -> bool:
+    """False when a comparison of the rule's own body is false whatever the patient, given the
+    parameters (``ssc_progressive_definition = clinician`` under fvc_decline)."""
+    for c in rule.comparisons:
+        if not c.top:
+            continue
+        a, b = _evaluate(c.left, params), _evaluate(c.right, params)
+        if a is None or b is None:
+            continue
+        if c.op in ("=", "!="):
+            if (a == b) != (c.op == "="):
+                return False
+        elif isinstance(a, int) and isinstance(b, int):
+            ok = {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[c.op]
+            if not ok:
+                return False
+    return True
+
+
+# -- what each condition reads: the rules deciding it, followed through helper predicates -----
+
+MAX_BRANCHES = 200
+
+
+class _Reader:
+    """Follows a condition's rules down to the facts they read. A helper atom is followed
+    into every live rule defining it, its head unified with the constants the atom carries;
+    an atom of a predicate derived without patients (declarations, drug classes) binds the
+    rule's variables to each of its ground atoms."""
+
+    def __init__(self, live: tuple[Rule, ...], ground: dict[str, list[tuple[str, ...]]], params: set[str]):
+        self.defs: dict[str, list[Rule]] = {}
+        for r in live:
+            for a in r.heads:
+                self.defs.setdefault(a.signature, []).append(r)
+        self.ground = ground
+        self.params = params
+        # predicates whose atoms all exist without patients (declarations, drug classes, score
+        # tables, and predicates nothing defines): their atoms are those of the grounding
+        sigs = {a.signature for r in live for a in r.heads + r.body} | set(ground)
+        self._dependent: dict[str, bool] = {}
+        self.static = {sig for sig in sigs if sig.split("/")[0] not in FACT_NAMES
+                       and sig.split("/")[0] not in CONDITION_PREDICATES and not self._patient_dependent(sig)}
+        self.memo: dict[tuple, tuple[frozenset, frozenset, frozenset]] = {}
+
+    def _patient_dependent(self, sig: str, seen=None) -> bool:
+        """Does sig depend on a patient fact (then its atoms without patients are not all)?"""
+        if sig in self._dependent:
+            return self._dependent[sig]
+        seen = seen if seen is not None else set()
+        if sig in seen:
+            return False
+        seen.add(sig)
+        out = any(a.name in FACT_NAMES or a.name in CONDITION_PREDICATES or self._patient_dependent(a.signature, seen)
+                  for r in self.defs.get(sig, ()) for a in r.body)
+        self._dependent[sig] = out
+        return out
+
+    def atom(self, atom: Atom, binding: dict[str, tuple], depth: int = 0):
+        """(reads, parameters, conditions) below one atom under a variable binding."""
+        args = tuple(_bind(t, binding) for t in atom.args)
+        key = (atom.signature, tuple(constant(a) if constant(a) is not None else None for a in args))
+        if key in self.memo:
+            return self.memo[key]
+        self.memo[key] = (frozenset(), frozenset(), frozenset())  # recursion guard
+        reads, params, conds = set(), set(), set()
+        if atom.name in FACT_NAMES and atom.signature in FACT_PREDICATES:
+            pos = NAME_ARGUMENT.get(atom.name)
+            name = "" if pos is None else (constant(args[pos]) if pos < len(args) and constant(args[pos]) else "*")
+            reads.add((atom.name, name))
+        elif atom.name in CONDITION_PREDICATES and len(args) == 2:
+            c = constant(args[1])
+            if c is not None:
+                conds.add(c)
+        elif depth < 40:
+            for rule in self.defs.get(atom.signature, ()):
+                for head in rule.heads:
+                    if head.signature != atom.signature:
+                        continue
+                    b = _unify(head.args, args, self.params)
+                    if b is None:
+                        continue
+                    r, p, c = self.rule(rule, b, depth + 1)
+                    reads |= r
+                    params |= p
+                    conds |= c
+        out = (frozenset(reads), frozenset(params), frozenset(conds))
+        self.memo[key] = out
+        return out
+
+    def condition(self, cid: str):
+        """(reads, parameters, conditions) of the rules deciding a condition (holds/2, fails/2)."""
+        reads, params, conds = set(), set(), set()
+        for sig in ("holds/2", "fails/2"):
+            for rule in self.defs.get(sig, ()):
+                for head in rule.heads:
+                    if head.signature != sig:
+                        continue
+                    b = _unify(head.args, (("var", "P"), ("str", cid)), self.params)
+                    if b is None:
+                        continue
+                    r, p, c = self.rule(rule, b, 1)
+                    reads |= r
+                    params |= p
+                    conds |= c
+        return reads, params, conds
+
+    def rule(self, rule: Rule, binding: dict[str, tuple], depth: int):
+        """(reads, parameters, conditions) of a rule's body under a binding of its head."""
+        bindings = self._bindings(rule, binding)
+        if not bindings:  # a declaration the rule needs does not exist: it decides nothing here
+            return set(), set(), set()
+        params = {name for name, _ in rule.identifiers if name in self.params}
+        reads, conds = set(), set()
+        for b in bindings:
+            for atom in rule.body:
+                if atom.signature in self.static:
+                    r, p, c = self.atom(atom, b, depth)  # its defining rules' parameters
+                    params |= p
+                    continue
+                r, p, c = self.atom(atom, b, depth)
+                reads |= r
+                params |= p
+                conds |= c
+        return reads, params, conds
+
+    def _bindings(self, rule: Rule, binding: dict[str, tuple]) -> list[dict[str, tuple]]:
+        """The rule's variable bindings extended through its atoms of static predicates."""
+        out = [dict(binding)]
+        for atom in rule.body:
+            if atom.signature not in self.static or atom.sign != 0:
+                continue
+            grown = []
+            for b in out:
+                pattern = tuple(_bind(t, b) for t in atom.args)
+                matched = False
+                for values in self.ground.get(atom.signature, ()):
+                    nb = _match(pattern, values, b, self.params)
+                    if nb is not None:
+                        grown.append(nb)
+                        matched = True
+                    if len(grown) > MAX_BRANCHES:
+                        return out
+            out = grown  # no atom matches: the rule cannot fire under that binding
+            if not out:
+                return []
+        return out
+
+
+def _bind(t: tuple, binding: dict[str, tuple]) -> tuple:
+    if t[0] == "var" and t[1] in binding:
+        return binding[t[1]]
+    return t
+
+
+def _unify(head_args: tuple, args: tuple, params: set[str]) -> dict[str, tuple] | None:
+    """Bindings of the head's variables to the atom's constants; None if a constant differs
+    (a parameter's name stands for its value: it matches anything)."""
+    b: dict[str, tuple] = {}
+    for h, a in zip(head_args, args):
+        hc, ac = constant(h), constant(a)
+        if hc in params or ac in params:
+            continue
+        if h[0] == "var":
+            if ac is not None and h[1] != "_":
+                if h[1] in b and constant(b[h[1]]) != ac:
+                    return None
+                b[h[1]] = a
+        elif hc is not None and ac is not None and hc != ac:
+            return None
+    return b
+
+
+def _match(pattern: tuple, values: tuple[str, ...], binding: dict[str, tuple],
+           params: set[str]) -> dict[str, tuple] | None:
+    b = dict(binding)
+    for t, v in zip(pattern, values):
+        c = constant(t)
+        if c in params:
+            continue
+        if c is not None:
+            if c != v:
+                return None
+        elif t[0] == "var" and t[1] != "_":
+            if t[1] in b and constant(b[t[1]]) != v:
+                return None
+            b[t[1]] = ("str", v)
+    return b
+
+
+def _conditions(kb: KnowledgeBase, live: tuple[Rule, ...], ground, crits, parts) -> dict[str, Condition]:
+    reader = _Reader(live, ground, set(kb.parameters))
+    ids = [cid for c in crits for cid in (c.id, *c.components)]
+    out: dict[str, Condition] = {}
+    for cid in ids:
+        reads, params, rules = set(), set(), []
+        r, p, _ = reader.condition(cid)
+        reads |= r
+        params |= p
+        for r in live:
+            if any(a.name in ("holds", "fails", "check", "all_of", "any_of") and
+                   (a.text(1) if a.name in ("holds", "fails") else a.text(0)) == cid for a in r.heads):
+                rules.append(r.location)
+                if any(a.name in ("check", "all_of", "any_of") for a in r.heads):
+                    params |= {name for name, _ in r.identifiers if name in kb.parameters}
+        thresholds = []
+        for c, n, op, t in ground.get("check/4", ()):
+            if c == cid:
+                src = next((a.text(3) for r in live for a in r.heads
+                            if a.name == "check" and a.text(0) == cid and a.text(1) == n and a.text(3)), t)
+                thresholds.append((n, op, src))
+        out[cid] = Condition(cid, frozenset(reads), tuple(thresholds), frozenset(params),
+                             tuple(parts.get(cid, ())), tuple(rules))
+
+    def union(cid: str, seen: tuple = ()) -> tuple[set, set]:
+        c = out[cid]
+        reads, params = set(c.reads), set(c.parameters)
+        for part in c.parts:
+            if part in out and part not in seen:
+                r, p = union(part, seen + (cid,))
+                reads |= r
+                params |= p
+        return reads, params
+
+    return {cid: replace(c, reads=frozenset(union(cid)[0]), parameters=frozenset(union(cid)[1]))
+            for cid, c in out.items()}
