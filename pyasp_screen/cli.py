@@ -156,8 +156,14 @@ def main() -> None:
               help="Write the result here instead of standard output.")
 @click.option("--batch-size", type=click.IntRange(1, 100_000), default=DEFAULT_BATCH, show_default=True,
               help="Patients grounded together in one clingo program.")
-def screen(records, kb, fmt, params, params_file, details, with_explain, screening_date, output, batch_size):
+@click.option("--facts", "show_facts", is_flag=True,
+              help="Print the ASP facts each record becomes (what the rules read), not the verdicts.")
+def screen(records, kb, fmt, params, params_file, details, with_explain, screening_date, output, batch_size,
+           show_facts):
     """Screen RECORDS (YAML/JSON records, FHIR R4 Bundles, or folders of them).
+
+    With --facts, print instead the ASP facts each record becomes (what the knowledge base
+    reads), each with what it says and the record fields it came from.
 
     \b
     Examples:
@@ -166,6 +172,7 @@ def screen(records, kb, fmt, params, params_file, details, with_explain, screeni
       pyasp-screen screen cohort/ --format csv -o verdicts.csv
       pyasp-screen screen patient.yaml --param crcl_weight=adjusted
       pyasp-screen screen bundle.json --screening-date 2020-06-01 --explain
+      pyasp-screen screen patient.yaml --facts
     """
     knowledge = _load_kb(kb, params, params_file)
     _check_output(output, records)
@@ -175,7 +182,11 @@ def screen(records, kb, fmt, params, params_file, details, with_explain, screeni
         outcomes = list(screen_records(_items(records, when, knowledge), knowledge, batch_size))
         explanations = _explain_all(outcomes, knowledge) if with_explain else None
         with _open_output(output) as out:
-            if fmt == "csv":
+            if show_facts:
+                from pyasp_screen.outputs.facts import write_facts
+
+                write_facts(outcomes, out)
+            elif fmt == "csv":
                 render.write_csv(outcomes, knowledge, out, explanations)
             elif fmt == "json":
                 render.write_json(outcomes, knowledge, out, explanations)
@@ -188,7 +199,7 @@ def screen(records, kb, fmt, params, params_file, details, with_explain, screeni
         err.print(f"error: {escape(str(e))}")
         sys.exit(2)
     rejected = [o for o in outcomes if isinstance(o, RecordError)]
-    if fmt != "table" or output is not None:
+    if fmt != "table" or output is not None or show_facts:
         for o in rejected:
             err.print(f"rejected: {escape(str(o))}", soft_wrap=True)
     sys.exit(1 if rejected else 0)
@@ -321,10 +332,7 @@ def whatif(record, sets, unsets, kb, params, params_file, fmt):
     """
     import json
 
-    from pyasp_screen.cohorts.whatif import EditError, apply_edits
-    from pyasp_screen.explain.explainer import explain
-    from pyasp_screen.findings.derive import derive
-    from pyasp_screen.inputs.record import RecordInvalid
+    from pyasp_screen.cohorts.whatif import EditError, compare
 
     if not (sets or unsets or params or params_file):
         raise click.UsageError("nothing to change: give --set, --unset, --param or --params")
@@ -339,32 +347,12 @@ def whatif(record, sets, unsets, kb, params, params_file, fmt):
             click.echo(f"Error: {record} holds {len(loaded)} records; whatif takes one", err=True)
         sys.exit(1 if errors else 2)
     try:
-        edited = apply_edits(loaded[0].record, list(sets), list(unsets), new_kb.vocabulary)
+        comparison = compare(loaded[0].record, list(sets), list(unsets), base_kb, new_kb)
     except EditError as e:
         raise click.UsageError(str(e)) from None
-    outcomes = []
-    for knowledge, rec in ((base_kb, loaded[0].record), (new_kb, edited)):
-        try:
-            findings = derive(rec, knowledge)
-        except RecordInvalid as e:
-            raise click.UsageError(f"what-if record: field {e.field}: {e.reason}") from None
-        from pyasp_screen.engine.engine import Engine
-
-        outcomes.append((knowledge, findings, Engine(knowledge).screen([findings])[0]))
-    (_, _, before), (kb2, f2, after) = outcomes
-    _, scopes = explain(kb2, f2, max_results=10, scopes=["overall"])
-    reason = scopes[0].sufficient_reasons[0] if scopes[0].sufficient_reasons else None
-    ids = list(dict.fromkeys(base_kb.criterion_ids() + kb2.criterion_ids()))
-    changed = [(c, before.statuses.get(c, "unknown"), after.statuses.get(c, "unknown"))
-               for c in ids if before.statuses.get(c) != after.statuses.get(c)]
-    doc = {"patient": before.patient, "edits": {"set": list(sets), "unset": list(unsets),
-                                                "parameters": render.kb_header(kb2)["parameters_changed"]},
-           "before": {"overall": before.overall, **before.verdicts},
-           "after": {"overall": after.overall, **after.verdicts},
-           "criteria_changed": [{"id": c, "before": x, "after": y} for c, x, y in changed],
-           "reason": ({"findings": reason.findings, "criteria": reason.criteria} if reason else None),
-           "missing": ({g: [" + ".join(r.findings) for r in rs] for g, rs in scopes[0].missing.items()}
-                       if scopes[0].missing else None)}
+    doc = comparison.document()
+    before, after, kb2, reason = comparison.before, comparison.after, new_kb, comparison.reason
+    changed = comparison.changed
     if fmt == "json":
         json.dump(doc, sys.stdout, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")
@@ -452,10 +440,13 @@ def check_cmd(kb_dir):
     """Check a knowledge base (default: the bundled ct1190b) before screening with it.
 
     Prints one line per problem, file:line:col: message, and exits 1 if there is any:
-    ASP syntax errors and clingo warnings, predicates nothing provides, criteria without
-    rules or sentences, rules for undeclared criteria, duplicate IDs, parameters used but
-    not declared or declared but unused, thresholds in the wrong unit, and (refused)
-    #script, @functions and #include outside the knowledge base.
+    files outside the knowledge base (an #include, a manifest path, extends: refused, like
+    #script and @functions), ASP syntax errors and clingo warnings, predicates nothing
+    provides, criteria without rules or registry sentences, sentences not in the protocol
+    word for word, rules for undeclared criteria, duplicate IDs, parameters used but not
+    declared or declared but unused, thresholds in the wrong unit, a bad vocabulary.yaml,
+    and, when all that is clean, exactness: every criterion's met / not_met checked by brute
+    force against the completions of generated records (docs/semantics.md).
     """
     from pyasp_screen.authoring.check import check_kb_dir
     from pyasp_screen.knowledge.kb import resolve_kb_dir

@@ -48,9 +48,10 @@ VALUES = {"true", "false", "yes", "no", "positive", "negative", "indeterminate",
 MANIFEST_KEYS = {"name", "title", "version", "protocol", "programs", "populations", "parameters", "extends"}
 
 
-def check_kb_dir(kb_dir: Path, exactness: bool = False) -> list[Problem]:
+def check_kb_dir(kb_dir: Path, exactness: bool = True) -> list[Problem]:
     """Every problem of a knowledge base folder, its manifest, vocabulary and cases included.
-    ``exactness``: also run the brute-force exactness check (a few seconds)."""
+    ``exactness``: also run the brute-force exactness check (a few seconds; only when nothing
+    else is wrong)."""
     resolved = resolve(kb_dir)
     problems = list(resolved.problems)
     m = resolved.manifest

@@ -22,9 +22,16 @@ import datetime as dt
 import difflib
 import re
 
+from dataclasses import dataclass
+
 import msgspec
 
-from pyasp_screen.inputs.record import Assessment, Diagnosis, Observation, Record
+from pyasp_screen.engine.engine import Engine, Result
+from pyasp_screen.explain.explainer import Reason, ScopeExplanation, explain
+from pyasp_screen.findings.derive import derive
+from pyasp_screen.inputs.record import Assessment, Diagnosis, Observation, Record, RecordInvalid
+from pyasp_screen.knowledge.kb import KnowledgeBase
+from pyasp_screen.outputs.render import kb_header
 from pyasp_screen.knowledge.vocabulary import Vocabulary, library
 
 
@@ -129,3 +136,57 @@ def _observation(kind, text: str, rec: Record) -> Observation:
                         f"{name}=1.2" + (f" (in {kind.unit})" if kind.unit not in ('', '1') else ""))
     unit = m.group(2) or kind.unit
     return Observation(code=name, date=rec.screening_date, value=float(m.group(1)), unit=unit)
+
+
+@dataclass
+class Comparison:
+    """A patient as recorded (``before``, under the baseline knowledge base) and as edited
+    (``after``, under the what-if's parameters), with every criterion whose status changes and
+    the explanation of the new overall verdict."""
+
+    edits: dict
+    before: Result
+    after: Result
+    changed: list[tuple[str, str, str]]         # (criterion or component, before, after)
+    explanation: ScopeExplanation               # the what-if's overall verdict
+
+    @property
+    def reason(self) -> Reason | None:
+        """The shortest sufficient reason for the new verdict (None when undetermined)."""
+        return self.explanation.sufficient_reasons[0] if self.explanation.sufficient_reasons else None
+
+    def document(self) -> dict:
+        """The comparison as ``whatif --format json`` prints it."""
+        reason, ex = self.reason, self.explanation
+        return {"patient": self.before.patient, "edits": self.edits,
+                "before": {"overall": self.before.overall, **self.before.verdicts},
+                "after": {"overall": self.after.overall, **self.after.verdicts},
+                "criteria_changed": [{"id": c, "before": x, "after": y} for c, x, y in self.changed],
+                "reason": ({"findings": reason.findings, "criteria": reason.criteria} if reason else None),
+                "missing": ({g: [" + ".join(r.findings) for r in rs] for g, rs in ex.missing.items()}
+                            if ex.missing else None)}
+
+
+def compare(record: Record, sets: list[str], unsets: list[str], base: KnowledgeBase,
+            what_if: KnowledgeBase) -> Comparison:
+    """Screen ``record`` as recorded under ``base`` and edited (``sets``, ``unsets``, names of
+    the what-if's vocabulary) under ``what_if`` (the same knowledge base with other parameters,
+    or another one), and explain the new overall verdict.
+
+    Raises EditError (one line) for a bad edit or an edited record that cannot be screened.
+    """
+    edited = apply_edits(record, sets, unsets, what_if.vocabulary)
+    outcomes = []
+    for kb, rec in ((base, record), (what_if, edited)):
+        try:
+            findings = derive(rec, kb)
+        except RecordInvalid as e:
+            raise EditError(f"what-if record: field {e.field}: {e.reason}") from None
+        outcomes.append((findings, Engine(kb).screen([findings])[0]))
+    (_, before), (findings, after) = outcomes
+    _, scopes = explain(what_if, findings, max_results=10, scopes=["overall"])
+    ids = list(dict.fromkeys(base.criterion_ids() + what_if.criterion_ids()))
+    changed = [(c, before.statuses.get(c, "unknown"), after.statuses.get(c, "unknown"))
+               for c in ids if before.statuses.get(c) != after.statuses.get(c)]
+    edits = {"set": list(sets), "unset": list(unsets), "parameters": kb_header(what_if)["parameters_changed"]}
+    return Comparison(edits, before, after, changed, scopes[0])

@@ -735,10 +735,7 @@ def _group_labels(ex: Explainer, slot_keys: list[str]) -> list[str]:
             schemes.setdefault(scheme, []).append(item.replace("_", " "))
         else:
             out.append(ex.slots[key].label)
-    names = {"sledai2k_descriptors": "SLEDAI-2K descriptors",
-             "eular_acr_2019_sle_items": "EULAR/ACR 2019 items",
-             "acr_eular_2013_ssc_items": "ACR/EULAR 2013 items",
-             "organ_involvement": "organ involvement"}
+    names = ex.kb.vocabulary.scheme_groups
     out += [f"{names.get(k, k)}: {', '.join(v)}" for k, v in schemes.items()]
     return out
 

@@ -141,6 +141,7 @@ class Vocabulary:
     classification_schemes: dict[str, str]        # scheme -> the item category holding its items
     classification_labels: dict[str, str]         # scheme -> label ("EULAR/ACR 2019 SLE")
     scheme_labels: dict[str, str]                 # item category -> label ("SLEDAI-2K")
+    scheme_groups: dict[str, str]                 # item category -> its items ("SLEDAI-2K descriptors")
     acronyms: tuple[str, ...]                     # words item labels write in capitals
     files: tuple[str, ...] = ()
     # indexes, filled by __post_init__
@@ -521,6 +522,8 @@ def _build(declarations: list[_Declaration]) -> Vocabulary:
             class_labels[str(scheme)] = str(scheme)
     scheme_labels = {str(k): str(v.get("label", k) if isinstance(v, dict) else v)
                      for k, v in (lists.get("schemes") or {}).items()}
+    scheme_groups = {str(k): str(v.get("group", scheme_labels[str(k)]) if isinstance(v, dict) else v)
+                     for k, v in (lists.get("schemes") or {}).items()}
     glucocorticoids = frozenset(_strings(lib_d, ("glucocorticoids",), lists.get("glucocorticoids"), NAME, "a drug name"))
     unknown_gc = sorted(glucocorticoids - set(tables["drugs"]))
     if unknown_gc:
@@ -533,7 +536,7 @@ def _build(declarations: list[_Declaration]) -> Vocabulary:
         growth_factors=frozenset(_strings(lib_d, ("growth_factors",), lists.get("growth_factors"), NAME, "a name")),
         categories=_strings(lib_d, ("categories",), lists.get("categories"), NAME, "a name"),
         organs=_strings(lib_d, ("organs",), lists.get("organs"), NAME, "a name"),
-        classification_schemes=schemes, classification_labels=class_labels, scheme_labels=scheme_labels,
+        classification_schemes=schemes, classification_labels=class_labels, scheme_labels=scheme_labels, scheme_groups=scheme_groups,
         acronyms=_strings(lib_d, ("acronyms",), lists.get("acronyms")),
         files=tuple(str(d.path) for d in declarations))
 
