@@ -74,13 +74,17 @@ def slot_table(kb: KnowledgeBase, rng: random.Random) -> tuple[list[Slot], list[
         for name in names:
             for p in c.parameters & quantity_params:
                 thresholds.setdefault(name, set()).add(int(kb.parameters[p].asp_constant()))
-    for name in sorted(n for n in reads.get("quantity", ()) if n not in ("*", "")):
+    def qualitative(name: str) -> bool:
+        o = v.observations.get(name)
+        return o is not None and o.qualitative
+
+    for name in sorted(n for n in reads.get("quantity", ()) if n not in ("*", "") and not qualitative(n)):
         values = _grid_values(thresholds.get(name, set())) or [0, 2000, 200000]
         # taken on the screening date or on the last day of its look-back (a criterion may
         # count other dates from the day of the result it reads)
         days = sorted({0, kb.windows.get(name, 0)})
         slots.append(Slot(f"quantity:{name}", [[f"quantity({{P}},{name},{g},{g},{d})"] for g in values for d in days]))
-    for name in sorted(n for n in reads.get("qualitative", ()) if n not in ("*", "")):
+    for name in sorted(n for n in reads.get("qualitative", ()) if n not in ("*", "") and qualitative(n)):
         slots.append(Slot(f"qualitative:{name}", [[f"qualitative({{P}},{name},{r},0)"]
                                                    for r in ("positive", "negative")]))
     # diagnoses, the list closed, an unknown one said so; a history's length with its diagnosis
@@ -279,6 +283,15 @@ def _judge(kb, engine, slots, base, batch, conditions, found) -> None:
                                            f"the exactness check cannot screen its records: {e}"))
         return
     parents = {part: c.id for c in kb.criteria for part in c.components}
+    # A condition that reads dated lists (events, courses) with results may count days from a
+    # result's date (dates.lp): the slot table dates results on two days only, so for it a
+    # result's slot is a sample, not every class.
+    dated = {cid: any(pred in ("event", "course") for pred, _ in c.reads) for cid, c in kb.conditions.items()}
+
+    def exhaustive_for(cid: str, unknown: list[str]) -> bool:
+        return all(slots[k].exhaustive and not (dated.get(cid) and k.startswith(("quantity:", "qualitative:")))
+                   for k in unknown)
+
     for record, fulls in batch:
         got = next(results)
         completions = [next(results) for _ in fulls]
@@ -288,7 +301,6 @@ def _judge(kb, engine, slots, base, batch, conditions, found) -> None:
         contradictory = set(got.contradictions).union(*(c.contradictions for c in completions))
         contradictory |= {parents[c] for c in contradictory if c in parents}
         unknown = sorted(k for k, i in record.choice.items() if i is None)
-        exhaustive = all(slots[k].exhaustive for k in unknown)
         for cid in conditions:
             if cid in found or cid in contradictory or parents.get(cid) in contradictory:
                 continue
@@ -297,7 +309,7 @@ def _judge(kb, engine, slots, base, batch, conditions, found) -> None:
                 continue  # the slot table misses something this condition reads
             want = "met" if seen == {"met"} else "not_met" if seen == {"not_met"} else "unknown"
             have = got.statuses.get(cid, "unknown")
-            if have == want or (have == "unknown" and not exhaustive):
+            if have == want or (have == "unknown" and not exhaustive_for(cid, unknown)):
                 continue
             found[cid] = _problem(kb, cid, have, want, unknown, record, slots)
         for pop in kb.populations:
@@ -309,7 +321,9 @@ def _judge(kb, engine, slots, base, batch, conditions, found) -> None:
                 continue
             want = seen.pop() if len(seen) == 1 else "undetermined"
             have = got.verdicts.get(pop)
-            if have == want or (have == "undetermined" and not exhaustive):
+            complete_enough = all(exhaustive_for(c.id, unknown) for c in kb.criteria
+                                  if c.population in (pop, "all"))
+            if have == want or (have == "undetermined" and not complete_enough):
                 continue
             m = kb.directory / "manifest.yaml"
             found[key] = Problem(str(m), 1, 1, f"population {pop}: the verdict is {have} for a record with "

@@ -238,6 +238,7 @@ class _Builder:
         self.organs()
         self.assessments()
         self.medications()
+        self._doses()
         for kind, events, label in (("transfusion", r.transfusions, "transfusions"),
                                     ("growth_factor", r.growth_factors, "growth_factors")):
             for i, ev in enumerate(events):
@@ -258,6 +259,7 @@ class _Builder:
         heights: list[tuple[date, Fraction, str]] = []
         creatinines: list[tuple[date, Fraction, str]] = []
         fvcs: list[tuple[date, Fraction, str]] = []
+        series: dict[str, list] = {}  # name -> [(date, value, where)], for the KB's change/5
         for i, obs in enumerate(self.r.observations):
             where = f"observations[{i}]"
             kind = self._observation_kind(obs, where)
@@ -284,6 +286,8 @@ class _Builder:
                                             else self.kb.param("spo2_unflagged_is_room_air")):
                 self.out.notes.append(f"{where}: SpO2 not known to be on room air, not read")
                 continue
+            if self.kb.changes:
+                series.setdefault(kind.name, []).append((obs.date, value, where))
             if kind.name == "weight":
                 weights.append((obs.date, value, where))
             elif kind.name == "height":
@@ -293,6 +297,8 @@ class _Builder:
             elif kind.uln:
                 uln = self._uln(kind, obs, where)
                 ratio = clinical.uln_multiple(value, uln)
+                if self.kb.changes:
+                    series.setdefault(kind.name + "_x_uln", []).append((obs.date, ratio, where))
                 text = partial(_observation_text, kind, value, obs.date, uln)
                 numeric.setdefault((kind.name + "_x_uln", days), []).append((ratio, obs.date, where, text))
             else:
@@ -316,6 +322,8 @@ class _Builder:
             self._same_day(name, days, entries)
         self._crcl(creatinines, weights, heights)
         self._fvc_decline(fvcs)
+        for change in self.kb.changes:
+            self._change(change, series.get(change.finding, []))
 
     def _same_day(self, name: str, days: int, entries: list) -> None:
         """One quantity fact per test and day. Differing results of one day are kept as an
@@ -422,6 +430,98 @@ class _Builder:
         self.quantity("fvc_decline_12mo", decline, self.days_before(last_date, where),
                       f"FVC decline {fmt(decline, 1)} points of predicted over 12 months (to {last_date})",
                       *[w for _, _, w in fvcs])
+
+    def _change(self, change, results: list) -> None:
+        """A change/5 the knowledge base declares (kb/lib/core.lp): the largest decrease (or
+        increase) from an earlier result within ``change.window`` days before the most recent
+        result, to it; absolute, or relative to the earlier value (%). Results of one day that
+        differ make the change an interval (thresholds inside it stay unknown). Exact: Fractions,
+        then the half-step grid. None when fewer than two results are that close."""
+        if len(results) < 2:
+            return
+        by_day: dict[date, list] = {}
+        for when, value, _ in results:
+            by_day.setdefault(when, []).append(value)
+        last = max(by_day)
+        lo_l, hi_l = min(by_day[last]), max(by_day[last])
+        earlier = [(min(vs), max(vs)) for d, vs in by_day.items() if 0 < (last - d).days <= change.window]
+        if not earlier:
+            return
+        if change.direction == "decrease":
+            top_lo, top_hi = max(e[0] for e in earlier), max(e[1] for e in earlier)
+            if change.kind == "absolute":
+                lo, hi = top_lo - hi_l, top_hi - lo_l
+            elif top_lo <= 0:
+                self.out.notes.append(f"{change.name}: an earlier {change.finding} of 0 or less: no relative change")
+                return
+            else:
+                lo, hi = 100 * (1 - hi_l / top_lo), 100 * (1 - lo_l / top_hi)
+        else:
+            bottom_lo, bottom_hi = min(e[0] for e in earlier), min(e[1] for e in earlier)
+            if change.kind == "absolute":
+                lo, hi = lo_l - bottom_hi, hi_l - bottom_lo
+            elif bottom_lo <= 0:
+                self.out.notes.append(f"{change.name}: an earlier {change.finding} of 0 or less: no relative change")
+                return
+            else:
+                lo, hi = 100 * (lo_l / bottom_hi - 1), 100 * (hi_l / bottom_lo - 1)
+        days = self.days_before(last, change.finding)
+        label, unit = self.v.quantity_label(change.name)
+        unit = "%" if change.kind == "relative" else unit
+        value = fmt(lo, 2) if lo == hi else f"{fmt(lo, 2)} to {fmt(hi, 2)}"
+        text = f"{label}: {value} {unit} (to {last}, from results within {change.window} days before)".replace("  ", " ")
+        wheres = [w for d, _, w in results if d == last or 0 < (last - d).days <= change.window]
+        self.add(f"quantity({self.p},{change.name},{checked_grid(lo, wheres[0])},{checked_grid(hi, wheres[0])},{days})",
+                 change.name, text, *wheres)
+
+    def _doses(self) -> None:
+        """Every daily_dose/3 the knowledge base declares (kb/lib/core.lp): the daily dose at
+        screening of every ongoing course of the drug (every systemic glucocorticoid, as
+        prednisone equivalents), in mg/day or per kg of the latest body weight. A point value
+        when the medication list is complete and every dose is known; otherwise the recorded
+        doses are a lower bound (Hi open); nothing when neither bound is known."""
+        if not self.kb.doses:
+            return
+        weight = self._latest_weight()
+        systemic = ("oral", "iv", "sc", "im")
+        for dose in self.kb.doses:
+            total, known, wheres = Fraction(0), True, []
+            for k, med in enumerate(self.r.medications):
+                where = f"medications[{k}]"
+                drug = self._drug_name(med, where, note=False)
+                if drug is None or (med.end is not None and med.end < self.today) or med.start > self.today:
+                    continue
+                if dose.drug == "prednisone_equivalent":
+                    if drug not in self.v.glucocorticoids or med.route not in systemic:
+                        continue
+                elif drug != dose.drug:
+                    continue
+                wheres.append(where)
+                doses = self._gc_doses(med, where) if med.dose is not None else []
+                if not doses:
+                    known = False
+                    continue
+                mg = doses[-1]
+                total += clinical.prednisone_equivalent_mg(drug, mg) if dose.drug == "prednisone_equivalent" else mg
+            exact_total = known and "medications" in self.r.complete
+            if dose.per == "mg_per_kg":
+                if weight is None:
+                    if not (exact_total and total == 0):
+                        continue
+                    value = Fraction(0)
+                else:
+                    value = total / weight[0]
+                    wheres.append(weight[1])
+            else:
+                value = total
+            if not exact_total and value <= 0:
+                continue
+            label, unit = self.v.quantity_label(dose.name)
+            hi = checked_grid(value, dose.name) if exact_total else UNBOUNDED
+            text = (f"{label}: {fmt(value, 2)} {unit}" if exact_total else
+                    f"{label}: at least {fmt(value, 2)} {unit} (medication list not complete, or a dose unknown)")
+            self.add(f"quantity({self.p},{dose.name},{checked_grid(value, dose.name)},{hi},0)", dose.name, text,
+                     *(wheres or ["complete"]))
 
     def diagnoses(self) -> None:
         for i, dx in enumerate(self.r.diagnoses):
@@ -622,14 +722,14 @@ class _Builder:
             out.append(d * factor)
         return out
 
-    def _drug_name(self, med: Medication, where: str) -> str | None:
+    def _drug_name(self, med: Medication, where: str, note: bool = True) -> str | None:
         if med.system == "vocabulary":
             if med.drug not in self.v.drugs:
                 raise RecordInvalid(f"{where}.drug", f"unknown drug {med.drug!r}" + _suggest(med.drug, self.v.drugs))
             return med.drug
         name = self.v.rxnorm_to_drug.get(med.drug) if med.system == "rxnorm" else None
         name = name or self.v.drug_from_text(med.display or med.drug)
-        if name is None:
+        if name is None and note:
             self.out.notes.append(f"{where}: {med.system} {med.drug} ({med.display or 'no display'}) "
                                   "is read by no criterion")
         return name

@@ -141,6 +141,33 @@ class Condition:
 
 
 @dataclass(frozen=True)
+class Change:
+    """A change between two results the findings stage computes (``change/5``, kb/lib/core.lp):
+    ``name`` is the quantity the rules compare; the largest ``direction`` (decrease or
+    increase) from any earlier result of ``finding`` within ``window`` days before its most
+    recent result, to that result; ``kind``: absolute (the finding's unit) or relative (% of the
+    earlier value)."""
+
+    name: str
+    finding: str
+    direction: str
+    kind: str
+    window: int
+
+
+@dataclass(frozen=True)
+class Dose:
+    """A daily dose at screening the findings stage computes (``daily_dose/3``): every ongoing
+    course of ``drug`` (or every systemic glucocorticoid as prednisone equivalents, for
+    ``prednisone_equivalent``), in mg/day (``per`` = mg) or mg/kg/day of the current body
+    weight (``per`` = mg_per_kg)."""
+
+    name: str
+    drug: str
+    per: str
+
+
+@dataclass(frozen=True)
 class KnowledgeBase:
     """A compiled knowledge base: what it is, what it reads and compares, its parameters and
     vocabulary. Frozen: :meth:`with_parameters` returns a new one. Every stage reads a knowledge
@@ -171,6 +198,10 @@ class KnowledgeBase:
     parameter_uses: dict[str, tuple[str, ...]] = field(default_factory=dict)
     population_labels: dict[str, str] = field(default_factory=dict)
     defines: frozenset[str] = frozenset()      # predicate signatures some live rule defines
+    # derived values the rules declare (change/5, daily_dose/3): the findings stage computes them
+    changes: tuple[Change, ...] = ()
+    doses: tuple[Dose, ...] = ()
+    declared_vocabulary: Vocabulary | None = None  # from the files, before derived values are added
     # what the compiler works from (for with_parameters): the programs' texts and rules
     sources: tuple[ProgramFile, ...] = ()
     rules: tuple[Rule, ...] = ()
@@ -386,7 +417,8 @@ def load_kb(kb: str | Path | None = None, overrides: dict[str, str] | None = Non
         name=str(m.data.get("name", kb_dir.name)), title=str(m.data.get("title", "")),
         version=str(m.data.get("version", "")), directory=kb_dir,
         programs=tuple(Path(p.path) for p in resolved.programs), parameters=params,
-        populations=populations, vocabulary=vocab, sources=sources, rules=tuple(parsed.rules),
+        populations=populations, vocabulary=vocab, declared_vocabulary=vocab, sources=sources,
+        rules=tuple(parsed.rules),
         declared_uses=used_by)
     kb_obj = _compile(kb_obj)
     if overrides:
@@ -411,7 +443,7 @@ def _vocabulary_windows(vocab: Vocabulary, resolved: Resolved) -> tuple[ProgramF
 def _compile(kb: KnowledgeBase) -> KnowledgeBase:
     """Everything that depends on the parameter values, from the parsed rules and a grounding
     of the declarations without patients."""
-    ground = _ground_declarations(kb)
+    ground, ground_terms = _ground_declarations(kb)
     criteria, sentences, parts = {}, {}, {}
     for args in ground.get("criterion/3", ()):
         criteria[args[0]] = {"population": args[1], "kind": args[2]}
@@ -453,8 +485,9 @@ def _compile(kb: KnowledgeBase) -> KnowledgeBase:
             checks.append((c, n, op, int(t)))
     for sig, target in (("window/2", "windows"), ("event_window/2", "event_windows")):
         numbers[target] = {a: int(b) for a, b in ground.get(sig, ()) if b.lstrip("-").isdigit()}
+    changes, doses, vocabulary = _derived_declarations(kb, ground)
     live = tuple(r for r in kb.rules if _live(r, kb.parameters))
-    conditions = _conditions(kb, live, ground, crits, parts)
+    conditions = _conditions(kb, live, ground, ground_terms, crits, parts)
     reads: dict[str, set[str]] = {}
     for c in conditions.values():
         for pred, name in c.reads:
@@ -495,7 +528,65 @@ def _compile(kb: KnowledgeBase) -> KnowledgeBase:
         compared={k: frozenset(v) for k, v in compared.items()},
         parameter_uses={n: tuple(sorted(u, key=lambda c: order.get(c, 999))) for n, u in uses.items()},
         population_labels={p: _population_label(p, text) for p, text in kb.populations.items()},
-        defines=frozenset(a.signature for r in live for a in r.heads))
+        defines=frozenset(a.signature for r in live for a in r.heads),
+        changes=changes, doses=doses, vocabulary=vocabulary)
+
+
+def _declared_at(kb: KnowledgeBase, predicate: str, name: str) -> str:
+    """file:line of the rule declaring ``predicate(name, ...)``, for messages."""
+    for r in kb.rules:
+        for a in r.heads:
+            if a.name == predicate and a.text(0) == name:
+                return f"{a.location[0]}:{a.location[1]}"
+    return str(kb.directory)
+
+
+def _derived_declarations(kb: KnowledgeBase, ground) -> tuple[tuple[Change, ...], tuple[Dose, ...], Vocabulary]:
+    """change/5 and daily_dose/3 as grounded, checked against the vocabulary, and the
+    vocabulary with a label for each (explanations name them)."""
+    from pyasp_screen.knowledge.vocabulary import DerivedKind
+
+    v = kb.declared_vocabulary or kb.vocabulary
+    quantities = {o.name for o in v.observations.values() if not o.qualitative}
+    quantities |= {f"{o.name}_x_uln" for o in v.observations.values() if o.uln}
+    taken = set(v.observations) | set(v.derived) | set(v.diagnoses) | set(v.assessments)
+    changes, doses, derived = [], [], {}
+    for name, finding, direction, kind, window in ground.get("change/5", ()):
+        where = _declared_at(kb, "change", name)
+        if finding not in quantities:
+            raise KBError(f"{where}: change({name}, {finding}, ...): {finding} is not a numeric finding "
+                          "(docs/vocabulary.md: an observation, or <name>_x_uln)")
+        if direction not in ("decrease", "increase") or kind not in ("absolute", "relative"):
+            raise KBError(f"{where}: change({name}, {finding}, {direction}, {kind}, ...): the direction is "
+                          "decrease or increase, the kind absolute or relative")
+        if not window.lstrip("-").isdigit() or int(window) < 1:
+            raise KBError(f"{where}: change({name}, ...): the window {window} is not a number of days "
+                          "(an integer parameter, at least 1)")
+        if name in taken:
+            raise KBError(f"{where}: change({name}, ...): {name} is already a name of the vocabulary")
+        changes.append(Change(name, finding, direction, kind, int(window)))
+        label, unit = v.quantity_label(finding)
+        derived[name] = DerivedKind(name, f"{label} {direction} over {window} days"
+                                    + (" (relative)" if kind == "relative" else ""),
+                                    "%" if kind == "relative" else unit, f"{finding} results")
+    for name, drug, per in ground.get("daily_dose/3", ()):
+        where = _declared_at(kb, "daily_dose", name)
+        if drug not in v.drugs and drug != "prednisone_equivalent":
+            raise KBError(f"{where}: daily_dose({name}, {drug}, ...): {drug} is not a drug of the vocabulary "
+                          "(or prednisone_equivalent: every systemic glucocorticoid)")
+        if per not in ("mg", "mg_per_kg"):
+            raise KBError(f"{where}: daily_dose({name}, {drug}, {per}): per is mg or mg_per_kg")
+        if name in taken:
+            raise KBError(f"{where}: daily_dose({name}, ...): {name} is already a name of the vocabulary")
+        doses.append(Dose(name, drug, per))
+        what = "prednisone-equivalent dose" if drug == "prednisone_equivalent" else \
+            f"{v.drugs[drug].label} dose"
+        derived[name] = DerivedKind(name, f"{what} at screening" + (" per kg body weight" if per == "mg_per_kg" else ""),
+                                    "mg/kg/day" if per == "mg_per_kg" else "mg/day",
+                                    "the medications" + (" and the body weight" if per == "mg_per_kg" else ""))
+    if derived:
+        v = replace(v, derived={**v.derived, **derived})
+    return tuple(changes), tuple(doses), v
 
 
 def _group(pairs) -> dict[str, set[str]]:
@@ -528,9 +619,9 @@ def _symbol_text(s: clingo.Symbol) -> str:
     return str(s)
 
 
-def _ground_declarations(kb: KnowledgeBase) -> dict[str, list[tuple[str, ...]]]:
+def _ground_declarations(kb: KnowledgeBase) -> tuple[dict[str, list[tuple[str, ...]]], dict[str, list[tuple]]]:
     """Every atom the programs derive without patients (declarations, drug classes, score
-    tables), by predicate signature, arguments as text."""
+    tables), by predicate signature: arguments as text, and as analysis terms."""
     messages: list[str] = []
     ctl = clingo.Control(kb.clingo_args() + ["--warn=none"], logger=lambda code, msg: messages.append(msg))
     try:
@@ -540,12 +631,15 @@ def _ground_declarations(kb: KnowledgeBase) -> dict[str, list[tuple[str, ...]]]:
         detail = " ".join(messages[0].split()) if messages else "cannot ground"
         raise KBError(f"knowledge base {kb.directory}: {detail}") from None
     out: dict[str, list[tuple[str, ...]]] = {}
+    terms: dict[str, list[tuple]] = {}
     for atom in ctl.symbolic_atoms:
         sym = atom.symbol
         if sym.type != clingo.SymbolType.Function:
             continue
-        out.setdefault(f"{sym.name}/{len(sym.arguments)}", []).append(tuple(_symbol_text(a) for a in sym.arguments))
-    return out
+        sig = f"{sym.name}/{len(sym.arguments)}"
+        out.setdefault(sig, []).append(tuple(_symbol_text(a) for a in sym.arguments))
+        terms.setdefault(sig, []).append(tuple(analysis._term_of_symbol(a) for a in sym.arguments))
+    return out, terms
 
 
 # -- liveness: a rule whose body compares parameters with values it cannot match is dead --------
@@ -633,7 +727,7 @@ class _Reader:
     def atom(self, atom: Atom, binding: dict[str, tuple], depth: int = 0):
         """(reads, parameters, conditions) below one atom under a variable binding."""
         args = tuple(_bind(t, binding) for t in atom.args)
-        key = (atom.signature, tuple(constant(a) if constant(a) is not None else None for a in args))
+        key = (atom.signature, tuple(a if _is_ground(a) else None for a in args))
         if key in self.memo:
             return self.memo[key]
         self.memo[key] = (frozenset(), frozenset(), frozenset())  # recursion guard
@@ -722,48 +816,81 @@ class _Reader:
 
 
 def _bind(t: tuple, binding: dict[str, tuple]) -> tuple:
-    if t[0] == "var" and t[1] in binding:
-        return binding[t[1]]
-    return t
+    return _bind_all(t, binding)
+
+
+def _is_ground(t: tuple) -> bool:
+    if t[0] in ("sym", "str", "num"):
+        return True
+    if t[0] == "fun":
+        return all(_is_ground(a) for a in t[2])
+    return False
+
+
+def _same(a: tuple, b: tuple) -> bool:
+    """Equal ground terms (a string and a constant of the same text are the same here)."""
+    ca, cb = constant(a), constant(b)
+    if ca is not None or cb is not None:
+        return ca == cb
+    return a[0] == b[0] == "fun" and a[1] == b[1] and len(a[2]) == len(b[2]) and \
+        all(_same(x, y) for x, y in zip(a[2], b[2]))
+
+
+def _unify_term(h: tuple, a: tuple, b: dict[str, tuple], params: set[str]) -> bool:
+    """Unify a pattern term h (variables bind) with a term a (ground, or partly open: an open
+    part matches anything); extends b. A parameter's name stands for its value: it matches
+    anything."""
+    if h[0] == "var":
+        if h[1] == "_" or not _is_ground(a):
+            return True
+        if h[1] in b:
+            return _same(b[h[1]], a)
+        b[h[1]] = a
+        return True
+    if not _is_ground(a) and a[0] != "fun":
+        return True
+    hc, ac = constant(h), constant(a)
+    if hc in params or ac in params:
+        return True
+    if hc is not None or ac is not None:
+        return hc == ac if hc is not None and ac is not None else (h[0] not in ("fun",) and a[0] not in ("fun",))
+    if h[0] == "fun" and a[0] == "fun":
+        return h[1] == a[1] and len(h[2]) == len(a[2]) and all(_unify_term(x, y, b, params)
+                                                                 for x, y in zip(h[2], a[2]))
+    return True  # arithmetic and other shapes: not decided here
 
 
 def _unify(head_args: tuple, args: tuple, params: set[str]) -> dict[str, tuple] | None:
-    """Bindings of the head's variables to the atom's constants; None if a constant differs
-    (a parameter's name stands for its value: it matches anything)."""
+    """Bindings of the head's variables to the atom's (ground parts of) arguments; None if
+    they cannot match."""
     b: dict[str, tuple] = {}
     for h, a in zip(head_args, args):
-        hc, ac = constant(h), constant(a)
-        if hc in params or ac in params:
-            continue
-        if h[0] == "var":
-            if ac is not None and h[1] != "_":
-                if h[1] in b and constant(b[h[1]]) != ac:
-                    return None
-                b[h[1]] = a
-        elif hc is not None and ac is not None and hc != ac:
+        if not _unify_term(h, a, b, params):
             return None
     return b
 
 
-def _match(pattern: tuple, values: tuple[str, ...], binding: dict[str, tuple],
+def _match(pattern: tuple, values: tuple, binding: dict[str, tuple],
            params: set[str]) -> dict[str, tuple] | None:
+    """Bind a body atom's arguments to one ground atom of a declaration predicate."""
     b = dict(binding)
     for t, v in zip(pattern, values):
-        c = constant(t)
-        if c in params:
-            continue
-        if c is not None:
-            if c != v:
-                return None
-        elif t[0] == "var" and t[1] != "_":
-            if t[1] in b and constant(b[t[1]]) != v:
-                return None
-            b[t[1]] = ("str", v)
+        if not _unify_term(_bind_all(t, b), v, b, params):
+            return None
     return b
 
 
-def _conditions(kb: KnowledgeBase, live: tuple[Rule, ...], ground, crits, parts) -> dict[str, Condition]:
-    reader = _Reader(live, ground, set(kb.parameters))
+def _bind_all(t: tuple, binding: dict[str, tuple]) -> tuple:
+    if t[0] == "var":
+        return binding.get(t[1], t)
+    if t[0] == "fun":
+        return ("fun", t[1], tuple(_bind_all(a, binding) for a in t[2]))
+    return t
+
+
+def _conditions(kb: KnowledgeBase, live: tuple[Rule, ...], ground, ground_terms, crits,
+                parts) -> dict[str, Condition]:
+    reader = _Reader(live, ground_terms, set(kb.parameters))
     ids = [cid for c in crits for cid in (c.id, *c.components)]
     out: dict[str, Condition] = {}
     for cid in ids:
