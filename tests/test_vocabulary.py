@@ -225,3 +225,19 @@ def test_check_refuses_a_canonical_unit_that_is_not_ucum(trial):
     load_kb(trial)  # loading does not parse units (that needs the UCUM registry); check does
     problems = [p for p in check_kb_dir(trial) if "UCUM" in p.message]
     assert problems and problems[0].file.endswith("vocabulary.yaml") and problems[0].line == 2
+
+
+def test_a_finding_of_the_knowledge_base_may_declare_its_look_back(trial, tmp_path):
+    """window: in vocabulary.yaml stands for the rules' window/2 (here 7 days, not 28)."""
+    (trial / "vocabulary.yaml").write_text(SKIN.replace('    plausible: [0, 51]\n', '    plausible: [0, 51]\n    window: 7\n'))
+    lp = trial / "criteria.lp"
+    lp.write_text(lp.read_text().replace("window(skin_score, lab_window_days).\n", ""))
+    kb = load_kb(trial)
+    assert kb.windows["skin_score"] == 7
+    for date, status in (("2026-02-22", "met"), ("2026-02-21", "unknown")):  # 7 and 8 days before
+        path = record(tmp_path, f"""\
+            observations:
+              - {{code: skin_score, value: 20, unit: "{{score}}", date: {date}}}
+            """)
+        assert screen_file(path, kb).result.statuses["INC-2"] == status
+    assert check_kb_dir(trial) == []

@@ -93,7 +93,9 @@ name: {name}
 title: "{name} -- edit me: the trial's title"
 version: "0.1"
 protocol: protocol.txt   # the registry text the criteria quote (edit me)
-# ASP programs, in order: the shared core (statuses and verdicts) first, then yours.
+# ASP programs, in order: the shared core (statuses and verdicts) first, then yours. Add
+# lib/dates.lp for "within N days of" a date, lib/drugs.lp for drug classes, lib/scores.lp for
+# SLEDAI-2K and classification scores. Findings of your own: vocabulary.yaml beside this file.
 programs: [lib/core.lp, criteria.lp]
 populations:
   main: the trial population

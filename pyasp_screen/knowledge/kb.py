@@ -29,12 +29,12 @@ import difflib
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
+from functools import cache, lru_cache
 from pathlib import Path
 
 import clingo
-import yaml
 
-from pyasp_screen.knowledge import analysis
+from pyasp_screen.knowledge import analysis, yamlfile
 from pyasp_screen.knowledge.analysis import Atom, Location, Rule, constant
 from pyasp_screen.knowledge.paths import builtin_kb_root
 from pyasp_screen.knowledge.resolve import ProgramFile, Resolved, resolve
@@ -331,9 +331,10 @@ def analysis_name(name: str) -> bool:
     return bool(re.fullmatch(r"[a-z][A-Za-z0-9_]*", name))
 
 
+@cache
 def _library_parameters() -> dict[str, Parameter]:
     path = builtin_kb_root() / "lib" / "manifest.yaml"
-    spec = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    spec = yamlfile.load(path.read_text(encoding="utf-8"))[0] or {}
     return {name: _parameter(name, p, f"{path}: parameters.{name}")
             for name, p in (spec.get("parameters") or {}).items()}
 
@@ -410,7 +411,7 @@ def load_kb(kb: str | Path | None = None, overrides: dict[str, str] | None = Non
     if not resolved.programs:
         raise KBError(f"{m.path}:{m.line('programs')}: programs: lists no ASP file")
     sources = tuple(resolved.programs) + _vocabulary_windows(vocab, resolved)
-    parsed = analysis.parse(sources)
+    parsed = _parse(sources)
     if parsed.problems:
         raise KBError(f"{parsed.problems[0]}{hint if len(parsed.problems) > 1 else ''}")
     kb_obj = KnowledgeBase(
@@ -424,6 +425,13 @@ def load_kb(kb: str | Path | None = None, overrides: dict[str, str] | None = Non
     if overrides:
         kb_obj = kb_obj.with_parameters(overrides)
     return kb_obj
+
+
+@lru_cache(maxsize=16)
+def _parse(sources: tuple[ProgramFile, ...]) -> analysis.Parsed:
+    """The parsed programs, once per process for the same texts (a what-if loads its knowledge
+    base twice; the records are never changed)."""
+    return analysis.parse(sources)
 
 
 def _vocabulary_windows(vocab: Vocabulary, resolved: Resolved) -> tuple[ProgramFile, ...]:
@@ -698,11 +706,29 @@ class _Reader:
 
     def __init__(self, live: tuple[Rule, ...], ground: dict[str, list[tuple[str, ...]]], params: set[str]):
         self.defs: dict[str, list[Rule]] = {}
+        self.params = params
+        # the heads defining each predicate, by the argument that names what they are about
+        # (the condition of holds/2 and fails/2, the first otherwise) when it is a constant
+        self.heads: dict[str, tuple[dict[object, list], list]] = {}
         for r in live:
             for a in r.heads:
-                self.defs.setdefault(a.signature, []).append(r)
+                if r not in self.defs.setdefault(a.signature, []):
+                    self.defs[a.signature].append(r)
+                keyed, open_ = self.heads.setdefault(a.signature, ({}, []))
+                pos = self._position(a.name)
+                arg = a.args[pos] if pos < len(a.args) else ("var", "_")
+                if _is_ground(arg) and constant(arg) not in params:
+                    keyed.setdefault(_key(arg), []).append((a, r))
+                else:
+                    open_.append((a, r))
         self.ground = ground
-        self.params = params
+        # ground atoms by the text of their first argument, for binding lookups
+        self.index: dict[str, dict[object, list[tuple]]] = {}
+        for sig, atoms in ground.items():
+            by_first: dict[object, list[tuple]] = {}
+            for values in atoms:
+                by_first.setdefault(_key(values[0]) if values else None, []).append(values)
+            self.index[sig] = by_first
         # predicates whose atoms all exist without patients (declarations, drug classes, score
         # tables, and predicates nothing defines): their atoms are those of the grounding
         sigs = {a.signature for r in live for a in r.heads + r.body} | set(ground)
@@ -710,6 +736,18 @@ class _Reader:
         self.static = {sig for sig in sigs if sig.split("/")[0] not in FACT_NAMES
                        and sig.split("/")[0] not in CONDITION_PREDICATES and not self._patient_dependent(sig)}
         self.memo: dict[tuple, tuple[frozenset, frozenset, frozenset]] = {}
+
+    @staticmethod
+    def _position(name: str) -> int:
+        return 1 if name in CONDITION_PREDICATES else 0
+
+    def _defining(self, sig: str, args: tuple) -> list:
+        """(head, rule) pairs that may define an atom of sig with these arguments."""
+        keyed, open_ = self.heads.get(sig, ({}, []))
+        pos = self._position(sig.split("/")[0])
+        if pos < len(args) and _is_ground(args[pos]) and constant(args[pos]) not in self.params:
+            return keyed.get(_key(args[pos]), []) + open_
+        return [pair for pairs in keyed.values() for pair in pairs] + open_
 
     def _patient_dependent(self, sig: str, seen=None) -> bool:
         """Does sig depend on a patient fact (then its atoms without patients are not all)?"""
@@ -741,17 +779,14 @@ class _Reader:
             if c is not None:
                 conds.add(c)
         elif depth < 40:
-            for rule in self.defs.get(atom.signature, ()):
-                for head in rule.heads:
-                    if head.signature != atom.signature:
-                        continue
-                    b = _unify(head.args, args, self.params)
-                    if b is None:
-                        continue
-                    r, p, c = self.rule(rule, b, depth + 1)
-                    reads |= r
-                    params |= p
-                    conds |= c
+            for head, rule in self._defining(atom.signature, args):
+                b = _unify(head.args, args, self.params)
+                if b is None:
+                    continue
+                r, p, c = self.rule(rule, b, depth + 1)
+                reads |= r
+                params |= p
+                conds |= c
         out = (frozenset(reads), frozenset(params), frozenset(conds))
         self.memo[key] = out
         return out
@@ -759,18 +794,16 @@ class _Reader:
     def condition(self, cid: str):
         """(reads, parameters, conditions) of the rules deciding a condition (holds/2, fails/2)."""
         reads, params, conds = set(), set(), set()
+        args = (("var", "P"), ("str", cid))
         for sig in ("holds/2", "fails/2"):
-            for rule in self.defs.get(sig, ()):
-                for head in rule.heads:
-                    if head.signature != sig:
-                        continue
-                    b = _unify(head.args, (("var", "P"), ("str", cid)), self.params)
-                    if b is None:
-                        continue
-                    r, p, c = self.rule(rule, b, 1)
-                    reads |= r
-                    params |= p
-                    conds |= c
+            for head, rule in self._defining(sig, args):
+                b = _unify(head.args, args, self.params)
+                if b is None:
+                    continue
+                r, p, c = self.rule(rule, b, 1)
+                reads |= r
+                params |= p
+                conds |= c
         return reads, params, conds
 
     def rule(self, rule: Rule, binding: dict[str, tuple], depth: int):
@@ -802,7 +835,12 @@ class _Reader:
             for b in out:
                 pattern = tuple(_bind(t, b) for t in atom.args)
                 matched = False
-                for values in self.ground.get(atom.signature, ()):
+                first = pattern[0] if pattern else None
+                if first is not None and _is_ground(first) and constant(first) not in self.params:
+                    candidates = self.index.get(atom.signature, {}).get(_key(first), ())
+                else:
+                    candidates = self.ground.get(atom.signature, ())
+                for values in candidates:
                     nb = _match(pattern, values, b, self.params)
                     if nb is not None:
                         grown.append(nb)
@@ -817,6 +855,12 @@ class _Reader:
 
 def _bind(t: tuple, binding: dict[str, tuple]) -> tuple:
     return _bind_all(t, binding)
+
+
+def _key(t: tuple) -> object:
+    """A ground term as an index key (a string and a constant of the same text are one key)."""
+    c = constant(t)
+    return c if c is not None else t
 
 
 def _is_ground(t: tuple) -> bool:
@@ -892,18 +936,22 @@ def _conditions(kb: KnowledgeBase, live: tuple[Rule, ...], ground, ground_terms,
                 parts) -> dict[str, Condition]:
     reader = _Reader(live, ground_terms, set(kb.parameters))
     ids = [cid for c in crits for cid in (c.id, *c.components)]
+    deciding: dict[str, list[Rule]] = {}  # condition -> the live rules naming it in their head
+    for r in live:
+        named = {a.text(1) if a.name in CONDITION_PREDICATES else a.text(0) for a in r.heads
+                 if a.name in ("holds", "fails", "check", "all_of", "any_of")}
+        for cid in named - {None}:
+            deciding.setdefault(cid, []).append(r)
     out: dict[str, Condition] = {}
     for cid in ids:
         reads, params, rules = set(), set(), []
         r, p, _ = reader.condition(cid)
         reads |= r
         params |= p
-        for r in live:
-            if any(a.name in ("holds", "fails", "check", "all_of", "any_of") and
-                   (a.text(1) if a.name in ("holds", "fails") else a.text(0)) == cid for a in r.heads):
-                rules.append(r.location)
-                if any(a.name in ("check", "all_of", "any_of") for a in r.heads):
-                    params |= {name for name, _ in r.identifiers if name in kb.parameters}
+        for r in deciding.get(cid, ()):
+            rules.append(r.location)
+            if any(a.name in ("check", "all_of", "any_of") for a in r.heads):
+                params |= {name for name, _ in r.identifiers if name in kb.parameters}
         thresholds = []
         for c, n, op, t in ground.get("check/4", ()):
             if c == cid:

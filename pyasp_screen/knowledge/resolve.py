@@ -31,6 +31,7 @@ from pathlib import Path
 import yaml
 from clingo import ast
 
+from pyasp_screen.knowledge import yamlfile
 from pyasp_screen.knowledge.confine import Problem
 from pyasp_screen.knowledge.paths import builtin_kb_root
 
@@ -114,20 +115,6 @@ def _read(path: Path, what: str, where: tuple[str, int]) -> tuple[str | None, Pr
         return None, Problem(where[0], where[1], 1, f"{what}: {path}: cannot read: {e.strerror or e}")
 
 
-def _key_lines(node, prefix: tuple = ()) -> dict[tuple, int]:
-    out: dict[tuple, int] = {}
-    if isinstance(node, yaml.MappingNode):
-        for k, v in node.value:
-            key = prefix + (k.value,)
-            out[key] = k.start_mark.line + 1
-            out.update(_key_lines(v, key))
-    elif isinstance(node, yaml.SequenceNode):
-        for i, v in enumerate(node.value):
-            out[prefix + (i,)] = v.start_mark.line + 1
-            out.update(_key_lines(v, prefix + (i,)))
-    return out
-
-
 def read_manifest(kb_dir: Path) -> tuple[Manifest | None, Problem | None]:
     """A folder's manifest.yaml (safe YAML), with the line of every key."""
     path = kb_dir / "manifest.yaml"
@@ -140,8 +127,7 @@ def read_manifest(kb_dir: Path) -> tuple[Manifest | None, Problem | None]:
     if problem:
         return None, problem
     try:
-        data = yaml.safe_load(text)
-        lines = _key_lines(yaml.compose(text, Loader=yaml.SafeLoader))
+        data, lines = yamlfile.load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         return None, Problem(str(path), mark.line + 1 if mark else 1, 1,

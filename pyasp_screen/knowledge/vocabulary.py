@@ -48,6 +48,7 @@ from pathlib import Path
 
 import yaml
 
+from pyasp_screen.knowledge import yamlfile
 from pyasp_screen.knowledge.paths import builtin_kb_root
 
 
@@ -270,8 +271,7 @@ class _Declaration:
         except (OSError, UnicodeDecodeError) as e:
             raise VocabularyError(f"{path}: cannot read: {getattr(e, 'strerror', None) or e}") from None
         try:
-            self.data = yaml.safe_load(text)
-            self.lines = _key_lines(yaml.compose(text, Loader=yaml.SafeLoader))
+            self.data, self.lines = yamlfile.load(text)
         except yaml.YAMLError as e:
             raise VocabularyError(f"{path}: malformed YAML: {' '.join(str(e).split())}") from None
         if self.data is None:
@@ -283,17 +283,6 @@ class _Declaration:
         line = next((self.lines[keys[:n]] for n in range(len(keys), 0, -1) if keys[:n] in self.lines), 1)
         where = ".".join(str(k) for k in keys)
         return VocabularyError(f"{self.path}:{line}: {where}: {message}")
-
-
-def _key_lines(node, prefix: tuple = ()) -> dict[tuple, int]:
-    """(key, subkey, ...) -> 1-based line of every mapping key in a composed YAML tree."""
-    out: dict[tuple, int] = {}
-    if isinstance(node, yaml.MappingNode):
-        for k, v in node.value:
-            key = prefix + (k.value,)
-            out[key] = k.start_mark.line + 1
-            out.update(_key_lines(v, key))
-    return out
 
 
 def _number(d: _Declaration, keys: tuple, value: object) -> Fraction:
