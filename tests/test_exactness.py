@@ -109,12 +109,14 @@ def test_a_registry_sentence_over_several_lines_is_compared(kb):
     ('note("a \\^ b").', "note("),                      # an escape clingo does not know
     ('note("caf\u00e9 \\").', "note("),                 # an unterminated string after a non-ASCII letter
     ('holds(P,"INC-1") :- quantity(P,anc,Lo,_,_), Lo \u2265 2*anc_min.', "\u2265"),  # >= typed as a symbol
+    ('#include "more.lp".\nx :- \u00e9.', "\u00e9"),    # the same in a file with an include
 ])
 def test_every_message_is_located_and_nothing_crashes(kb, text, where):
     """clingo's lexer aborted the whole process (PANIC) on an error beside a non-ASCII
     character; check and every command now report it at its place."""
     lp = kb / "criteria.lp"
     lp.write_text(lp.read_text() + "\n" + text + "\n")
+    (kb / "more.lp").write_text("more.\n")
     line = line_of(lp, where)
     for args in (["check", str(kb)], ["screen", str(kb / "cases"), "--kb", str(kb)]):
         done = subprocess.run([sys.executable, "-m", "pyasp_screen.cli", *args], capture_output=True,

@@ -834,7 +834,6 @@ class _Reader:
             grown = []
             for b in out:
                 pattern = tuple(_bind(t, b) for t in atom.args)
-                matched = False
                 first = pattern[0] if pattern else None
                 if first is not None and _is_ground(first) and constant(first) not in self.params:
                     candidates = self.index.get(atom.signature, {}).get(_key(first), ())
@@ -844,7 +843,6 @@ class _Reader:
                     nb = _match(pattern, values, b, self.params)
                     if nb is not None:
                         grown.append(nb)
-                        matched = True
                     if len(grown) > MAX_BRANCHES:
                         return out
             out = grown  # no atom matches: the rule cannot fire under that binding

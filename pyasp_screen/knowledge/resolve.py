@@ -442,7 +442,7 @@ def find_includes(text: str, file: str, probe_dir: Path) -> tuple[list[Include],
         pieces += [text[last:d.start].replace(INCLUDE, NEUTRAL), INCLUDE + middle + "."]
         last = d.end
     pieces.append(text[last:].replace(INCLUDE, NEUTRAL))
-    probe = "".join(pieces)
+    probe = re.sub(r"[^\x00-\x7f]", "\x01", "".join(pieces))  # see analysis.ascii_copy: no PANIC
     messages: list[str] = []
     try:
         ast.parse_string(probe, lambda stm: None, logger=lambda code, msg: messages.append(msg),
