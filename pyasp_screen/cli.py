@@ -195,9 +195,10 @@ def screen(records, kb, fmt, params, params_file, details, with_explain, screeni
 
 
 def _explain_all(outcomes, knowledge) -> dict:
-    from pyasp_screen.explain.explainer import explain
+    """The overall answer of every screened patient (explain/summary.py), by id()."""
+    from pyasp_screen.explain.summary import summarise
 
-    return {id(o): explain(knowledge, o.findings, max_results=5, scopes=["overall"])[1]
+    return {id(o): summarise(knowledge, o, max_results=5, scopes=["overall"])
             for o in outcomes if isinstance(o, Screened)}
 
 
@@ -210,29 +211,41 @@ def _explain_all(outcomes, knowledge) -> dict:
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help=PARAM_HELP)
 @params_file_option
 @click.option("--screening-date", type=click.DateTime(["%Y-%m-%d"]), help=DATE_HELP)
+@click.option("--details", is_flag=True,
+              help="After the answer: every explanation of every population (a population only where "
+                   "it differs from the overall one), derived values with their inputs, every finding "
+                   "with its age against its window.")
+@click.option("--population", help="Explain this population's verdict only (e.g. sle, ssc).")
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
               help="Write the result here instead of standard output.")
-def explain_cmd(record, kb, max_results, fmt, params, params_file, screening_date, output):
-    """Explain one patient's verdict, overall and per population.
+def explain_cmd(record, kb, max_results, fmt, params, params_file, screening_date, details, population, output):
+    """Explain one patient's verdict: the answer first, in the protocol's words.
 
     \b
-    ineligible   the sufficient reasons (the findings that settle it, with the criteria
-                 and registry sentences they violate) and the near misses (the findings
-                 that, with other values, would make the patient eligible, and the values)
-    undetermined for each verdict it could reach, the unknown findings whose measurement
-                 could settle it and the values that would; and the unknown findings that
-                 cannot change anything (no need to order them)
-    eligible     the sufficient reasons for eligibility, and the findings whose change
-                 would most easily lose it
+    undetermined what to measure or record, in order, with the values that would make
+                 the patient eligible and those that would exclude
+    ineligible   the smallest sufficient reason (each value against the threshold it
+                 misses) and the nearest miss (the change that would make it eligible)
+    eligible     the criteria met with the thinnest margins, value against threshold
+    Then each population where it differs, values too old to count, the categories
+    declared complete, changed parameters and the registry sentences cited.
+    --details adds every explanation (docs/explanations.md); --format json gives the
+    same as data, every derived value as a number with its unit (docs/output.md).
 
     \b
     Examples:
       pyasp-screen explain kb/ct1190b/cases/sle-in-7b-not-met.yaml
+      pyasp-screen explain patient.yaml --details
+      pyasp-screen explain patient.yaml --population ssc
       pyasp-screen explain patient.yaml --format json --max 3
     """
     from pyasp_screen.explain.explainer import explain
+    from pyasp_screen.explain.summary import summarise
 
     knowledge = _load_kb(kb, params, params_file)
+    population = population.lower() if population else None
+    if population is not None and population not in knowledge.populations:
+        raise click.UsageError(f"--population {population}: one of {', '.join(knowledge.populations)}")
     _check_output(output, (record,))
     when = screening_date.date() if screening_date else None
     outcomes = list(screen_records(_items((record,), when, knowledge), knowledge))
@@ -242,12 +255,16 @@ def explain_cmd(record, kb, max_results, fmt, params, params_file, screening_dat
     screened = [o for o in outcomes if isinstance(o, Screened)]
     with _open_output(output) as out:
         docs = []
-        for s in screened:
-            _, scopes = explain(knowledge, s.findings, max_results=max_results)
+        for k, s in enumerate(screened):
+            scopes = [population] if population else None
+            explained = explain(knowledge, s.findings, max_results=max_results, scopes=scopes)
+            doc = summarise(knowledge, s, max_results, scopes, explained)
             if fmt == "json":
-                docs.append(render.explanation_dict(s, scopes, knowledge))
+                docs.append(render.explanation_dict(doc))
             else:
-                render.write_explanation_text(s, scopes, knowledge, out)
+                if k:
+                    out.write("\n")
+                render.write_summary_text(doc, out, details)
         if fmt == "json":
             import json
 
@@ -323,6 +340,7 @@ def whatif(record, sets, unsets, kb, params, params_file, fmt):
 
     from pyasp_screen.cohorts.whatif import EditError, apply_edits
     from pyasp_screen.explain.explainer import explain
+    from pyasp_screen.explain.summary import summarise
     from pyasp_screen.findings.derive import derive
     from pyasp_screen.inputs.record import RecordInvalid
 
@@ -352,8 +370,10 @@ def whatif(record, sets, unsets, kb, params, params_file, fmt):
 
         outcomes.append((knowledge, findings, Engine(knowledge).screen([findings])[0]))
     (_, _, before), (kb2, f2, after) = outcomes
-    _, scopes = explain(kb2, f2, max_results=10, scopes=["overall"])
+    explained = explain(kb2, f2, max_results=10, scopes=["overall"])
+    scopes = explained[1]
     reason = scopes[0].sufficient_reasons[0] if scopes[0].sufficient_reasons else None
+    answer = render.short_explanation(summarise(kb2, Screened(str(record), f2, after), 10, ["overall"], explained))
     ids = list(dict.fromkeys(base_kb.criterion_ids() + kb2.criterion_ids()))
     changed = [(c, before.statuses.get(c, "unknown"), after.statuses.get(c, "unknown"))
                for c in ids if before.statuses.get(c) != after.statuses.get(c)]
@@ -362,6 +382,7 @@ def whatif(record, sets, unsets, kb, params, params_file, fmt):
            "before": {"overall": before.overall, **before.verdicts},
            "after": {"overall": after.overall, **after.verdicts},
            "criteria_changed": [{"id": c, "before": x, "after": y} for c, x, y in changed],
+           "answer": answer,
            "reason": ({"findings": reason.findings, "criteria": reason.criteria} if reason else None),
            "missing": ({g: [" + ".join(r.findings) for r in rs] for g, rs in scopes[0].missing.items()}
                        if scopes[0].missing else None)}
@@ -377,14 +398,12 @@ def whatif(record, sets, unsets, kb, params, params_file, fmt):
     click.echo("criteria whose status changes:" if changed else "no criterion changes status")
     for c, x, y in changed:
         click.echo(f"  {c}: {x} -> {y}")
-    if reason:
-        click.echo(f"why {after.overall} now (shortest sufficient reason): {' + '.join(reason.findings)}")
-        if reason.criteria:
-            click.echo(f"  decides {', '.join(reason.criteria)}")
-    elif doc["missing"]:
-        for goal, items in doc["missing"].items():
-            if items:
-                click.echo(f"to settle as {goal}: {'; '.join(items[:5])}")
+    label = {"ineligible": "why ineligible now", "eligible": "eligible now",
+             "undetermined": "undetermined now"}[after.overall]
+    click.echo(f"{label}: {answer['answer']}")
+    if reason and after.overall == "eligible":
+        click.echo(f"  (the eligibility rests on {len(reason.findings)} findings: "
+                   f"pyasp-screen explain lists them by criterion)")
 
 
 @main.command()

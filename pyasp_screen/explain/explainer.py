@@ -496,6 +496,28 @@ class Explainer:
                 out[a.arguments[1].name] = a.arguments[2].name
         return out
 
+    def atoms(self, signatures: Iterable[tuple[str, int]], known: Iterable[int] | None = None,
+              picks: Iterable[int] = ()) -> list[clingo.Symbol]:
+        """Every atom of the given signatures in the model with ``known`` units (all) and
+        the values ``picks`` set: values the rules derive that no verdict shows, such as a
+        score's bounds (sledai2k_lo/2). Facts of the program (score tables) come from
+        :meth:`facts`."""
+        self.calls += 1
+        picks = list(picks)
+        which = "full" if picks else "lean"
+        ctl = self.full if picks else self.lean
+        wanted = set(signatures)
+        found: list = []
+        ctl.solve(assumptions=self._assumptions(which, range(len(self.units)) if known is None else known,
+                                                picks=picks),
+                  on_model=lambda m: found.extend(a for a in m.symbols(atoms=True)
+                                                  if (a.name, len(a.arguments)) in wanted))
+        return found
+
+    def facts(self, name: str, arity: int) -> list[clingo.Symbol]:
+        """The program's facts of one signature (a score's item table, for example)."""
+        return [a.symbol for a in self.lean.symbolic_atoms.by_signature(name, arity) if a.is_fact]
+
     def statuses(self, atoms) -> dict[str, str]:
         return {a.arguments[1].string: a.arguments[2].name for a in atoms if a.name == "status"}
 
@@ -591,6 +613,11 @@ class Reason:
     criteria: list[str]
     values: list[str] = field(default_factory=list)
     outcome: str = ""
+    # For programs (explain/summary.py): the known findings as indices into
+    # Explainer.units, and the findings whose values ``values`` gives, in order, as keys of
+    # Explainer.slots (missing data: the unknown findings; near misses: those with values).
+    units: list[int] = field(default_factory=list)
+    slots: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -680,7 +707,7 @@ def explain_scope(ex: Explainer, scope: str, verdict: str, max_results: int = 10
             out.sufficient_reasons.append(Reason(
                 [ex.units[i].text for i in sorted(m)],
                 sorted({src for i in m for src in ex.units[i].sources}),
-                _deciding(ex.kb, ex.statuses(atoms), scope, verdict)))
+                _deciding(ex.kb, ex.statuses(atoms), scope, verdict), units=sorted(m)))
         flip = "eligible" if verdict == "ineligible" else "ineligible"
         now = _deciding(ex.kb, ex.statuses(ex.solve(everything)), scope, verdict)
         for c in cxps:
@@ -699,7 +726,8 @@ def explain_scope(ex: Explainer, scope: str, verdict: str, max_results: int = 10
             out.near_misses.append(Reason(
                 [ex.units[i].text for i in sorted(c)],
                 sorted({src for i in c for src in ex.units[i].sources}),
-                touched, values, reached or "undetermined (only by being unknown)"))
+                touched, values, reached or "undetermined (only by being unknown)",
+                units=sorted(c), slots=slots if reached else []))
         return out
     # undetermined: which unknown findings could settle it, and how
     known = list(everything)
@@ -719,7 +747,7 @@ def explain_scope(ex: Explainer, scope: str, verdict: str, max_results: int = 10
             after = ex.statuses(ex.solve(known, free=slots, target=(scope, goal)))
             changed = [c for c in _deciding(ex.kb, after, scope, goal) if now.get(c) != after.get(c)]
             reasons.append(Reason([ex.slots[s].label for s in slots], [], changed,
-                                  _values_for(ex, known, slots, (scope, goal)), goal))
+                                  _values_for(ex, known, slots, (scope, goal)), goal, slots=slots))
         out.missing[goal] = reasons
     if out.complete:
         out.useless = _group_labels(ex, [s for s in unknown if s not in relevant])

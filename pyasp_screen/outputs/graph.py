@@ -337,7 +337,9 @@ def plot_attrition(summary, kb: KnowledgeBase, path: Path) -> None:
         ax.set_title(f"{label}: attrition in protocol order", fontsize=10)
         ax.set_xlabel("patients")
         ax.legend(fontsize=8, loc="lower right")
-    fig.suptitle(f"{kb.name} v{kb.version}: {summary.screened} patients screened", fontsize=11)
+    from pyasp_screen.outputs.render import kb_title
+
+    fig.suptitle(f"{kb_title(kb)}: {summary.screened} patients screened", fontsize=11, wrap=True)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
