@@ -414,22 +414,28 @@ def whatif(record, sets, unsets, kb, params, params_file, fmt):
 @click.option("--kb", metavar="DIR", help=KB_HELP)
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help=PARAM_HELP)
 @params_file_option
-@click.option("--show", type=click.Choice(["all", "reasons", "missing"]), default="all", show_default=True,
-              help="all: every finding that matters and every unknown that could; reasons: the chosen "
-                   "explanation's findings; missing: unknown findings only.")
+@click.option("--show", type=click.Choice(["explanation", "all", "reasons", "missing"]), default="explanation",
+              show_default=True,
+              help="explanation: the chosen explanation only (finding -> criterion -> verdict); all: every "
+                   "finding that matters and every unknown that could, through the criteria's components; "
+                   "reasons: all, the chosen sufficient reason's findings only; missing: all, unknown findings only.")
 @click.option("--population", help="Only this population's criteria (e.g. sle, ssc).")
 @click.option("--screening-date", type=click.DateTime(["%Y-%m-%d"]), help=DATE_HELP)
 def graph(record, output, kb, params, params_file, show, population, screening_date):
-    """Draw one patient's explanation graph: record fields -> findings -> criteria ->
-    verdicts, coloured by status, the chosen minimal explanation highlighted.
+    """Draw one patient's explanation graph, coloured by status: by default the chosen
+    explanation only (the findings of the smallest sufficient reason, or the findings to
+    measure, -> the criteria they settle -> the verdicts); --show all for every finding
+    and criterion component (docs/graphs.md).
 
     \b
     Examples:
       pyasp-screen graph kb/ct1190b/cases/sle-in-7b-not-met.yaml -o why.svg
+      pyasp-screen graph patient.yaml -o why.png --show all
       pyasp-screen graph patient.yaml -o graph.mmd --population sle
       pyasp-screen graph patient.yaml -o graph.json --show missing
     """
     from pyasp_screen.explain.explainer import Explainer, explain_scope
+    from pyasp_screen.explain.summary import summarise
     from pyasp_screen.outputs import graph as graphs
 
     knowledge = _load_kb(kb, params, params_file)
@@ -451,8 +457,15 @@ def graph(record, output, kb, params, params_file, show, population, screening_d
         sys.exit(1 if not screened else 2)
     ex = Explainer(knowledge, screened[0].findings)
     scope = population or "overall"
-    explanation = explain_scope(ex, scope, ex.verdict()[scope], max_results=1)
-    g = graphs.build(ex, explanation, show=show, population=population)
+    if show == "explanation":
+        scopes = [scope] if population else None
+        explanations = [explain_scope(ex, sc, ex.verdict()[sc], max_results=10)
+                        for sc in (scopes or ["overall"] + list(knowledge.populations))]
+        g = graphs.build_explanation(summarise(knowledge, screened[0], 10, scopes, (ex, explanations)), knowledge)
+    else:
+        explanation = explain_scope(ex, scope, ex.verdict()[scope], max_results=1)
+        g = graphs.build(ex, explanation, show=show, population=population)
+        g.graph["parameters"] = render.kb_header(knowledge)["parameters_changed"]
     try:
         graphs.write(g, knowledge, output)
     except graphs.GraphError as e:

@@ -330,6 +330,18 @@ class _Summary:
     def in_scope(self, cid: str) -> bool:
         return self.scope == "overall" or self.crit[cid].population in (self.scope, "all")
 
+    def by_criterion(self, units: list[int], scope: str) -> dict[str, list[str]]:
+        """A sufficient reason's findings grouped by the criteria they settle (protocol
+        order): criterion ID -> finding IDs."""
+        touches = self.touches(units, scope)
+        order = [c.id for c in self.kb.criteria]
+        out: dict[str, list[str]] = {}
+        for cid in order + ["(the verdict only)"]:
+            ids = [f"f{i}" for i in units if cid in (touches[i] or ["(the verdict only)"])]
+            if ids:
+                out[cid] = ids
+        return out
+
     def touches(self, units: list[int], scope: str) -> dict[int, list[str]]:
         """For a sufficient reason, the criteria each of its findings settles: those whose
         status changes when that finding alone is dropped from the reason."""
@@ -354,7 +366,7 @@ class _Summary:
         doc["headline"] = answer.pop("headline")
         doc["answer"] = answer
         doc["populations"] = self.population_lines(first)
-        doc["notes"] = self.notes()
+        doc["notes"] = self.notes(answer)
         doc["closed_world"] = [{"category": u.slot.split(":", 1)[1], "text": self.finding_text(i)}
                                for i, u in enumerate(self.ex.units) if u.slot and u.slot.startswith("complete:")]
         doc["parameters_changed"] = {p.name: p.display() for p in self.kb.parameters.values() if p.value != p.default}
@@ -363,6 +375,8 @@ class _Summary:
         doc["explanations"] = self.details()
         doc["complete"] = all(e.complete for e in self.scopes.values())
         doc["criteria"] = [{"id": c, "sentence": self.crit[c].sentence} for c in _cited(doc) if c in self.crit]
+        doc["criteria_status"] = [{"id": c.id, "population": c.population, "kind": c.kind,
+                                   "status": r.statuses.get(c.id, "unknown")} for c in self.kb.criteria]
         return doc
 
     def scope_name(self, scope: str) -> str:
@@ -456,7 +470,7 @@ class _Summary:
         def short(bound: dict) -> str:  # "ALT <= 2 x ULN" of the step "ALT" is "<= 2 x ULN"
             if slots[0].startswith("complete:") and len(slots) == 1:
                 return bound["short"]
-            if len(slots) > 1:
+            if len(slots) > 1 or slots[0] in DERIVED_INPUTS:
                 return bound["text"]
             for prefix in (self.slot_label(slots[0]) + ": ", self.slot_label(slots[0]) + " "):
                 if bound["text"].startswith(prefix):
@@ -570,6 +584,7 @@ class _Summary:
         answer = {"verdict": "ineligible", "other_reasons": max(len(e.sufficient_reasons) - 1, 0)}
         if e.sufficient_reasons:
             answer["reason"] = self.reason_view(e.sufficient_reasons[0])
+            answer["reason"]["by_criterion"] = self.by_criterion(e.sufficient_reasons[0].units, e.scope)
         miss = self.nearest(e.near_misses, "eligible")
         answer["nearest_miss"] = self.miss_view(miss, "ineligible") if miss else None
         n = len(e.sufficient_reasons[0].units) if e.sufficient_reasons else 0
@@ -595,13 +610,9 @@ class _Summary:
                           + (" (inclusions met, exclusions not met)" if exclusions else ""))
         if e.sufficient_reasons:
             first = e.sufficient_reasons[0]
-            touches = self.touches(first.units, e.scope)
-            by_criterion: dict[str, list[str]] = {}
-            for i in first.units:
-                for c in touches[i] or ["(the verdict only)"]:
-                    by_criterion.setdefault(c, []).append(f"f{i}")
-            answer["reason"] = {"finding_ids": [f"f{i}" for i in first.units], "by_criterion": by_criterion,
-                                "count": len(first.units)}
+            answer["reason"] = {"finding_ids": [f"f{i}" for i in first.units],
+                                "findings": [self.people_text(i, first.criteria) for i in first.units],
+                                "by_criterion": self.by_criterion(first.units, e.scope), "count": len(first.units)}
             answer["rests_on"] = [self.declaration(i, first.criteria) for i in first.units
                                   if self.ex.units[i].slot and self.ex.units[i].slot.startswith("complete:")]
             answer["swaps"] = self.swaps(e.sufficient_reasons)
@@ -655,12 +666,14 @@ class _Summary:
             out.append(line)
         return out
 
-    def notes(self) -> list[str]:
-        """Values on record that are not read (too old), said once."""
+    def notes(self, answer: dict) -> list[str]:
+        """Values on record that are not read (too old), said once: not again when a step
+        of the answer already says so."""
         out = []
+        said = {f["slot"] for st in answer.get("to_measure", []) if st.get("note") for f in st["findings"]}
         for i, u in enumerate(self.ex.units):
             fact = u.facts[0]
-            if not fact.startswith(("quantity(", "qualitative(")):
+            if not fact.startswith(("quantity(", "qualitative(")) or u.slot in said:
                 continue
             name, days = _args(fact)[0], int(_args(fact)[-1])
             window = self.windows.get(name)

@@ -239,7 +239,12 @@ def _patient_table(s: Screened, kb: KnowledgeBase, console: Console) -> None:
     console.print(table)
     for f in s.findings.findings:
         if f.name in ("crcl", "prednisone_equivalent") or f.name.endswith("_x_uln"):
-            console.print(f"  value: {escape(f.text)}", highlight=False, soft_wrap=True)
+            days = (f.data or {}).get("days_before_screening")
+            window = kb.windows.get(f.name)
+            stale = (f"  [{days} days before screening, outside the {window}-day window: not read, "
+                     "so the criteria using it stay unknown]" if days is not None and window is not None
+                     and days > window else "")
+            console.print(f"  value: {escape(f.text)}{stale}", highlight=False, soft_wrap=True)
     for note in s.findings.notes:
         console.print(f"  note: {escape(note)}", highlight=False, soft_wrap=True)
     for nd in s.findings.not_done:
