@@ -365,7 +365,7 @@ class _Summary:
         answer = self.answer(first)
         doc["headline"] = answer.pop("headline")
         doc["answer"] = answer
-        doc["populations"] = self.population_lines(first)
+        doc["populations"] = self.population_lines(first, answer)
         doc["notes"] = self.notes(answer)
         doc["closed_world"] = [{"category": u.slot.split(":", 1)[1], "text": self.finding_text(i)}
                                for i, u in enumerate(self.ex.units) if u.slot and u.slot.startswith("complete:")]
@@ -463,8 +463,14 @@ class _Summary:
             ineligible_if.append({"all_of": bounds, "text": " and ".join(b["text"] for b in bounds)})
         criteria = _dedupe(c for s in slots for c in self.slot_criteria(s))
         joiner = " or " if any_of else " + "
+        schemes = {s.split(":")[1] for s in slots if s.startswith("item:")}
+        one_scheme = any_of and not sets and len(schemes) == 1 and all(s.startswith("item:") for s in slots)
         if sets:
             head = " or ".join(" + ".join(self.measure_label(s) for s in x) for x in sets)
+        elif one_scheme:  # "organ involvement, any one of: renal, serosal, ..."
+            scheme = schemes.pop()
+            head = (f"{SCHEME_LABELS.get(scheme, scheme)}, any one of: "
+                    + ", ".join(item_label(s.split(":", 2)[2]) for s in slots))
         else:
             head = joiner.join(labels)
         def short(bound: dict) -> str:  # "ALT <= 2 x ULN" of the step "ALT" is "<= 2 x ULN"
@@ -477,8 +483,12 @@ class _Summary:
                     return bound["text"][len(prefix):]
             return bound["text"]
         need = " or ".join(short(b) for b in eligible_if)
+        if one_scheme:
+            need = "one of them is present" if eligible_if else ""
         text = f"{head}: eligible if {need}" if need else head
-        if ineligible_if:
+        if one_scheme and ineligible_if:
+            text += "; excluded if all are absent"
+        elif ineligible_if:
             text += "; excluded if " + " or ".join(
                 " and ".join(short(b) for b in x["all_of"]) for x in ineligible_if)
         note = self.stale_note(slots)
@@ -534,17 +544,43 @@ class _Summary:
         return "; ".join(notes) or None
 
     # -- ineligible ----------------------------------------------------------------------
-    def reason_view(self, r: Reason) -> dict:
+    def reason_view(self, r: Reason, scope: str) -> dict:
+        """A sufficient reason in words, one part per set of criteria its findings fail:
+        each value against the threshold it misses, the other findings named briefly
+        ("ANC 0.9 x10^9/L (needs >= 1 x10^9/L; SLE-IN-7b, SSC-IN-4b)")."""
         texts = [self.people_text(i, r.criteria) for i in r.units]
         cmps = [c for c in self.comparisons(r.units, r.criteria)
                 if c["holds"] is (self.crit[c["criterion"]].kind == "exclusion")]
-        others = [texts[k] for k, i in enumerate(r.units) if not any(c["finding_id"] == f"f{i}" for c in cmps)]
-        text = "; ".join(_merged(cmps) + others)
-        crit = [c for c in r.criteria if not any(c == x["criterion"] for x in cmps)]
-        if crit:
-            text += f" ({self.criteria_text(crit)})"
+        touches = self.touches(r.units, scope) if len(r.units) > 1 else {r.units[0]: r.criteria} if r.units else {}
+        groups: dict[tuple, list[int]] = {}
+        for i in r.units:
+            key = tuple(c for c in touches.get(i, []) if c in r.criteria) or tuple(r.criteria)
+            groups.setdefault(key, []).append(i)
+        parts = []
+        for crits, units in groups.items():
+            mine = [c for c in cmps if c["finding_id"] in {f"f{i}" for i in units} and c["criterion"] in crits]
+            named = {c["finding_id"] for c in mine}
+            rest = [self.brief(i, list(crits), alone=len(units) == 1) for i in units if f"f{i}" not in named]
+            text = ", with ".join(x for x in ("; ".join(_merged(mine, with_criteria=False)), ", ".join(rest)) if x)
+            if len(units) == 1 and mine:  # "ANC 0.9 x10^9/L (needs >= 1 x10^9/L; SLE-IN-7b, SSC-IN-4b)"
+                text = "; ".join(_merged(mine))
+            elif len(units) == 1:
+                text = f"{text} ({', '.join(crits)})"
+            else:  # "SLE-IN-3: oral prednisone-equivalent dose 5 mg/day (...), with ..."
+                text = f"{', '.join(crits)}: {text}"
+            parts.append({"criteria": list(crits), "finding_ids": [f"f{i}" for i in units], "text": text})
         return {"finding_ids": [f"f{i}" for i in r.units], "findings": texts, "criteria": r.criteria,
-                "comparisons": cmps, "text": text}
+                "comparisons": cmps, "parts": parts, "text": "; ".join(p["text"] for p in parts)}
+
+    def brief(self, i: int, criteria: list[str], alone: bool) -> str:
+        """A finding named briefly inside a reason: a course by its drug and dates, a
+        closed-world declaration in full words when it is the whole reason for its criteria."""
+        u = self.ex.units[i]
+        if u.slot and u.slot.startswith("complete:"):
+            if alone:
+                return self.closed_world_text(i, criteria)
+            return "the " + self.declaration(i, criteria)["short"] + " declared complete"
+        return u.text.split("; ")[0]
 
     def miss_view(self, r: Reason, verdict: str) -> dict:
         """A near miss in words: "eligible if ANC >= 1 x10^9/L (now 0.9), all else equal"."""
@@ -583,7 +619,7 @@ class _Summary:
     def ineligible(self, e: ScopeExplanation) -> dict:
         answer = {"verdict": "ineligible", "other_reasons": max(len(e.sufficient_reasons) - 1, 0)}
         if e.sufficient_reasons:
-            answer["reason"] = self.reason_view(e.sufficient_reasons[0])
+            answer["reason"] = self.reason_view(e.sufficient_reasons[0], e.scope)
             answer["reason"]["by_criterion"] = self.by_criterion(e.sufficient_reasons[0].units, e.scope)
         miss = self.nearest(e.near_misses, "eligible")
         answer["nearest_miss"] = self.miss_view(miss, "ineligible") if miss else None
@@ -612,7 +648,9 @@ class _Summary:
             first = e.sufficient_reasons[0]
             answer["reason"] = {"finding_ids": [f"f{i}" for i in first.units],
                                 "findings": [self.people_text(i, first.criteria) for i in first.units],
-                                "by_criterion": self.by_criterion(first.units, e.scope), "count": len(first.units)}
+                                "criteria": first.criteria, "by_criterion": self.by_criterion(first.units, e.scope),
+                                "count": len(first.units),
+                                "text": f"{len(first.units)} recorded findings settle it (listed by criterion with --details)"}
             answer["rests_on"] = [self.declaration(i, first.criteria) for i in first.units
                                   if self.ex.units[i].slot and self.ex.units[i].slot.startswith("complete:")]
             answer["swaps"] = self.swaps(e.sufficient_reasons)
@@ -632,7 +670,8 @@ class _Summary:
         return out
 
     # -- populations, notes --------------------------------------------------------------
-    def population_lines(self, first: ScopeExplanation) -> list[dict]:
+    def population_lines(self, first: ScopeExplanation, answer: dict) -> list[dict]:
+        first_reason = answer.get("reason") if answer.get("verdict") == "ineligible" else None
         out = []
         for pop in self.kb.populations:
             e = self.scopes.get(pop)
@@ -644,8 +683,14 @@ class _Summary:
             elif line["same_as_overall"]:
                 line["text"] = f"{line['name']}: {verdict}, as above"
             elif verdict == "ineligible" and e.sufficient_reasons:
-                reason = self.reason_view(e.sufficient_reasons[0])
+                reason = self.reason_view(e.sufficient_reasons[0], pop)
                 line["reason"] = reason
+                said = {x["text"] for x in (first_reason or {}).get("parts", [])}
+                if reason["text"] in said:  # already a line of the overall reason
+                    line["same_as_overall"] = True
+                    line["text"] = f"{line['name']}: ineligible, as above"
+                    out.append(line)
+                    continue
                 more = len(e.sufficient_reasons) - 1
                 line["text"] = f"{line['name']}: ineligible: {reason['text']}" + (
                     f" (and {more} other reason{'s' if more > 1 else ''})" if more else "")
@@ -687,24 +732,11 @@ class _Summary:
 
     # -- derived values --------------------------------------------------------------------
     def derived(self) -> list[dict]:
-        out = []
-        for i, u in enumerate(self.ex.units):
-            for f in self.unit_findings[i]:
-                if f.data is None or not (f.name in ("crcl", "prednisone_equivalent", "fvc_decline_12mo")
-                                          or f.name.endswith(("_x_uln", "_duration"))
-                                          or f.name.startswith("gc_dose_per_kg:")):
-                    continue
-                view = {"name": f.name, "label": _unit_label(f.name)[0] if f.name in ("crcl", "prednisone_equivalent",
-                        "fvc_decline_12mo") or f.name.endswith("_x_uln") else f.text, "finding_id": f"f{i}", **f.data}
-                name = f.name
-                if name in self.windows:
-                    days = view.get("days_before_screening", 0)
-                    view["window_days"] = self.windows[name]
-                    view["in_window"] = days <= self.windows[name]
-                    view["read"] = self.current.get(name) == i
-                view["read_by"] = _dedupe(self.component_of.get(comp, comp) for comp, n, _, _ in self.kb.checks
-                                          if n == name)
-                out.append(view)
+        unit_of = {f.fact: i for i, fs in enumerate(self.unit_findings) for f in fs}
+        out = derived_values(self.kb, self.s.findings)
+        for view, f in zip(out, [f for f in self.s.findings.findings if _is_derived(f)]):
+            if f.fact in unit_of:
+                view["finding_id"] = f"f{unit_of[f.fact]}"
         return out + self.scores()
 
     def scores(self) -> list[dict]:
@@ -772,6 +804,53 @@ class _Summary:
         return out
 
 
+def _is_derived(f: Finding) -> bool:
+    return f.data is not None and (f.name in ("crcl", "prednisone_equivalent", "fvc_decline_12mo")
+                                   or f.name.endswith(("_x_uln", "_duration")) or f.name.startswith("gc_dose_per_kg:"))
+
+
+def derived_values(kb: KnowledgeBase, findings) -> list[dict]:
+    """The values the findings stage computes (CrCl with the weight used, ULN multiples,
+    the prednisone-equivalent dose, per-kg doses, disease durations, FVC decline) as data:
+    ``{"name", "label", "value" (or "low"/"high", "at_least"), "unit", "inputs", ...,
+    "days_before_screening", "window_days", "in_window", "read", "read_by"}`` (docs/output.md).
+    ``read``: the rules read this one (the latest within its window); ``read_by``: the
+    criteria comparing it with a threshold. Scores, which the rules compute, are added by
+    :func:`summarise`."""
+    component_of = {part: c.id for c in kb.criteria for part in c.components}
+    latest: dict[str, tuple[int, str]] = {}
+    for f in findings.findings:
+        if f.fact.startswith("quantity("):
+            name, days = _args(f.fact)[0], int(_args(f.fact)[-1])
+            window = kb.windows.get(name)
+            if (window is None or days <= window) and (name not in latest or days < latest[name][0]):
+                latest[name] = (days, f.fact)
+    out = []
+    for f in findings.findings:
+        if not _is_derived(f):
+            continue
+        view = {"name": f.name, "label": _derived_label(f), **f.data}
+        if f.name in kb.windows:
+            days = view.get("days_before_screening", 0)
+            view["window_days"] = kb.windows[f.name]
+            view["in_window"] = days <= kb.windows[f.name]
+            view["read"] = latest.get(f.name, (0, None))[1] == f.fact
+        view["read_by"] = _dedupe(component_of.get(comp, comp) for comp, n, _, _ in kb.checks if n == f.name)
+        out.append(view)
+    return out
+
+
+def _derived_label(f: Finding) -> str:
+    """A derived value's name for people: "CrCl (Cockcroft-Gault)", "ALT multiple of the ULN",
+    "systemic lupus erythematosus: disease duration"."""
+    if f.name.endswith("_duration"):
+        return f"{vocabulary.DIAGNOSES.get(f.name[:-9], (f.name[:-9],))[0]}: disease duration"
+    if f.name.startswith("gc_dose_per_kg:"):
+        return f"{f.name.split(':', 1)[1].replace('_', ' ')}: highest prednisone-equivalent dose per kg"
+    label = _unit_label(f.name)[0]
+    return f"{label} as a multiple of the ULN" if f.name.endswith("_x_uln") else label
+
+
 def _show(value) -> str:
     """A number for people: two decimals below 10, one above (the data keep every digit)."""
     v = Fraction(value)
@@ -785,7 +864,7 @@ def _cited(doc: dict) -> list[str]:
     ids: list[str] = []
     for st in a.get("to_measure", []):
         ids += st["criteria"]
-    for key in ("reason", "nearest_miss"):
+    for key in ("reason", "nearest_miss") if a["verdict"] == "ineligible" else ():
         if a.get(key) and "criteria" in a[key]:
             ids += a[key]["criteria"]
     ids += [m["criterion"] for m in a.get("thinnest_margins", [])[:MARGINS_SHOWN]]
@@ -795,7 +874,7 @@ def _cited(doc: dict) -> list[str]:
     return _dedupe(ids)
 
 
-def _merged(cmps: list[dict]) -> list[str]:
+def _merged(cmps: list[dict], with_criteria: bool = True) -> list[str]:
     """Comparisons in words, those of one value against one threshold said once with all
     their criteria: "ANC 0.9 x10^9/L (needs >= 1 x10^9/L; SLE-IN-7b, SSC-IN-4b)"."""
     groups: dict[str, dict[str, list[str]]] = {}
@@ -803,7 +882,9 @@ def _merged(cmps: list[dict]) -> list[str]:
         groups.setdefault(c["value_text"], {}).setdefault(c["need_text"], []).append(c["criterion"])
     out = []
     for value, needs in groups.items():
-        if len(needs) == 1:
+        if not with_criteria and len(needs) == 1:
+            out.append(f"{value} ({next(iter(needs))})")
+        elif len(needs) == 1:
             need, ids = next(iter(needs.items()))
             out.append(f"{value} ({need}; {', '.join(_dedupe(ids))})")
         else:

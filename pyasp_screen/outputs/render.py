@@ -18,11 +18,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from pyasp_screen.engine.screening import Screened
-from pyasp_screen.explain.summary import short_answer
+from pyasp_screen.explain.summary import derived_values, short_answer
 from pyasp_screen.inputs.record import RecordError
 from pyasp_screen.knowledge.kb import KnowledgeBase
 
-OUTPUT_VERSION = "1"
+OUTPUT_VERSION = "2"  # 2: results[].derived; explain leads with its answer (docs/output.md)
 STATUS_STYLE = {"met": "green", "not_met": "red", "unknown": "yellow",
                 "eligible": "bold green", "ineligible": "bold red", "undetermined": "bold yellow"}
 
@@ -57,6 +57,7 @@ def result_dict(s: Screened, kb: KnowledgeBase) -> dict:
         "verdicts": {pop: r.verdicts.get(pop, "undetermined") for pop in kb.populations},
         "criteria": criteria,
         "findings": [f.text for f in s.findings.findings if f.name not in ("patient",)],
+        "derived": derived_values(kb, s.findings),
         "not_done": s.findings.not_done,
         "notes": s.findings.notes,
         "contradictions": r.contradictions,
@@ -304,8 +305,13 @@ def write_summary_text(doc: dict, out: IO[str], details: bool = False) -> None:
             n = a["other_ways_to_eligible"]
             out.write(f"  ({n} other, longer way{'s' if n > 1 else ''} to eligibility: --details)\n")
     elif a["verdict"] == "ineligible":
-        if a.get("reason"):
-            out.write(f"  Why: {a['reason']['text']}\n")
+        parts = a.get("reason", {}).get("parts", [])
+        if len(parts) == 1:
+            out.write(f"  Why: {parts[0]['text']}\n")
+        elif parts:
+            out.write("  Why (these findings together; one line per criterion they settle):\n")
+            for part in parts:
+                out.write(f"   - {part['text']}\n")
         if a.get("nearest_miss"):
             out.write(f"  Nearest miss: {a['nearest_miss']['text']}\n")
         else:
@@ -440,16 +446,17 @@ def _derived_text(d: dict) -> str:
     from pyasp_screen.findings.derive import fmt
 
     def num(x) -> str:
-        return fmt(Fraction(x), 2) if isinstance(x, (int, float)) else str(x)
+        return fmt(Fraction(x), 2 if abs(x) < 10 else 1) if isinstance(x, (int, float)) else str(x)
 
+    unit = {"{score}": "points", "mo": "months", "a": "years"}.get(d.get("unit", ""), d.get("unit", ""))
     if "value" in d:
-        value = num(d["value"])
+        value = f"{num(d['value'])} {unit}"
     elif "at_least" in d:
-        value = f"at least {num(d['at_least'])}"
+        value = f"at least {num(d['at_least'])} {unit}"
     else:
-        value = f"{num(d['low'])} to {num(d['high'])}"
-    unit = {"{score}": "points", "x ULN": "x ULN"}.get(d.get("unit", ""), d.get("unit", ""))
-    text = f"{d['label']}: {value} {unit}".rstrip()
+        value = (f"{num(d['low'])} {unit} from the items recorded present (up to {num(d['high'])} if every "
+                 "item not recorded were present)")
+    text = f"{d['label']}: {value}".rstrip()
     inputs = d.get("inputs")
     if d.get("name") == "crcl":
         i = inputs
@@ -460,7 +467,13 @@ def _derived_text(d: dict) -> str:
         m = d["measured"]
         text += f" ({num(m['value'])} {m['unit']} against ULN {num(d['uln']['value'])} {d['uln']['unit']}, {d['uln']['from']})"
     elif isinstance(inputs, list) and inputs and "weight" in inputs[0]:
-        text += " (" + ", ".join(f"{x['label']} {x['weight']}" for x in inputs if x.get("present")) + f"; {d['rule']})"
+        text += " (" + ", ".join(f"{x['label']} {x['weight'] if x['weight'] is not None else '(entry criterion)'}"
+                                 for x in inputs if x.get("present")) + f"; {d['rule']})"
+    elif d.get("name", "").endswith("_duration"):
+        text += f" since {d['onset']}"
+    elif isinstance(inputs, dict) and "highest_dose_mg_per_day" in inputs:
+        text += (f" ({inputs['drug'].replace('_', ' ')} up to {num(inputs['highest_dose_mg_per_day'])} mg/day, "
+                 f"weight {num(inputs['weight']['value'])} kg)")
     elif isinstance(inputs, list) and inputs and "prednisone_equivalent_mg_per_day" in inputs[0]:
         text += " (" + ", ".join(f"{x['drug']} {num(x['dose_mg_per_day'])} mg/day" for x in inputs) + ")"
     if "date" in d and "window_days" in d:
