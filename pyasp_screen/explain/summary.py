@@ -34,6 +34,11 @@ from pyasp_screen.knowledge import vocabulary
 from pyasp_screen.knowledge.kb import SCALE, KnowledgeBase
 
 SUMMARY_VERSION = "1"
+# When no unknown finding can make a patient eligible although the verdict is undetermined:
+# the explanation hypothesises values of findings (docs/explanations.md), never new treatment
+# courses, so what is missing is of another kind.
+NO_ROUTE = ("no unknown lab value, diagnosis, assessment or declaration could make it eligible "
+            "(what is missing may be a treatment course, which the explanation does not hypothesise)")
 OPS = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
 MARGINS_SHOWN = 3  # thinnest margins in the answer (all are in the data)
 
@@ -376,7 +381,8 @@ class _Summary:
         doc["complete"] = all(e.complete for e in self.scopes.values())
         doc["criteria"] = [{"id": c, "sentence": self.crit[c].sentence} for c in _cited(doc) if c in self.crit]
         doc["criteria_status"] = [{"id": c.id, "population": c.population, "kind": c.kind,
-                                   "status": r.statuses.get(c.id, "unknown")} for c in self.kb.criteria]
+                                   "status": r.statuses.get(c.id, "unknown"), "sentence": c.sentence}
+                                  for c in self.kb.criteria]
         return doc
 
     def scope_name(self, scope: str) -> str:
@@ -401,8 +407,7 @@ class _Summary:
         if not routes:
             steps = [self.step([s], {}) for s in _dedupe(s for r in excluders if len(r.slots) == 1 for s in r.slots)]
             answer["to_measure"] = steps
-            answer["headline"] = (f"undetermined: no measurement can make the patient eligible; "
-                                  f"{len(excluders)} could exclude")
+            answer["headline"] = f"undetermined: {NO_ROUTE}"
             return answer
         size = min(len(r.slots) for r in routes)
         best = [r for r in routes if len(r.slots) == size]
@@ -534,13 +539,13 @@ class _Summary:
         contradict the criterion's unknown status."""
         notes = []
         for s in slots:
-            for i, u in enumerate(self.ex.units):
-                if u.slot != s:
-                    continue
-                days, window = self._days(i), self.windows.get(s)
-                if days is not None and window is not None and days > window:
-                    notes.append(f"{u.text.split(' (')[0]} on record is {days} days old, outside the "
-                                 f"{window}-day window, so it is not read")
+            stale = [(self._days(i), u) for i, u in enumerate(self.ex.units) if u.slot == s
+                     and self._days(i) is not None and s in self.windows and self._days(i) > self.windows[s]]
+            if stale:  # the most recent of them
+                days, u = min(stale, key=lambda t: t[0])
+                older = f" (and {len(stale) - 1} older)" if len(stale) > 1 else ""
+                notes.append(f"{u.text.split(' (')[0]} on record{older} is {days} days old, outside the "
+                             f"{self.windows[s]}-day window, so it is not read")
         return "; ".join(notes) or None
 
     # -- ineligible ----------------------------------------------------------------------
@@ -705,29 +710,34 @@ class _Summary:
                                     f"(explain --population {pop})")
                     line["to_measure"] = [{"slot": s, "label": lbl} for s, lbl in zip(best.slots, labels)]
                 else:
-                    line["text"] = f"{line['name']}: undetermined; nothing unknown could make it eligible"
+                    line["text"] = f"{line['name']}: undetermined; {NO_ROUTE}"
             else:
                 line["text"] = f"{line['name']}: {verdict}"
             out.append(line)
         return out
 
     def notes(self, answer: dict) -> list[str]:
-        """Values on record that are not read (too old), said once: not again when a step
-        of the answer already says so."""
-        out = []
+        """Values on record that are not read because they are too old, where that is why a
+        criterion is unknown: the most recent such value of each finding that has no current
+        one, said once (not again when a step of the answer says it)."""
         said = {f["slot"] for st in answer.get("to_measure", []) if st.get("note") for f in st["findings"]}
+        stale: dict[str, list[tuple[int, int]]] = {}
         for i, u in enumerate(self.ex.units):
             fact = u.facts[0]
             if not fact.startswith(("quantity(", "qualitative(")) or u.slot in said:
                 continue
             name, days = _args(fact)[0], int(_args(fact)[-1])
             window = self.windows.get(name)
-            if window is not None and days > window:
-                read = [c for comp, n, _, _ in self.kb.checks if n == name for c in [self.component_of.get(comp, comp)]]
-                crit = _dedupe(read)
-                reader = f" {', '.join(crit)} {'reads' if len(crit) == 1 else 'read'} no current value" if crit else ""
-                out.append(f"{u.text}: {days} days before screening, outside the {window}-day window: "
-                           f"not read;{reader}")
+            if window is not None and days > window and name not in self.current:
+                stale.setdefault(name, []).append((days, i))
+        out = []
+        for name, items in stale.items():
+            days, i = min(items)
+            crit = _dedupe(self.component_of.get(comp, comp) for comp, n, _, _ in self.kb.checks if n == name)
+            reader = f"; {', '.join(crit)} {'reads' if len(crit) == 1 else 'read'} no current value" if crit else ""
+            older = f" (and {len(items) - 1} older)" if len(items) > 1 else ""
+            out.append(f"{self.ex.units[i].text}{older}: {days} days before screening, outside the "
+                       f"{self.windows[name]}-day window{reader}")
         return out
 
     # -- derived values --------------------------------------------------------------------

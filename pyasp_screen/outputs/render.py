@@ -280,9 +280,18 @@ def parameters_line(changed: dict) -> str | None:
     return "Parameters changed from the protocol defaults: " + ", ".join(f"{k}={v}" for k, v in changed.items())
 
 
+STEPS_SHOWN = 8  # steps of a long plan printed without --details
+
+
 def write_summary_text(doc: dict, out: IO[str], details: bool = False) -> None:
     """One patient's explanation for people: the answer first, then (``details``) every
-    explanation, each population only where it differs from the overall one."""
+    explanation, each population only where it differs from the overall one; last, the
+    registry sentence of every criterion the text names."""
+    import io
+    import re
+
+    final = out
+    out = io.StringIO()
     scope = doc.get("scope", "overall")
     where = f" ({doc['file']})" if doc.get("file") else ""
     out.write(f"{doc['patient']}{where}\n")
@@ -296,11 +305,15 @@ def write_summary_text(doc: dict, out: IO[str], details: bool = False) -> None:
         steps = a.get("to_measure", [])
         if steps:
             out.write("  In this order (a result that alone could exclude comes first):\n")
-        for k, st in enumerate(steps, 1):
+        shown = steps if details or len(steps) <= STEPS_SHOWN + 1 else steps[:STEPS_SHOWN]
+        for k, st in enumerate(shown, 1):
             crit = f"  [{', '.join(st['criteria'])}]" if st["criteria"] else ""
             out.write(f"   {k}. {st['action']} {st['text']}{crit}\n")
             if st.get("note"):
                 out.write(f"      note: {st['note']}\n")
+        if len(shown) < len(steps):
+            rest = steps[len(shown):]
+            out.write(f"   ... and {len(rest)} more: {', '.join(st['label'] for st in rest)} (--details)\n")
         if a.get("other_ways_to_eligible"):
             n = a["other_ways_to_eligible"]
             out.write(f"  ({n} other, longer way{'s' if n > 1 else ''} to eligibility: --details)\n")
@@ -353,12 +366,15 @@ def write_summary_text(doc: dict, out: IO[str], details: bool = False) -> None:
         out.write(changed + ".\n")
     if details:
         _write_details(doc, out)
-    if doc["criteria"]:
-        out.write("Criteria (registry sentences):\n")
-        for c in doc["criteria"]:
-            out.write(f'  {c["id"]}: "{c["sentence"]}"\n')
     if details and not doc["complete"]:
         out.write("(more explanations exist: raise --max to list them)\n")
+    text = out.getvalue()
+    final.write(text)
+    named = [c for c in doc["criteria_status"] if re.search(rf"(?<![\w-]){re.escape(c['id'])}(?![\w.-])", text)]
+    if named:
+        final.write("Criteria (registry sentences):\n")
+        for c in named:
+            final.write(f'  {c["id"]}: "{c["sentence"]}"\n')
 
 
 def _write_details(doc: dict, out: IO[str]) -> None:
@@ -408,7 +424,8 @@ def _write_details(doc: dict, out: IO[str]) -> None:
                 for line in _compressed_sets(sets):
                     out.write(f"     {line}\n")
                 if not sets:
-                    out.write("     nothing left unknown could do it\n")
+                    out.write("     nothing the explanation hypothesises could do it (it does not invent "
+                              "treatment courses)\n" if goal == "eligible" else "     nothing left unknown could do it\n")
             if e.get("cannot_change_outcome"):
                 out.write("    Unknown, but cannot change the outcome (no need to order them):\n")
                 for label in e["cannot_change_outcome"]:
