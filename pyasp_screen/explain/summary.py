@@ -27,10 +27,9 @@ from collections.abc import Sequence
 from fractions import Fraction
 
 from pyasp_screen.engine.screening import Screened
-from pyasp_screen.explain.explainer import (Explainer, Reason, ScopeExplanation, _args, _unit_label, _values_for,
-                                            explain)
-from pyasp_screen.findings.derive import SCHEME_LABELS, Finding, fmt, item_label, number
-from pyasp_screen.knowledge import vocabulary
+from pyasp_screen.explain.explainer import Explainer, Reason, ScopeExplanation, _args, _values_for, explain
+from pyasp_screen.findings.derive import Finding, fmt, number
+from pyasp_screen.knowledge.vocabulary import display_unit
 from pyasp_screen.knowledge.kb import SCALE, KnowledgeBase
 
 SUMMARY_VERSION = "1"
@@ -132,6 +131,7 @@ class _Summary:
 
     def __init__(self, kb: KnowledgeBase, s: Screened, ex: Explainer, scopes: list[ScopeExplanation]):
         self.kb, self.s, self.ex = kb, s, ex
+        self.v = kb.vocabulary
         self.scopes = {e.scope: e for e in scopes}
         self.scope = scopes[0].scope if scopes else "overall"
         self.now = ex.statuses(ex.solve(range(len(ex.units))))
@@ -241,7 +241,7 @@ class _Summary:
             atoms = self.ex.solve(range(len(self.ex.units)), picks=[present])
             st = self.ex.statuses(atoms) if atoms is not None else {}
             if any(st.get(c) != self.now.get(c) for c in criteria):
-                names.append(vocabulary.DIAGNOSES.get(d, (d,))[0])
+                names.append(self.v.label(d))
         listing = ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else "".join(names)
         text = f"no {listing}" if names else "no diagnosis besides those listed"
         self._dx_words[key] = text
@@ -282,7 +282,7 @@ class _Summary:
         return out
 
     def _comparison(self, i, data, comp, cid, name, op, t, lo, hi) -> dict:
-        label, unit = _unit_label(name)
+        label, unit = self.v.quantity_label(name)
         label = label.split(" (")[0] if name == "crcl" else label
         threshold = Fraction(t, SCALE)
         # the end of a range (or a lower bound) that the comparison reads
@@ -297,7 +297,7 @@ class _Summary:
         shown = _show(value) if value is not None else "?"
         if "measured" in data:  # "ALT 32 U/L = 0.8 x ULN"
             m = data["measured"]
-            mu = vocabulary.display_unit(m["unit"]) if m["unit"] else ""
+            mu = display_unit(m["unit"]) if m["unit"] else ""
             shown = f"{_show(m['value'])}{' ' + mu if mu else ''} = {shown}"
         u2 = u
         need = f"{'needs' if self.crit[cid].kind == 'inclusion' else 'excluded at'} {OPS[op]} {fmt(threshold)}{u}"
@@ -316,7 +316,7 @@ class _Summary:
         s = self.ex.slots.get(slot)
         label = s.label if s else slot
         if slot.endswith("_x_uln"):
-            label = _unit_label(slot)[0]
+            label = self.v.quantity_label(slot)[0]
         return label
 
     def slot_criteria(self, slot: str) -> list[str]:
@@ -474,8 +474,8 @@ class _Summary:
             head = " or ".join(" + ".join(self.measure_label(s) for s in x) for x in sets)
         elif one_scheme:  # "organ involvement, any one of: renal, serosal, ..."
             scheme = schemes.pop()
-            head = (f"{SCHEME_LABELS.get(scheme, scheme)}, any one of: "
-                    + ", ".join(item_label(s.split(":", 2)[2]) for s in slots))
+            head = (f"{self.v.scheme_labels.get(scheme, scheme)}, any one of: "
+                    + ", ".join(self.v.item_label(s.split(":", 2)[2]) for s in slots))
         else:
             head = joiner.join(labels)
         def short(bound: dict) -> str:  # "ALT <= 2 x ULN" of the step "ALT" is "<= 2 x ULN"
@@ -771,7 +771,7 @@ class _Summary:
             else:
                 view["low"], view["high"] = atoms[lo], atoms[hi]
             recorded = [(it, v) for it, v in items.get(scheme, []) if v in ("yes", "unknown")]
-            view["inputs"] = [{"item": it, "label": item_label(it), "present": v == "yes" if v != "unknown" else None,
+            view["inputs"] = [{"item": it, "label": self.v.item_label(it), "present": v == "yes" if v != "unknown" else None,
                                "weight": weights.get(it)} for it, v in recorded]
             if not recorded and key == "sledai2k":
                 total = next((f.data for fs in self.unit_findings for f in fs if f.name == "sledai2k_total"), None)
@@ -839,7 +839,7 @@ def derived_values(kb: KnowledgeBase, findings) -> list[dict]:
     for f in findings.findings:
         if not _is_derived(f):
             continue
-        view = {"name": f.name, "label": _derived_label(f), **f.data}
+        view = {"name": f.name, "label": _derived_label(f, kb.vocabulary), **f.data}
         if f.name in kb.windows:
             days = view.get("days_before_screening", 0)
             view["window_days"] = kb.windows[f.name]
@@ -850,14 +850,14 @@ def derived_values(kb: KnowledgeBase, findings) -> list[dict]:
     return out
 
 
-def _derived_label(f: Finding) -> str:
+def _derived_label(f: Finding, vocab) -> str:
     """A derived value's name for people: "CrCl (Cockcroft-Gault)", "ALT multiple of the ULN",
     "systemic lupus erythematosus: disease duration"."""
     if f.name.endswith("_duration"):
-        return f"{vocabulary.DIAGNOSES.get(f.name[:-9], (f.name[:-9],))[0]}: disease duration"
+        return f"{vocab.label(f.name[:-9])}: disease duration"
     if f.name.startswith("gc_dose_per_kg:"):
         return f"{f.name.split(':', 1)[1].replace('_', ' ')}: highest prednisone-equivalent dose per kg"
-    label = _unit_label(f.name)[0]
+    label = vocab.quantity_label(f.name)[0]
     return f"{label} as a multiple of the ULN" if f.name.endswith("_x_uln") else label
 
 
