@@ -76,7 +76,7 @@ def test_default_graph_is_the_chosen_explanation_only():
     assert set(g.successors(findings[0])) == {"SLE-IN-7b", "SSC-IN-4b"}
     assert g.edges["SLE-IN-7b", "pop:sle"]["relation"] == "violates"
     assert g.edges["pop:sle", "overall"]["relation"] == "violates"
-    assert g.nodes["others:sle"]["label"].replace("\n", " ") == "10 other SLE criteria: 10 met"
+    assert g.nodes["others:sle"]["label"].replace("\n", " ") == "10 other SLE criteria: 10 satisfied"
     assert g.number_of_nodes() == 8  # the full graph had 131
     # undetermined: the findings to measure, dashed, to the criteria they would decide
     g = explanation("sle-referral-labs-pending")

@@ -165,10 +165,11 @@ def build_explanation(summary: dict, kb: KnowledgeBase) -> nx.DiGraph:
         if not others or len(others) == len([c for c in kb.criteria if c.population in (pop, "all")]):
             continue  # none drawn: the population's verdict node says it (its tooltip: why)
         counts: dict[str, int] = {}
-        for c in others:
-            st = status_of.get(c.id, {}).get("status", "unknown")
-            counts[st] = counts.get(st, 0) + 1
-        text = ", ".join(f"{n} {st.replace('_', ' ')}" for st, n in sorted(counts.items()))
+        for c in others:  # by effect: an exclusion not met is satisfied, like an inclusion met
+            effect = {"supports": "satisfied", "violates": "failed", "undecided": "unknown"}[
+                _relation(status_of.get(c.id, {}).get("status", "unknown"), c.kind)]
+            counts[effect] = counts.get(effect, 0) + 1
+        text = ", ".join(f"{counts[e]} {e}" for e in ("satisfied", "failed", "unknown") if e in counts)
         g.add_node(f"others:{pop}", kind="others", population=pop, status="other", highlight=False,
                    label=_wrap(f"{len(others)} other {summary_name(kb, pop)} criteria: {text}", 26),
                    tooltip=", ".join(f"{c.id} {status_of.get(c.id, {}).get('status', 'unknown')}" for c in others))
