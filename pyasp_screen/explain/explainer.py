@@ -382,6 +382,7 @@ class Explainer:
         self.members = _category_members(self.units)
         self.calls = 0
         self._cache: dict = {}
+        self._status_symbols: dict = {}
         self._build()
 
     def _build(self) -> None:
@@ -506,13 +507,34 @@ class Explainer:
         picks = list(picks)
         which = "full" if picks else "lean"
         ctl = self.full if picks else self.lean
-        wanted = set(signatures)
+        candidates = [a.symbol for sig in signatures for a in ctl.symbolic_atoms.by_signature(*sig)]
         found: list = []
         ctl.solve(assumptions=self._assumptions(which, range(len(self.units)) if known is None else known,
                                                 picks=picks),
-                  on_model=lambda m: found.extend(a for a in m.symbols(atoms=True)
-                                                  if (a.name, len(a.arguments)) in wanted))
+                  on_model=lambda m: found.extend(c for c in candidates if m.contains(c)))
         return found
+
+    def criterion_statuses(self, ids: Iterable[str], known: Iterable[int] | None = None,
+                           picks: Iterable[int] = ()) -> dict[str, str] | None:
+        """The statuses of the conditions ``ids`` in the model with ``known`` units (all) and
+        the values ``picks`` set, or None if there is none. Reads no symbol of the model (it
+        asks whether each of a condition's three status atoms is in it): the cheap question
+        for callers that need a few statuses many times (explain/summary.py)."""
+        self.calls += 1
+        picks = list(picks)
+        which = "full" if picks else "lean"
+        ctl = self.full if picks else self.lean
+        key = tuple(ids)
+        if key not in self._status_symbols:
+            pid = clingo.parse_term(self.pid)
+            self._status_symbols[key] = [(c, st, clingo.Function("status", [pid, clingo.String(c), clingo.Function(st)]))
+                                         for c in key for st in ("met", "not_met", "unknown")]
+        candidates = self._status_symbols[key]
+        out: dict[str, str] = {}
+        result = ctl.solve(assumptions=self._assumptions(which, range(len(self.units)) if known is None else known,
+                                                         picks=picks),
+                           on_model=lambda m: out.update({c: st for c, st, sym in candidates if m.contains(sym)}))
+        return out if result.satisfiable else None
 
     def facts(self, name: str, arity: int) -> list[clingo.Symbol]:
         """The program's facts of one signature (a score's item table, for example)."""

@@ -134,7 +134,7 @@ class _Summary:
         self.v = kb.vocabulary
         self.scopes = {e.scope: e for e in scopes}
         self.scope = scopes[0].scope if scopes else "overall"
-        self.now = ex.statuses(ex.solve(range(len(ex.units))))
+        self.now = ex.criterion_statuses([c for crit in kb.criteria for c in (crit.id, *crit.components)]) or {}
         self.crit = {c.id: c for c in kb.criteria}
         self.component_of = {part: c.id for c in kb.criteria for part in c.components}
         by_fact: dict[str, Finding] = {}
@@ -143,8 +143,17 @@ class _Summary:
         self.unit_findings = [[by_fact[fact] for fact in u.facts if fact in by_fact] for u in ex.units]
         self._dx_words: dict[tuple, str] = {}
         self._views: dict[int, dict] = {}
+        self._status_cache: dict = {}
         self.windows = kb.windows
         self.current = self._current_units()
+
+    def status_with(self, known=None, picks: tuple = ()) -> dict[str, str]:
+        """The criteria's statuses (criteria only, not components) with ``known`` units
+        (all) and the values ``picks`` set; {} if there is no model. Asked once per question."""
+        key = (frozenset(range(len(self.ex.units)) if known is None else known), picks)
+        if key not in self._status_cache:
+            self._status_cache[key] = self.ex.criterion_statuses(self.crit, key[0], picks) or {}
+        return self._status_cache[key]
 
     # -- findings ----------------------------------------------------------------------
     def _quantity(self, i: int) -> tuple[str, int, int, int] | None:
@@ -238,8 +247,7 @@ class _Summary:
             present = next((j for j, h in enumerate(self.ex.hyps) if h.slot == slot and h.label.endswith(" present")), None)
             if present is None:
                 continue
-            atoms = self.ex.solve(range(len(self.ex.units)), picks=[present])
-            st = self.ex.statuses(atoms) if atoms is not None else {}
+            st = self.status_with(picks=(present,))
             if any(st.get(c) != self.now.get(c) for c in criteria):
                 names.append(self.v.label(d))
         listing = ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else "".join(names)
@@ -327,8 +335,7 @@ class _Summary:
         for j, h in enumerate(self.ex.hyps):
             if h.slot != slot:
                 continue
-            atoms = self.ex.solve(range(n), picks=[j])
-            st = self.ex.statuses(atoms) if atoms is not None else {}
+            st = self.status_with(picks=(j,))
             out |= {c.id for c in self.kb.criteria if st.get(c.id) != self.now.get(c.id)}
         return [c.id for c in self.kb.criteria if c.id in out and self.in_scope(c.id)]
 
@@ -350,10 +357,10 @@ class _Summary:
     def touches(self, units: list[int], scope: str) -> dict[int, list[str]]:
         """For a sufficient reason, the criteria each of its findings settles: those whose
         status changes when that finding alone is dropped from the reason."""
-        base = self.ex.statuses(self.ex.solve(units))
+        base = self.status_with(units)
         out = {}
         for i in units:
-            st = self.ex.statuses(self.ex.solve([j for j in units if j != i]))
+            st = self.status_with([j for j in units if j != i])
             out[i] = [c.id for c in self.kb.criteria if c.population in (scope, "all") or scope == "overall"
                       if st.get(c.id) != base.get(c.id)]
         return out
