@@ -191,6 +191,9 @@ class _Summary:
         if u.slot and u.slot.startswith("complete:"):
             cat = u.slot.split(":", 1)[1]
             return f"{CLOSED_WORDS.get(cat, (cat.replace('_', ' '),))[0]} declared complete"
+        if u.slot and u.slot.startswith("event:"):  # "transfusion: red blood cells on 2026-02-22 (...)"
+            kind = u.slot.split(":", 1)[1].replace("_", " ")
+            return u.text if u.text.startswith(kind) else f"{kind}: {u.text}"
         return u.text
 
     def finding_view(self, i: int) -> dict:
@@ -267,7 +270,7 @@ class _Summary:
         u = self.ex.units[i]
         if u.slot and u.slot.startswith("complete:"):
             return self.closed_world_text(i, criteria)
-        return u.text
+        return self.finding_text(i)
 
     # -- comparisons -------------------------------------------------------------------
     def comparisons(self, units: list[int], criteria: list[str] | None = None) -> list[dict]:
@@ -592,7 +595,7 @@ class _Summary:
             if alone:
                 return self.closed_world_text(i, criteria)
             return "the " + self.declaration(i, criteria)["short"] + " declared complete"
-        return u.text.split("; ")[0]
+        return self.finding_text(i).split("; ")[0]
 
     def miss_view(self, r: Reason, verdict: str) -> dict:
         """A near miss in words: "eligible if ANC >= 1 x10^9/L (now 0.9), all else equal"."""
@@ -601,6 +604,9 @@ class _Summary:
             now = next((self.ex.units[i] for i in r.units if self.ex.units[i].slot == s), None)
             cur = self.finding_view(self.ex.units.index(now)) if now else {}
             value = cur.get("value")
+            if v.endswith(": no single value"):  # no other value would do: only its absence
+                changes.append(f"the {self.finding_text(self.ex.units.index(now)) if now else v} were not on record")
+                continue
             changes.append(v + (f" (now {_show(value)})" if isinstance(value, (int, float)) else ""))
         for i in r.units:
             if self.ex.units[i].slot in r.slots:

@@ -303,7 +303,11 @@ def write_summary_text(doc: dict, out: IO[str], details: bool = False) -> None:
     a = doc["answer"]
     if a["verdict"] == "undetermined":
         steps = a.get("to_measure", [])
-        if steps:
+        if steps and "then" not in a:  # no way to eligibility the explanation can see
+            out.write("  What could still exclude (each alone):\n")
+        elif len(steps) == 1:
+            out.write("  To settle it:\n")
+        elif steps:
             out.write("  In this order (a result that alone could exclude comes first):\n")
         shown = steps if details or len(steps) <= STEPS_SHOWN + 1 else steps[:STEPS_SHOWN]
         for k, st in enumerate(shown, 1):
