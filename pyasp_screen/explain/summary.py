@@ -666,7 +666,9 @@ class _Summary:
             first = e.sufficient_reasons[0]
             answer["reason"] = {"finding_ids": [f"f{i}" for i in first.units],
                                 "findings": [self.people_text(i, first.criteria) for i in first.units],
-                                "criteria": first.criteria, "by_criterion": self.by_criterion(first.units, e.scope),
+                                "criteria": first.criteria,
+                                "by_criterion": {c: ids for c, ids in self.by_criterion(first.units, e.scope).items()
+                                                 if c not in self.crit or self.crit[c].population in (*pops, "all")},
                                 "count": len(first.units),
                                 "text": f"{len(first.units)} recorded findings settle it (listed by criterion with --details)"}
             answer["rests_on"] = [self.declaration(i, first.criteria) for i in first.units

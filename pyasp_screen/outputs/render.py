@@ -486,7 +486,8 @@ def _derived_text(d: dict) -> str:
                  f"{i['sex']['value']})")
     elif "measured" in d:
         m = d["measured"]
-        text += f" ({num(m['value'])} {m['unit']} against ULN {num(d['uln']['value'])} {d['uln']['unit']}, {d['uln']['from']})"
+        mu = f" {m['unit']}" if m["unit"] else ""
+        text += f" ({num(m['value'])}{mu} against ULN {num(d['uln']['value'])}{mu}, {d['uln']['from']})"
     elif isinstance(inputs, list) and inputs and "weight" in inputs[0]:
         text += " (" + ", ".join(f"{x['label']} {x['weight'] if x['weight'] is not None else '(entry criterion)'}"
                                  for x in inputs if x.get("present")) + f"; {d['rule']})"
