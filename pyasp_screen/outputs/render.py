@@ -347,7 +347,7 @@ def write_summary_text(doc: dict, out: IO[str], details: bool = False) -> None:
             out.write("  Also rests on these lists declared complete: "
                       f"{', '.join(x['short'] for x in a['rests_on'])}\n")
         if a.get("other_reasons"):
-            swaps = [f"{' + '.join(x['use']) or 'nothing'} for {' + '.join(x['instead_of']) or 'nothing'}"
+            swaps = [f"{' + '.join(x['use']) or 'nothing'} instead of {' + '.join(x['instead_of']) or 'nothing'}"
                      for x in a.get("swaps", []) if len(x["use"]) + len(x["instead_of"]) <= 2][:3]
             n = a["other_reasons"]
             text = f"  {n} other set{'s' if n > 1 else ''} of findings also suffice"
