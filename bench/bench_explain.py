@@ -6,7 +6,8 @@
 Two runs in one process:
 1. realistic synthetic patients (bench/cohort.py): median, 95th percentile and maximum time of
    `explain` (overall and both populations, --max 10), all steps included (grounding the
-   per-patient program, enumeration, values);
+   per-patient program, enumeration, values); then, beside it, explain plus the answer at a
+   glance (explain/summary.py: what `pyasp-screen explain` prints), on the same patients;
 2. small records (at most 7 known and 3 unknown findings, as in tests/test_explain.py), where
    the brute-force oracle is feasible: the same statistics for `explain` and for the oracle,
    which screens every subset of findings and every value combination.
@@ -56,6 +57,19 @@ def main() -> None:
         verdicts[scopes[0].verdict] = verdicts.get(scopes[0].verdict, 0) + 1
     print(f"explain, synthetic cohort ({verdicts}):")
     print("  " + stats(times))
+
+    from pyasp_screen.engine.engine import Engine  # noqa: E402
+    from pyasp_screen.engine.screening import Screened  # noqa: E402
+    from pyasp_screen.explain.summary import summarise  # noqa: E402
+
+    results = Engine(kb).screen(findings)
+    t_summary = []
+    for f, r in zip(findings, results):
+        t = time.perf_counter()
+        summarise(kb, Screened("bench", f, r), 10)
+        t_summary.append(time.perf_counter() - t)
+    print("explain + summary (the answer at a glance, as `pyasp-screen explain` prints it), same patients:")
+    print("  " + stats(t_summary))
 
     import test_explain as oracle  # the tests' brute-force oracle and small-record builder
     from oracle import SLOTS

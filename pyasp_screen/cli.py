@@ -206,9 +206,10 @@ def screen(records, kb, fmt, params, params_file, details, with_explain, screeni
 
 
 def _explain_all(outcomes, knowledge) -> dict:
-    from pyasp_screen.explain.explainer import explain
+    """The overall answer of every screened patient (explain/summary.py), by id()."""
+    from pyasp_screen.explain.summary import summarise
 
-    return {id(o): explain(knowledge, o.findings, max_results=5, scopes=["overall"])[1]
+    return {id(o): summarise(knowledge, o, max_results=5, scopes=["overall"])
             for o in outcomes if isinstance(o, Screened)}
 
 
@@ -221,29 +222,41 @@ def _explain_all(outcomes, knowledge) -> dict:
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help=PARAM_HELP)
 @params_file_option
 @click.option("--screening-date", type=click.DateTime(["%Y-%m-%d"]), help=DATE_HELP)
+@click.option("--details", is_flag=True,
+              help="After the answer: every explanation of every population (a population only where "
+                   "it differs from the overall one), derived values with their inputs, every finding "
+                   "with its age against its window.")
+@click.option("--population", help="Explain this population's verdict only (e.g. sle, ssc).")
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
               help="Write the result here instead of standard output.")
-def explain_cmd(record, kb, max_results, fmt, params, params_file, screening_date, output):
-    """Explain one patient's verdict, overall and per population.
+def explain_cmd(record, kb, max_results, fmt, params, params_file, screening_date, details, population, output):
+    """Explain one patient's verdict: the answer first, in the protocol's words.
 
     \b
-    ineligible   the sufficient reasons (the findings that settle it, with the criteria
-                 and registry sentences they violate) and the near misses (the findings
-                 that, with other values, would make the patient eligible, and the values)
-    undetermined for each verdict it could reach, the unknown findings whose measurement
-                 could settle it and the values that would; and the unknown findings that
-                 cannot change anything (no need to order them)
-    eligible     the sufficient reasons for eligibility, and the findings whose change
-                 would most easily lose it
+    undetermined what to measure or record, in order, with the values that would make
+                 the patient eligible and those that would exclude
+    ineligible   the smallest sufficient reason (each value against the threshold it
+                 misses) and the nearest miss (the change that would make it eligible)
+    eligible     the criteria met with the thinnest margins, value against threshold
+    Then each population where it differs, values too old to count, the categories
+    declared complete, changed parameters and the registry sentences cited.
+    --details adds every explanation (docs/explanations.md); --format json gives the
+    same as data, every derived value as a number with its unit (docs/output.md).
 
     \b
     Examples:
       pyasp-screen explain kb/ct1190b/cases/sle-in-7b-not-met.yaml
+      pyasp-screen explain patient.yaml --details
+      pyasp-screen explain patient.yaml --population ssc
       pyasp-screen explain patient.yaml --format json --max 3
     """
     from pyasp_screen.explain.explainer import explain
+    from pyasp_screen.explain.summary import summarise
 
     knowledge = _load_kb(kb, params, params_file)
+    population = population.lower() if population else None
+    if population is not None and population not in knowledge.populations:
+        raise click.UsageError(f"--population {population}: one of {', '.join(knowledge.populations)}")
     _check_output(output, (record,))
     when = screening_date.date() if screening_date else None
     outcomes = list(screen_records(_items((record,), when, knowledge), knowledge))
@@ -253,12 +266,16 @@ def explain_cmd(record, kb, max_results, fmt, params, params_file, screening_dat
     screened = [o for o in outcomes if isinstance(o, Screened)]
     with _open_output(output) as out:
         docs = []
-        for s in screened:
-            _, scopes = explain(knowledge, s.findings, max_results=max_results)
+        for k, s in enumerate(screened):
+            scopes = [population] if population else None
+            explained = explain(knowledge, s.findings, max_results=max_results, scopes=scopes)
+            doc = summarise(knowledge, s, max_results, scopes, explained)
             if fmt == "json":
-                docs.append(render.explanation_dict(s, scopes, knowledge))
+                docs.append(render.explanation_dict(doc))
             else:
-                render.write_explanation_text(s, scopes, knowledge, out)
+                if k:
+                    out.write("\n")
+                render.write_summary_text(doc, out, details)
         if fmt == "json":
             import json
 
@@ -353,6 +370,7 @@ def whatif(record, sets, unsets, kb, params, params_file, fmt):
     doc = comparison.document()
     before, after, kb2, reason = comparison.before, comparison.after, new_kb, comparison.reason
     changed = comparison.changed
+    answer = comparison.answer
     if fmt == "json":
         json.dump(doc, sys.stdout, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")
@@ -365,14 +383,12 @@ def whatif(record, sets, unsets, kb, params, params_file, fmt):
     click.echo("criteria whose status changes:" if changed else "no criterion changes status")
     for c, x, y in changed:
         click.echo(f"  {c}: {x} -> {y}")
-    if reason:
-        click.echo(f"why {after.overall} now (shortest sufficient reason): {' + '.join(reason.findings)}")
-        if reason.criteria:
-            click.echo(f"  decides {', '.join(reason.criteria)}")
-    elif doc["missing"]:
-        for goal, items in doc["missing"].items():
-            if items:
-                click.echo(f"to settle as {goal}: {'; '.join(items[:5])}")
+    label = {"ineligible": "why ineligible now", "eligible": "eligible now",
+             "undetermined": "undetermined now"}[after.overall]
+    click.echo(f"{label}: {answer['answer']}")
+    if reason and after.overall == "eligible":
+        click.echo(f"  (the eligibility rests on {len(reason.findings)} findings: "
+                   f"pyasp-screen explain lists them by criterion)")
 
 
 @main.command()
@@ -383,22 +399,28 @@ def whatif(record, sets, unsets, kb, params, params_file, fmt):
 @click.option("--kb", metavar="DIR", help=KB_HELP)
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help=PARAM_HELP)
 @params_file_option
-@click.option("--show", type=click.Choice(["all", "reasons", "missing"]), default="all", show_default=True,
-              help="all: every finding that matters and every unknown that could; reasons: the chosen "
-                   "explanation's findings; missing: unknown findings only.")
+@click.option("--show", type=click.Choice(["explanation", "all", "reasons", "missing"]), default="explanation",
+              show_default=True,
+              help="explanation: the chosen explanation only (finding -> criterion -> verdict); all: every "
+                   "finding that matters and every unknown that could, through the criteria's components; "
+                   "reasons: all, the chosen sufficient reason's findings only; missing: all, unknown findings only.")
 @click.option("--population", help="Only this population's criteria (e.g. sle, ssc).")
 @click.option("--screening-date", type=click.DateTime(["%Y-%m-%d"]), help=DATE_HELP)
 def graph(record, output, kb, params, params_file, show, population, screening_date):
-    """Draw one patient's explanation graph: record fields -> findings -> criteria ->
-    verdicts, coloured by status, the chosen minimal explanation highlighted.
+    """Draw one patient's explanation graph, coloured by status: by default the chosen
+    explanation only (the findings of the smallest sufficient reason, or the findings to
+    measure, -> the criteria they settle -> the verdicts); --show all for every finding
+    and criterion component (docs/graphs.md).
 
     \b
     Examples:
       pyasp-screen graph kb/ct1190b/cases/sle-in-7b-not-met.yaml -o why.svg
+      pyasp-screen graph patient.yaml -o why.png --show all
       pyasp-screen graph patient.yaml -o graph.mmd --population sle
       pyasp-screen graph patient.yaml -o graph.json --show missing
     """
     from pyasp_screen.explain.explainer import Explainer, explain_scope
+    from pyasp_screen.explain.summary import summarise
     from pyasp_screen.outputs import graph as graphs
 
     knowledge = _load_kb(kb, params, params_file)
@@ -420,8 +442,15 @@ def graph(record, output, kb, params, params_file, show, population, screening_d
         sys.exit(1 if not screened else 2)
     ex = Explainer(knowledge, screened[0].findings)
     scope = population or "overall"
-    explanation = explain_scope(ex, scope, ex.verdict()[scope], max_results=1)
-    g = graphs.build(ex, explanation, show=show, population=population)
+    if show == "explanation":
+        scopes = [scope] if population else None
+        explanations = [explain_scope(ex, sc, ex.verdict()[sc], max_results=10)
+                        for sc in (scopes or ["overall"] + list(knowledge.populations))]
+        g = graphs.build_explanation(summarise(knowledge, screened[0], 10, scopes, (ex, explanations)), knowledge)
+    else:
+        explanation = explain_scope(ex, scope, ex.verdict()[scope], max_results=1)
+        g = graphs.build(ex, explanation, show=show, population=population)
+        g.graph["parameters"] = render.kb_header(knowledge)["parameters_changed"]
     try:
         graphs.write(g, knowledge, output)
     except graphs.GraphError as e:

@@ -109,20 +109,34 @@ def test_output_file(tmp_path):
 def test_explain_text_names_reason_criterion_and_near_miss():
     r = run("explain", CASES / "sle-in-7b-not-met.yaml")
     assert r.exit_code == 0, r.output
-    assert "Why excluded" in r.output and "ANC 0.9 x10^9/L" in r.output
-    assert "SLE-IN-7b" in r.output and "Bone marrow function" in r.output
-    assert "eligible if ANC >= 1 x10^9/L" in r.output
+    lines = r.output.splitlines()
+    assert lines[1].startswith("Ineligible")  # the answer first
+    assert "Why: ANC 0.9 x10^9/L (needs >= 1 x10^9/L; SLE-IN-7b, SSC-IN-4b)" in r.output
+    assert "Bone marrow function" in r.output  # the registry sentence
+    assert "eligible if ANC >= 1 x10^9/L (now 0.9) on retest" in r.output
+    # the closed world in words, never as "diagnoses declared complete"
+    assert "no systemic sclerosis or interstitial lung disease caused by systemic sclerosis in a problem " \
+           "list declared complete" in r.output
+    assert "observations[" not in r.output
+    assert len(lines) == len(set(lines))  # no line twice
 
 
 def test_explain_json_for_an_undetermined_patient_says_what_to_measure():
     r = run("explain", CASES / "sle-in-7d-unknown.yaml", "--format", "json")
     assert r.exit_code == 0, r.output
     doc = json.loads(r.output)
-    sle = next(e for e in doc["patients"][0]["explanations"] if e["scope"] == "sle")
-    assert sle["verdict"] == "undetermined"
-    assert any(m["findings"] == ["APTT"] and "APTT > 1.5 x ULN" in m["values"] for m in sle["missing"]["ineligible"])
-    assert any(m["findings"] == ["APTT"] for m in sle["missing"]["eligible"])
-    assert "LVEF" in sle["cannot_change_outcome"]
+    p = doc["patients"][0]
+    steps = p["answer"]["to_measure"]
+    assert [s["label"] for s in steps] == ["APTT"]
+    assert steps[0]["eligible_if"][0] == {"text": "APTT <= 1.5 x ULN", "finding": "APTT", "op": "<=",
+                                          "value": 1.5, "unit": "x ULN"}
+    assert steps[0]["ineligible_if"][0]["all_of"][0]["op"] == ">"
+    overall = next(e for e in p["explanations"] if e["scope"] == "overall")
+    sle = next(e for e in p["explanations"] if e["scope"] == "sle")
+    assert sle["verdict"] == "undetermined" and sle["same_as"] == "overall"  # said once
+    assert any(m["findings"] == ["APTT"] and "APTT > 1.5 x ULN" in m["values"] for m in overall["missing"]["ineligible"])
+    assert any(m["findings"] == ["APTT"] for m in overall["missing"]["eligible"])
+    assert "LVEF" in overall["cannot_change_outcome"]
 
 
 def test_screen_explain_adds_reason_columns():
@@ -130,6 +144,7 @@ def test_screen_explain_adds_reason_columns():
     assert r.exit_code == 0, r.output
     rows = list(csv.DictReader(io.StringIO(r.output)))
     assert "ANC" in rows[0]["shortest_reason"]
-    assert "APTT" in rows[1]["to_measure"]
+    assert rows[1]["to_measure"] == "measure APTT: eligible if <= 1.5 x ULN; excluded if > 1.5 x ULN"
     j = json.loads(run("screen", CASES / "sle-in-7b-not-met.yaml", "--format", "json", "--explain").output)
     assert j["results"][0]["explanation"]["criteria"] == ["SLE-IN-7b", "SSC-IN-4b"]
+    assert j["results"][0]["explanation"]["answer"] == "ANC 0.9 x10^9/L (needs >= 1 x10^9/L; SLE-IN-7b, SSC-IN-4b)"

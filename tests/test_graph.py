@@ -17,6 +17,8 @@ from pyasp_screen.explain.explainer import Explainer, explain_scope
 from pyasp_screen.findings.derive import derive
 from pyasp_screen.knowledge.kb import load_kb
 from pyasp_screen.inputs.files import load_file
+from pyasp_screen.engine.screening import screen_records
+from pyasp_screen.explain.summary import summarise
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = ROOT / "kb" / "ct1190b" / "cases"
@@ -38,8 +40,9 @@ def test_excluded_patient_graph_goes_from_record_field_to_verdict():
     assert g.edges["SLE-IN-7b.anc", "SLE-IN-7b"]["relation"] == "violates"
     assert g.edges["SLE-IN-7b", "pop:sle"]["relation"] == "violates"
     assert g.edges["pop:sle", "overall"]["relation"] == "violates"
-    fields = [p for p in g.predecessors(anc) if g.nodes[p]["kind"] == "field"]
-    assert fields and g.nodes[fields[0]]["label"].startswith("observations[")
+    # a plain result is its own source: no record-position node, the field kept as data
+    assert not [p for p in g.predecessors(anc) if g.nodes[p]["kind"] == "field"]
+    assert g.nodes[anc]["record_fields"].startswith("observations[")
     assert g.nodes["SLE-IN-7b"]["tooltip"].startswith("Bone marrow function")
     # an unknown finding hangs on the condition it could decide, undecided
     assert g.edges["unknown:anti_smith", "SLE-IN-4.anti_smith"]["relation"] == "undecided"
@@ -49,11 +52,53 @@ def test_excluded_patient_graph_goes_from_record_field_to_verdict():
             assert any(g.nodes[s]["kind"] in ("component", "criterion") for s in g.successors(n))
 
 
-def test_derived_value_names_the_fields_it_came_from():
+def test_derived_value_names_the_fields_it_came_from_for_people():
     g = build("sle-eligible")
     crcl = next(n for n, d in g.nodes(data=True) if d["kind"] == "finding" and d["label"].startswith("CrCl"))
-    sources = {g.nodes[p]["label"] for p in g.predecessors(crcl)}
-    assert {"birth_date", "sex"} <= sources and sum(s.startswith("observations[") for s in sources) >= 2
+    sources = {g.nodes[p]["label"].replace("\n", " ") for p in g.predecessors(crcl)}
+    assert sources == {"creatinine 0.8 mg/dL (2026-02-24)", "weight 62 kg (2026-02-24)",
+                       "age 37 (date of birth)", "sex female"}
+    fields = {g.nodes[p]["record_field"] for p in g.predecessors(crcl)}
+    assert fields == {"observations[2]", "observations[3]", "birth_date", "sex"}
+    for _, d in g.nodes(data=True):  # labels are wrapped, never cut, never record positions
+        assert "…" not in d["label"] and not d["label"].startswith("observations[")
+
+
+def explanation(name: str, **kw):
+    s = next(screen_records(load_file(CASES / f"{name}.yaml"), KB))
+    return graphs.build_explanation(summarise(KB, s, **kw), KB)
+
+
+def test_default_graph_is_the_chosen_explanation_only():
+    g = explanation("sle-in-7b-not-met")
+    findings = [n for n, d in g.nodes(data=True) if d["kind"] == "finding"]
+    assert [g.nodes[n]["label"] for n in findings] == ["ANC 0.9 x10^9/L (needs >= 1 x10^9/L)"]
+    assert set(g.successors(findings[0])) == {"SLE-IN-7b", "SSC-IN-4b"}
+    assert g.edges["SLE-IN-7b", "pop:sle"]["relation"] == "violates"
+    assert g.edges["pop:sle", "overall"]["relation"] == "violates"
+    assert g.nodes["others:sle"]["label"].replace("\n", " ") == "10 other SLE criteria: 10 satisfied"
+    assert g.number_of_nodes() == 8  # the full graph had 131
+    # undetermined: the findings to measure, dashed, to the criteria they would decide
+    g = explanation("sle-referral-labs-pending")
+    todo = [d["label"].split("\n")[0] for n, d in g.nodes(data=True) if d["kind"] == "unknown"]
+    assert todo == ["1. record hydration assistance", "2. measure ALT?", "3. measure AST?",
+                    "4. measure total bilirubin?", "5. measure INR or APTT?"]
+    assert {b for _, b in g.out_edges("measure:5")} == {"SLE-IN-7d"}
+    # eligible: only the eligible population's criteria, every one of them drawn
+    g = explanation("sle-eligible")
+    crit = {n for n, d in g.nodes(data=True) if d["kind"] == "criterion"}
+    assert crit == {c.id for c in KB.criteria if c.population == "sle"}
+    assert g.number_of_nodes() < 30
+
+
+def test_mermaid_has_population_clusters(tmp_path):
+    g = explanation("sle-in-7b-not-met")
+    graphs.write(g, KB, tmp_path / "g.mmd")
+    text = (tmp_path / "g.mmd").read_text()
+    assert 'subgraph cluster0["systemic lupus erythematosus (SLE)"]' in text
+    assert 'subgraph cluster1["systemic sclerosis (SSc)"]' in text and text.count("\n  end\n") == 2
+    edges = text.count(" --> ") + text.count(" -.-> ") + text.count(" -.- ") + text.count("-->|") + text.count("-.->|")
+    assert edges >= g.number_of_edges()
 
 
 def test_show_and_population_filters():

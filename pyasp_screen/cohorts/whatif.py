@@ -21,18 +21,25 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import re
-
 from dataclasses import dataclass
 
 import msgspec
 
 from pyasp_screen.engine.engine import Engine, Result
+from pyasp_screen.engine.screening import Screened
 from pyasp_screen.explain.explainer import Reason, ScopeExplanation, explain
+from pyasp_screen.explain.summary import summarise
 from pyasp_screen.findings.derive import derive
-from pyasp_screen.inputs.record import Assessment, Diagnosis, Observation, Record, RecordInvalid
+from pyasp_screen.inputs.record import (
+    Assessment,
+    Diagnosis,
+    Observation,
+    Record,
+    RecordInvalid,
+)
 from pyasp_screen.knowledge.kb import KnowledgeBase
-from pyasp_screen.outputs.render import kb_header
 from pyasp_screen.knowledge.vocabulary import Vocabulary, library
+from pyasp_screen.outputs.render import kb_header, short_explanation
 
 
 class EditError(ValueError):
@@ -149,6 +156,7 @@ class Comparison:
     after: Result
     changed: list[tuple[str, str, str]]         # (criterion or component, before, after)
     explanation: ScopeExplanation               # the what-if's overall verdict
+    answer: dict                                # the new verdict in brief (render.short_explanation)
 
     @property
     def reason(self) -> Reason | None:
@@ -162,6 +170,7 @@ class Comparison:
                 "before": {"overall": self.before.overall, **self.before.verdicts},
                 "after": {"overall": self.after.overall, **self.after.verdicts},
                 "criteria_changed": [{"id": c, "before": x, "after": y} for c, x, y in self.changed],
+                "answer": self.answer,
                 "reason": ({"findings": reason.findings, "criteria": reason.criteria} if reason else None),
                 "missing": ({g: [" + ".join(r.findings) for r in rs] for g, rs in ex.missing.items()}
                             if ex.missing else None)}
@@ -184,9 +193,11 @@ def compare(record: Record, sets: list[str], unsets: list[str], base: KnowledgeB
             raise EditError(f"what-if record: field {e.field}: {e.reason}") from None
         outcomes.append((findings, Engine(kb).screen([findings])[0]))
     (_, before), (findings, after) = outcomes
-    _, scopes = explain(what_if, findings, max_results=10, scopes=["overall"])
+    explained = explain(what_if, findings, max_results=10, scopes=["overall"])
+    scopes = explained[1]
+    answer = short_explanation(summarise(what_if, Screened(record.id, findings, after), 10, ["overall"], explained))
     ids = list(dict.fromkeys(base.criterion_ids() + what_if.criterion_ids()))
     changed = [(c, before.statuses.get(c, "unknown"), after.statuses.get(c, "unknown"))
                for c in ids if before.statuses.get(c) != after.statuses.get(c)]
     edits = {"set": list(sets), "unset": list(unsets), "parameters": kb_header(what_if)["parameters_changed"]}
-    return Comparison(edits, before, after, changed, scopes[0])
+    return Comparison(edits, before, after, changed, scopes[0], answer)

@@ -382,6 +382,7 @@ class Explainer:
         self.members = _category_members(self.units)
         self.calls = 0
         self._cache: dict = {}
+        self._status_symbols: dict = {}
         self._build()
 
     def _build(self) -> None:
@@ -496,6 +497,49 @@ class Explainer:
                 out[a.arguments[1].name] = a.arguments[2].name
         return out
 
+    def atoms(self, signatures: Iterable[tuple[str, int]], known: Iterable[int] | None = None,
+              picks: Iterable[int] = ()) -> list[clingo.Symbol]:
+        """Every atom of the given signatures in the model with ``known`` units (all) and
+        the values ``picks`` set: values the rules derive that no verdict shows, such as a
+        score's bounds (sledai2k_lo/2). Facts of the program (score tables) come from
+        :meth:`facts`."""
+        self.calls += 1
+        picks = list(picks)
+        which = "full" if picks else "lean"
+        ctl = self.full if picks else self.lean
+        candidates = [a.symbol for sig in signatures for a in ctl.symbolic_atoms.by_signature(*sig)]
+        found: list = []
+        ctl.solve(assumptions=self._assumptions(which, range(len(self.units)) if known is None else known,
+                                                picks=picks),
+                  on_model=lambda m: found.extend(c for c in candidates if m.contains(c)))
+        return found
+
+    def criterion_statuses(self, ids: Iterable[str], known: Iterable[int] | None = None,
+                           picks: Iterable[int] = ()) -> dict[str, str] | None:
+        """The statuses of the conditions ``ids`` in the model with ``known`` units (all) and
+        the values ``picks`` set, or None if there is none. Reads no symbol of the model (it
+        asks whether each of a condition's three status atoms is in it): the cheap question
+        for callers that need a few statuses many times (explain/summary.py)."""
+        self.calls += 1
+        picks = list(picks)
+        which = "full" if picks else "lean"
+        ctl = self.full if picks else self.lean
+        key = tuple(ids)
+        if key not in self._status_symbols:
+            pid = clingo.parse_term(self.pid)
+            self._status_symbols[key] = [(c, st, clingo.Function("status", [pid, clingo.String(c), clingo.Function(st)]))
+                                         for c in key for st in ("met", "not_met", "unknown")]
+        candidates = self._status_symbols[key]
+        out: dict[str, str] = {}
+        result = ctl.solve(assumptions=self._assumptions(which, range(len(self.units)) if known is None else known,
+                                                         picks=picks),
+                           on_model=lambda m: out.update({c: st for c, st, sym in candidates if m.contains(sym)}))
+        return out if result.satisfiable else None
+
+    def facts(self, name: str, arity: int) -> list[clingo.Symbol]:
+        """The program's facts of one signature (a score's item table, for example)."""
+        return [a.symbol for a in self.lean.symbolic_atoms.by_signature(name, arity) if a.is_fact]
+
     def statuses(self, atoms) -> dict[str, str]:
         return {a.arguments[1].string: a.arguments[2].name for a in atoms if a.name == "status"}
 
@@ -591,6 +635,11 @@ class Reason:
     criteria: list[str]
     values: list[str] = field(default_factory=list)
     outcome: str = ""
+    # For programs (explain/summary.py): the known findings as indices into
+    # Explainer.units, and the findings whose values ``values`` gives, in order, as keys of
+    # Explainer.slots (missing data: the unknown findings; near misses: those with values).
+    units: list[int] = field(default_factory=list)
+    slots: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -680,7 +729,7 @@ def explain_scope(ex: Explainer, scope: str, verdict: str, max_results: int = 10
             out.sufficient_reasons.append(Reason(
                 [ex.units[i].text for i in sorted(m)],
                 sorted({src for i in m for src in ex.units[i].sources}),
-                _deciding(ex.kb, ex.statuses(atoms), scope, verdict)))
+                _deciding(ex.kb, ex.statuses(atoms), scope, verdict), units=sorted(m)))
         flip = "eligible" if verdict == "ineligible" else "ineligible"
         now = _deciding(ex.kb, ex.statuses(ex.solve(everything)), scope, verdict)
         for c in cxps:
@@ -699,7 +748,8 @@ def explain_scope(ex: Explainer, scope: str, verdict: str, max_results: int = 10
             out.near_misses.append(Reason(
                 [ex.units[i].text for i in sorted(c)],
                 sorted({src for i in c for src in ex.units[i].sources}),
-                touched, values, reached or "undetermined (only by being unknown)"))
+                touched, values, reached or "undetermined (only by being unknown)",
+                units=sorted(c), slots=slots if reached else []))
         return out
     # undetermined: which unknown findings could settle it, and how
     known = list(everything)
@@ -719,7 +769,7 @@ def explain_scope(ex: Explainer, scope: str, verdict: str, max_results: int = 10
             after = ex.statuses(ex.solve(known, free=slots, target=(scope, goal)))
             changed = [c for c in _deciding(ex.kb, after, scope, goal) if now.get(c) != after.get(c)]
             reasons.append(Reason([ex.slots[s].label for s in slots], [], changed,
-                                  _values_for(ex, known, slots, (scope, goal)), goal))
+                                  _values_for(ex, known, slots, (scope, goal)), goal, slots=slots))
         out.missing[goal] = reasons
     if out.complete:
         out.useless = _group_labels(ex, [s for s in unknown if s not in relevant])

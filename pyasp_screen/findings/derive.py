@@ -34,21 +34,30 @@ class Finding:
     """One fact the knowledge base reads, with what a person needs to read it.
 
     fact: the ASP fact without the final period; name: vocabulary name;
-    text: "ANC 1.2 10*9/L (2026-02-25)"; sources: record fields it came from.
-    The text may be given as a function: it is then written only when someone reads it
-    (cohort runs never do, and formatting exact numbers is not free).
+    text: "ANC 1.2 10*9/L (2026-02-25)"; sources: record fields it came from;
+    data: the same as plain data for programs (None when the text says it all), e.g.
+    ``{"value": 1.2, "unit": "10*9/L", "date": "2026-02-25", "days_before_screening": 4}``;
+    a derived value adds its ``inputs`` (docs/output.md, "findings").
+    Text and data may be given as functions: they are then made only when someone reads
+    them (cohort runs never do, and formatting exact numbers is not free).
     """
 
-    __slots__ = ("fact", "name", "_text", "sources")
+    __slots__ = ("fact", "name", "_text", "sources", "_data")
 
-    def __init__(self, fact: str, name: str, text, sources: tuple[str, ...] = ()):
-        self.fact, self.name, self._text, self.sources = fact, name, text, sources
+    def __init__(self, fact: str, name: str, text, sources: tuple[str, ...] = (), data=None):
+        self.fact, self.name, self._text, self.sources, self._data = fact, name, text, sources, data
 
     @property
     def text(self) -> str:
         if callable(self._text):
             self._text = self._text()
         return self._text
+
+    @property
+    def data(self) -> dict | None:
+        if callable(self._data):
+            self._data = self._data()
+        return self._data
 
     def __repr__(self) -> str:
         return f"Finding({self.fact!r}, {self.text!r})"
@@ -162,6 +171,36 @@ def _steroid_text(total: Fraction, is_exact: bool, courses: int) -> str:
             "(medication history not complete, or a dose unknown)")
 
 
+def number(value: Fraction) -> int | float:
+    """An exact value as a JSON number: an int when whole, else the nearest float."""
+    return value.numerator if value.denominator == 1 else float(value)
+
+
+def _dated(when: date, days: int, **data) -> dict:
+    return {**data, "date": when.isoformat(), "days_before_screening": days}
+
+
+def _observation_data(kind, value: Fraction, when: date, days: int, uln: Fraction | None,
+                      uln_from_record: bool) -> dict:
+    """An observation as data; a ULN-based one as its multiple of the ULN, with the
+    measured value and the ULN (from the result's reference range or the site table)."""
+    unit = kind.unit if kind.unit not in ("1", "") else ""
+    if uln is None:
+        return _dated(when, days, value=number(value), unit=unit)
+    return _dated(when, days, value=number(value / uln), unit="x ULN",
+                  measured={"value": number(value), "unit": unit},
+                  uln={"value": number(uln), "unit": unit,
+                       "from": "reference range" if uln_from_record else f"site table (site_uln_{kind.name})"})
+
+
+def _range_data(parts: list, lo: Fraction, hi: Fraction) -> dict:
+    """Differing results of one day: the range read, and each result."""
+    results = [p() if callable(p) else p for p in parts]
+    first = results[0]
+    return {"low": number(lo), "high": number(hi), "unit": first["unit"], "date": first["date"],
+            "days_before_screening": first["days_before_screening"], "results": results}
+
+
 def _range_text(texts: list) -> str:
     return " / ".join(t() if callable(t) else t for t in texts) + " (differing results on one day: range read)"
 
@@ -169,6 +208,18 @@ def _range_text(texts: list) -> str:
 def _crcl_text(crcl, scr, when, label, used, age, sex) -> str:
     return (f"CrCl {fmt(crcl, 1)} mL/min (Cockcroft-Gault: creatinine {fmt(scr, 2)} mg/dL on {when}, "
             f"{label} {fmt(used, 1)} kg, age {age}, {sex})")
+
+
+def _crcl_data(crcl, scr, when, days, label, used, weight, height, age, sex, where, method) -> dict:
+    """CrCl as data with every input (Cockcroft-Gault, Nephron 1976)."""
+    w_date, w, w_where = weight
+    inputs = {"creatinine": {"value": number(scr), "unit": "mg/dL", "date": when.isoformat(), "field": where},
+              "weight_used": {"value": number(used), "unit": "kg", "basis": label, "parameter": f"crcl_weight={method}"},
+              "weight": {"value": number(w), "unit": "kg", "date": w_date.isoformat(), "field": w_where},
+              "age": {"value": age, "unit": "a", "field": "birth_date"}, "sex": {"value": sex, "field": "sex"}}
+    if height is not None:
+        inputs["height"] = {"value": number(height[1]), "unit": "cm", "date": height[0].isoformat(), "field": height[2]}
+    return _dated(when, days, value=number(crcl), unit="mL/min", method="Cockcroft-Gault", inputs=inputs)
 
 
 @lru_cache(maxsize=1 << 16)
@@ -197,8 +248,8 @@ class _Builder:
         self.today = record.screening_date
 
     # -- helpers -----------------------------------------------------------
-    def add(self, fact: str, name: str, text: str, *sources: str) -> None:
-        self.out.findings.append(Finding(fact, name, text, sources))
+    def add(self, fact: str, name: str, text: str, *sources: str, data=None) -> None:
+        self.out.findings.append(Finding(fact, name, text, sources, data))
 
     def _event(self, name: str) -> bool:
         spec = self.v.assessments.get(name)
@@ -210,9 +261,9 @@ class _Builder:
             raise RecordInvalid(field_name, f"date {d} is after the screening date {self.today}")
         return days
 
-    def quantity(self, name: str, value: Fraction, days: int, text: str, *sources: str) -> None:
+    def quantity(self, name: str, value: Fraction, days: int, text: str, *sources: str, data=None) -> None:
         g = checked_grid(value, sources[0] if sources else name)
-        self.add(f"quantity({self.p},{name},{g},{g},{days})", name, text, *sources)
+        self.add(f"quantity({self.p},{name},{g},{g},{days})", name, text, *sources, data=data)
 
     # -- stages ------------------------------------------------------------
     def build(self) -> Findings:
@@ -223,7 +274,8 @@ class _Builder:
             self.age = clinical.age_in_years(r.birth_date, self.today)
             if self.age > MAX_AGE_YEARS:
                 raise RecordInvalid("birth_date", f"{r.birth_date} gives an age of {self.age} years: impossible")
-            self.add(f"age({self.p},{self.age})", "age", f"age {self.age} y", "birth_date")
+            self.add(f"age({self.p},{self.age})", "age", f"age {self.age} y", "birth_date",
+                     data={"value": self.age, "unit": "a"})
         else:
             self.age = None
         if r.sex != "unknown":
@@ -249,7 +301,7 @@ class _Builder:
                                         + _suggest(ev.drug.lower(), self.v.growth_factors))
                 what = ev.product or ev.drug or kind.replace("_", " ")
                 self.add(f"event({self.p},{kind},{d})", kind, f"{what} on {ev.date} ({d} d before screening)",
-                         f"{label}[{i}]")
+                         f"{label}[{i}]", data=partial(_dated, ev.date, d, what=what))
         return self.out
 
     def observations(self) -> None:
@@ -300,12 +352,15 @@ class _Builder:
                 if self.kb.changes:
                     series.setdefault(kind.name + "_x_uln", []).append((obs.date, ratio, where))
                 text = partial(_observation_text, kind, value, obs.date, uln)
-                numeric.setdefault((kind.name + "_x_uln", days), []).append((ratio, obs.date, where, text))
+                data = partial(_observation_data, kind, value, obs.date, days, uln,
+                               obs.reference_range is not None and obs.reference_range.high is not None)
+                numeric.setdefault((kind.name + "_x_uln", days), []).append((ratio, obs.date, where, text, data))
             else:
                 if kind.name == "fvc_pct_predicted":
                     fvcs.append((obs.date, value, where))
                 text = partial(_observation_text, kind, value, obs.date, None)
-                numeric.setdefault((kind.name, days), []).append((value, obs.date, where, text))
+                data = partial(_observation_data, kind, value, obs.date, days, None, False)
+                numeric.setdefault((kind.name, days), []).append((value, obs.date, where, text, data))
         for (name, days), entries in qualitative.items():
             values = {v for v, _, _ in entries}
             wheres = [w for _, _, w in entries]
@@ -317,7 +372,8 @@ class _Builder:
                 values = {"indeterminate"}
             value = values.pop()
             self.add(f"qualitative({self.p},{name},{value},{days})", name,
-                     f"{label} {value} ({entries[0][1]})", *wheres)
+                     f"{label} {value} ({entries[0][1]})", *wheres,
+                     data=partial(_dated, entries[0][1], days, value=value))
         for (name, days), entries in numeric.items():
             self._same_day(name, days, entries)
         self._crcl(creatinines, weights, heights)
@@ -330,21 +386,22 @@ class _Builder:
         interval: Lo from the lowest, Hi from the highest, so a threshold between them is
         unknown rather than decided by whichever result happens to be listed last."""
         if len(entries) == 1:
-            value, _, where, text = entries[0]
+            value, _, where, text, data = entries[0]
             g = grid(value)
-            self.add(f"quantity({self.p},{name},{g},{g},{days})", name, text, where)
+            self.add(f"quantity({self.p},{name},{g},{g},{days})", name, text, where, data=data)
             return
         values = [e[0] for e in entries]
         lo, hi = min(values), max(values)
         wheres = [e[2] for e in entries]
+        data = partial(_range_data, [e[4] for e in entries], lo, hi)
         if lo == hi:
-            text = entries[-1][3]
+            text, data = entries[-1][3], entries[-1][4]
         else:
             texts = [e[3] for e in entries]
             text = partial(_range_text, texts)
             self.out.notes.append(f"{name}: {len(entries)} differing results on {entries[0][1]}; "
                                   f"{fmt(lo)} to {fmt(hi)} read, thresholds between them stay unknown")
-        self.add(f"quantity({self.p},{name},{grid(lo)},{grid(hi)},{days})", name, text, *wheres)
+        self.add(f"quantity({self.p},{name},{grid(lo)},{grid(hi)},{days})", name, text, *wheres, data=data)
 
     def _observation_kind(self, obs, where: str):
         if obs.system == "loinc":
@@ -405,16 +462,19 @@ class _Builder:
         except ValueError as e:
             raise RecordInvalid(h_where or w_where, str(e)) from None
         per_day: dict[int, list] = {}
+        latest_height = max(heights, key=lambda t: t[0]) if heights and method != "actual" else None
         for when, scr, where in creatinines:
             crcl = clinical.cockcroft_gault(self.age, used, scr, self.r.sex)
             text = partial(_crcl_text, crcl, scr, when, label, used, self.age, self.r.sex)
-            per_day.setdefault(self.days_before(when, where), []).append((crcl, when, where, text))
+            days = self.days_before(when, where)
+            data = partial(_crcl_data, crcl, scr, when, days, label, used, (w_date, weight, w_where),
+                           latest_height, self.age, self.r.sex, where, method)
+            per_day.setdefault(days, []).append((crcl, when, where, text, data))
         extra = [w_where, "birth_date", "sex"] + ([h_where] if h_where and method != "actual" else [])
         for days, entries in per_day.items():
-            entries = [(c, w, where, t) for c, w, where, t in entries]
             self._same_day("crcl", days, entries)
             f = self.out.findings[-1]
-            self.out.findings[-1] = Finding(f.fact, f.name, f._text, f.sources + tuple(extra))
+            self.out.findings[-1] = Finding(f.fact, f.name, f._text, f.sources + tuple(extra), f._data)
 
     def _fvc_decline(self, fvcs) -> None:
         """FVC % predicted decline over the 12 months before the latest FVC: the largest
@@ -427,9 +487,13 @@ class _Builder:
         if not earlier:
             return
         decline = max(earlier) - last
-        self.quantity("fvc_decline_12mo", decline, self.days_before(last_date, where),
+        days = self.days_before(last_date, where)
+        self.quantity("fvc_decline_12mo", decline, days,
                       f"FVC decline {fmt(decline, 1)} points of predicted over 12 months (to {last_date})",
-                      *[w for _, _, w in fvcs])
+                      *[w for _, _, w in fvcs],
+                      data=partial(_dated, last_date, days, value=number(decline), unit="%-points",
+                                   inputs={"latest": number(last), "highest_earlier": number(max(earlier)),
+                                           "unit": "% predicted"}))
 
     def _change(self, change, results: list) -> None:
         """A change/5 the knowledge base declares (kb/lib/core.lp): the largest decrease (or
@@ -540,7 +604,8 @@ class _Builder:
                 self.days_before(dx.onset, f"{where}.onset")
                 months = clinical.completed_months(dx.onset, self.today)
                 self.add(f"disease_duration_months({self.p},{name},{months})", f"{name}_duration",
-                         f"{label} since {dx.onset} ({months} months)", f"{where}.onset")
+                         f"{label} since {dx.onset} ({months} months)", f"{where}.onset",
+                         data={"value": months, "unit": "mo", "onset": dx.onset.isoformat()})
             if dx.present and dx.subtype:
                 if name != "ssc" or dx.subtype not in ("diffuse", "limited"):
                     raise RecordInvalid(f"{where}.subtype", f"{dx.subtype!r}: only ssc has a subtype, diffuse or limited")
@@ -606,7 +671,8 @@ class _Builder:
             if not 0 <= a.total <= 105:
                 raise RecordInvalid(f"{where}.total", f"SLEDAI-2K total {a.total} is impossible (0-105)")
             self.add(f"sledai2k_total({self.p},{a.total})", "sledai2k_total",
-                     f"SLEDAI-2K total {a.total} (recorded total, {when})", f"{where}.total")
+                     f"SLEDAI-2K total {a.total} (recorded total, {when})", f"{where}.total",
+                     data=partial(_dated, when, days, value=a.total, unit="{score}"))
 
     def organs(self) -> None:
         self._items("organ_involvement", self.r.organ_involvement, "organ_involvement")
@@ -641,12 +707,14 @@ class _Builder:
             if value not in allowed:
                 raise RecordInvalid(f"{where}.value", f"{a.value!r} is not one of {', '.join(allowed)} for {a.name}")
             days = self.days_before(a.date, f"{where}.date") if a.date else 0
-            self.add(f"assessment({self.p},{a.name},{value},{days})", a.name, f"{meaning}: {value}", where)
+            self.add(f"assessment({self.p},{a.name},{value},{days})", a.name, f"{meaning}: {value}", where,
+                     data=partial(_dated, a.date or self.today, days, value=value))
 
     def medications(self) -> None:
         steroid_total = Fraction(0)
         steroid_known = True
         steroid_sources: list[str] = []
+        steroid_parts: list[dict] = []  # the data of the total: each current oral course
         weight = self._latest_weight()
         for k, med in enumerate(self.r.medications):
             where = f"medications[{k}]"
@@ -675,11 +743,17 @@ class _Builder:
                 per_kg = max(clinical.prednisone_equivalent_mg(drug, d) for d in doses) / weight[0]
                 g = grid(per_kg)
                 self.add(f"gc_dose_per_kg({self.p},{k},{g},{g})", f"gc_dose_per_kg:{drug}",
-                         f"{drug} up to {fmt(per_kg, 2)} mg/kg/day prednisone-equivalent", where, weight[1])
+                         f"{drug} up to {fmt(per_kg, 2)} mg/kg/day prednisone-equivalent", where, weight[1],
+                         data={"value": number(per_kg), "unit": "mg/kg/day", "basis": "prednisone-equivalent",
+                               "inputs": {"drug": drug, "highest_dose_mg_per_day": number(max(doses)),
+                                          "weight": {"value": number(weight[0]), "unit": "kg", "field": weight[1]}}})
             if end == 0 and med.route == "oral":
                 steroid_sources.append(where)
                 if doses:
                     steroid_total += clinical.prednisone_equivalent_mg(drug, doses[-1])
+                    steroid_parts.append({"drug": drug, "dose_mg_per_day": number(doses[-1]), "field": where,
+                                          "prednisone_equivalent_mg_per_day":
+                                          number(clinical.prednisone_equivalent_mg(drug, doses[-1]))})
                 else:
                     steroid_known = False
         # The oral prednisone-equivalent dose at screening is a point value only when the
@@ -689,8 +763,10 @@ class _Builder:
         if exact_total or steroid_total > 0:
             hi = grid(steroid_total) if exact_total else UNBOUNDED
             text = partial(_steroid_text, steroid_total, exact_total, len(steroid_sources))
+            data = {"value" if exact_total else "at_least": number(steroid_total), "unit": "mg/day",
+                    "exact": exact_total, "days_before_screening": 0, "inputs": steroid_parts}
             self.add(f"quantity({self.p},prednisone_equivalent,{grid(steroid_total)},{hi},0)",
-                     "prednisone_equivalent", text, *(steroid_sources or ["complete"]))
+                     "prednisone_equivalent", text, *(steroid_sources or ["complete"]), data=data)
 
     def _latest_weight(self):
         ws = [(o.date, i, o) for i, o in enumerate(self.r.observations)

@@ -1,14 +1,20 @@
 """Stage 6 (pictures): the explanation graph of one patient, as a networkx DiGraph.
 
-The graph is read off the engine, not redrawn from a table: each edge from a finding to a
-condition is there because the engine's answer changes when that finding is made unknown
-(for an unknown finding: when it takes one of its values). Layers, left to right:
+Two graphs. The default, :func:`build_explanation`, draws the chosen explanation only, read
+off the patient's summary (explain/summary.py): the findings of the smallest sufficient
+reason (or, for an undetermined patient, the findings to measure, dashed) -> the criteria
+they settle -> the population verdicts -> the overall verdict; every other criterion of a
+population is one grey "other criteria" node. The full graph, :func:`build` (``--show all``),
+is read off the engine: each edge from a finding to a condition is there because the
+engine's answer changes when that finding is made unknown (for an unknown finding: when it
+takes one of its values). Its layers, left to right:
 
-    record field -> finding (derived values: from several fields) -> criterion component
-    -> criterion -> population verdict -> overall verdict
+    record field (derived values only) -> finding -> criterion component -> criterion
+    -> population verdict -> overall verdict
 
 Node attributes: ``kind`` (field, finding, unknown, component, criterion, population,
-overall), ``label`` (short), ``tooltip`` (the registry sentence, the finding in full),
+overall, others), ``label`` (wrapped, never cut), ``tooltip`` (the registry sentence, the
+finding in full),
 ``status`` (met / not_met / unknown, or the verdict), ``population``, ``highlight`` (part of
 the chosen minimal explanation). Edge attribute ``relation``: supports / violates /
 undecided. Exports: :func:`write` (by file extension: .dot .svg .png .pdf .graphml .json .mmd).
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import textwrap
 from pathlib import Path
 
 import networkx as nx
@@ -33,7 +40,8 @@ COLOURS = {"met": "#2e7d32", "not_met": "#c62828", "unknown": "#f9a825",
            "eligible": "#2e7d32", "ineligible": "#c62828", "undetermined": "#f9a825"}
 FILL = {"met": "#e8f5e9", "not_met": "#ffebee", "unknown": "#fff8e1",
         "eligible": "#c8e6c9", "ineligible": "#ffcdd2", "undetermined": "#ffecb3"}
-RELATION_COLOUR = {"supports": "#2e7d32", "violates": "#c62828", "undecided": "#9e9e9e", "source": "#78909c"}
+RELATION_COLOUR = {"supports": "#2e7d32", "violates": "#c62828", "undecided": "#9e9e9e", "source": "#78909c",
+                   "context": "#b0bec5"}
 
 
 class GraphError(Exception):
@@ -45,6 +53,133 @@ def _relation(status: str, kind: str = "inclusion") -> str:
         return "undecided"
     good = "met" if kind == "inclusion" else "not_met"
     return "supports" if status == good else "violates"
+
+
+def _wrap(text: str, width: int = 30) -> str:
+    """A label on lines of about ``width`` characters (nothing is cut off)."""
+    return "\n".join(textwrap.wrap(text, width, break_on_hyphens=False, break_long_words=False)) or text
+
+
+def _title(sentence: str) -> str:
+    """The heading of a registry sentence ("Bone marrow function"), when it has one."""
+    head = sentence.split(":", 1)[0].strip()
+    return head if ":" in sentence and len(head) <= 40 else ""
+
+
+def build_explanation(summary: dict, kb: KnowledgeBase) -> nx.DiGraph:
+    """The chosen explanation only: finding -> criterion -> verdict (docs/graphs.md).
+
+    summary: :func:`pyasp_screen.explain.summary.summarise` of the patient (its ``scope``
+    is the overall verdict or one population's). Ineligible or eligible: the findings of
+    the smallest sufficient reason, each drawn to the criteria it settles; undetermined:
+    the findings to measure or record (dashed), each to the criteria it would decide, the
+    values that would make the patient eligible on the edge.
+    """
+    g = nx.DiGraph(patient=summary["patient"], headline=summary["headline"], view="explanation",
+                   parameters=summary.get("parameters_changed", {}))
+    scope = summary.get("scope", "overall")
+    crit = {c.id: c for c in kb.criteria}
+    pops = [p for p in kb.populations if scope in ("overall", p)]
+    findings = {f["id"]: f for f in summary["findings"]}
+    a = summary["answer"]
+    status_of = {c["id"]: c for c in summary.get("criteria_status", [])}
+    if scope == "overall":
+        g.add_node("overall", kind="overall", label=f"overall: {summary['overall']}", status=summary["overall"],
+                   tooltip=summary["headline"], highlight=True)
+    for line in summary["populations"]:
+        if line["population"] not in pops:
+            continue
+        node = f"pop:{line['population']}"
+        g.add_node(node, kind="population", population=line["population"], status=line["verdict"],
+                   label=_wrap(f"{kb.populations.get(line['population'], line['name'])}: {line['verdict']}", 26),
+                   tooltip=line["text"], highlight=True)
+        if scope == "overall":
+            g.add_edge(node, "overall", relation={"eligible": "supports", "ineligible": "violates"}
+                       .get(line["verdict"], "undecided"))
+
+    def criterion_node(cid: str) -> str:
+        c = crit[cid]
+        status = status_of.get(cid, {}).get("status", "unknown")
+        if cid not in g:
+            title = _title(c.sentence)
+            g.add_node(cid, kind="criterion", criterion=cid, population=c.population, status=status,
+                       effect=_relation(status, c.kind), tooltip=c.sentence, highlight=True,
+                       label=f"{cid}: {status.replace('_', ' ')}" + (f"\n{_wrap(title, 28)}" if title else ""))
+            for pop in (pops if c.population == "all" else [c.population]):
+                if f"pop:{pop}" in g:
+                    g.add_edge(cid, f"pop:{pop}", relation=_relation(status, c.kind))
+        return cid
+
+    if a["verdict"] in ("eligible", "ineligible") and a.get("reason"):
+        # an eligible patient's reason is drawn for the populations it is eligible for
+        drawn = [p for p in pops if a["verdict"] == "ineligible" or p in a.get("populations", pops)]
+        words = dict(zip(a["reason"]["finding_ids"], a["reason"].get("findings", [])))  # closed world in words
+        need = {}
+        for m in a["reason"].get("comparisons", []) + a.get("thinnest_margins", []):
+            need.setdefault((m["finding_id"], m["criterion"]), m)
+        touches: dict[str, list[str]] = {}
+        for cid, ids in a["reason"]["by_criterion"].items():
+            if cid in crit and crit[cid].population in (*drawn, "all"):
+                for fid in ids:
+                    touches.setdefault(fid, []).append(cid)
+        # findings that settle one criterion only are drawn together, one node per criterion
+        alone: dict[str, list[str]] = {}
+        for fid, cids in touches.items():
+            if len(cids) == 1:
+                alone.setdefault(cids[0], []).append(fid)
+        for fid, cids in touches.items():
+            group = len(cids) == 1 and len(alone[cids[0]]) > 1
+            node = f"findings:{cids[0]}" if group else fid
+            if node not in g:
+                members = alone[cids[0]] if group else [fid]
+                lines = []
+                for m in members:
+                    cmps = [need[(m, c)] for c in cids if (m, c) in need]
+                    needs = "; ".join(dict.fromkeys(c["need_text"] for c in cmps))
+                    text = f"{cmps[0]['value_text']} ({needs})" if cmps else words.get(m, findings[m]["text"])
+                    lines.append(("• " if group else "") + _wrap(text, 38))
+                g.add_node(node, kind="finding", label="\n".join(lines), status="known", highlight=True,
+                           tooltip="; ".join(findings[m]["text"] for m in members), findings=", ".join(members))
+            for cid in cids:
+                criterion_node(cid)
+                status = status_of.get(cid, {}).get("status", "unknown")
+                g.add_edge(node, cid, relation=_relation(status, crit[cid].kind))
+    elif a["verdict"] == "undetermined":
+        for k, st in enumerate(a.get("to_measure", []), 1):
+            node = f"measure:{k}"
+            values = st["text"].split(": ", 1)[1] if ": " in st["text"] else ""
+            label = "\n".join([_wrap(f"{k}. {st['action']} {st['label']}?", 30)]
+                              + [_wrap(part, 34) for part in values.split("; ") if part])
+            g.add_node(node, kind="unknown", status="unknown", highlight=True, label=label, tooltip=st["text"])
+            for cid in st["criteria"]:
+                if cid in crit and crit[cid].population in (*pops, "all") and \
+                        (scope != "overall" or crit[cid].population in a.get("then", {}).get("populations", pops)
+                         or crit[cid].population == "all"):
+                    criterion_node(cid)
+                    g.add_edge(node, cid, relation="undecided")
+    # every other criterion of a drawn population, in one node
+    for pop in pops:
+        if f"pop:{pop}" not in g:
+            continue
+        others = [c for c in kb.criteria if c.population in (pop, "all") and c.id not in g]
+        if not others or len(others) == len([c for c in kb.criteria if c.population in (pop, "all")]):
+            continue  # none drawn: the population's verdict node says it (its tooltip: why)
+        counts: dict[str, int] = {}
+        for c in others:  # by effect: an exclusion not met is satisfied, like an inclusion met
+            effect = {"supports": "satisfied", "violates": "failed", "undecided": "unknown"}[
+                _relation(status_of.get(c.id, {}).get("status", "unknown"), c.kind)]
+            counts[effect] = counts.get(effect, 0) + 1
+        text = ", ".join(f"{counts[e]} {e}" for e in ("satisfied", "failed", "unknown") if e in counts)
+        g.add_node(f"others:{pop}", kind="others", population=pop, status="other", highlight=False,
+                   label=_wrap(f"{len(others)} other {summary_name(kb, pop)} criteria: {text}", 26),
+                   tooltip=", ".join(f"{c.id} {status_of.get(c.id, {}).get('status', 'unknown')}" for c in others))
+        g.add_edge(f"others:{pop}", f"pop:{pop}", relation="context")
+    return g
+
+
+def summary_name(kb: KnowledgeBase, pop: str) -> str:
+    text = kb.populations.get(pop, "")
+    return text[text.rindex("(") + 1:-1] if "(" in text and text.endswith(")") else pop.upper()
 
 
 def build(ex: Explainer, explanation: ScopeExplanation | None = None, show: str = "all",
@@ -115,20 +250,18 @@ def build(ex: Explainer, explanation: ScopeExplanation | None = None, show: str 
             if not touched:
                 continue
             fid = f"finding:{i}"
-            g.add_node(fid, kind="finding", label=_short(u.text), tooltip=u.text, status="known",
-                       highlight=u.text in chosen)
+            g.add_node(fid, kind="finding", label=_wrap(u.text), tooltip=u.text, status="known",
+                       highlight=u.text in chosen, record_fields=", ".join(dict.fromkeys(u.sources)))
             for x in _lowest(touched, crit_of):
                 c = crit_of[x]
                 g.add_edge(fid, x, relation=_relation(now.get(x, "unknown"), c.kind))
-            for src in dict.fromkeys(u.sources):
-                if src in ("complete", "birth_date", "sex") or src.startswith(("observations", "medications",
-                                                                            "diagnoses", "assessments",
-                                                                            "classification", "sledai2k",
-                                                                            "organ_involvement", "transfusions",
-                                                                            "growth_factors")):
-                    g.add_node(f"field:{src}", kind="field", label=src, tooltip=f"record field {src}",
-                               status="known", highlight=u.text in chosen)
-                    g.add_edge(f"field:{src}", fid, relation="source")
+            # a derived value (CrCl) is drawn from the record entries it was computed from,
+            # each named for people ("creatinine 0.8 mg/dL (2026-02-24)")
+            for key, label, field in _inputs(ex, u):
+                node = f"field:{field}"
+                g.add_node(node, kind="field", label=_wrap(label, 26), tooltip=f"{label} (record field {field})",
+                           status="known", highlight=u.text in chosen, record_field=field)
+                g.add_edge(node, fid, relation="source")
     # unknown findings: an edge to every condition one of their values would decide
     if show in ("all", "missing"):
         values_of: dict[str, list[int]] = {}
@@ -144,7 +277,7 @@ def build(ex: Explainer, explanation: ScopeExplanation | None = None, show: str 
                 continue
             label = ex.slots[s].label
             uid = f"unknown:{s}"
-            g.add_node(uid, kind="unknown", label=f"{_short(label)}?", tooltip=f"unknown: {label}",
+            g.add_node(uid, kind="unknown", label=f"{_wrap(label)}?", tooltip=f"unknown: {label}",
                        status="unknown", highlight=label in chosen)
             for x in _lowest(sorted(touched), crit_of):
                 g.add_edge(uid, x, relation="undecided")
@@ -175,11 +308,35 @@ def _lowest(touched, crit_of) -> list[str]:
     return out
 
 
-def _short(text: str, width: int = 40) -> str:
-    """A label that fits: a trailing "(date)" or "(details)" goes first, then the end."""
-    if len(text) > width and text.endswith(")") and " (" in text:
-        text = text[: text.rindex(" (")]
-    return text if len(text) <= width else text[: width - 1] + "…"
+def _inputs(ex: Explainer, u) -> list[tuple[str, str, str]]:
+    """The record entries a derived value came from, named for people: (key, label,
+    record field), from the finding's structured data (findings/derive.py)."""
+    data = next((f.data for f in ex.findings.findings if f.fact == u.facts[0] and f.data), None)
+    inputs = (data or {}).get("inputs")
+    if not isinstance(inputs, dict):
+        return []
+    out = []
+    for key, v in inputs.items():
+        if not isinstance(v, dict) or "field" not in v:
+            continue
+        name = {"weight_used": "weight used", "birth_date": "date of birth"}.get(key, key)
+        if key == "age":
+            label = f"age {v['value']} (date of birth)"
+        elif key == "sex":
+            label = f"sex {v['value']}"
+        else:
+            unit = f" {v['unit']}" if v.get("unit") else ""
+            label = f"{name} {_fmt(v['value'])}{unit}" + (f" ({v['date']})" if v.get("date") else "")
+        out.append((key, label, v["field"]))
+    return out
+
+
+def _fmt(x) -> str:
+    from fractions import Fraction
+
+    from pyasp_screen.findings.derive import fmt
+
+    return fmt(Fraction(x), 2) if isinstance(x, (int, float)) else str(x)
 
 
 # ---------------------------------------------------------------------------------------
@@ -195,15 +352,21 @@ def to_pydot(g: nx.DiGraph, kb: KnowledgeBase):
     explanation drawn bold and the rest faded, unknown findings dashed, tooltips in SVG."""
     import pydot
 
-    dot = pydot.Dot(graph_type="digraph", rankdir="LR", fontname="Helvetica", fontsize="11",
-                    labelloc="t", label=f"{g.graph.get('patient', '')}: why this verdict", nodesep="0.15",
-                    ranksep="0.6", tooltip="pyasp-screen explanation graph")
+    title = f"{g.graph.get('patient', '')}: {g.graph.get('headline', 'why this verdict')}"
+    if g.graph.get("parameters"):
+        title += "\nparameters changed from the protocol defaults: " + ", ".join(
+            f"{k}={v}" for k, v in g.graph["parameters"].items())
+    dot = pydot.Dot(graph_type="digraph", rankdir="LR", fontname="Helvetica", fontsize="12",
+                    labelloc="t", label=_quote(title), nodesep="0.2",
+                    ranksep="0.7", tooltip="pyasp-screen explanation graph")
     clusters = {}
     for pop in list(kb.populations) + ["all"]:
         label = kb.populations.get(pop, "all populations")
         clusters[pop] = pydot.Cluster(f"pop_{pop}", label=label, style="rounded", color="#90a4ae",
                                       fontname="Helvetica", fontsize="11")
-    any_highlight = any(d.get("highlight") and d["kind"] in ("finding", "unknown") for _, d in g.nodes(data=True))
+    explanation_only = g.graph.get("view") == "explanation"
+    any_highlight = not explanation_only and any(d.get("highlight") and d["kind"] in ("finding", "unknown")
+                                                 for _, d in g.nodes(data=True))
     for node, d in g.nodes(data=True):
         kind, status = d["kind"], d.get("status", "")
         faded = any_highlight and kind in ("finding", "unknown", "field") and not d.get("highlight")
@@ -219,15 +382,18 @@ def to_pydot(g: nx.DiGraph, kb: KnowledgeBase):
             attrs.update(style="dashed,filled", color="#f9a825", fillcolor="#ffffff", shape="ellipse")
         elif kind == "field":
             attrs.update(shape="note", color="#78909c", fillcolor="#eceff1")
+        elif kind == "others":
+            attrs.update(shape="box", style="dashed,rounded", color="#b0bec5", fontcolor="#607d8b",
+                         fillcolor="#ffffff")
         else:
             attrs.update(color="#455a64", fillcolor="#ffffff", shape="box")
-        if d.get("highlight") and kind in ("finding", "unknown", "field"):
+        if d.get("highlight") and kind in ("finding", "unknown", "field") and not explanation_only:
             attrs.update(penwidth="2.5", color="#1565c0")
         if faded:
             attrs.update(fontcolor="#9e9e9e", color="#cfd8dc")
         pyd_node = pydot.Node(_quote(node), **{k: _quote(str(v)) for k, v in attrs.items()})
         pop = d.get("population")
-        if kind in ("criterion", "component") and pop in clusters:
+        if kind in ("criterion", "component", "others") and pop in clusters:
             clusters[pop].add_node(pyd_node)
         else:
             dot.add_node(pyd_node)
@@ -237,41 +403,73 @@ def to_pydot(g: nx.DiGraph, kb: KnowledgeBase):
     for a, b, d in g.edges(data=True):
         rel = d.get("relation", "supports")
         faded = any_highlight and g.nodes[a]["kind"] in ("finding", "unknown", "field") and not g.nodes[a].get("highlight")
+        extra = {"label": _quote(d["label"]), "fontsize": "9", "fontname": "Helvetica",
+                 "fontcolor": "#455a64"} if d.get("label") else {}
         dot.add_edge(pydot.Edge(_quote(a), _quote(b), color=RELATION_COLOUR["undecided" if faded else rel],
-                                style="dashed" if rel == "undecided" else "solid",
-                                tooltip=_quote(rel), penwidth="1.6" if not faded else "0.8"))
+                                style={"undecided": "dashed", "context": "dotted"}.get(rel, "solid"),
+                                tooltip=_quote(rel), penwidth="1.6" if not faded else "0.8", **extra))
     legend = pydot.Cluster("legend", label="legend", fontname="Helvetica", fontsize="10", color="#b0bec5")
+    used = {EFFECT[d["effect"]] if "effect" in d else d.get("status") for _, d in g.nodes(data=True)}
+    used |= {"met" if s == "eligible" else "not_met" if s == "ineligible" else "unknown" if s == "undetermined" else s
+             for s in set(used)}
     for key, text in (("met", "supports eligibility (inclusion met, exclusion not met) / eligible"),
                       ("not_met", "excludes (inclusion not met, exclusion met) / ineligible"),
                       ("unknown", "unknown / undetermined")):
+        if key not in used:
+            continue
         legend.add_node(pydot.Node(f"legend_{key}", label=_quote(text), style="filled", shape="box",
                                    fillcolor=FILL[key], color=COLOURS[key], fontname="Helvetica", fontsize="9"))
-    legend.add_node(pydot.Node("legend_unknown_finding", label=_quote("unknown finding"), shape="ellipse",
-                               style="dashed", color="#f9a825", fontname="Helvetica", fontsize="9"))
-    legend.add_node(pydot.Node("legend_chosen", label=_quote("chosen explanation"), shape="box",
-                               penwidth="2.5", color="#1565c0", fontname="Helvetica", fontsize="9"))
+    if any(d["kind"] == "unknown" for _, d in g.nodes(data=True)):
+        legend.add_node(pydot.Node("legend_unknown_finding", label=_quote("unknown finding (to measure)"),
+                                   shape="ellipse", style="dashed", color="#f9a825", fontname="Helvetica",
+                                   fontsize="9"))
+    if not explanation_only:
+        legend.add_node(pydot.Node("legend_chosen", label=_quote("chosen explanation"), shape="box",
+                                   penwidth="2.5", color="#1565c0", fontname="Helvetica", fontsize="9"))
     dot.add_subgraph(legend)
     return dot
 
 
 def _quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A DOT string; a line break in a label becomes DOT's \n."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
-def to_mermaid(g: nx.DiGraph) -> str:
-    """Mermaid flowchart text, for pasting into Markdown."""
+def to_mermaid(g: nx.DiGraph, kb: KnowledgeBase | None = None) -> str:
+    """Mermaid flowchart text, for pasting into Markdown: populations as subgraphs
+    (clusters), line breaks as <br/>, edge labels kept."""
     ids = {node: f"n{i}" for i, node in enumerate(g.nodes)}
+
+    def label(text: str) -> str:
+        return text.replace('"', "'").replace("\n", "<br/>")
+
+    def node_line(node, d) -> str:
+        kind = d["kind"]
+        shape = (("([", "])") if kind == "unknown" else ("{{", "}}") if kind in ("population", "overall")
+                 else ("(", ")") if kind == "component" else ("[", "]"))
+        return f'{ids[node]}{shape[0]}"{label(d["label"])}"{shape[1]}'
+
     lines = ["flowchart LR"]
+    members: dict[str, list] = {}
     for node, d in g.nodes(data=True):
-        label = d["label"].replace('"', "'")
-        shape = ("([", "])") if d["kind"] == "unknown" else ("{{", "}}") if d["kind"] in ("population", "overall") else ("[", "]")
-        lines.append(f'  {ids[node]}{shape[0]}"{label}"{shape[1]}')
+        if d["kind"] in ("criterion", "component", "others") and d.get("population"):
+            members.setdefault(d["population"], []).append(node)
+        else:
+            lines.append("  " + node_line(node, d))
+    for k, (pop, nodes) in enumerate(members.items()):
+        title = (kb.populations.get(pop, pop) if kb is not None else pop) if pop != "all" else "all populations"
+        lines.append(f'  subgraph cluster{k}["{label(title)}"]')
+        lines += [f"    {node_line(n, g.nodes[n])}" for n in nodes]
+        lines.append("  end")
     for a, b, d in g.edges(data=True):
-        arrow = "-.->" if d.get("relation") == "undecided" else "-->"
-        lines.append(f"  {ids[a]} {arrow}|{d.get('relation', '')}| {ids[b]}")
+        rel = d.get("relation", "")
+        arrow = {"undecided": "-.->", "context": "-.-"}.get(rel, "-->")
+        text = label(d.get("label") or ("" if rel in ("source", "context") else rel))
+        lines.append(f"  {ids[a]} {arrow}|{text}| {ids[b]}" if text else f"  {ids[a]} {arrow} {ids[b]}")
     classes = {"met": "fill:#e8f5e9,stroke:#2e7d32", "not_met": "fill:#ffebee,stroke:#c62828",
                "unknown": "fill:#fff8e1,stroke:#f9a825", "eligible": "fill:#c8e6c9,stroke:#2e7d32",
-               "ineligible": "fill:#ffcdd2,stroke:#c62828", "undetermined": "fill:#ffecb3,stroke:#f9a825"}
+               "ineligible": "fill:#ffcdd2,stroke:#c62828", "undetermined": "fill:#ffecb3,stroke:#f9a825",
+               "other": "fill:#ffffff,stroke:#b0bec5,color:#607d8b,stroke-dasharray:4"}
     for name, style in classes.items():
         lines.append(f"  classDef {name} {style}")
     for node, d in g.nodes(data=True):
@@ -302,7 +500,7 @@ def write(g: nx.DiGraph, kb: KnowledgeBase, path: Path) -> None:
         path.write_text(json.dumps(nx.node_link_data(g, edges="links"), indent=2, ensure_ascii=False) + "\n",
                         encoding="utf-8")
     elif ext == ".mmd":
-        path.write_text(to_mermaid(g), encoding="utf-8")
+        path.write_text(to_mermaid(g, kb), encoding="utf-8")
     else:
         if shutil.which("dot") is None:
             raise GraphError(f"{path}: rendering {ext} needs the Graphviz program 'dot', which is not installed "
@@ -337,7 +535,9 @@ def plot_attrition(summary, kb: KnowledgeBase, path: Path) -> None:
         ax.set_title(f"{label}: attrition in protocol order", fontsize=10)
         ax.set_xlabel("patients")
         ax.legend(fontsize=8, loc="lower right")
-    fig.suptitle(f"{kb.name} v{kb.version}: {summary.screened} patients screened", fontsize=11)
+    from pyasp_screen.outputs.render import kb_title
+
+    fig.suptitle(f"{kb_title(kb)}: {summary.screened} patients screened", fontsize=11, wrap=True)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -18,10 +18,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from pyasp_screen.engine.screening import Screened
+from pyasp_screen.explain.summary import derived_values, short_answer
 from pyasp_screen.inputs.record import RecordError
 from pyasp_screen.knowledge.kb import KnowledgeBase
 
-OUTPUT_VERSION = "1"
+OUTPUT_VERSION = "2"  # 2: results[].derived; explain leads with its answer (docs/output.md)
 STATUS_STYLE = {"met": "green", "not_met": "red", "unknown": "yellow",
                 "eligible": "bold green", "ineligible": "bold red", "undetermined": "bold yellow"}
 
@@ -30,6 +31,13 @@ def kb_header(kb: KnowledgeBase) -> dict:
     changed = {p.name: p.display() for p in kb.parameters.values() if p.value != p.default}
     return {"name": kb.name, "version": kb.version, "title": kb.title,
             "parameters_changed": changed}
+
+
+def kb_title(kb: KnowledgeBase) -> str:
+    """"ct1190b v1", with every parameter changed from the protocol's default named: a
+    printed report must not look like a protocol-default run."""
+    changed = parameters_line(kb_header(kb)["parameters_changed"])
+    return f"{kb.name} v{kb.version}" + (f" ({changed[0].lower()}{changed[1:]})" if changed else "")
 
 
 def result_dict(s: Screened, kb: KnowledgeBase) -> dict:
@@ -49,6 +57,7 @@ def result_dict(s: Screened, kb: KnowledgeBase) -> dict:
         "verdicts": {pop: r.verdicts.get(pop, "undetermined") for pop in kb.populations},
         "criteria": criteria,
         "findings": [f.text for f in s.findings.findings if f.name not in ("patient",)],
+        "derived": derived_values(kb, s.findings),
         "not_done": s.findings.not_done,
         "notes": s.findings.notes,
         "contradictions": r.contradictions,
@@ -71,16 +80,21 @@ def summary(outcomes: list[Screened | RecordError], kb: KnowledgeBase) -> dict:
                             for pop, c in per_pop.items()}}
 
 
-def short_explanation(scopes) -> dict:
-    """The shortest sufficient reason and the missing-data summary of the overall verdict
-    (screen --explain)."""
-    e = scopes[0]
-    out = {"verdict": e.verdict}
-    if e.verdict == "ineligible" and e.sufficient_reasons:
-        out["shortest_reason"] = e.sufficient_reasons[0].findings
-        out["criteria"] = e.sufficient_reasons[0].criteria
-    if e.missing:
-        out["to_measure"] = {goal: [" + ".join(r.findings) for r in rs[:5]] for goal, rs in e.missing.items()}
+def short_explanation(summary: dict) -> dict:
+    """The answer of the overall verdict in brief (screen --explain; docs/output.md): the
+    one-line ``answer``; for an ineligible patient the shortest sufficient reason and its
+    criteria; for an undetermined one what to measure or record, in order; for an eligible
+    one the thinnest margins."""
+    a = summary["answer"]
+    out = {"verdict": a["verdict"], "answer": short_answer(summary)}
+    if a["verdict"] == "ineligible" and a.get("reason"):
+        out["shortest_reason"] = a["reason"]["findings"]
+        out["criteria"] = a["reason"]["criteria"]
+    if a["verdict"] == "undetermined":
+        out["to_measure"] = [{"text": f"{st['action']} {st['text']}", "criteria": st["criteria"]}
+                             for st in a.get("to_measure", [])]
+    if a["verdict"] == "eligible":
+        out["thinnest_margins"] = [m["text"] for m in a.get("thinnest_margins", [])[:3]]
     return out
 
 
@@ -129,7 +143,7 @@ def write_csv(outcomes: Iterable[Screened | RecordError], kb: KnowledgeBase, out
             if isinstance(o, Screened):
                 e = short_explanation(explanations[id(o)])
                 row += [" + ".join(e.get("shortest_reason", [])),
-                        " | ".join(f"{g}: {'; '.join(v)}" for g, v in e.get("to_measure", {}).items())]
+                        " | ".join(st["text"] for st in e.get("to_measure", []))]
             else:
                 row += ["", ""]
         writer.writerow(row)
@@ -152,13 +166,16 @@ def write_table(outcomes: list[Screened | RecordError], kb: KnowledgeBase, conso
                 details: bool, explanations: dict | None = None) -> None:
     """A row per patient; with ``details``, every criterion of every patient."""
     screened = [o for o in outcomes if isinstance(o, Screened)]
+    changed = parameters_line(kb_header(kb)["parameters_changed"])
+    if changed and details:
+        console.print(escape(changed), highlight=False, soft_wrap=True)
     if details:
         for s in screened:
             _patient_table(s, kb, console)
     elif screened:
         from rich import box
 
-        table = Table(title=f"{kb.name} v{kb.version}: {len(screened)} patient(s) screened",
+        table = Table(title=escape(f"{kb_title(kb)}: {len(screened)} patient(s) screened"),
                       title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1),
                       collapse_padding=True)
         wide = console.width >= 120
@@ -171,22 +188,16 @@ def write_table(outcomes: list[Screened | RecordError], kb: KnowledgeBase, conso
         table.add_column("excluded by", overflow="fold")
         table.add_column("unknown", justify="right", no_wrap=True, min_width=7)
         if explanations is not None:
-            table.add_column("shortest reason / to measure", overflow="fold")
+            table.add_column("answer (reason / what to measure / thinnest margins)", overflow="fold")
         for s in screened:
             r = s.result
-            failing = [c.id for c in kb.criteria
-                       if (c.kind == "inclusion" and r.statuses.get(c.id) == "not_met")
-                       or (c.kind == "exclusion" and r.statuses.get(c.id) == "met")]
+            failing = excluded_by(s, kb)
             unknown = sum(1 for c in kb.criteria if r.statuses.get(c.id) == "unknown")
             cells = [escape(r.patient)] + ([escape(s.file.rsplit("/", 1)[-1])] if wide else []) + [_styled(r.overall),
                      *[_styled(r.verdicts.get(p, "undetermined")) for p in kb.populations],
                      ", ".join(failing) or "-", str(unknown)]
             if explanations is not None:
-                e = short_explanation(explanations[id(s)])
-                text = " + ".join(e.get("shortest_reason", []))
-                if "to_measure" in e:
-                    text = "; ".join(f"{g}: {', '.join(v[:2])}" for g, v in e["to_measure"].items())
-                cells.append(escape(text))
+                cells.append(escape(short_answer(explanations[id(s)])))
             table.add_row(*cells)
         console.print(table)
     for o in outcomes:
@@ -196,6 +207,19 @@ def write_table(outcomes: list[Screened | RecordError], kb: KnowledgeBase, conso
     console.print(f"{s['screened']} screened ({s['overall']['eligible']} eligible, "
                   f"{s['overall']['ineligible']} ineligible, {s['overall']['undetermined']} undetermined), "
                   f"{s['rejected']} rejected", highlight=False)
+
+
+def excluded_by(s: Screened, kb: KnowledgeBase) -> list[str]:
+    """The criteria that exclude a patient: those failing in each population the patient
+    is ineligible for; none for an eligible patient (the other population's failures do not
+    exclude anyone who is eligible for one)."""
+    r = s.result
+    if r.overall == "eligible":
+        return []
+    return [c.id for c in kb.criteria
+            if (c.population == "all" or r.verdicts.get(c.population) == "ineligible")
+            and ((c.kind == "inclusion" and r.statuses.get(c.id) == "not_met")
+                 or (c.kind == "exclusion" and r.statuses.get(c.id) == "met"))]
 
 
 def _patient_table(s: Screened, kb: KnowledgeBase, console: Console) -> None:
@@ -216,7 +240,12 @@ def _patient_table(s: Screened, kb: KnowledgeBase, console: Console) -> None:
     console.print(table)
     for f in s.findings.findings:
         if f.name in ("crcl", "prednisone_equivalent") or f.name.endswith("_x_uln"):
-            console.print(f"  value: {escape(f.text)}", highlight=False, soft_wrap=True)
+            days = (f.data or {}).get("days_before_screening")
+            window = kb.windows.get(f.name)
+            stale = (f"  [{days} days before screening, outside the {window}-day window: not read, "
+                     "so the criteria using it stay unknown]" if days is not None and window is not None
+                     and days > window else "")
+            console.print(f"  value: {escape(f.text)}{stale}", highlight=False, soft_wrap=True)
     for note in s.findings.notes:
         console.print(f"  note: {escape(note)}", highlight=False, soft_wrap=True)
     for nd in s.findings.not_done:
@@ -234,93 +263,246 @@ def _criteria_refs(kb: KnowledgeBase, ids: list[str]) -> list[dict]:
     return [{"id": i, "sentence": sentences.get(i, "")} for i in ids]
 
 
-def explanation_dict(s: Screened, scopes, kb: KnowledgeBase) -> dict:
-    """One patient's explanations as plain data (docs/explanations.md)."""
-    out = {"patient": s.result.patient, "file": s.file, "overall": s.result.overall,
-           "verdicts": {p: s.result.verdicts.get(p, "undetermined") for p in kb.populations},
-           "explanations": []}
-    for e in scopes:
-        item = {"scope": e.scope, "verdict": e.verdict, "complete": e.complete}
-        if e.verdict in ("eligible", "ineligible"):
-            item["sufficient_reasons"] = [
-                {"findings": r.findings, "sources": r.sources, "criteria": _criteria_refs(kb, r.criteria)}
-                for r in e.sufficient_reasons]
-            item["near_misses"] = [
-                {"findings": r.findings, "sources": r.sources, "criteria": _criteria_refs(kb, r.criteria),
-                 "values": r.values, "outcome": r.outcome} for r in e.near_misses]
+def explanation_dict(summary: dict) -> dict:
+    """One patient's item of ``explain --format json`` (docs/output.md): the summary of
+    :func:`pyasp_screen.explain.summary.summarise` as it is."""
+    return summary
+
+
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def parameters_line(changed: dict) -> str | None:
+    """"Parameters changed from the protocol defaults: crcl_min=30 mL/min", or None."""
+    if not changed:
+        return None
+    return "Parameters changed from the protocol defaults: " + ", ".join(f"{k}={v}" for k, v in changed.items())
+
+
+STEPS_SHOWN = 8  # steps of a long plan printed without --details
+
+
+def write_summary_text(doc: dict, out: IO[str], details: bool = False) -> None:
+    """One patient's explanation for people: the answer first, then (``details``) every
+    explanation, each population only where it differs from the overall one; last, the
+    registry sentence of every criterion the text names."""
+    import io
+    import re
+
+    final = out
+    out = io.StringIO()
+    scope = doc.get("scope", "overall")
+    where = f" ({doc['file']})" if doc.get("file") else ""
+    out.write(f"{doc['patient']}{where}\n")
+    if scope == "overall":
+        out.write(f"{_cap(doc['headline'])}.\n")
+    else:
+        name = next(p["name"] for p in doc["populations"] if p["population"] == scope)
+        out.write(f"{name} (--population {scope}): {doc['headline']}.\n")
+    a = doc["answer"]
+    if a["verdict"] == "undetermined":
+        steps = a.get("to_measure", [])
+        if steps and "then" not in a:  # no way to eligibility the explanation can see
+            out.write("  What could still exclude (each alone):\n")
+        elif len(steps) == 1:
+            out.write("  To settle it:\n")
+        elif steps:
+            out.write("  In this order (a result that alone could exclude comes first):\n")
+        shown = steps if details or len(steps) <= STEPS_SHOWN + 1 else steps[:STEPS_SHOWN]
+        for k, st in enumerate(shown, 1):
+            crit = f"  [{', '.join(st['criteria'])}]" if st["criteria"] else ""
+            out.write(f"   {k}. {st['action']} {st['text']}{crit}\n")
+            if st.get("note"):
+                out.write(f"      note: {st['note']}\n")
+        if len(shown) < len(steps):
+            rest = steps[len(shown):]
+            out.write(f"   ... and {len(rest)} more: {', '.join(st['label'] for st in rest)} (--details)\n")
+        if a.get("other_ways_to_eligible"):
+            n = a["other_ways_to_eligible"]
+            out.write(f"  ({n} other, longer way{'s' if n > 1 else ''} to eligibility: --details)\n")
+    elif a["verdict"] == "ineligible":
+        parts = a.get("reason", {}).get("parts", [])
+        if len(parts) == 1:
+            out.write(f"  Why: {parts[0]['text']}\n")
+        elif parts:
+            out.write("  Why (these findings together; one line per criterion they settle):\n")
+            for part in parts:
+                out.write(f"   - {part['text']}\n")
+        if a.get("nearest_miss"):
+            out.write(f"  Nearest miss: {a['nearest_miss']['text']}\n")
         else:
-            item["missing"] = {goal: [{"findings": r.findings, "values": r.values,
-                                       "criteria": _criteria_refs(kb, r.criteria)} for r in rs]
-                               for goal, rs in e.missing.items()}
-            item["cannot_change_outcome"] = e.useless
-        out["explanations"].append(item)
-    return out
+            out.write("  Nearest miss: none; no change of the recorded values alone would do it\n")
+        if a.get("other_reasons"):
+            n = a["other_reasons"]
+            out.write(f"  ({n} other sufficient reason{'s' if n > 1 else ''}: --details)\n")
+    else:
+        out.write(f"  {_cap(a['text'])}.\n")
+        margins = a.get("thinnest_margins", [])
+        if margins:
+            out.write("  Thinnest margins:\n")
+            for m in margins[:3]:
+                out.write(f"   - {m['text']}\n")
+        if a.get("rests_on"):
+            out.write("  Also rests on these lists declared complete: "
+                      f"{', '.join(x['short'] for x in a['rests_on'])}\n")
+        if a.get("other_reasons"):
+            swaps = [f"{' + '.join(x['use']) or 'nothing'} instead of {' + '.join(x['instead_of']) or 'nothing'}"
+                     for x in a.get("swaps", []) if len(x["use"]) + len(x["instead_of"]) <= 2][:3]
+            n = a["other_reasons"]
+            text = f"  {n} other set{'s' if n > 1 else ''} of findings also suffice"
+            out.write(text + (f", e.g. {'; '.join(swaps)}" if swaps else "") + " (--details)\n")
+    if scope == "overall":
+        for line in doc["populations"]:
+            if not line["same_as_overall"]:
+                out.write(f"{line['text']}\n")
+    useless = next((e.get("cannot_change_outcome", []) for e in doc["explanations"]
+                    if e["scope"] == scope and "cannot_change_outcome" in e), [])
+    if useless and not details:
+        out.write(f"Not needed: {len(useless)} other unknown findings cannot change the outcome (--details lists them).\n")
+    for note in doc["notes"]:
+        out.write(f"Not read: {note}\n")
+    if doc["closed_world"]:
+        out.write("Declared complete in the record: " + ", ".join(
+            c["text"].removesuffix(" declared complete") for c in doc["closed_world"]) + ".\n")
+    changed = parameters_line(doc["parameters_changed"])
+    if changed:
+        out.write(changed + ".\n")
+    if details:
+        _write_details(doc, out)
+    if details and not doc["complete"]:
+        out.write("(more explanations exist: raise --max to list them)\n")
+    text = out.getvalue()
+    final.write(text)
+    named = [c for c in doc["criteria_status"] if re.search(rf"(?<![\w-]){re.escape(c['id'])}(?![\w.-])", text)]
+    if named:
+        final.write("Criteria (registry sentences):\n")
+        for c in named:
+            final.write(f'  {c["id"]}: "{c["sentence"]}"\n')
 
 
-def _scope_name(scope: str, kb: KnowledgeBase | None = None) -> str:
-    return "Overall" if scope == "overall" else (population_label(kb, scope) if kb else scope.upper())
-
-
-def write_explanation_text(s: Screened, scopes, kb: KnowledgeBase, out: IO[str]) -> None:
-    """Plain sentences, one scope (overall, then each population) after the other."""
-    r = s.result
-    verdicts = ", ".join(f"{population_label(kb, p)} {r.verdicts.get(p, 'undetermined')}" for p in kb.populations)
-    out.write(f"Patient {r.patient} ({s.file}): {r.overall} overall ({verdicts}).\n")
-    sentences = {c.id: c.sentence for c in kb.criteria}
-
-    cited: list[str] = []
-
-    def crit(ids):
-        cited.extend(i for i in ids if i not in cited)
-        return ", ".join(ids)
-
-    for e in scopes:
-        out.write(f"\n{_scope_name(e.scope, kb)}: {e.verdict}\n")
-        if e.verdict in ("eligible", "ineligible"):
-            what = "excluded" if e.verdict == "ineligible" else "eligible"
-            out.write(f"  Why {what} (sufficient reasons, smallest first; each alone settles it):\n")
-            first = e.sufficient_reasons[0].findings if e.sufficient_reasons else []
-            for k, reason in enumerate(e.sufficient_reasons, 1):
-                # long reasons (an eligible patient's) differ by a finding or two: say how
-                if k > 1 and len(first) > 4:
-                    gone = [f for f in first if f not in reason.findings]
-                    new = [f for f in reason.findings if f not in first]
-                    out.write(f"   {k}. as 1, with {' + '.join(new) or 'nothing'} instead of "
-                              f"{' + '.join(gone) or 'nothing'}\n")
-                    continue
-                out.write(f"   {k}. {' + '.join(reason.findings)}\n")
-                if reason.criteria:
-                    out.write(f"      decides {crit(reason.criteria)}\n")
-            label = ("Near misses (what would have to change)" if e.verdict == "ineligible"
-                     else "What would most easily lose it")
-            out.write(f"  {label}:\n")
-            for k, nm in enumerate(e.near_misses, 1):
-                change = "; ".join(nm.values) if nm.values else "they were unknown"
-                if len(nm.findings) == 1:
-                    change = change.replace(f"{nm.findings[0]} were unknown", "it were unknown")
-                out.write(f"   {k}. {' + '.join(nm.findings)}: {nm.outcome} if {change}, all else equal\n")
-            if not e.near_misses:
-                out.write("   none: no change of recorded findings alone would do it\n")
+def _write_details(doc: dict, out: IO[str]) -> None:
+    names = {p["population"]: p["name"] for p in doc["populations"]}
+    findings = {f["id"]: f for f in doc["findings"]}
+    out.write("\nDetails\n")
+    if doc["derived"]:
+        out.write("  Derived values:\n")
+        for d in doc["derived"]:
+            out.write(f"   - {_derived_text(d)}\n")
+    a = doc["answer"]
+    if a["verdict"] == "eligible" and a.get("reason"):
+        out.write(f"  The eligibility rests on {a['reason']['count']} findings, by criterion:\n")
+        for cid, ids in a["reason"]["by_criterion"].items():
+            out.write(f"   {cid}: {'; '.join(findings[i]['text'] for i in ids)}\n")
+    for e in doc["explanations"]:
+        label = "Overall" if e["scope"] == "overall" else names.get(e["scope"], e["scope"])
+        if e.get("same_as"):
+            out.write(f"  {label}: {e['verdict']}, the same explanations as {e['same_as']}\n")
+            continue
+        out.write(f"  {label}: {e['verdict']}\n")
+        if e["verdict"] in ("eligible", "ineligible"):
+            what = "excluded" if e["verdict"] == "ineligible" else "eligible"
+            out.write(f"    Why {what} (sufficient reasons, smallest first; each alone settles it):\n")
+            reasons = e["sufficient_reasons"]
+            first = reasons[0]["findings"] if reasons else []
+            for k, r in enumerate(reasons, 1):
+                if k > 1 and len(first) > 4:  # long reasons differ by a finding or two: say how
+                    gone = [f for f in first if f not in r["findings"]]
+                    new = [f for f in r["findings"] if f not in first]
+                    out.write(f"     {k}. as 1, with {' + '.join(new) or 'nothing'} instead of {' + '.join(gone) or 'nothing'}\n")
+                elif k == 1 and len(first) > 4:
+                    out.write(f"     1. the {len(first)} findings above\n" if a["verdict"] == "eligible" and e["scope"] == doc["scope"]
+                              else f"     1. {' + '.join(first)}\n")
+                else:
+                    out.write(f"     {k}. {' + '.join(r['findings'])}  [{', '.join(r['criteria'])}]\n")
+            out.write("    Near misses (" + ("what would have to change" if e["verdict"] == "ineligible"
+                                               else "what would lose it") + "):\n")
+            for k, m in enumerate(e["near_misses"], 1):
+                out.write(f"     {k}. {' + '.join(m['findings'])}: {m['text']}\n")
+            if not e["near_misses"]:
+                out.write("     none: no change of the recorded values alone would do it\n")
         else:
             for goal in ("ineligible", "eligible"):
-                reasons = e.missing.get(goal, [])
-                out.write(f"  What would settle it as {goal} (each line alone; measure or record):\n")
-                for k, m in enumerate(reasons, 1):  # each value names its finding
-                    out.write(f"   {k}. {'; '.join(m.values) or ' + '.join(m.findings)}\n")
-                    if m.criteria:
-                        out.write(f"      decides {crit(m.criteria)}\n")
-                if not reasons:
-                    out.write("   nothing left unknown could do it\n")
-            if e.useless:
-                out.write("  Unknown, but cannot change the outcome (no need to order them):\n")
-                for label in e.useless:
-                    out.write(f"   - {label}\n")
-        if not e.complete:
-            out.write("  (more explanations exist: raise --max to list them)\n")
-    if cited:
-        out.write("\nCriteria cited (registry sentences):\n")
-        for i in cited:
-            out.write(f'  {i}: "{sentences.get(i, "")}"\n')
+                sets = e["missing"].get(goal, [])
+                out.write(f"    What would settle it as {goal} (each numbered line alone):\n")
+                for line in _compressed_sets(sets):
+                    out.write(f"     {line}\n")
+                if not sets:
+                    out.write("     nothing the explanation hypothesises could do it (it does not invent "
+                              "treatment courses)\n" if goal == "eligible" else "     nothing left unknown could do it\n")
+            if e.get("cannot_change_outcome"):
+                out.write("    Unknown, but cannot change the outcome (no need to order them):\n")
+                for label in e["cannot_change_outcome"]:
+                    out.write(f"     - {label}\n")
+    out.write("  Findings on record (age against the look-back window):\n")
+    for f in doc["findings"]:
+        if f["finding"] == "patient":
+            continue
+        age = ""
+        if "window_days" in f:
+            state = "read" if f.get("read") else ("too old, not read" if not f["in_window"] else "not the latest, not read")
+            age = f"  [{f['days_before_screening']} d before screening; window {f['window_days']} d: {state}]"
+        out.write(f"   - {f['text']}{age}\n")
+
+
+def _compressed_sets(sets: list[dict]) -> list[str]:
+    """Sets of values, one per line; when several share most of their values, the shared
+    ones are said once ("all of: ...") and each set by what it adds."""
+    if len(sets) < 2:
+        return [f"{k}. {'; '.join(s['values'])}  [{', '.join(s['criteria'])}]" for k, s in enumerate(sets, 1)]
+    common = [v for v in sets[0]["values"] if all(v in s["values"] for s in sets)]
+    if len(common) < 3:
+        return [f"{k}. {'; '.join(s['values'])}  [{', '.join(s['criteria'])}]" for k, s in enumerate(sets, 1)]
+    lines = [f"every one of these sets needs: {'; '.join(common)}"]
+    for k, s in enumerate(sets, 1):
+        rest = [v for v in s["values"] if v not in common]
+        lines.append(f"{k}. those, and {'; '.join(rest) or 'nothing more'}  [{', '.join(s['criteria'])}]")
+    return lines
+
+
+def _derived_text(d: dict) -> str:
+    """A derived value with its inputs, in one line."""
+    from fractions import Fraction
+
+    from pyasp_screen.findings.derive import fmt
+
+    def num(x) -> str:
+        return fmt(Fraction(x), 2 if abs(x) < 10 else 1) if isinstance(x, (int, float)) else str(x)
+
+    unit = {"{score}": "points", "mo": "months", "a": "years"}.get(d.get("unit", ""), d.get("unit", ""))
+    if "value" in d:
+        value = f"{num(d['value'])} {unit}"
+    elif "at_least" in d:
+        value = f"at least {num(d['at_least'])} {unit}"
+    else:
+        value = (f"{num(d['low'])} {unit} from the items recorded present (up to {num(d['high'])} if every "
+                 "item not recorded were present)")
+    text = f"{d['label']}: {value}".rstrip()
+    inputs = d.get("inputs")
+    if d.get("name") == "crcl":
+        i = inputs
+        text += (f" (Cockcroft-Gault: creatinine {num(i['creatinine']['value'])} mg/dL on {i['creatinine']['date']}, "
+                 f"{i['weight_used']['basis']} {num(i['weight_used']['value'])} kg, age {i['age']['value']}, "
+                 f"{i['sex']['value']})")
+    elif "measured" in d:
+        m = d["measured"]
+        mu = f" {m['unit']}" if m["unit"] else ""
+        text += f" ({num(m['value'])}{mu} against ULN {num(d['uln']['value'])}{mu}, {d['uln']['from']})"
+    elif isinstance(inputs, list) and inputs and "weight" in inputs[0]:
+        text += " (" + ", ".join(f"{x['label']} {x['weight'] if x['weight'] is not None else '(entry criterion)'}"
+                                 for x in inputs if x.get("present")) + f"; {d['rule']})"
+    elif d.get("name", "").endswith("_duration"):
+        text += f" since {d['onset']}"
+    elif isinstance(inputs, dict) and "highest_dose_mg_per_day" in inputs:
+        text += (f" ({inputs['drug'].replace('_', ' ')} up to {num(inputs['highest_dose_mg_per_day'])} mg/day, "
+                 f"weight {num(inputs['weight']['value'])} kg)")
+    elif isinstance(inputs, list) and inputs and "prednisone_equivalent_mg_per_day" in inputs[0]:
+        text += " (" + ", ".join(f"{x['drug']} {num(x['dose_mg_per_day'])} mg/day" for x in inputs) + ")"
+    if "date" in d and "window_days" in d:
+        text += f"; {d['date']}, {d['days_before_screening']} d before screening, window {d['window_days']} d"
+        if not d["in_window"]:
+            text += ": too old, not read"
+    return text
 
 
 # ---------------------------------------------------------------------------------------
@@ -331,6 +513,9 @@ def write_cohort_table(summary, kb: KnowledgeBase, console: Console) -> None:
     d = summary.as_dict()
     console.print(f"[bold]{escape(kb.name)} v{escape(kb.version)}[/]: {d['screened']} screened, "
                   f"{d['rejected']} rejected", highlight=False)
+    changed = parameters_line(kb_header(kb)["parameters_changed"])
+    if changed:
+        console.print(escape(changed), highlight=False, soft_wrap=True)
     t = Table(title="verdicts", title_justify="left")
     t.add_column("")
     for v in ("eligible", "ineligible", "undetermined"):
