@@ -178,3 +178,18 @@ def test_example_patients_explanations_are_sufficient_minimal_and_settle(name):
             assert screen_with(r.findings) == e.verdict
             for t in r.findings:
                 assert screen_with([x for x in r.findings if x != t]) != e.verdict
+
+
+@pytest.mark.parametrize("pid", ["SLE-V", "LVEF-T", "V", "T", "ELIGIBLE", 'A"B\\V'])
+def test_any_patient_id_gives_the_same_explanation(pid):
+    """The patient id is data: letters such as V or T (the names of the rule variables) or
+    quotes in it must not change what is explained (a substitution into rule text once did)."""
+    import msgspec
+
+    record = next(load_file(CASES / "sle-in-7b-not-met.yaml")).record
+    renamed = msgspec.structs.replace(record, id=pid)
+    base = [explain_scope(ex, s, ex.verdict()[s]) for ex in [Explainer(KB, derive(record, KB))] for s in ("overall", "sle")]
+    other = [explain_scope(ex, s, ex.verdict()[s]) for ex in [Explainer(KB, derive(renamed, KB))] for s in ("overall", "sle")]
+    for a, b in zip(base, other):
+        assert [r.findings for r in b.sufficient_reasons] == [r.findings for r in a.sufficient_reasons] != []
+        assert [r.findings for r in b.near_misses] == [r.findings for r in a.near_misses]

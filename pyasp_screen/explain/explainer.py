@@ -398,11 +398,12 @@ class Explainer:
             common += [f"{fact} :- not known({i})." for fact in u.when_unknown]
         for scope in scopes:
             common += [f"#external target({scope},{t}). [free]" for t in SCOPES_TARGETS]
-            v = f"overall({pid},V)" if scope == "overall" else f"verdict({pid},{scope},V)"
-            common.append(f":- target({scope},T), T != not_eligible, T != not_ineligible, "
-                          f"not {v.replace('V', 'T')}.")
-            common.append(f":- target({scope},not_eligible), {v.replace('V', 'eligible')}.")
-            common.append(f":- target({scope},not_ineligible), {v.replace('V', 'ineligible')}.")
+            def v(value: str, scope: str = scope) -> str:  # the verdict atom (never a text substitution:
+                # the patient id may hold any letter)
+                return f"overall({pid},{value})" if scope == "overall" else f"verdict({pid},{scope},{value})"
+            common.append(f":- target({scope},T), T != not_eligible, T != not_ineligible, not {v('T')}.")
+            common.append(f":- target({scope},not_eligible), {v('eligible')}.")
+            common.append(f":- target({scope},not_ineligible), {v('ineligible')}.")
         # Hypothetical values: pick(J) sets value J of a slot; at most one per free slot.
         # A free slot chooses among its extreme values only: every criterion is monotone in
         # each finding (docs/semantics.md), so if some value of a quantity settles a
