@@ -49,6 +49,13 @@ def facts(vocab: Vocabulary) -> list[tuple[str, str, str]]:
          "Treatment course K: days counted from the screening date (day 0; earlier days negative; "
          "EndDay 0 while ongoing)."),
         ("dose_change/3", "P, K, Day", "The dose of course K changed on Day."),
+        ("dose_change_unknown/3", "P, K, Day",
+         "The dose of course K may have changed on Day: from then it is not known (an order whose daily dose "
+         "cannot be computed)."),
+        ("course_end_unknown/2", "P, K",
+         "Course K ended on a day that is not known: after its EndDay (the last day it is known to have been "
+         "taken) and on or before the screening date."),
+        ("deceased/1", "P", "The patient is deceased (never eligible: kb/lib/core.lp)."),
         ("gc_dose_per_kg/4", "P, K, Lo, Hi",
          "Highest prednisone-equivalent dose of glucocorticoid course K per kg body weight "
          "(mg/kg/day, half-step grid)."),

@@ -80,7 +80,8 @@ def units_of(findings: Findings) -> list[Unit]:
         if f.name == "patient":
             continue
         head = f.sources[0] if f.sources else ""
-        if head.startswith("medications[") and f.fact.startswith(("course(", "dose_change(", "gc_dose_per_kg(")):
+        if head.startswith("medications[") and f.fact.startswith(("course(", "dose_change(", "gc_dose_per_kg(",
+                                                                          "course_end_unknown(", "dose_change_unknown(")):
             key = head.split(".")[0]               # a course with its dose changes: one unit
         elif head.startswith("group:"):         # facts a caller grouped explicitly
             key = head

@@ -280,6 +280,10 @@ class _Builder:
             self.age = None
         if r.sex != "unknown":
             self.add(f"sex({self.p},{r.sex})", "sex", f"sex {r.sex}", "sex")
+        if r.deceased is not None and r.deceased is not False:
+            when = f" on {r.deceased}" if not isinstance(r.deceased, bool) else ""
+            self.add(f"deceased({self.p})", "deceased", f"patient deceased{when}: never eligible", "deceased")
+            self.out.notes.append(f"patient deceased{when}: never counted eligible")
         for cat in dict.fromkeys(r.complete):
             self.add(f"complete({self.p},{cat})", f"complete:{cat}",
                      f"{cat.replace('_', ' ')} declared complete", "complete")
@@ -332,8 +336,19 @@ class _Builder:
                                     f"({kind.name} is measured in {kind.unit})")
             value = _plausible_value(kind, obs.value, obs.unit)
             if value is None:  # the slow path, which names the field and the reason
-                value = self._canonical(kind, obs.value, obs.unit, f"{where}.unit")
-                self._plausible(kind, value, f"{where}.value", obs.value, obs.unit)
+                try:
+                    value = self._canonical(kind, obs.value, obs.unit, f"{where}.unit")
+                    self._plausible(kind, value, f"{where}.value", obs.value, obs.unit)
+                except RecordInvalid as e:
+                    if obs.source is None:
+                        raise
+                    # An EHR's result: that observation is unusable, the patient is screened.
+                    self.out.notes.append(f"{obs.source} ({kind.label}, {obs.display or obs.code}, "
+                                          f"{obs.value} {obs.unit or '(no unit)'}): {e.reason}: result not used")
+                    continue
+            if obs.comparator is not None:
+                self._bound(kind, obs, value, days, where)
+                continue
             if kind.name == "spo2" and not (obs.room_air if obs.room_air is not None
                                             else self.kb.param("spo2_unflagged_is_room_air")):
                 self.out.notes.append(f"{where}: SpO2 not known to be on room air, not read")
@@ -380,6 +395,30 @@ class _Builder:
         self._fvc_decline(fvcs)
         for change in self.kb.changes:
             self._change(change, series.get(change.finding, []))
+
+    def _bound(self, kind, obs, value: Fraction, days: int, where: str) -> None:
+        """A result written as a bound ("<0.2", ">90"): the interval it states, on the grid.
+        v < b is Hi = grid(b) - 1 when b is on the grid (else grid(b)); v > b likewise Lo."""
+        op = obs.comparator
+        label = f"{kind.label} {op}{obs.value} {obs.unit or ''}".strip()
+        if kind.name in ("weight", "height", "creatinine"):
+            self.out.notes.append(f"{where}: {label} is only a bound: not used for CrCl")
+            return
+        name, bound = kind.name, value
+        if kind.uln:
+            uln = self._uln(kind, obs, where)
+            name, bound = kind.name + "_x_uln", clinical.uln_multiple(value, uln)
+        g = grid(bound)
+        on_grid = g % 2 == 0
+        low = grid(kind.plausible[0]) if kind.plausible and not kind.uln else 0
+        if kind.plausible and kind.uln:
+            low = 0
+        if op in ("<", "<="):
+            lo, hi = min(low, g), (g - 1 if op == "<" and on_grid else g)
+        else:
+            lo, hi = (g + 1 if op == ">" and on_grid else g), UNBOUNDED
+        self.add(f"quantity({self.p},{name},{lo},{hi},{days})", name,
+                 f"{label} ({obs.date}): only a bound, read as an interval", where)
 
     def _same_day(self, name: str, days: int, entries: list) -> None:
         """One quantity fact per test and day. Differing results of one day are kept as an
@@ -561,8 +600,8 @@ class _Builder:
                 elif drug != dose.drug:
                     continue
                 wheres.append(where)
-                doses = self._gc_doses(med, where) if med.dose is not None else []
-                if not doses:
+                doses = self._gc_doses(med, where)
+                if not doses or doses[-1] is None:  # no dose recorded, or not known at screening
                     known = False
                     continue
                 mg = doses[-1]
@@ -725,31 +764,48 @@ class _Builder:
             end = 0 if med.end is None or med.end >= self.today else -(self.today - med.end).days
             if end < start:
                 raise RecordInvalid(f"{where}.end", f"end {med.end} is before start {med.start}")
+            if med.end is not None and not med.end_known:
+                span = f"from {med.start}, ended on an unknown day after {med.end}"
+            else:
+                span = f"from {med.start} to {med.end or 'screening (ongoing)'}"
             self.add(f"course({self.p},{k},{drug},{med.route},{start},{end})", f"course:{drug}",
-                     f"{drug.replace('_', ' ')} {med.route} from {med.start} to {med.end or 'screening (ongoing)'}", where)
+                     f"{drug.replace('_', ' ')} {med.route} {span}", where)
+            if med.end is not None and not med.end_known:
+                self.add(f"course_end_unknown({self.p},{k})", f"course:{drug}",
+                         f"{drug.replace('_', ' ')}: the day it ended is not known (after {med.end})", where)
             for j, ch in enumerate(med.dose_changes):
                 day = -self.days_before(ch.date, f"{where}.dose_changes[{j}].date")
                 if ch.date < med.start:
                     raise RecordInvalid(f"{where}.dose_changes[{j}].date",
                                         f"dose change on {ch.date} is before the course started ({med.start})")
-                dose = exact_field(ch.dose, f"{where}.dose_changes[{j}].dose")
-                self.add(f"dose_change({self.p},{k},{day})", f"dose_change:{drug}",
-                         f"{drug.replace('_', ' ')} dose changed to {fmt(dose)} {med.unit or 'mg'}/day on {ch.date}",
-                         f"{where}.dose_changes[{j}]")
+                dose = exact_field(ch.dose, f"{where}.dose_changes[{j}].dose") if ch.dose is not None else None
+                shown = f"{fmt(dose)} {med.unit or 'mg'}/day" if dose is not None else "an unknown dose"
+                if ch.changed is True:
+                    self.add(f"dose_change({self.p},{k},{day})", f"dose_change:{drug}",
+                             f"{drug.replace('_', ' ')} dose changed to {shown} on {ch.date}",
+                             f"{where}.dose_changes[{j}]")
+                elif ch.changed == "unknown":
+                    self.add(f"dose_change_unknown({self.p},{k},{day})", f"dose_change:{drug}",
+                             f"{drug.replace('_', ' ')} dose {shown} from {ch.date} (it may have changed)",
+                             f"{where}.dose_changes[{j}]")
             if drug not in self.v.glucocorticoids:
                 continue
             doses = self._gc_doses(med, where)
-            if weight is not None and doses:
-                per_kg = max(clinical.prednisone_equivalent_mg(drug, d) for d in doses) / weight[0]
+            known = [d for d in doses if d is not None]
+            if weight is not None and known:
+                # With a dose not known at some time the highest is only a lower bound.
+                per_kg = max(clinical.prednisone_equivalent_mg(drug, d) for d in known) / weight[0]
                 g = grid(per_kg)
-                self.add(f"gc_dose_per_kg({self.p},{k},{g},{g})", f"gc_dose_per_kg:{drug}",
-                         f"{drug} up to {fmt(per_kg, 2)} mg/kg/day prednisone-equivalent", where, weight[1],
+                hi = g if len(known) == len(doses) else UNBOUNDED
+                self.add(f"gc_dose_per_kg({self.p},{k},{g},{hi})", f"gc_dose_per_kg:{drug}",
+                         f"{drug} {'up to' if hi == g else 'at least'} {fmt(per_kg, 2)} mg/kg/day "
+                         "prednisone-equivalent", where, weight[1],
                          data={"value": number(per_kg), "unit": "mg/kg/day", "basis": "prednisone-equivalent",
-                               "inputs": {"drug": drug, "highest_dose_mg_per_day": number(max(doses)),
+                               "inputs": {"drug": drug, "highest_dose_mg_per_day": number(max(known)),
                                           "weight": {"value": number(weight[0]), "unit": "kg", "field": weight[1]}}})
             if end == 0 and med.route == "oral":
                 steroid_sources.append(where)
-                if doses:
+                if doses and doses[-1] is not None:
                     steroid_total += clinical.prednisone_equivalent_mg(drug, doses[-1])
                     steroid_parts.append({"drug": drug, "dose_mg_per_day": number(doses[-1]), "field": where,
                                           "prednisone_equivalent_mg_per_day":
@@ -778,20 +834,24 @@ class _Builder:
         _, i, o = max(ws, key=lambda t: (t[0], t[1]))
         return self._canonical(self.v.observations["weight"], o.value, o.unit, f"observations[{i}].unit"), f"observations[{i}]"
 
-    def _gc_doses(self, med: Medication, where: str) -> list[Fraction]:
-        """Daily doses in mg, in date order up to the screening date (start dose first)."""
-        if med.dose is None:
+    def _gc_doses(self, med: Medication, where: str) -> list[Fraction | None]:
+        """Daily doses in mg, in date order up to the screening date (start dose first); None
+        for a time the dose is not known. [] when no dose is recorded at all."""
+        if med.dose is None and all(c.dose is None for c in med.dose_changes):
             return []
         unit = med.unit or "mg"
         try:
             factor = units.ucum_factor(unit, "mg")
         except units.UnitError as e:
             raise RecordInvalid(f"{where}.unit", str(e)) from None
-        doses = [(med.start, exact_field(med.dose, f"{where}.dose"))]
-        doses += [(c.date, exact_field(c.dose, f"{where}.dose_changes[{j}].dose"))
+        doses = [(med.start, exact_field(med.dose, f"{where}.dose") if med.dose is not None else None)]
+        doses += [(c.date, exact_field(c.dose, f"{where}.dose_changes[{j}].dose") if c.dose is not None else None)
                   for j, c in enumerate(med.dose_changes) if c.date <= self.today]
-        out = []
+        out: list[Fraction | None] = []
         for _, d in sorted(doses, key=lambda t: t[0]):
+            if d is None:
+                out.append(None)
+                continue
             if d < 0 or d * factor > MAX_DAILY_DOSE_MG:
                 raise RecordInvalid(f"{where}.dose", f"daily dose {fmt(d)} {unit} is impossible "
                                     f"(0 to {fmt(MAX_DAILY_DOSE_MG)} mg)")

@@ -235,7 +235,8 @@ def _item_label(item: str, acronyms: tuple[str, ...]) -> str:
 FACT_PREDICATES = {"patient/1", "age/2", "sex/2", "complete/2", "quantity/5", "qualitative/4",
                    "diagnosis/3", "diagnosis_unknown/2", "disease_duration_months/3", "classification/3",
                    "item/4", "item_unknown/3", "sledai2k_assessed/2", "sledai2k_total/2", "assessment/4",
-                   "course/6", "dose_change/3", "gc_dose_per_kg/4", "event/3"}
+                   "course/6", "dose_change/3", "gc_dose_per_kg/4", "event/3",
+                   "course_end_unknown/2", "dose_change_unknown/3", "deceased/1"}
 
 
 # ---------------------------------------------------------------------------------------
