@@ -221,7 +221,7 @@ def fhir_expressible(rec: dict) -> dict:
     out = {k: v for k, v in rec.items() if k not in NOT_IN_FHIR}
     out["observations"] = [o for o in rec.get("observations", []) if OBSERVATIONS[o["code"]].loinc]
     out["diagnoses"] = [{k: v for k, v in d.items() if k != "subtype"}
-                        for d in rec.get("diagnoses", []) if d.get("present", True) is not False]
+                        for d in rec.get("diagnoses", [])]
     return out
 
 

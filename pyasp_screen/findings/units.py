@@ -6,9 +6,11 @@ UCUM through ucumvert's pint registry (UCUM: Schadow & McDonald, The Unified Cod
 Measure, Regenstrief Institute). The factor pint computes in floating point is read back as the
 exact decimal it stands for (12 significant digits: every UCUM factor used here is a short
 decimal), so a value on a threshold stays on it. Conversions that UCUM cannot make because they
-depend on the analyte (creatinine mg/dL <-> umol/L, enzyme IU/L = U/L) come from
-:mod:`pyasp_screen.knowledge.vocabulary`. An unknown or incompatible unit raises :class:`UnitError`:
-never guessed.
+depend on the analyte (creatinine mg/dL <-> umol/L, enzyme IU/L = U/L, Hb mmol/L) come from
+:mod:`pyasp_screen.knowledge.vocabulary`. Spellings laboratory systems write instead of UCUM
+(``K/uL``, ``gm/dL``, ``sec``, ``µmol/L``) are read through the declared alias table
+``kb/lib/units.yaml`` (:data:`UNIT_ALIASES`). An unknown or incompatible unit raises
+:class:`UnitError`: never guessed.
 """
 
 from __future__ import annotations
@@ -18,7 +20,27 @@ from decimal import Decimal
 from fractions import Fraction
 from functools import cache
 
+import yaml
+
+from pyasp_screen.knowledge.paths import builtin_kb_root
 from pyasp_screen.knowledge.vocabulary import ObservationKind
+
+UNITS_FILE = builtin_kb_root() / "lib" / "units.yaml"
+
+
+def _aliases() -> dict[str, str]:
+    data = yaml.safe_load(UNITS_FILE.read_text(encoding="utf-8")) or {}
+    return {str(k): str(v) for k, v in (data.get("aliases") or {}).items()}
+
+
+#: Spelling -> UCUM code (kb/lib/units.yaml).
+UNIT_ALIASES: dict[str, str] = _aliases()
+
+
+def ucum_code(unit: str) -> str:
+    """The UCUM code a written unit means: itself, or its alias (``K/uL`` -> ``10*3/uL``)."""
+    unit = unit.strip()
+    return UNIT_ALIASES.get(unit, unit)
 
 
 class UnitError(ValueError):
@@ -90,5 +112,13 @@ def to_canonical(kind: ObservationKind, value: Fraction, unit: str | None) -> Fr
     unit = unit.strip()
     if unit in kind.analyte_units:
         return value * kind.analyte_units[unit]
-    factor = ucum_factor(unit, kind.unit)
+    code = ucum_code(unit)
+    if code in kind.analyte_units:
+        return value * kind.analyte_units[code]
+    try:
+        factor = ucum_factor(code, kind.unit)
+    except UnitError as e:
+        if code != unit:
+            raise UnitError(f"{e} (written {unit!r})") from None
+        raise
     return value if factor == 1 else value * factor

@@ -64,7 +64,8 @@ log = logging.getLogger(__name__)
 
 PATIENT = "Patient"
 #: Resource types joined to their patient, in the order they follow the Patient line.
-JOINED = ("Observation", "Condition", "MedicationStatement", "MedicationRequest")
+JOINED = ("Observation", "Condition", "MedicationStatement", "MedicationRequest",
+          "MedicationDispense", "MedicationAdministration", "Procedure", "QuestionnaireResponse")
 _RANK = {t: i for i, t in enumerate(JOINED)}
 _READ = frozenset((PATIENT, *JOINED))
 _PATIENT_REF = re.compile(r"(?:^|/)Patient/([^/]+)(?:/_history/[^/]*)?$")
@@ -343,46 +344,20 @@ def _partition(path: Path, names: list[str]) -> Iterator[PatientResources | Reco
 
 # -- one patient -> record ------------------------------------------------------------------------
 
-_ENTRY = re.compile(r"^entry\[(\d+)\](?:\.resource)?(.*)$")
-
-
 def to_record(p: PatientResources, screening_date: date | None = None,
-              vocabulary: Vocabulary | None = None) -> Loaded | RecordError:
-    """Validate and map one patient's lines: a FHIR ``collection`` Bundle is built from them
-    (entries with ``fullUrl`` ``<type>/<id>``) and read by
-    :func:`pyasp_screen.inputs.fhir.bundle_to_record` (fhir.resources R4B validation, the same
-    mapping as a Bundle file), then validated by :func:`pyasp_screen.inputs.record.parse_record`.
+              vocabulary: Vocabulary | None = None, *, validate: bool = False) -> Loaded | RecordError:
+    """Decode and map one patient's lines with :func:`pyasp_screen.inputs.fhir.lines_to_record`
+    (typed decoding of the resources read; ``validate`` also validates them with
+    fhir.resources), then validate the record with :func:`pyasp_screen.inputs.record.parse_record`.
 
     The record's ``source`` is ``FHIR Bulk Data export <p.file>``. A RecordError names
-    ``p.file`` and the patient; a field inside a resource is named ``<type>/<id>.<field>``
-    instead of the Bundle's ``entry[i].resource.<field>``. Pure function of its arguments,
-    picklable, safe to run in a worker process. Never raises for bad content.
+    ``p.file`` and the patient; a field inside a resource is named ``<type>/<id>.<field>``.
+    Pure function of its arguments, picklable, safe to run in a worker process. Never raises
+    for bad content.
     """
-    from pyasp_screen.inputs import (
-        fhir,  # fhir.resources is heavy: import only when needed
-    )
+    from pyasp_screen.inputs import fhir
 
-    entries: list[dict] = []
-    for i, raw in enumerate(p.lines):
-        try:
-            resource = _decode_any(raw)
-        except msgspec.DecodeError as e:
-            return RecordError(p.file, p.patient, f"lines[{i}]", f"malformed JSON: {e}")
-        entry: dict[str, Any] = {"resource": resource}
-        if isinstance(resource, dict) and isinstance(resource.get("id"), str):
-            entry["fullUrl"] = f"{resource.get('resourceType')}/{resource['id']}"
-        entries.append(entry)
-    bundle = {"resourceType": "Bundle", "type": "collection", "entry": entries}
-    result = fhir.bundle_to_record(bundle, p.file, screening_date, vocabulary)
+    result = fhir.lines_to_record(p.lines, p.file, p.patient, screening_date, vocabulary, validate=validate)
     if isinstance(result, RecordError):
-        m = _ENTRY.match(result.field or "")
-        if m and int(m[1]) < len(entries):
-            r = entries[int(m[1])]["resource"]
-            name = entries[int(m[1])].get("fullUrl") or (
-                f"{r.get('resourceType')}[line {int(m[1]) + 1}]" if isinstance(r, dict)
-                else f"lines[{m[1]}]")
-            result = RecordError(result.file, result.patient or p.patient,
-                                 name + m[2], result.reason)
         return result
-    result["source"] = f"FHIR Bulk Data export {p.file}"
     return parse_record(result, p.file)

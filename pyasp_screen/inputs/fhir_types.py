@@ -137,9 +137,9 @@ class ObservationComponent(msgspec.Struct):
     dataAbsentReason: Union[CodeableConcept, None] = None
 
 
-class Observation(Resource):
-    status: str = ""
-    code: CodeableConcept = msgspec.field(default_factory=CodeableConcept)
+class Observation(Resource, kw_only=True):
+    status: str
+    code: CodeableConcept
     subject: Union[Reference, None] = None
     effectiveDateTime: Str = None
     effectivePeriod: Union[Period, None] = None
@@ -179,16 +179,16 @@ class DispenseRequest(msgspec.Struct):
     expectedSupplyDuration: Union[Quantity, None] = None
 
 
-class _MedicationResource(Resource):
-    status: str = ""
+class _MedicationResource(Resource, kw_only=True):
+    status: str
     medicationCodeableConcept: Union[CodeableConcept, None] = None
     medicationReference: Union[Reference, None] = None
     subject: Union[Reference, None] = None
     contained: list[msgspec.Raw] = []
 
 
-class MedicationRequest(_MedicationResource):
-    intent: Str = None
+class MedicationRequest(_MedicationResource, kw_only=True):
+    intent: str
     doNotPerform: Bool = None
     authoredOn: Str = None
     dosageInstruction: list[Dosage] = []
@@ -225,8 +225,8 @@ class MedicationDispense(_MedicationResource):
     dosageInstruction: list[Dosage] = []
 
 
-class Procedure(Resource):
-    status: str = ""
+class Procedure(Resource, kw_only=True):
+    status: str
     code: Union[CodeableConcept, None] = None
     subject: Union[Reference, None] = None
     performedDateTime: Str = None
@@ -253,9 +253,9 @@ class ResponseItem(msgspec.Struct):
     item: list["ResponseItem"] = []
 
 
-class QuestionnaireResponse(Resource):
+class QuestionnaireResponse(Resource, kw_only=True):
     questionnaire: Str = None
-    status: str = ""
+    status: str
     subject: Union[Reference, None] = None
     authored: Str = None
     item: list[ResponseItem] = []
@@ -277,6 +277,9 @@ class Head(msgspec.Struct):
 class Entry(msgspec.Struct):
     fullUrl: Str = None
     resource: Union[msgspec.Raw, None] = None
+
+
+HEAD_DECODER = msgspec.json.Decoder(Head)
 
 
 class Bundle(msgspec.Struct):

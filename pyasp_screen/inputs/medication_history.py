@@ -199,10 +199,12 @@ def _entry(c: _Course, today: dt.date) -> dict:
     display = next((o.display for o in reversed(c.orders) if o.display), None)
     entry = {"drug": c.drug, "route": c.route, "start": c.start.isoformat(),
              "end": end.isoformat() if end else None, "end_known": end_known,
-             "dose": _number(start_dose), "unit": "mg" if start_dose is not None else None,
+             "dose": _number(start_dose),
              "dose_changes": [{"date": ch["date"].isoformat(), "dose": _number(ch["dose"]),
                                "changed": ch["changed"]} for ch in changes],
              "display": display, "sources": [o.source for o in c.orders]}
+    if start_dose is not None or any(ch["dose"] is not None for ch in changes):
+        entry["unit"] = "mg"
     entry["_why"] = [f"{ch['date']} {ch['why']} ({ch['source']})" for ch in changes]
     return entry
 

@@ -82,12 +82,19 @@ class ObservationKind:
 
 @dataclass(frozen=True)
 class DiagnosisKind:
-    """A diagnosis: SNOMED CT concept ids and ICD-10 code prefixes that map to it."""
+    """A diagnosis: SNOMED CT concept ids and ICD-10 code prefixes that map to it.
+
+    also: the diagnoses it is a form of (lupus nephritis is SLE: a record of it is a record of
+    them too); organ: the organ system an active one involves (organ involvement); subtype_codes:
+    ICD-10 code -> the subtype it gives (M34.1 CR(E)ST syndrome: limited SSc)."""
 
     name: str
     label: str
     snomed: tuple[str, ...] = ()
     icd10: tuple[str, ...] = ()
+    also: tuple[str, ...] = ()
+    organ: str | None = None
+    subtype_codes: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -144,6 +151,11 @@ class Vocabulary:
     scheme_labels: dict[str, str]                 # item category -> label ("SLEDAI-2K")
     scheme_groups: dict[str, str]                 # item category -> its items ("SLEDAI-2K descriptors")
     acronyms: tuple[str, ...]                     # words item labels write in capitals
+    # FHIR readers: SNOMED CT procedures read as a transfusion (code -> product) or as dialysis,
+    # and the LOINC codes of pulse-oximetry components that say whether SpO2 was on room air.
+    transfusion_procedures: dict[str, str] = field(default_factory=dict)
+    dialysis_procedures: frozenset[str] = frozenset()
+    room_air_components: dict[str, str] = field(default_factory=dict)
     files: tuple[str, ...] = ()
     # indexes, filled by __post_init__
     loinc_to_observation: dict[str, str] = field(default_factory=dict)
@@ -251,14 +263,15 @@ RXCUI = re.compile(r"^\d{1,8}$")
 
 SECTION_KEYS = {
     "observations": {"label", "kind", "unit", "plausible", "loinc", "uln", "analyte_units", "window"},
-    "diagnoses": {"label", "snomed", "icd10"},
+    "diagnoses": {"label", "snomed", "icd10", "also_diagnoses", "organ", "subtype_codes"},
     "drugs": {"label", "rxnorm", "names"},
     "assessments": {"label", "values", "event"},
     "derived": {"label", "unit", "from"},
 }
 CODE_KEYS = {"loinc", "snomed", "icd10", "rxnorm", "names", "analyte_units"}
 LIBRARY_ONLY = {"qualitative_values", "glucocorticoids", "growth_factors", "categories", "organs",
-                "classification_schemes", "schemes", "acronyms", "derived"}
+                "classification_schemes", "schemes", "acronyms", "derived",
+                "transfusion_procedures", "dialysis_procedures", "room_air_components"}
 TOP_KEYS = set(SECTION_KEYS) | LIBRARY_ONLY
 
 
@@ -393,9 +406,20 @@ def _observation(d: _Declaration, name: str, spec: dict, keys: tuple) -> Observa
 
 
 def _diagnosis(d: _Declaration, name: str, spec: dict, keys: tuple) -> DiagnosisKind:
+    subtypes = spec.get("subtype_codes") or {}
+    if not isinstance(subtypes, dict):
+        raise d.error(keys + ("subtype_codes",), "expected ICD-10 code: subtype pairs")
+    for code, sub in subtypes.items():
+        if not ICD10.match(str(code)) or not isinstance(sub, str) or not NAME.match(sub):
+            raise d.error(keys + ("subtype_codes", code), "expected an ICD-10 code and a subtype name")
+    organ = spec.get("organ")
+    if organ is not None and (not isinstance(organ, str) or not NAME.match(organ)):
+        raise d.error(keys + ("organ",), "expected an organ system name")
     return DiagnosisKind(name, _label(d, keys, spec, name),
                          _strings(d, keys + ("snomed",), spec.get("snomed"), SCTID, "a SNOMED CT concept id"),
-                         _strings(d, keys + ("icd10",), spec.get("icd10"), ICD10, "an ICD-10 code or prefix (M34.81)"))
+                         _strings(d, keys + ("icd10",), spec.get("icd10"), ICD10, "an ICD-10 code or prefix (M34.81)"),
+                         _strings(d, keys + ("also_diagnoses",), spec.get("also_diagnoses"), NAME, "a diagnosis name"),
+                         organ, {str(k): str(v) for k, v in subtypes.items()})
 
 
 def _drug(d: _Declaration, name: str, spec: dict, keys: tuple) -> DrugKind:
@@ -528,6 +552,10 @@ def _build(declarations: list[_Declaration]) -> Vocabulary:
         organs=_strings(lib_d, ("organs",), lists.get("organs"), NAME, "a name"),
         classification_schemes=schemes, classification_labels=class_labels, scheme_labels=scheme_labels, scheme_groups=scheme_groups,
         acronyms=_strings(lib_d, ("acronyms",), lists.get("acronyms")),
+        transfusion_procedures={str(k): str(v) for k, v in (lists.get("transfusion_procedures") or {}).items()},
+        dialysis_procedures=frozenset(_strings(lib_d, ("dialysis_procedures",), lists.get("dialysis_procedures"),
+                                               SCTID, "a SNOMED CT concept id")),
+        room_air_components={str(k): str(v) for k, v in (lists.get("room_air_components") or {}).items()},
         files=tuple(str(d.path) for d in declarations))
 
 
