@@ -118,14 +118,40 @@ def _columns() -> int:
         return 160
 
 
-def _items(records, screening_date, knowledge: KnowledgeBase):
+def _items(records, screening_date, knowledge: KnowledgeBase, validate_fhir: bool = False):
     """Every record of the inputs, in order: files, folders, JSON Lines, FHIR Bulk exports,
-    FHIR codes mapped with the knowledge base's vocabulary."""
+    FHIR codes mapped with the knowledge base's vocabulary (and validated with fhir.resources
+    when ``validate_fhir``)."""
     from pyasp_screen.inputs.sources import iter_items, materialize
 
+    _export_diagnostics(records)
     vocab = knowledge.vocabulary
-    return (materialize(it, screening_date, vocab)
-            for it in iter_items(list(records), screening_date, vocabulary=vocab))
+    return (materialize(it, screening_date, vocab, validate_fhir=validate_fhir)
+            for it in iter_items(list(records), screening_date, vocabulary=vocab, validate_fhir=validate_fhir))
+
+
+def _export_diagnostics(records) -> None:
+    """Print what each FHIR Bulk export says about itself (its manifest, log.ndjson, error
+    files) on standard error: shown as the export's diagnostics, never as rejected records."""
+    from pyasp_screen.inputs.bulk import export_diagnostics, is_bulk_export
+
+    for p in records:
+        p = Path(p)
+        if p.is_dir() and is_bulk_export(p):
+            lines = export_diagnostics(p)
+            if lines:
+                click.echo(f"export diagnostics of {p} (what the export reports; not errors):", err=True)
+                for line in lines:
+                    click.echo(f"  {line}", err=True)
+
+
+VALIDATE_FHIR_HELP = ("Also validate every FHIR resource against the R4 definitions with fhir.resources "
+                      "(about ten times slower; elements R4 does not define are then errors). By default "
+                      "the elements read are decoded and type-checked, the others skipped.")
+
+
+def validate_fhir_option(f):
+    return click.option("--validate-fhir", is_flag=True, help=VALIDATE_FHIR_HELP)(f)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -154,12 +180,13 @@ def main() -> None:
 @click.option("--screening-date", type=click.DateTime(["%Y-%m-%d"]), help=DATE_HELP)
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
               help="Write the result here instead of standard output.")
+@validate_fhir_option
 @click.option("--batch-size", type=click.IntRange(1, 100_000), default=DEFAULT_BATCH, show_default=True,
               help="Patients grounded together in one clingo program.")
 @click.option("--facts", "show_facts", is_flag=True,
               help="Print the ASP facts each record becomes (what the rules read), not the verdicts.")
-def screen(records, kb, fmt, params, params_file, details, with_explain, screening_date, output, batch_size,
-           show_facts):
+def screen(records, kb, fmt, params, params_file, details, with_explain, screening_date, output, validate_fhir,
+           batch_size, show_facts):
     """Screen RECORDS (YAML/JSON records, FHIR R4 Bundles, or folders of them).
 
     With --facts, print instead the ASP facts each record becomes (what the knowledge base
@@ -179,7 +206,7 @@ def screen(records, kb, fmt, params, params_file, details, with_explain, screeni
     err = Console(stderr=True, highlight=False)
     when = screening_date.date() if screening_date else None
     try:
-        outcomes = list(screen_records(_items(records, when, knowledge), knowledge, batch_size))
+        outcomes = list(screen_records(_items(records, when, knowledge, validate_fhir), knowledge, batch_size))
         explanations = _explain_all(outcomes, knowledge) if with_explain else None
         with _open_output(output) as out:
             if show_facts:
@@ -229,7 +256,13 @@ def _explain_all(outcomes, knowledge) -> dict:
 @click.option("--population", help="Explain this population's verdict only (e.g. sle, ssc).")
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
               help="Write the result here instead of standard output.")
-def explain_cmd(record, kb, max_results, fmt, params, params_file, screening_date, details, population, output):
+@validate_fhir_option
+@click.option("--questionnaire", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+              help="Also write a FHIR R4 Questionnaire holding only the missing data that could change "
+                   "this patient's verdict, for a coordinator to fill in (its QuestionnaireResponse is "
+                   "read with the patient's FHIR resources).")
+def explain_cmd(record, kb, max_results, fmt, params, params_file, screening_date, details, population, output,
+                validate_fhir, questionnaire):
     """Explain one patient's verdict: the answer first, in the protocol's words.
 
     \b
@@ -249,6 +282,7 @@ def explain_cmd(record, kb, max_results, fmt, params, params_file, screening_dat
       pyasp-screen explain patient.yaml --details
       pyasp-screen explain patient.yaml --population ssc
       pyasp-screen explain patient.yaml --format json --max 3
+      pyasp-screen explain bundle.json --questionnaire to-ask.json
     """
     from pyasp_screen.explain.explainer import explain
     from pyasp_screen.explain.summary import summarise
@@ -259,11 +293,13 @@ def explain_cmd(record, kb, max_results, fmt, params, params_file, screening_dat
         raise click.UsageError(f"--population {population}: one of {', '.join(knowledge.populations)}")
     _check_output(output, (record,))
     when = screening_date.date() if screening_date else None
-    outcomes = list(screen_records(_items((record,), when, knowledge), knowledge))
+    outcomes = list(screen_records(_items((record,), when, knowledge, validate_fhir), knowledge))
     rejected = [o for o in outcomes if isinstance(o, RecordError)]
     for o in rejected:
         click.echo(f"rejected: {o}", err=True)
     screened = [o for o in outcomes if isinstance(o, Screened)]
+    if questionnaire is not None:
+        _write_missing_questionnaire(questionnaire, screened, knowledge, max_results)
     with _open_output(output) as out:
         docs = []
         for k, s in enumerate(screened):
@@ -285,6 +321,53 @@ def explain_cmd(record, kb, max_results, fmt, params, params_file, screening_dat
                       out, indent=2, ensure_ascii=False)
             out.write("\n")
     sys.exit(1 if rejected else 0)
+
+
+def _write_missing_questionnaire(path: Path, screened, knowledge, max_results: int) -> None:
+    """explain --questionnaire: the Questionnaire of the patient's verdict-changing missing data."""
+    import json
+
+    from pyasp_screen.outputs.questionnaire import missing_data_questionnaire
+
+    if len(screened) != 1:
+        click.echo(f"Error: --questionnaire needs one screened patient ({len(screened)} here)", err=True)
+        sys.exit(2)
+    q = missing_data_questionnaire(knowledge, screened[0].findings, max_results=max_results)
+    try:
+        path.write_text(json.dumps(q, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    except OSError as e:
+        click.echo(f"Error: cannot write {path}: {e.strerror or e}", err=True)
+        sys.exit(2)
+    n = len(q.get("item", []))
+    click.echo(f"wrote {path}: {n} question group{'s' * (n != 1)} that could change the verdict", err=True)
+
+
+@main.command()
+@click.option("--kb", metavar="DIR", help=KB_HELP)
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write the Questionnaire here instead of standard output.")
+def questionnaire(kb, output):
+    """Write a FHIR R4 Questionnaire for everything the knowledge base reads that EHRs do not code.
+
+    SLEDAI-2K descriptors, classification-criteria items, organ involvement, clinicians'
+    assessments, tests and diagnoses with no standard code, and whether each list the
+    criteria close (medications, transfusions, diagnoses ...) is complete. A coordinator
+    fills it in (any FHIR Questionnaire tool); a QuestionnaireResponse to it, in the
+    patient's Bundle or Bulk export, is read with the patient's other resources (docs/fhir.md).
+
+    \b
+    Examples:
+      pyasp-screen questionnaire -o ct1190b-questionnaire.json
+      pyasp-screen questionnaire --kb nct07193667
+    """
+    import json
+
+    from pyasp_screen.outputs.questionnaire import kb_questionnaire
+
+    knowledge = _load_kb(kb, ())
+    q = kb_questionnaire(knowledge)
+    with _open_output(output) as out:
+        out.write(json.dumps(q, indent=2, ensure_ascii=False) + "\n")
 
 
 @main.command()
@@ -566,6 +649,7 @@ def scale_options(f):
                           "or 'local' for a LocalCluster of --jobs workers on this machine."),
         click.option("--batch-size", type=click.IntRange(1, 100_000), default=DEFAULT_BATCH, show_default=True,
                      help="Patients grounded together in one clingo program (and sent together to a worker)."),
+        click.option("--validate-fhir", is_flag=True, help=VALIDATE_FHIR_HELP),
     ]
     for option in reversed(options):
         f = option(f)
@@ -573,7 +657,7 @@ def scale_options(f):
 
 
 def _run_at_scale(command, records, kbs, tally, *, results, resume, overwrite, jobs, scheduler, batch_size,
-                  screening_date):
+                  screening_date, validate_fhir=False):
     """Screen RECORDS with one knowledge base (cohort) or two (diff) through
     pyasp_screen.scale.distribute, add every patient to ``tally`` (a CohortSummary or DiffTally),
     and stream rows to the results file. Exits 2 on a failure of the run itself, 130 on
@@ -613,7 +697,8 @@ def _run_at_scale(command, records, kbs, tally, *, results, resume, overwrite, j
                    "grounds in memory of its own, and more workers than cores only wait", err=True)
     identity = run_identity(command, tuple(kbs), list(records), screening_date)
     layout = Layout.of(kbs)
-    job = Job(tuple(kbs), screening_date, fmt)
+    job = Job(tuple(kbs), screening_date, fmt, validate_fhir=validate_fhir)
+    _export_diagnostics(records)
     _stop_on_sigterm()
     seen = SeenIds()
     out = None
@@ -723,7 +808,7 @@ def _progress(total_hint: int | None):
               help="Write the summary here instead of standard output.")
 @scale_options
 def cohort(records, kb, params, params_file, fmt, screening_date, plot, output,
-           results, resume, overwrite, jobs, scheduler, batch_size):
+           results, resume, overwrite, jobs, scheduler, batch_size, validate_fhir):
     """Summarise a cohort: verdict counts, criterion counts, attrition.
 
     Counts per verdict (overall and per population); per criterion the met / not met /
@@ -768,7 +853,8 @@ def cohort(records, kb, params, params_file, fmt, screening_date, plot, output,
     when = screening_date.date() if screening_date else None
     summary = CohortSummary(knowledge)
     _run_at_scale("cohort", records, (knowledge,), summary, results=results, resume=resume, overwrite=overwrite,
-                  jobs=jobs, scheduler=scheduler, batch_size=batch_size, screening_date=when)
+                  jobs=jobs, scheduler=scheduler, batch_size=batch_size, screening_date=when,
+                  validate_fhir=validate_fhir)
     with _open_output(output) as out:
         if fmt == "json":
             json.dump({"pyasp_screen_output": render.OUTPUT_VERSION, "knowledge_base": render.kb_header(knowledge),
@@ -807,7 +893,7 @@ def cohort(records, kb, params, params_file, fmt, screening_date, plot, output,
               help="Write the result here instead of standard output.")
 @scale_options
 def diff(records, kb, against, params, params_file, against_params, against_params_file, fmt, screening_date,
-         output, results, resume, overwrite, jobs, scheduler, batch_size):
+         output, results, resume, overwrite, jobs, scheduler, batch_size, validate_fhir):
     """Compare two protocol versions (or parameter sets) on the same patients.
 
     Lists the patients whose verdict changes, with the criteria whose status changed for
@@ -831,7 +917,8 @@ def diff(records, kb, against, params, params_file, against_params, against_para
     tally = DiffTally(kb_a, kb_b)
     _run_at_scale("diff", records, (kb_a, kb_b), tally, results=results, resume=resume, overwrite=overwrite,
                   jobs=jobs, scheduler=scheduler, batch_size=batch_size,
-                  screening_date=screening_date.date() if screening_date else None)
+                  screening_date=screening_date.date() if screening_date else None,
+                  validate_fhir=validate_fhir)
     doc = render.diff_dict(tally.changes, tally.directions, tally.compared, kb_a, kb_b)
     doc["rejected"] = tally.rejected_count
     doc["errors"] = [render.error_dict(e) for e in tally.rejected]

@@ -104,7 +104,10 @@ def small_export(folder: Path) -> dict[str, list[str]]:
     write(folder, "MedicationRequest.ndjson", reqs)
     write(folder, "Encounter.ndjson", [{"resourceType": "Encounter", "id": "e1", "status":
                                         "finished", "subject": {"reference": "Patient/P00"}}])
-    (folder / "output.json").write_text('{"transactionTime": "2024-01-01", "output": []}')
+    outputs = [{"type": f.name.split(".")[0], "url": f"https://ehr.example/bulk/{f.name}"}
+               for f in sorted(folder.glob("*.ndjson"))]
+    (folder / "output.json").write_text(json.dumps({"transactionTime": "2024-01-01",
+                                                    "output": outputs, "error": []}))
     expected: dict[str, list[str]] = {p: [] for p in PIDS}
     for r in obs0[::-1] + obs1[::-1] + conds + stmts + reqs:  # type order, then file/line
         expected[r["id"].split("-")[0]].append(r["id"])

@@ -58,7 +58,8 @@ import msgspec
 from pyasp_screen.inputs.record import Loaded, RecordError, parse_record
 from pyasp_screen.knowledge.vocabulary import Vocabulary
 
-__all__ = ["PatientResources", "is_bulk_export", "iter_bulk_patients", "to_record"]
+__all__ = ["ExportPlan", "PatientResources", "export_diagnostics", "is_bulk_export",
+           "iter_bulk_patients", "plan_export", "to_record"]
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +156,218 @@ def _ndjson_files(folder: Path) -> list[Path]:
                   key=lambda p: p.name)
 
 
+# -- what the export holds: manifest, resource files, export diagnostics --------------------------
+
+_MANIFEST_MAX = 16 * _MIB
+
+
+@dataclass(frozen=True)
+class ExportPlan:
+    """Which files of an export folder hold resources, and what the export says about itself.
+
+    resource_files: the NDJSON files read (in name order); diagnostics: one line per thing
+    the export reports about itself (its manifest, its ``log.ndjson`` events, the issues of its
+    OperationOutcome error files, files not read and why), for people: not errors."""
+
+    resource_files: tuple[Path, ...]
+    diagnostics: tuple[str, ...]
+    manifest: Path | None = None
+
+
+def _manifest(folder: Path) -> tuple[Path, dict] | None:
+    """The export's output manifest (Bulk Data IG: a JSON object with an ``output`` list)."""
+    for p in sorted(folder.glob("*.json"), key=lambda p: p.name):
+        try:
+            if not p.is_file() or p.stat().st_size > _MANIFEST_MAX:
+                continue
+            data = msgspec.json.decode(p.read_bytes())
+        except (OSError, msgspec.DecodeError):
+            continue
+        if isinstance(data, dict) and isinstance(data.get("output"), list):
+            return p, data
+    return None
+
+
+def _url_file(url: object) -> str | None:
+    from urllib.parse import unquote, urlparse
+
+    if not isinstance(url, str) or not url:
+        return None
+    name = unquote(urlparse(url).path.rstrip("/").rsplit("/", 1)[-1])
+    return name or None
+
+
+def _first_object(path: Path) -> dict | None | bool:
+    """The first non-blank line of a file as a JSON object; False if it is not JSON."""
+    try:
+        with path.open("rb") as fh:
+            for raw in fh:
+                raw = raw.strip().removeprefix(b"\xef\xbb\xbf")
+                if raw:
+                    try:
+                        data = _decode_any(raw)
+                    except msgspec.DecodeError:
+                        return False
+                    return data if isinstance(data, dict) else False
+    except OSError:
+        return False
+    return None
+
+
+def _lines_of(path: Path, limit: int = 200) -> list[dict]:
+    out = []
+    try:
+        with path.open("rb") as fh:
+            for raw in fh:
+                raw = raw.strip()
+                if not raw:
+                    continue
+                try:
+                    data = _decode_any(raw)
+                except msgspec.DecodeError:
+                    out.append({"_malformed": raw[:80].decode("utf-8", "replace")})
+                    continue
+                out.append(data if isinstance(data, dict) else {"_value": data})
+                if len(out) >= limit:
+                    break
+    except OSError as e:
+        out.append({"_error": str(e.strerror or e)})
+    return out
+
+
+def _compact(detail: object, width: int = 160) -> str:
+    if isinstance(detail, dict):
+        text = ", ".join(f"{k} {_compact(v, 60)}" for k, v in detail.items() if v not in (None, "", [], {}))
+    elif isinstance(detail, list):
+        text = "; ".join(_compact(v, 60) for v in detail)
+    else:
+        text = str(detail)
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def _log_lines(path: Path) -> list[str]:
+    """An export log (log.ndjson: one event per line, as SMART's Bulk Data server writes it)."""
+    out = []
+    for e in _lines_of(path):
+        if "_malformed" in e or "_error" in e or "_value" in e:
+            out.append(f"{path.name}: a line that is not an event: {_compact(e)}")
+            continue
+        event = e.get("eventId") or e.get("event") or "event"
+        when = e.get("timestamp") or e.get("time") or ""
+        detail = {k: v for k, v in e.items() if k not in ("eventId", "event", "timestamp", "time", "exportId")}
+        if isinstance(detail.get("eventDetail"), dict):
+            detail = detail["eventDetail"]
+        out.append(f"{path.name}: {event}{' at ' + str(when) if when else ''}"
+                   + (f": {_compact(detail)}" if detail else ""))
+    return out
+
+
+def _outcome_lines(path: Path) -> list[str]:
+    """The issues of an error file (OperationOutcome resources, one per line)."""
+    out = []
+    for r in _lines_of(path):
+        if r.get("resourceType") != "OperationOutcome":
+            out.append(f"{path.name}: not an OperationOutcome: {_compact(r, 100)}")
+            continue
+        for issue in r.get("issue") or [{}]:
+            if not isinstance(issue, dict):
+                continue
+            details = issue.get("details") if isinstance(issue.get("details"), dict) else {}
+            text = issue.get("diagnostics") or details.get("text") or ""
+            out.append(f"{path.name}: {issue.get('severity', 'issue')} {issue.get('code', '')}"
+                       f"{': ' + _compact(text) if text else ''}".rstrip())
+    return out
+
+
+def plan_export(folder: Path) -> ExportPlan:
+    """What to read in an export folder (FHIR Bulk Data Access IG, $export output).
+
+    With an output manifest (a ``*.json`` object with an ``output`` list): the files its
+    ``output`` names (by the last segment of each ``url``) are read; its ``error`` files are
+    OperationOutcome diagnostics; any other ``.ndjson`` is not read (a ``log.ndjson`` is shown
+    as the export's log). Without a manifest: a file named after a FHIR resource type
+    (``Observation.000.ndjson``), or whose first line is a resource of such a type, is read;
+    ``OperationOutcome`` files are diagnostics; a file of JSON objects without a
+    ``resourceType`` (``log.ndjson``) is the export's log; a file whose first line is not JSON
+    is read, so that its lines are reported one by one. Never raises.
+    """
+    from pyasp_screen.inputs.fhir import is_resource_type
+
+    folder = Path(folder)
+    try:
+        ndjson = _ndjson_files(folder)
+    except OSError as e:
+        return ExportPlan((), (f"cannot read the export folder: {e.strerror or e}",))
+    diagnostics: list[str] = []
+    found = _manifest(folder)
+    if found is not None:
+        mpath, m = found
+        by_name = {p.name: p for p in ndjson}
+        read: list[Path] = []
+        types = Counter()
+        for o in m["output"]:
+            name = _url_file(o.get("url") if isinstance(o, dict) else None)
+            if name is None:
+                diagnostics.append(f"{mpath.name}: an output entry without a url: {_compact(o, 100)}")
+                continue
+            if name in by_name:
+                if by_name[name] not in read:
+                    read.append(by_name[name])
+                    types[str(o.get("type", "?"))] += 1
+            else:
+                diagnostics.append(f"{mpath.name}: output {name} ({o.get('type', '?')}, count "
+                                   f"{o.get('count', '?')}) is not in the folder: not read")
+        errors = []
+        for o in m.get("error") or []:
+            name = _url_file(o.get("url") if isinstance(o, dict) else None)
+            if name and name in by_name:
+                errors.append(by_name[name])
+            elif name:
+                diagnostics.append(f"{mpath.name}: error file {name} is not in the folder")
+        diagnostics.insert(0, f"{mpath.name}: export manifest, transactionTime {m.get('transactionTime', '?')},"
+                           f" {len(m['output'])} output files ({', '.join(f'{t} x{n}' for t, n in types.items()) or 'none here'}),"
+                           f" {len(m.get('error') or [])} error files")
+        for p in errors:
+            diagnostics += _outcome_lines(p) or [f"{p.name}: error file with no issue"]
+        for p in ndjson:
+            if p in read or p in errors:
+                continue
+            first = _first_object(p)
+            if isinstance(first, dict) and "resourceType" not in first:
+                diagnostics += _log_lines(p)
+            else:
+                diagnostics.append(f"{p.name}: not listed in the manifest's output: not read")
+        return ExportPlan(tuple(sorted(read, key=lambda p: p.name)), tuple(diagnostics), mpath)
+    read = []
+    for p in ndjson:
+        prefix = p.name.split(".", 1)[0]
+        if prefix == "OperationOutcome":
+            diagnostics += _outcome_lines(p) or [f"{p.name}: error file with no issue"]
+            continue
+        if prefix in JOINED or prefix == PATIENT or is_resource_type(prefix):
+            read.append(p)
+            continue
+        first = _first_object(p)
+        if isinstance(first, dict) and isinstance(first.get("resourceType"), str):
+            if first["resourceType"] == "OperationOutcome":
+                diagnostics += _outcome_lines(p)
+            else:
+                read.append(p)  # named otherwise, but holds resources
+        elif isinstance(first, dict):
+            diagnostics += _log_lines(p)
+        elif first is None:
+            diagnostics.append(f"{p.name}: empty")
+        else:
+            read.append(p)  # not JSON: read, so that each bad line is reported
+    return ExportPlan(tuple(read), tuple(diagnostics))
+
+
+def export_diagnostics(folder: Path) -> list[str]:
+    """What an export says about itself (manifest, log, error files), one line each; not errors
+    (see :func:`plan_export`)."""
+    return list(plan_export(folder).diagnostics)
+
+
 def is_bulk_export(path: Path) -> bool:
     """True if ``path`` is a folder holding ``*.ndjson`` files: it is then read as an export,
     and whatever is wrong with it (a bad line, no Patient at all) is reported line by line
@@ -223,12 +436,16 @@ def iter_bulk_patients(folder: Path, *, workdir: Path | None = None,
     folder = Path(folder)
     where = str(folder)
     try:
-        files = _ndjson_files(folder)
+        if not _ndjson_files(folder):
+            yield RecordError(where, None, None, "empty FHIR Bulk Data export: no .ndjson file")
+            return
     except OSError as e:
         yield RecordError(where, None, None, f"cannot read the export folder: {e.strerror or e}")
         return
+    files = list(plan_export(folder).resource_files)
     if not files:
-        yield RecordError(where, None, None, "empty FHIR Bulk Data export: no .ndjson file")
+        yield RecordError(where, None, None, "FHIR Bulk Data export without a resource file"
+                          " (see its diagnostics: pyasp_screen.inputs.bulk.export_diagnostics)")
         return
     names = [str(f) for f in files]
     total = sum(f.stat().st_size for f in files)

@@ -133,10 +133,13 @@ _ROUTE_WORDS = (("intravenous", "iv"), ("subcutaneous", "sc"), ("intramuscular",
 _READ = frozenset(ft.TYPES)
 
 
+
 def clean(text: str | None) -> str | None:
     """A display string without zero-width characters and surrounding blanks."""
     if text is None:
         return None
+    if text.isprintable() and "  " not in text and text == text.strip():
+        return text or None  # the common case (U+200B is not printable)
     text = " ".join(str(text).translate(_ZERO_WIDTH).split())
     return text or None
 
@@ -678,19 +681,19 @@ class _Mapper:
             if display:
                 item["display"] = display
             out.append((item, coding.code))
-        order = list(self.v.observations)
-        out.sort(key=lambda o: (order.index(o[0]["code"]), o[0]["date"]))
+        rank = {name: i for i, name in enumerate(self.v.observations)}
+        out.sort(key=lambda o: (rank[o[0]["code"]], o[0]["date"]))
         out, day_notes = _same_day(out)
-        per_code: dict[str, Counter] = defaultdict(Counter)
+        per_code: dict[str, Counter] = {}
+        latest: dict[str, str] = {}
         for item, loinc in out:
-            per_code[item["code"]][loinc] += 1
-        for name in self.v.observations:
-            if per_code[name]:
-                n = sum(per_code[name].values())
-                codes = ", ".join(f"{c} ({k})" for c, k in per_code[name].most_common())
-                latest = max(o["date"] for o, _ in out if o["code"] == name)
-                self.notes.append(f"{name}: {n} result{'s' * (n != 1)} from LOINC {codes};"
-                                  f" latest {latest}")
+            per_code.setdefault(item["code"], Counter())[loinc] += 1
+            latest[item["code"]] = max(latest.get(item["code"], ""), item["date"])
+        for name, counts in per_code.items():
+            n = sum(counts.values())
+            codes = ", ".join(f"{c} ({k})" for c, k in counts.most_common())
+            self.notes.append(f"{name}: {n} result{'s' * (n != 1)} from LOINC {codes};"
+                              f" latest {latest[name]}")
         self.notes += day_notes
         spo2 = [o for o, _ in out if o["code"] == "spo2"]
         if spo2 and any("room_air" not in o for o in spo2):
@@ -698,7 +701,7 @@ class _Mapper:
                               " knowledge base's parameter spo2_unflagged_is_room_air decides")
         missing = [n for n in self.v.observations if n not in seen]
         self.notes.append("not found: " + (", ".join(missing) if missing else "none"))
-        unusable = [n for n in self.v.observations if n in seen and not per_code[n]]
+        unusable = [n for n in self.v.observations if n in seen and n not in per_code]
         if unusable:
             self.notes.append("found but no usable result (see skipped): " + ", ".join(unusable))
         self.notes.append(f"{unused} Observation{'s' * (unused != 1)} not used by any criterion"

@@ -306,6 +306,12 @@ def check_date(text: str | None) -> None:
     """Raise BadDate if ``text`` is not a FHIR date, dateTime or instant (R4 regex)."""
     if text is None:
         return
+    if len(text) == 10 and text[4] == "-" and text[7] == "-" and text[:4].isdigit():
+        try:
+            dt.date.fromisoformat(text)  # the common case: a full date
+            return
+        except ValueError:
+            pass
     if not _DATETIME.match(text):
         raise BadDate(f"not a FHIR date or dateTime (got {text!r})")
     m = _DATE.match(text)

@@ -31,7 +31,8 @@ def _parse_text(path: Path, text: str) -> object:
 
 
 def load_file(path: Path, screening_date: dt.date | None = None,
-              vocabulary: Vocabulary | None = None) -> Iterator[Loaded | RecordError]:
+              vocabulary: Vocabulary | None = None, *,
+              validate_fhir: bool = False) -> Iterator[Loaded | RecordError]:
     """Yield every record of one file (native YAML/JSON or FHIR Bundle), or its errors.
     ``vocabulary``: the codes a FHIR Bundle is mapped with (default: the shared library's).
 
@@ -66,7 +67,7 @@ def load_file(path: Path, screening_date: dt.date | None = None,
             fhir,  # FHIR parsing is heavy: import only when needed
         )
 
-        result = fhir.bundle_to_record(data, file, screening_date, vocabulary)
+        result = fhir.bundle_to_record(data, file, screening_date, vocabulary, validate=validate_fhir)
         yield result if isinstance(result, RecordError) else parse_record(result, file)
         return
     if isinstance(data, dict) and "patients" in data and "id" not in data:

@@ -100,7 +100,8 @@ def iter_jsonl(path: Path) -> Iterator[RawLine | RecordError]:
 
 def iter_items(paths: list[Path], screening_date: dt.date | None = None,
                workdir: Path | None = None,
-               vocabulary: Vocabulary | None = None) -> Iterator[Loaded | RecordError | RawLine | object]:
+               vocabulary: Vocabulary | None = None, *,
+               validate_fhir: bool = False) -> Iterator[Loaded | RecordError | RawLine | object]:
     """Every work item of every input, in a stable order: Loaded / RecordError for record
     files, RawLine for JSON Lines, :class:`pyasp_screen.inputs.bulk.PatientResources` for a Bulk
     export folder. ``workdir`` holds a Bulk export's temporary partitions."""
@@ -119,7 +120,7 @@ def iter_items(paths: list[Path], screening_date: dt.date | None = None,
             elif f.suffix.lower() in JSONL_SUFFIXES:
                 yield from iter_jsonl(f)
             else:
-                yield from load_file(f, screening_date, vocabulary)
+                yield from load_file(f, screening_date, vocabulary, validate_fhir=validate_fhir)
 
 
 def count_hint(paths: list[Path]) -> int | None:
@@ -151,9 +152,10 @@ def patient_of(item: object) -> str | None:
 
 
 def materialize(item: object, screening_date: dt.date | None = None,
-                vocabulary: Vocabulary | None = None) -> Loaded | RecordError:
+                vocabulary: Vocabulary | None = None, *, validate_fhir: bool = False) -> Loaded | RecordError:
     """Turn a work item into a validated record (in the process that screens it).
-    ``vocabulary``: the codes FHIR resources are mapped with (default: the shared library's)."""
+    ``vocabulary``: the codes FHIR resources are mapped with (default: the shared library's);
+    ``validate_fhir``: also validate FHIR resources with fhir.resources."""
     if isinstance(item, (Loaded, RecordError)):
         return item
     if isinstance(item, RawLine):
@@ -181,9 +183,9 @@ def materialize(item: object, screening_date: dt.date | None = None,
         if isinstance(data, dict) and data.get("resourceType") == "Bundle":
             from pyasp_screen.inputs import fhir
 
-            result = fhir.bundle_to_record(data, item.file, screening_date, vocabulary)
+            result = fhir.bundle_to_record(data, item.file, screening_date, vocabulary, validate=validate_fhir)
             return result if isinstance(result, RecordError) else parse_record(result, item.file)
         return parse_record(data, item.file)
     from pyasp_screen.inputs.bulk import to_record
 
-    return to_record(item, screening_date, vocabulary)
+    return to_record(item, screening_date, vocabulary, validate=validate_fhir)

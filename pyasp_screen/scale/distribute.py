@@ -57,6 +57,7 @@ class Job:
     screening_date: dt.date | None = None
     fmt: str | None = None
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
+    validate_fhir: bool = False  # FHIR input also validated with fhir.resources
 
     @property
     def layout(self) -> Layout:
@@ -83,11 +84,12 @@ class BatchResult:
     tally: CohortSummary | DiffTally
 
 
-def _safe_materialize(item, when: dt.date | None, vocabulary=None) -> Loaded | RecordError:
+def _safe_materialize(item, when: dt.date | None, vocabulary=None,
+                      validate_fhir: bool = False) -> Loaded | RecordError:
     """A record, or the error that rejects it; a failure of ours on one record rejects that
     record with the reason instead of losing the batch."""
     try:
-        return materialize(item, when, vocabulary)
+        return materialize(item, when, vocabulary, validate_fhir=validate_fhir)
     except Exception as e:  # noqa: BLE001 - reported per record, the run goes on
         file = getattr(item, "file", "?")
         return RecordError(str(file), patient_of(item), None,
@@ -101,7 +103,8 @@ def screen_batch(job: Job, batch: Batch) -> BatchResult:
     by_vocabulary: dict[int, list] = {}
     for kb in job.kbs:
         if id(kb.vocabulary) not in by_vocabulary:
-            by_vocabulary[id(kb.vocabulary)] = [_safe_materialize(it, job.screening_date, kb.vocabulary)
+            by_vocabulary[id(kb.vocabulary)] = [_safe_materialize(it, job.screening_date, kb.vocabulary,
+                                                                  job.validate_fhir)
                                                 for it in batch.items]
     runs = [list(screen_records(by_vocabulary[id(kb.vocabulary)], kb, batch_size=len(batch.items) or 1,
                                 freeze=False))
