@@ -86,7 +86,7 @@ def test_fhir_bundles_screen_without_error_and_say_what_was_mapped(tmp_path):
     assert doc["summary"]["screened"] == 5 and doc["summary"]["rejected"] == 0
     for res in doc["results"]:
         notes = " ".join(res["notes"])
-        assert "not found in bundle" in notes and "anc" in notes
+        assert "not found: " in notes and "anc" in notes
         assert any("creatinine" in n for n in res["notes"])
         assert res["overall"] in ("undetermined", "ineligible")
 
