@@ -70,6 +70,7 @@ class Findings:
     patient: str
     findings: list[Finding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    screening_date: date | None = None  # the date the patient was screened at
     not_done: list[str] = field(default_factory=list)
     # True when every fact is a predicate of the fact vocabulary with its arity and ground
     # arguments, as derive() writes them: the engine may then pass them to clingo as terms
@@ -878,6 +879,7 @@ def derive(record: Record, kb: KnowledgeBase) -> Findings:
     code or unit, an impossible value, a date after the screening date.
     """
     findings = _Builder(record, kb).build()
+    findings.screening_date = record.screening_date
     findings.notes[:0] = list(record.mapping_notes)
     findings.vocabulary_only = True
     return findings

@@ -259,6 +259,10 @@ def _lookup(data: Any, path: str) -> Any:
 
 def _decode_error(e: msgspec.ValidationError, raw: Any) -> tuple[str | None, str]:
     field, reason = _split_msgspec_error(str(e))
+    for typed, words in (("int | float | null", "a number"), ("int | float", "a number"),
+                         ("str | null", "a string"), ("int | null", "an integer"),
+                         ("bool | null", "true or false"), ("array | null", "an array")):
+        reason = reason.replace(f"expected {typed},", f"expected {words},")
     value = _lookup(raw, field) if field and raw is not None else None
     if isinstance(value, (str, int, float, bool)) and repr(value) not in reason:
         reason += f" (got {value!r})"
@@ -677,6 +681,7 @@ class _Mapper:
             if item is None:
                 continue
             item = {"code": name, "date": _iso(day), **item}
+            item["source"] = f"{it.name} (LOINC {coding.code})"
             display = _concept_display(r.code, coding)
             if display:
                 item["display"] = display
@@ -905,9 +910,11 @@ class _Mapper:
         target = None
         if ref.reference and ref.reference.startswith("#"):
             for raw in r.contained:
+                if not isinstance(raw, dict) or raw.get("resourceType") != "Medication":
+                    continue
                 try:
-                    c = msgspec.json.decode(raw, type=ft.Medication)
-                except (msgspec.DecodeError, msgspec.ValidationError):
+                    c = msgspec.convert(raw, ft.Medication)
+                except msgspec.ValidationError:
                     continue
                 if c.resourceType == "Medication" and c.id == ref.reference[1:]:
                     target = c
@@ -969,7 +976,7 @@ class _Mapper:
                     dose, stated, dose_note = None, False, "per administration, not a daily dose"
                 else:
                     dose, stated, dose_note = _daily_dose(dosages)
-                route, _ = _route(dosages, display, getattr(r, "dosage", None) if kind == "administration" else None)
+                route, route_note = _route(dosages, display, getattr(r, "dosage", None) if kind == "administration" else None)
                 for name, how in names.items():
                     mapped[f"{name} ({how})"] += 1
                     if name in self.v.growth_factors:
@@ -977,7 +984,7 @@ class _Mapper:
                                        "source": it.name})
                         continue
                     orders.append(Order(it.name, kind, name, route, start, end, ongoing, dose, stated,
-                                        dose_note, display))
+                                        dose_note, display, route_stated=route_note != "(route not stated)"))
         self.notes.append("drugs read: " + (_summary(mapped, 20) if mapped else "none"))
         n = sum(unmapped.values())
         self.notes.append(f"{n} medication resource{'s' * (n != 1)} not mapped to a vocabulary drug"
@@ -1186,7 +1193,7 @@ def _duration_days(q: ft.Quantity) -> int | None:
     per = _DURATION_DAYS.get(unit)
     if per is None:
         return None
-    days = Fraction(q.value) * per
+    days = ft.exact(q.value) * per
     return int(days) if days.denominator == 1 else None
 
 
@@ -1197,7 +1204,7 @@ def _dose_mg(q: ft.Quantity | None) -> tuple[Fraction | None, str]:
     factor = _MASS_MG.get(unit) or _MASS_MG.get(unit.lower())
     if factor is None:
         return None, f"dose in {unit or 'units not stated'}, not a mass (mg)"
-    return Fraction(q.value) * factor, ""
+    return ft.exact(q.value) * factor, ""
 
 
 def _per_day(d: ft.Dosage) -> tuple[Fraction | None, str]:
@@ -1209,7 +1216,7 @@ def _per_day(d: ft.Dosage) -> tuple[Fraction | None, str]:
         days = _PERIOD_DAYS.get(rep.periodUnit or "")
         if days is None or rep.period <= 0:
             return None, f"period in {rep.periodUnit!r} has no exact length in days"
-        per = Fraction(rep.frequency) / (Fraction(rep.period) * days)
+        per = Fraction(rep.frequency) / (ft.exact(rep.period) * days)
         if rep.dayOfWeek:
             return None, "frequency and days of the week together"
         return per, ""
@@ -1277,4 +1284,6 @@ def _route(dosages: list, display: str | None, administration: Any = None) -> tu
     for word in ("oral", "topical"):
         if word in words:
             return word, "(from the drug text)"
+    if words & {"injection", "injectable", "infusion", "prefilled"}:
+        return "other", "(parenteral, from the drug text)"
     return "other", "(route not stated)"

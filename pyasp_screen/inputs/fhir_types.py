@@ -14,20 +14,23 @@ job: ``bundle_to_record(..., validate=True)`` (``--validate-fhir`` on the comman
 it before this decoding, and the tests check that both routes read the same record from every
 sample bundle (tests/test_fhir.py).
 
-Decimal elements decode to :class:`decimal.Decimal`, exactly as written ("0.1" is 1/10).
+Decimal elements decode to int or float and are read exactly by :func:`exact` ("0.1" is 1/10:
+a float's shortest representation is the decimal JSON wrote).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from decimal import Decimal
+from fractions import Fraction
 from typing import Union
 
 import msgspec
 
 Str = Union[str, None]
-Dec = Union[Decimal, None]
+# FHIR decimals: JSON numbers, decoded as int or float (a string is refused, as FHIR does); read
+# exactly with :func:`exact` (a float's shortest repr is the decimal written).
+Dec = Union[int, float, None]
 Int = Union[int, None]
 Bool = Union[bool, None]
 
@@ -184,7 +187,7 @@ class _MedicationResource(Resource, kw_only=True):
     medicationCodeableConcept: Union[CodeableConcept, None] = None
     medicationReference: Union[Reference, None] = None
     subject: Union[Reference, None] = None
-    contained: list[msgspec.Raw] = []
+    contained: list[dict] = []  # contained resources, decoded when a reference needs them
 
 
 class MedicationRequest(_MedicationResource, kw_only=True):
@@ -320,6 +323,11 @@ def check_date(text: str | None) -> None:
             dt.date(int(m[1]), int(m[2]), int(m[3]))
         except ValueError:
             raise BadDate(f"no such day (got {text!r})") from None
+
+
+def exact(value: int | float) -> Fraction:
+    """The exact decimal a FHIR decimal was written as (0.1 is 1/10, not a binary fraction)."""
+    return Fraction(value) if isinstance(value, int) else Fraction(repr(value))
 
 
 def day(text: str | None) -> dt.date | None:

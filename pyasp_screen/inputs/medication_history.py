@@ -19,8 +19,9 @@ Coverage of one order (the days it says the drug was taken)
 
 Renewals are one course
     Orders of one drug by one route are one course while each starts no later than
-    ``renewal_gap_days`` (default :data:`RENEWAL_GAP_DAYS`) after the last day the course is
-    known to be covered. A renewal at the same daily dose changes nothing; a renewal at another
+    ``renewal_gap_days`` (default :data:`RENEWAL_GAP_DAYS`) after the last day an order of the
+    course was meant to cover (its stated end, even a planned end after the screening date:
+    an order renewed before it ran out was replaced by the renewal; else its first day). A renewal at the same daily dose changes nothing; a renewal at another
     dose is a dose change on its first day; one whose daily dose cannot be computed makes the
     dose unknown from that day (it *may* have changed: ``changed: unknown``), never a guessed
     dose. A renewal that states the dose after orders that did not (unknown -> known) is also a
@@ -73,6 +74,7 @@ class Order:
     dose_stated: bool = True
     dose_note: str = ""
     display: str | None = None
+    route_stated: bool = True
 
 
 @dataclass
@@ -80,8 +82,10 @@ class _Course:
     drug: str
     route: str
     start: dt.date
+    route_stated: bool = True
     orders: list[Order] = field(default_factory=list)
-    covered: dt.date | None = None      # last day known covered
+    covered: dt.date | None = None      # last day known covered (up to the screening date)
+    reach: dt.date | None = None        # last day any order of it was meant to cover
     ongoing: bool = False
     dose: Fraction | None = None
     dose_known: bool = False
@@ -108,21 +112,28 @@ def build_courses(orders: list[Order], today: dt.date,
     later = [o for o in orders if o.start > today]
     for o in later:
         notes.append(f"{o.source} {o.drug} starts {o.start}, after the screening date: not read")
-    groups: dict[tuple[str, str], list[Order]] = {}
+    groups: dict[str, list[Order]] = {}
     for o in orders:
         if o.start <= today:
-            groups.setdefault((o.drug, o.route), []).append(o)
+            groups.setdefault(o.drug, []).append(o)
     courses: list[_Course] = []
-    for (drug, route), group in groups.items():
+    for drug, group in groups.items():
         group.sort(key=lambda o: (o.start, o.kind != "request", o.source))
-        current: _Course | None = None
+        open_: list[_Course] = []
         for o in group:
-            if current is not None and _continues(current, o, today, renewal_gap_days):
-                _extend(current, o, today)
+            # An order continues the latest course of the drug by the same route (an order
+            # that states no route continues one that does, and the other way round).
+            fits = [c for c in open_ if (c.route == o.route or not o.route_stated or not c.route_stated)
+                    and _continues(c, o, today, renewal_gap_days)]
+            if fits:
+                c = max(fits, key=lambda c: (c.reach, c.start))
+                if not c.route_stated and o.route_stated:
+                    c.route, c.route_stated = o.route, True
             else:
-                current = _Course(drug, route, o.start)
-                courses.append(current)
-                _extend(current, o, today)
+                c = _Course(drug, o.route, o.start, o.route_stated)
+                courses.append(c)
+                open_.append(c)
+            _extend(c, o, today)
     courses.sort(key=lambda c: (c.start, c.drug))
     out = []
     by_drug: dict[str, list[_Course]] = {}
@@ -150,9 +161,12 @@ def _covered_until(o: Order, today: dt.date) -> dt.date:
 
 
 def _continues(c: _Course, o: Order, today: dt.date, gap: int) -> bool:
+    """A renewal: the order starts while the course is ongoing, or within ``gap`` days of the
+    last day an order of it was meant to cover (its stated end, even one after the screening
+    date: an order renewed before it ran out was replaced by the renewal; else its start)."""
     if c.ongoing:
         return True
-    return (o.start - c.covered).days <= gap
+    return (o.start - c.reach).days <= gap
 
 
 def _extend(c: _Course, o: Order, today: dt.date) -> None:
@@ -160,6 +174,8 @@ def _extend(c: _Course, o: Order, today: dt.date) -> None:
     c.orders.append(o)
     until = _covered_until(o, today)
     c.covered = until if c.covered is None else max(c.covered, until)
+    meant = o.end if o.end is not None and o.end >= o.start else o.start
+    c.reach = meant if c.reach is None else max(c.reach, meant)
     c.ongoing = c.ongoing or (o.ongoing and (o.end is None or o.end >= today))
     # The dose: requests and statements say it (or fail to); dispenses and administrations
     # without a dose instruction say nothing about it.

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from decimal import Decimal
 from typing import Any
 
 from pyasp_screen.inputs import fhir_types as ft
@@ -325,6 +324,6 @@ class Answers:
             record.setdefault(k, v)
 
 
-def _number(v: Decimal | int) -> float | int:
+def _number(v: float | int) -> float | int:
     f = float(v)
     return int(f) if f.is_integer() else f

@@ -53,6 +53,8 @@ def result_dict(s: Screened, kb: KnowledgeBase) -> dict:
     return {
         "patient": r.patient,
         "file": s.file,
+        "screening_date": s.findings.screening_date.isoformat() if s.findings.screening_date else None,
+        "deceased": any(f.name == "deceased" for f in s.findings.findings),
         "overall": r.overall,
         "verdicts": {pop: r.verdicts.get(pop, "undetermined") for pop in kb.populations},
         "criteria": criteria,
@@ -193,7 +195,8 @@ def write_table(outcomes: list[Screened | RecordError], kb: KnowledgeBase, conso
             r = s.result
             failing = excluded_by(s, kb)
             unknown = sum(1 for c in kb.criteria if r.statuses.get(c.id) == "unknown")
-            cells = [escape(r.patient)] + ([escape(s.file.rsplit("/", 1)[-1])] if wide else []) + [_styled(r.overall),
+            deceased = " (deceased)" if any(f.name == "deceased" for f in s.findings.findings) else ""
+            cells = [escape(r.patient)] + ([escape(s.file.rsplit("/", 1)[-1])] if wide else []) + [_styled(r.overall) + deceased,
                      *[_styled(r.verdicts.get(p, "undetermined")) for p in kb.populations],
                      ", ".join(failing) or "-", str(unknown)]
             if explanations is not None:
@@ -226,7 +229,9 @@ def _patient_table(s: Screened, kb: KnowledgeBase, console: Console) -> None:
     r = s.result
     verdicts = ", ".join(f"{population_label(kb, p)} {_styled(r.verdicts.get(p, 'undetermined'))}"
                          for p in kb.populations)
-    console.print(f"\n[bold]{escape(r.patient)}[/] ({escape(s.file)}): overall {_styled(r.overall)}; {verdicts}",
+    deceased = ", deceased" if any(f.name == "deceased" for f in s.findings.findings) else ""
+    when = f", screened at {s.findings.screening_date}" if s.findings.screening_date else ""
+    console.print(f"\n[bold]{escape(r.patient)}[/] ({escape(s.file)}{when}): overall {_styled(r.overall)}{deceased}; {verdicts}",
                   highlight=False)
     table = Table(show_header=True, box=None, pad_edge=False)
     table.add_column("criterion")
