@@ -371,3 +371,30 @@ def test_a_wrong_type_in_an_element_read_is_named(change, field, words):
     assert isinstance(err, RecordError), err
     assert err.field == f"entry[{i}].resource.{field}" and words in err.reason.lower()
     assert err.patient == "eLAB-units-0004" and "\n" not in str(err)
+
+
+def test_every_code_and_unit_spelling_read_is_listed_in_docs_fhir_md():
+    from pyasp_screen.findings.units import UNIT_ALIASES
+    from pyasp_screen.knowledge.vocabulary import library
+
+    text = (Path(__file__).parent.parent / "docs" / "fhir.md").read_text(encoding="utf-8")
+    v = library()
+    codes = [c for o in v.observations.values() for c in o.loinc]
+    codes += [c for d in v.diagnoses.values() for c in d.snomed + d.icd10 + tuple(d.subtype_codes)]
+    codes += [c for d in v.drugs.values() for c in d.rxnorm + d.atc]
+    codes += list(v.transfusion_procedures) + list(v.dialysis_procedures) + list(v.room_air_components.values())
+    missing = [c for c in codes if c not in text]
+    assert not missing, missing
+    missing = [a for a in UNIT_ALIASES if f"`{a}`" not in text]
+    assert not missing, missing
+
+
+def test_a_drug_coded_by_atc_only_is_read():
+    bundle = load("cerner-ssc-statements-administrations.json")
+    for e in bundle["entry"]:
+        if e["resource"]["id"] == "ms-mmf":
+            e["resource"]["medicationCodeableConcept"] = {
+                "coding": [{"system": "http://www.whocc.no/atc", "code": "L04AA06", "display": "mycophenolic acid"}]}
+    d = mapped(bundle)
+    assert any(m["drug"] == "mycophenolate_mofetil" for m in d["medications"])
+    assert any("mycophenolate_mofetil (ATC L04AA06)" in n for n in d["mapping_notes"])

@@ -93,6 +93,7 @@ LOINC_SYSTEMS = ("http://loinc.org", "urn:oid:2.16.840.1.113883.6.1")
 SNOMED_SYSTEMS = ("http://snomed.info/sct", "urn:oid:2.16.840.1.113883.6.96")
 RXNORM_SYSTEMS = ("http://www.nlm.nih.gov/research/umls/rxnorm", "urn:oid:2.16.840.1.113883.6.88")
 UCUM = "http://unitsofmeasure.org"
+ATC_SYSTEMS = ("http://www.whocc.no/atc", "urn:oid:2.16.840.1.113883.6.73")
 
 _ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"))
 
@@ -929,6 +930,8 @@ class _Mapper:
         for c in _codings(concept):
             if c.system in RXNORM_SYSTEMS and c.code in self.v.rxnorm_to_drug:
                 names.setdefault(self.v.rxnorm_to_drug[c.code], f"RxNorm {c.code}")
+            elif c.system in ATC_SYSTEMS and c.code and c.code.upper() in self.v.atc_to_drug:
+                names.setdefault(self.v.atc_to_drug[c.code.upper()], f"ATC {c.code}")
         if not names:
             texts = [getattr(concept, "text", None), ref_display]
             texts += [c.display for c in _codings(concept)]

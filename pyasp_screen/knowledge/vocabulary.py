@@ -99,12 +99,14 @@ class DiagnosisKind:
 
 @dataclass(frozen=True)
 class DrugKind:
-    """A drug (ingredient): RxNorm ingredient codes and lower-case free-text fragments."""
+    """A drug (ingredient): RxNorm ingredient codes, WHO ATC codes and lower-case free-text
+    fragments."""
 
     name: str
     label: str
     rxnorm: tuple[str, ...] = ()
     names: tuple[str, ...] = ()
+    atc: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -161,12 +163,14 @@ class Vocabulary:
     loinc_to_observation: dict[str, str] = field(default_factory=dict)
     snomed_to_diagnosis: dict[str, str] = field(default_factory=dict)
     rxnorm_to_drug: dict[str, str] = field(default_factory=dict)
+    atc_to_drug: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
         set_(self, "loinc_to_observation", {c: o.name for o in self.observations.values() for c in o.loinc})
         set_(self, "snomed_to_diagnosis", {c: d.name for d in self.diagnoses.values() for c in d.snomed})
         set_(self, "rxnorm_to_drug", {c: d.name for d in self.drugs.values() for c in d.rxnorm})
+        set_(self, "atc_to_drug", {c: d.name for d in self.drugs.values() for c in d.atc})
 
     def diagnosis_from_icd10(self, code: str) -> str | None:
         """Map an ICD-10 code to a vocabulary diagnosis by longest listed prefix, or None."""
@@ -260,15 +264,16 @@ LOINC = re.compile(r"^\d{1,7}-\d$")
 SCTID = re.compile(r"^\d{6,18}$")
 ICD10 = re.compile(r"^[A-Z]\d[0-9A-Z](\.[0-9A-Z]{1,4})?$")
 RXCUI = re.compile(r"^\d{1,8}$")
+ATC = re.compile(r"^[A-Z]\d\d[A-Z][A-Z]\d\d$")
 
 SECTION_KEYS = {
     "observations": {"label", "kind", "unit", "plausible", "loinc", "uln", "analyte_units", "window"},
     "diagnoses": {"label", "snomed", "icd10", "also_diagnoses", "organ", "subtype_codes"},
-    "drugs": {"label", "rxnorm", "names"},
+    "drugs": {"label", "rxnorm", "names", "atc"},
     "assessments": {"label", "values", "event"},
     "derived": {"label", "unit", "from"},
 }
-CODE_KEYS = {"loinc", "snomed", "icd10", "rxnorm", "names", "analyte_units"}
+CODE_KEYS = {"loinc", "snomed", "icd10", "rxnorm", "names", "analyte_units", "atc"}
 LIBRARY_ONLY = {"qualitative_values", "glucocorticoids", "growth_factors", "categories", "organs",
                 "classification_schemes", "schemes", "acronyms", "derived",
                 "transfusion_procedures", "dialysis_procedures", "room_air_components"}
@@ -425,7 +430,8 @@ def _diagnosis(d: _Declaration, name: str, spec: dict, keys: tuple) -> Diagnosis
 def _drug(d: _Declaration, name: str, spec: dict, keys: tuple) -> DrugKind:
     names = tuple(n.lower() for n in _strings(d, keys + ("names",), spec.get("names"), what="a name fragment"))
     return DrugKind(name, _label(d, keys, spec, name.replace("_", " ")),
-                    _strings(d, keys + ("rxnorm",), spec.get("rxnorm"), RXCUI, "an RxNorm ingredient code"), names)
+                    _strings(d, keys + ("rxnorm",), spec.get("rxnorm"), RXCUI, "an RxNorm ingredient code"), names,
+                    _strings(d, keys + ("atc",), spec.get("atc"), ATC, "a WHO ATC code (L04AA06)"))
 
 
 def _assessment(d: _Declaration, name: str, spec: dict, keys: tuple) -> AssessmentKind:
@@ -484,7 +490,7 @@ def _show(value) -> str:
 
 def _codes(kind) -> list[tuple[str, str]]:
     out = []
-    for key in ("loinc", "snomed", "rxnorm"):
+    for key in ("loinc", "snomed", "rxnorm", "atc"):
         out += [(key, c) for c in getattr(kind, key, ())]
     return out
 
