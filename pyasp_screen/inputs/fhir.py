@@ -402,6 +402,31 @@ def bundle_to_record(bundle: dict, file: str, screening_date: dt.date | None = N
                             "read by typed decoding (--validate-fhir validates every element)"))
 
 
+def _validate_lines(lines: tuple[bytes, ...], file: str, patient: str) -> RecordError | None:
+    """Full fhir.resources validation of one patient's lines, as a collection Bundle; a
+    problem names ``<type>/<id>.<field>``."""
+    entries, heads = [], []
+    for i, raw in enumerate(lines):
+        try:
+            data = msgspec.json.decode(raw)
+        except msgspec.DecodeError as e:
+            return RecordError(file, patient, f"lines[{i}]", f"malformed JSON: {e}")
+        rt = data.get("resourceType") if isinstance(data, dict) else None
+        rid = data.get("id") if isinstance(data, dict) and isinstance(data.get("id"), str) else None
+        heads.append((rt, rid))
+        entries.append({"resource": data, **({"fullUrl": f"{rt}/{rid}"} if rid else {})})
+    err = _validate({"resourceType": "Bundle", "type": "collection", "entry": entries}, file)
+    if err is None:
+        return None
+    field = err.field or ""
+    if field.startswith("entry["):
+        idx = int(field[6:field.index("]")])
+        rest = field[field.index("]") + 1:].removeprefix(".resource")
+        rt, rid = heads[idx]
+        field = (f"{rt}/{rid}" if rid else f"{rt}[line {idx + 1}]") + rest
+    return RecordError(err.file, err.patient or patient, field or None, err.reason)
+
+
 def lines_to_record(lines: tuple[bytes, ...], file: str, patient: str,
                     screening_date: dt.date | None = None, vocabulary: Vocabulary | None = None, *,
                     validate: bool = False) -> dict | RecordError:
@@ -410,42 +435,33 @@ def lines_to_record(lines: tuple[bytes, ...], file: str, patient: str,
     A problem inside a resource is named ``<type>/<id>.<field>``. ``validate`` builds a
     ``collection`` Bundle of the lines and validates it with fhir.resources first.
     """
-    heads: list[tuple[str, str | None, bytes]] = []
-    for i, raw in enumerate(lines):
-        try:
-            h = ft.HEAD_DECODER.decode(raw)
-        except (msgspec.DecodeError, msgspec.ValidationError) as e:
-            return RecordError(file, patient, f"lines[{i}]", f"malformed resource: {e}")
-        heads.append((h.resourceType or "", h.id if isinstance(h.id, str) else None, raw))
     if validate:
-        entries = []
-        for rt, rid, raw in heads:
-            entry: dict[str, Any] = {"resource": msgspec.json.decode(raw)}
-            if rid:
-                entry["fullUrl"] = f"{rt}/{rid}"
-            entries.append(entry)
-        err = _validate({"resourceType": "Bundle", "type": "collection", "entry": entries}, file)
+        err = _validate_lines(lines, file, patient)
         if err is not None:
-            field = err.field or ""
-            if field.startswith("entry["):
-                idx = int(field[6:field.index("]")])
-                rest = field[field.index("]") + 1:].removeprefix(".resource")
-                rt, rid, _ = heads[idx]
-                field = (f"{rt}/{rid}" if rid else f"{rt}[line {idx + 1}]") + rest
-            return RecordError(err.file, err.patient or patient, field or None, err.reason)
+            return err
     items: list[Item] = []
     other: Counter = Counter()
-    for i, (rt, rid, raw) in enumerate(heads):
-        name = f"{rt}/{rid}" if rid else f"{rt}[line {i + 1}]"
-        if rt not in _READ:
-            other[rt] += 1
-            continue
+    for i, raw in enumerate(lines):
         try:
-            res = ft.DECODERS[rt].decode(raw)
-        except msgspec.ValidationError as err:
-            field, reason = _decode_error(err, msgspec.json.decode(raw))
+            res = ft.ANY_DECODER.decode(raw)  # the common case: a type read, well formed
+        except (msgspec.DecodeError, msgspec.ValidationError) as first:
+            try:
+                h = ft.HEAD_DECODER.decode(raw)
+            except (msgspec.DecodeError, msgspec.ValidationError) as e:
+                return RecordError(file, patient, f"lines[{i}]", f"malformed resource: {e}")
+            rt, rid = h.resourceType or "", h.id if isinstance(h.id, str) else None
+            name = f"{rt}/{rid}" if rid else f"{rt}[line {i + 1}]"
+            if rt not in _READ:
+                other[rt] += 1
+                continue
+            if isinstance(first, msgspec.ValidationError):
+                field, reason = _decode_error(first, msgspec.json.decode(raw))
+            else:
+                field, reason = None, f"malformed resource: {first}"
             return RecordError(file, patient, name + (f".{field}" if field else ""), reason)
-        items.append(Item(name, f"{rt}/{rid}" if rid else None, res))
+        rt = type(res).__name__
+        name = f"{rt}/{res.id}" if res.id else f"{rt}[line {i + 1}]"
+        items.append(Item(name, f"{rt}/{res.id}" if res.id else None, res))
     return map_resources(items, other, file, screening_date, vocabulary=vocabulary,
                          source=f"FHIR Bulk Data export {file}",
                          described=f"FHIR Bulk Data export: {len(lines)} resources of the patient")
@@ -584,6 +600,13 @@ class _Mapper:
     def day(self, it: Item, field: str, text: str | None) -> dt.date | None:
         """The day of a date element of a resource, or None (absent or partial); a malformed
         date is the resource's problem."""
+        if text is None:
+            return None
+        if len(text) == 10 and text[4] == "-" and text[7] == "-":
+            try:
+                return dt.date.fromisoformat(text)  # the common case: a full date
+            except ValueError:
+                pass
         try:
             ft.check_date(text)
         except ft.BadDate as e:
@@ -651,20 +674,20 @@ class _Mapper:
         out: list[tuple[dict, str]] = []  # (result, the LOINC code it was mapped from)
         seen: set[str] = set()
         unused = 0
+        to_name = self.v.loinc_to_observation
         for it in self.by["Observation"]:
             r: ft.Observation = it.resource  # type: ignore[assignment]
             self.where = it.loc
             day, raw_day = self.observation_day(it)
             if day:
                 self.clinical_dates.append(day)
-            loincs = [c for c in r.code.coding if c.system in LOINC_SYSTEMS and c.code]
-            mapped = [(self.v.loinc_to_observation[c.code], c) for c in loincs
-                      if c.code in self.v.loinc_to_observation]
+            mapped = [(to_name[c.code], c) for c in r.code.coding
+                      if c.code in to_name and c.system in LOINC_SYSTEMS]
             if not mapped:
                 unused += 1
                 continue
-            names = sorted({n for n, _ in mapped})
             name, coding = mapped[0]
+            names = [name] if len(mapped) == 1 else sorted({n for n, _ in mapped})
             seen.update(names)
             what = f"Observation {name} (LOINC {coding.code})"
             if len(names) > 1:
@@ -693,8 +716,12 @@ class _Mapper:
         per_code: dict[str, Counter] = {}
         latest: dict[str, str] = {}
         for item, loinc in out:
-            per_code.setdefault(item["code"], Counter())[loinc] += 1
-            latest[item["code"]] = max(latest.get(item["code"], ""), item["date"])
+            code = item["code"]
+            if code not in per_code:
+                per_code[code] = Counter()
+            per_code[code][loinc] += 1
+            if item["date"] > latest.get(code, ""):
+                latest[code] = item["date"]
         for name, counts in per_code.items():
             n = sum(counts.values())
             codes = ", ".join(f"{c} ({k})" for c, k in counts.most_common())

@@ -118,11 +118,15 @@ class Dosage(msgspec.Struct):
     maxDosePerPeriod: Union[Ratio, None] = None
 
 
-class Resource(msgspec.Struct):
-    """What every resource the readers meet has: its type and id."""
+class Resource(msgspec.Struct, tag_field="resourceType", tag=True):
+    """What every resource the readers meet has: its type (the JSON ``resourceType``, the
+    struct's tag) and id."""
 
-    resourceType: str
     id: Str = None
+
+    @property
+    def resourceType(self) -> str:
+        return type(self).__name__
 
 
 class Patient(Resource):
@@ -270,6 +274,9 @@ TYPES: dict[str, type[Resource]] = {c.__name__: c for c in (
     MedicationAdministration, MedicationDispense, Procedure, QuestionnaireResponse)}
 
 DECODERS = {name: msgspec.json.Decoder(cls) for name, cls in TYPES.items()}
+#: One decoder for a line of any type read (tagged by ``resourceType``); another type is a
+#: ValidationError naming ``$.resourceType``.
+ANY_DECODER = msgspec.json.Decoder(Union[tuple(TYPES.values())])
 
 
 class Head(msgspec.Struct):
