@@ -52,27 +52,23 @@ _CATEGORY_TEXT = {
 # ---------------------------------------------------------------------------------------------
 
 def reads(kb: KnowledgeBase) -> dict[str, list[str]]:
-    """What ``kb`` reads, by kind: categories it closes, assessments, schemes with their items,
-    observations (names), diagnoses. Read from the knowledge base's declarations (windows,
-    checks, scheme items, diagnoses) and, for assessments and closed lists, its rules."""
-    program = kb.program_text()
+    """What ``kb`` reads, by kind, from the compiled knowledge base (``kb.reads``: the facts
+    its criteria read): categories it closes, assessments, schemes with their items,
+    classification assertions, observations (names), diagnoses, events."""
     vocab = kb.vocabulary
+
+    def names(pred: str, every) -> list[str]:
+        got = kb.reads.get(pred, frozenset())
+        return list(every) if "*" in got else [n for n in every if n in got]
+
     out: dict[str, list[str]] = {}
-    out["assessments"] = [a for a in vocab.assessments if f"assessment(P,{a}," in program]
-    cats = []
-    for cat in vocab.categories:
-        if (f"complete(P,{cat})" in program or (cat == "diagnoses" and kb.diagnoses)
-                or f", {cat})" in program and "event_category(" in program
-                or cat in kb.scheme_items):
-            cats.append(cat)
-    out["complete"] = cats
-    for scheme, items in kb.scheme_items.items():
-        out[f"scheme:{scheme}"] = sorted(items)
-    out["classification"] = [s for s, cat in vocab.classification_schemes.items()
-                             if f"classified(P,{s}" in program or cat in kb.scheme_items]
-    names = set(kb.windows) | {name for _, name, _, _ in kb.checks}
+    out["assessments"] = names("assessment", vocab.assessments)
+    out["complete"] = names("complete", vocab.categories)
+    for cat in names("item", kb.scheme_items):
+        out[f"scheme:{cat}"] = sorted(kb.scheme_items[cat])
+    out["classification"] = names("classification", vocab.classification_schemes)
     obs = []
-    for n in sorted(names):
+    for n in names("quantity", sorted(set(kb.reads.get("quantity", ())) - {"*"})):
         base = n.removesuffix("_x_uln")
         if base in vocab.observations:
             obs.append(base)
@@ -80,10 +76,11 @@ def reads(kb: KnowledgeBase) -> dict[str, list[str]]:
             obs += ["creatinine", "weight", "height"]
         elif n == "fvc_decline_12mo":
             obs.append("fvc_pct_predicted")
+    obs += names("qualitative", vocab.observations)
     out["observations"] = sorted(set(obs), key=list(vocab.observations).index)
-    out["diagnoses"] = sorted(kb.diagnoses)
-    out["events"] = [e for e in ("transfusion", "growth_factor") if f"event_window({e}," in program]
-    out["sledai2k_total"] = ["total"] if "sledai2k_descriptors" in kb.scheme_items else []
+    out["diagnoses"] = names("diagnosis", sorted(vocab.diagnoses))
+    out["events"] = names("event", ("transfusion", "growth_factor"))
+    out["sledai2k_total"] = ["total"] if "sledai2k_total" in kb.reads else []
     return out
 
 
@@ -158,7 +155,7 @@ def _catalog(kb: KnowledgeBase, coded: bool) -> list[dict]:
                          [_choice(f"assessment.{a}", vocab.assessments[a].label, _value_options(vocab.assessments[a].values))
                           for a in r["assessments"]]))
     descriptors = r.get("scheme:sledai2k_descriptors", [])
-    if descriptors:
+    if descriptors or r["sledai2k_total"]:
         items = [{"linkId": "sledai2k.date", "text": "SLEDAI-2K: date of the assessment", "type": "date"},
                  {"linkId": "sledai2k.total", "text": "SLEDAI-2K total score (when the descriptors are not given)",
                   "type": "integer"}]
