@@ -2,9 +2,9 @@
 procedures, deceased patients, Bulk export logs, and the same verdicts with and without full
 fhir.resources validation.
 
-Fixtures: tests/data/fhir/ehr/ (hand-written in the shape of Epic and Oracle Health exports,
-see its SOURCE.md), tests/data/fhir/smart-bulk/ and tests/data/fhir/real/ (public Synthea
-exports, CC0 / Apache-2.0, see their SOURCE.md). Each expectation says why.
+Fixtures: tests/data/fhir-ehr/ (hand-written in the shape of Epic and Oracle Health exports,
+see its SOURCE.md) and tests/data/fhir-real/ (public Synthea exports, CC0 / Apache-2.0, see
+its SOURCE.md). Each expectation says why.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from pyasp_screen.inputs.record import Loaded, RecordError
 from pyasp_screen.knowledge.kb import load_kb
 
 DATA = Path(__file__).parent / "data" / "fhir"
-EHR = DATA / "ehr"
+EHR = Path(__file__).parent / "data" / "fhir-ehr"
+REAL = Path(__file__).parent / "data" / "fhir-real"
 SCREENING = dt.date(2026, 3, 1)
 KB = load_kb("ct1190b")
 
@@ -135,7 +136,7 @@ def test_a_stopped_order_without_a_stop_date_is_not_ongoing():
 
 
 def test_real_export_renewals_become_courses_and_epoetin_a_growth_factor():
-    items = {p.patient: p for p in bulk.iter_bulk_patients(DATA / "smart-bulk")
+    items = {p.patient: p for p in bulk.iter_bulk_patients(REAL / "smart-bulk")
              if not isinstance(p, RecordError)}
     loaded = bulk.to_record(items["79a66c97-6131-3213-f3c9-4606946ab056"])
     assert isinstance(loaded, Loaded), str(loaded)
@@ -259,7 +260,7 @@ def test_screen_json_states_the_screening_date_and_deceased(tmp_path):
 
 
 def test_a_real_synthea_bundle_of_a_deceased_patient():
-    d = bundle_to_record(json.loads((DATA / "real" / "Lyle_Baumbach_40a23e3f-fc1e-4333-8588-c5aaa9aa7c9b.json")
+    d = bundle_to_record(json.loads((REAL / "Lyle_Baumbach_40a23e3f-fc1e-4333-8588-c5aaa9aa7c9b.json")
                                     .read_text(encoding="utf-8")), "lyle.json")
     assert isinstance(d, dict) and d.get("deceased")
     s = screened(d)
@@ -269,17 +270,17 @@ def test_a_real_synthea_bundle_of_a_deceased_patient():
 # --- 6. Bulk exports: manifest, log, error files ----------------------------------------------
 
 def test_log_ndjson_is_a_diagnostic_not_a_rejected_record():
-    out = list(bulk.iter_bulk_patients(DATA / "smart-bulk"))
+    out = list(bulk.iter_bulk_patients(REAL / "smart-bulk"))
     assert not [x for x in out if isinstance(x, RecordError)]
     assert len(out) == 3
-    lines = bulk.export_diagnostics(DATA / "smart-bulk")
+    lines = bulk.export_diagnostics(REAL / "smart-bulk")
     assert len(lines) == 4 and all(x.startswith("log.ndjson: ") for x in lines)
     assert lines[0].startswith("log.ndjson: kickoff at 2024-08-06T14:11:57")
 
 
 def _export(folder: Path, manifest: bool) -> None:
     folder.mkdir()
-    src = DATA / "smart-bulk"
+    src = REAL / "smart-bulk"
     for name in ("Patient.000.ndjson", "Condition.000.ndjson", "log.ndjson"):
         (folder / name).write_bytes((src / name).read_bytes())
     (folder / "notes.ndjson").write_text('{"note": "written by hand"}\n')
@@ -326,7 +327,7 @@ def test_cohort_on_an_export_with_a_log_exits_0(tmp_path):
 
     from pyasp_screen.cli import main
 
-    r = CliRunner().invoke(main, ["cohort", str(DATA / "smart-bulk"), "--format", "json", "-j", "1"])
+    r = CliRunner().invoke(main, ["cohort", str(REAL / "smart-bulk"), "--format", "json", "-j", "1"])
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
     assert doc["rejected"] == 0 and doc["screened"] == 3
@@ -335,7 +336,7 @@ def test_cohort_on_an_export_with_a_log_exits_0(tmp_path):
 
 # --- 8. typed decoding reads what full validation reads --------------------------------------
 
-FIXTURES = sorted(EHR.glob("*.json")) + sorted(DATA.glob("*.json")) + sorted((DATA / "real").glob("*.json"))
+FIXTURES = sorted(EHR.glob("*.json")) + sorted(DATA.glob("*.json")) + sorted(REAL.glob("*.json"))
 
 
 @pytest.mark.parametrize("path", FIXTURES, ids=lambda p: p.name[:30])
@@ -351,7 +352,7 @@ def test_typed_decoding_reads_the_same_record_as_full_validation(path):
 
 
 def test_bulk_typed_and_validated_routes_agree():
-    for p in bulk.iter_bulk_patients(DATA / "smart-bulk"):
+    for p in bulk.iter_bulk_patients(REAL / "smart-bulk"):
         a, b = bulk.to_record(p, SCREENING), bulk.to_record(p, SCREENING, validate=True)
         assert isinstance(a, Loaded) and isinstance(b, Loaded)
         assert a.record.medications == b.record.medications and a.record.diagnoses == b.record.diagnoses
