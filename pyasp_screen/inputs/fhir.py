@@ -219,17 +219,18 @@ def is_resource_type(name: str) -> bool:
 @dataclass(frozen=True)
 class Item:
     """One decoded resource: where it is (``entry[3].resource`` or ``Observation/abc``), its
-    Bundle fullUrl, the typed resource."""
+    Bundle fullUrl, the typed resource, and its name for people (``Observation/abc``, or its
+    location when it has no id)."""
 
     loc: str
     full_url: str | None
     resource: ft.Resource
+    name: str = ""
 
-    @property
-    def name(self) -> str:
-        """The resource as a person names it: Observation/abc (or its location)."""
-        r = self.resource
-        return f"{r.resourceType}/{r.id}" if r.id else self.loc
+    def __post_init__(self) -> None:
+        if not self.name:
+            r = self.resource
+            object.__setattr__(self, "name", f"{type(r).__name__}/{r.id}" if r.id else self.loc)
 
 
 class _Fail(Exception):
@@ -461,7 +462,7 @@ def lines_to_record(lines: tuple[bytes, ...], file: str, patient: str,
             return RecordError(file, patient, name + (f".{field}" if field else ""), reason)
         rt = type(res).__name__
         name = f"{rt}/{res.id}" if res.id else f"{rt}[line {i + 1}]"
-        items.append(Item(name, f"{rt}/{res.id}" if res.id else None, res))
+        items.append(Item(name, f"{rt}/{res.id}" if res.id else None, res, name))
     return map_resources(items, other, file, screening_date, vocabulary=vocabulary,
                          source=f"FHIR Bulk Data export {file}",
                          described=f"FHIR Bulk Data export: {len(lines)} resources of the patient")
@@ -594,7 +595,7 @@ class _Mapper:
         for it in items:
             self.by[it.resource.resourceType].append(it)
 
-    def skip(self, it: Item, what: str, reason: str) -> None:
+    def skip(self, it: Item, what, reason: str) -> None:
         self.skipped.append(f"{it.name} {what}: {reason}")
 
     def day(self, it: Item, field: str, text: str | None) -> dt.date | None:
@@ -689,7 +690,7 @@ class _Mapper:
             name, coding = mapped[0]
             names = [name] if len(mapped) == 1 else sorted({n for n, _ in mapped})
             seen.update(names)
-            what = f"Observation {name} (LOINC {coding.code})"
+            what = _What(name, coding.code)
             if len(names) > 1:
                 self.skip(it, what, f"codes map to several observations ({', '.join(names)})")
                 continue
@@ -713,18 +714,19 @@ class _Mapper:
         rank = {name: i for i, name in enumerate(self.v.observations)}
         out.sort(key=lambda o: (rank[o[0]["code"]], o[0]["date"]))
         out, day_notes = _same_day(out)
-        per_code: dict[str, Counter] = {}
+        per_code: dict[str, dict[str, int]] = {}
         latest: dict[str, str] = {}
         for item, loinc in out:
             code = item["code"]
-            if code not in per_code:
-                per_code[code] = Counter()
-            per_code[code][loinc] += 1
+            counts = per_code.get(code)
+            if counts is None:
+                counts = per_code[code] = {}
+            counts[loinc] = counts.get(loinc, 0) + 1
             if item["date"] > latest.get(code, ""):
                 latest[code] = item["date"]
         for name, counts in per_code.items():
             n = sum(counts.values())
-            codes = ", ".join(f"{c} ({k})" for c, k in counts.most_common())
+            codes = ", ".join(f"{c} ({k})" for c, k in sorted(counts.items(), key=lambda kv: -kv[1]))
             self.notes.append(f"{name}: {n} result{'s' * (n != 1)} from LOINC {codes};"
                               f" latest {latest[name]}")
         self.notes += day_notes
@@ -1172,6 +1174,21 @@ class _Mapper:
                 raise _Fail(it, getattr(e, "field", None), str(e)) from None
         self.notes += answers.notes
         return answers
+
+
+class _What:
+    """"Observation anc (LOINC 751-8)", written only when a note needs it."""
+
+    __slots__ = ("name", "code")
+
+    def __init__(self, name: str, code: str | None):
+        self.name, self.code = name, code
+
+    def __str__(self) -> str:
+        return f"Observation {self.name} (LOINC {self.code})"
+
+    def __add__(self, more: str) -> str:
+        return str(self) + more
 
 
 def _resolve_conflicts(out: list[dict], notes: list[str]) -> list[dict]:

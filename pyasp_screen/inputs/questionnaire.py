@@ -88,12 +88,16 @@ def _date(answer: ft.Answer) -> dt.date | None:
 
 
 def _flat(items: list[ft.ResponseItem]) -> list[ft.ResponseItem]:
+    """Every item of a response, nested ones included (groups, and items under answers)."""
     out = []
-    for it in items:
+    stack = list(reversed(items))
+    while stack:
+        it = stack.pop()
         out.append(it)
-        out += _flat(it.item)
+        nested = list(it.item)
         for a in it.answer:
-            out += _flat(a.item)
+            nested += a.item
+        stack += reversed(nested)
     return out
 
 
