@@ -146,7 +146,7 @@ def _export_diagnostics(records) -> None:
 
 
 VALIDATE_FHIR_HELP = ("Also validate every FHIR resource against the R4 definitions with fhir.resources "
-                      "(about ten times slower; elements R4 does not define are then errors). By default "
+                      "(several times slower: bench/bench_bulk.py; elements R4 does not define are then errors). By default "
                       "the elements read are decoded and type-checked, the others skipped.")
 
 
