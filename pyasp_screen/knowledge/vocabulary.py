@@ -144,6 +144,8 @@ class Vocabulary:
     scheme_labels: dict[str, str]                 # item category -> label ("SLEDAI-2K")
     scheme_groups: dict[str, str]                 # item category -> its items ("SLEDAI-2K descriptors")
     acronyms: tuple[str, ...]                     # words item labels write in capitals
+    # SNOMED CT procedures that are a blood transfusion (read from an OMOP CDM's procedures)
+    transfusion_snomed: tuple[str, ...] = ()
     files: tuple[str, ...] = ()
     # indexes, filled by __post_init__
     loinc_to_observation: dict[str, str] = field(default_factory=dict)
@@ -256,7 +258,7 @@ SECTION_KEYS = {
     "derived": {"label", "unit", "from"},
 }
 CODE_KEYS = {"loinc", "snomed", "icd10", "rxnorm", "names", "analyte_units"}
-LIBRARY_ONLY = {"qualitative_values", "glucocorticoids", "growth_factors", "categories", "organs",
+LIBRARY_ONLY = {"qualitative_values", "glucocorticoids", "growth_factors", "transfusions", "categories", "organs",
                 "classification_schemes", "schemes", "acronyms", "derived"}
 TOP_KEYS = set(SECTION_KEYS) | LIBRARY_ONLY
 
@@ -527,6 +529,8 @@ def _build(declarations: list[_Declaration]) -> Vocabulary:
         organs=_strings(lib_d, ("organs",), lists.get("organs"), NAME, "a name"),
         classification_schemes=schemes, classification_labels=class_labels, scheme_labels=scheme_labels, scheme_groups=scheme_groups,
         acronyms=_strings(lib_d, ("acronyms",), lists.get("acronyms")),
+        transfusion_snomed=_strings(lib_d, ("transfusions", "snomed"),
+                                    (lists.get("transfusions") or {}).get("snomed"), SCTID, "a SNOMED CT id"),
         files=tuple(str(d.path) for d in declarations))
 
 
