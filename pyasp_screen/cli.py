@@ -81,6 +81,8 @@ def _check_output(output: Path | None, records: tuple[Path, ...], option: str = 
         return
     out = output.resolve()
     for r in records:
+        if not isinstance(r, Path):  # an OMOP database
+            continue
         r = r.resolve()
         if out == r or (r.is_dir() and r in out.parents and out.suffix.lower() in (".yaml", ".yml", ".json")):
             raise click.UsageError(f"{option} {output}: would overwrite the input {r}")
@@ -136,7 +138,8 @@ def _export_diagnostics(records) -> None:
     from pyasp_screen.inputs.bulk import export_diagnostics, is_bulk_export
 
     for p in records:
-        p = Path(p)
+        if not isinstance(p, Path):  # an OMOP database: its own warnings are printed when opened
+            continue
         if p.is_dir() and is_bulk_export(p):
             lines = export_diagnostics(p)
             if lines:
@@ -154,6 +157,110 @@ def validate_fhir_option(f):
     return click.option("--validate-fhir", is_flag=True, help=VALIDATE_FHIR_HELP)(f)
 
 
+class _Input(click.ParamType):
+    """A record file or folder (a Path), or an OMOP database URL (kept as text)."""
+
+    name = "input"
+
+    def convert(self, value, param, ctx):
+        from pyasp_screen.inputs.omop import is_database_url
+
+        return str(value) if is_database_url(str(value)) else Path(value)
+
+
+INPUT = _Input()
+OMOP_HELP = ("RECORDS may also be OMOP CDM databases: duckdb:///relative/cdm.duckdb, duckdb:////absolute/cdm.duckdb "
+             "or postgresql://user@host:port/db (docs/omop.md).")
+
+
+def omop_options(f):
+    """--cdm-schema, --vocab-schema, --person-id, --omop-complete-days, --omop-drug-gap-days."""
+    options = [
+        click.option("--cdm-schema", metavar="SCHEMA",
+                     help="OMOP: the schema of the CDM tables (default: the database's current schema)."),
+        click.option("--vocab-schema", metavar="SCHEMA",
+                     help="OMOP: the schema of concept, concept_ancestor, drug_strength (default: --cdm-schema)."),
+        click.option("--person-id", "person_ids", multiple=True, type=int, metavar="ID",
+                     help="OMOP: read only this person_id (repeatable)."),
+        click.option("--omop-complete-days", default="365", show_default=True, metavar="DAYS|never",
+                     help="OMOP: declare diagnoses, medications, transfusions and growth factors complete when "
+                          "the screening date lies in an observation period that began at least DAYS before it; "
+                          "'never' leaves every list open."),
+        click.option("--omop-drug-gap-days", type=click.IntRange(0, 3650), default=30, show_default=True,
+                     help="OMOP: drug exposures at most this many days apart are one treatment course "
+                          "(the OHDSI drug-era persistence window)."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _inputs(records, cdm_schema=None, vocab_schema=None, person_ids=(), omop_complete_days="365",
+            omop_drug_gap_days=30, one_person=False, vocabulary=None, **_):
+    """The inputs with every OMOP URL opened as an OmopSource (its warnings printed); a
+    database that cannot be read is a one-line error (exit 2)."""
+    from pyasp_screen.inputs.omop import OmopError, OmopSettings
+
+    urls = [r for r in records if not isinstance(r, Path)]
+    if not urls:
+        if person_ids or cdm_schema or vocab_schema:
+            raise click.UsageError("--person-id, --cdm-schema and --vocab-schema apply to OMOP databases only")
+        return tuple(records)
+    text = str(omop_complete_days).strip().lower()
+    if text in ("never", "none"):
+        complete = None
+    else:
+        try:
+            complete = int(text)
+            if complete < 0:
+                raise ValueError
+        except ValueError:
+            raise click.BadParameter(f"{omop_complete_days!r} is not a number of days or 'never'",
+                                     param_hint="--omop-complete-days") from None
+    settings = OmopSettings(complete_days=complete, drug_gap_days=omop_drug_gap_days)
+    out = []
+    for r in records:
+        if isinstance(r, Path):
+            out.append(r)
+            continue
+        try:
+            from pyasp_screen.inputs.omop.source import OmopSource
+
+            source = OmopSource(r, cdm_schema, vocab_schema, tuple(person_ids), settings).open(vocabulary)
+            if one_person and len(source.person_ids) != 1:
+                n = source.count() if not source.person_ids else len(source.person_ids)
+                if n != 1:
+                    raise click.UsageError(f"{source}: one person is explained at a time: give --person-id ID"
+                                           + (f" (the database holds {n:,})" if not source.person_ids else ""))
+        except OmopError as e:
+            click.echo(f"Error: {e}", err=True)
+            sys.exit(2)
+        for w in source.warnings:
+            click.echo(f"warning: {source}: {w}", err=True)
+        out.append(source)
+    return tuple(out)
+
+
+def _omop_census(inputs, vocabulary=None) -> None:
+    """For each OMOP database read whole: what is and is not mapped, per table (stderr)."""
+    from pyasp_screen.inputs.omop.source import census_lines
+
+    for source in inputs:
+        if not isinstance(source, Path) and not source.person_ids:
+            for line in census_lines(source.census(vocabulary=vocabulary)):
+                click.echo(f"omop: {line}", err=True)
+
+
+def _omop_after(inputs) -> None:
+    for source in inputs:
+        if not isinstance(source, Path):
+            if source.orphan_rows:
+                what = ", ".join(f"{t} x{n:,}" for t, n in sorted(source.orphan_rows.items()))
+                click.echo(f"warning: {source}: rows of person ids that the person table lacks, not read: {what}",
+                           err=True)
+            source.close()
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="pyasp-screen")
 def main() -> None:
@@ -167,7 +274,7 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("records", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("records", nargs=-1, required=True, type=INPUT)
 @click.option("--kb", metavar="DIR", help=KB_HELP)
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
               show_default=True, help="table for people; json and csv for programs (docs/output.md).")
@@ -185,9 +292,11 @@ def main() -> None:
               help="Patients grounded together in one clingo program.")
 @click.option("--facts", "show_facts", is_flag=True,
               help="Print the ASP facts each record becomes (what the rules read), not the verdicts.")
+@omop_options
 def screen(records, kb, fmt, params, params_file, details, with_explain, screening_date, output, validate_fhir,
-           batch_size, show_facts):
-    """Screen RECORDS (YAML/JSON records, FHIR R4 Bundles, or folders of them).
+           batch_size, show_facts, **omop):
+    """Screen RECORDS (YAML/JSON records, FHIR R4 Bundles, or folders of them; or persons of an
+    OMOP CDM database: duckdb:///cdm.duckdb --person-id 42, postgresql://user@host/db).
 
     With --facts, print instead the ASP facts each record becomes (what the knowledge base
     reads), each with what it says and the record fields it came from.
@@ -200,8 +309,12 @@ def screen(records, kb, fmt, params, params_file, details, with_explain, screeni
       pyasp-screen screen patient.yaml --param crcl_weight=adjusted
       pyasp-screen screen bundle.json --screening-date 2020-06-01 --explain
       pyasp-screen screen patient.yaml --facts
+      pyasp-screen screen duckdb:///cdm.duckdb --person-id 1001 --person-id 1002
     """
+    from pyasp_screen.inputs.omop import OmopError
+
     knowledge = _load_kb(kb, params, params_file)
+    records = _inputs(records, vocabulary=knowledge.vocabulary, **omop)
     _check_output(output, records)
     err = Console(stderr=True, highlight=False)
     when = screening_date.date() if screening_date else None
@@ -225,6 +338,10 @@ def screen(records, kb, fmt, params, params_file, details, with_explain, screeni
     except EngineError as e:
         err.print(f"error: {escape(str(e))}")
         sys.exit(2)
+    except OmopError as e:
+        err.print(f"Error: {escape(str(e))}")
+        sys.exit(2)
+    _omop_after(records)
     rejected = [o for o in outcomes if isinstance(o, RecordError)]
     if fmt != "table" or output is not None or show_facts:
         for o in rejected:
@@ -241,7 +358,7 @@ def _explain_all(outcomes, knowledge) -> dict:
 
 
 @main.command(name="explain")
-@click.argument("record", type=click.Path(path_type=Path))
+@click.argument("record", type=INPUT)
 @click.option("--kb", metavar="DIR", help=KB_HELP)
 @click.option("--max", "max_results", type=click.IntRange(1, 1000), default=10, show_default=True,
               help="At most this many explanations of each kind, smallest first.")
@@ -261,8 +378,9 @@ def _explain_all(outcomes, knowledge) -> dict:
               help="Also write a FHIR R4 Questionnaire holding only the missing data that could change "
                    "this patient's verdict, for a coordinator to fill in (its QuestionnaireResponse is "
                    "read with the patient's FHIR resources).")
+@omop_options
 def explain_cmd(record, kb, max_results, fmt, params, params_file, screening_date, details, population, output,
-                validate_fhir, questionnaire):
+                validate_fhir, questionnaire, **omop):
     """Explain one patient's verdict: the answer first, in the protocol's words.
 
     \b
@@ -283,17 +401,25 @@ def explain_cmd(record, kb, max_results, fmt, params, params_file, screening_dat
       pyasp-screen explain patient.yaml --population ssc
       pyasp-screen explain patient.yaml --format json --max 3
       pyasp-screen explain bundle.json --questionnaire to-ask.json
+      pyasp-screen explain duckdb:///cdm.duckdb --person-id 1001
     """
     from pyasp_screen.explain.explainer import explain
     from pyasp_screen.explain.summary import summarise
+    from pyasp_screen.inputs.omop import OmopError
 
     knowledge = _load_kb(kb, params, params_file)
     population = population.lower() if population else None
     if population is not None and population not in knowledge.populations:
         raise click.UsageError(f"--population {population}: one of {', '.join(knowledge.populations)}")
-    _check_output(output, (record,))
+    inputs = _inputs((record,), one_person=True, vocabulary=knowledge.vocabulary, **omop)
+    _check_output(output, inputs)
     when = screening_date.date() if screening_date else None
-    outcomes = list(screen_records(_items((record,), when, knowledge, validate_fhir), knowledge))
+    try:
+        outcomes = list(screen_records(_items(inputs, when, knowledge, validate_fhir), knowledge))
+    except OmopError as e:
+        click.echo(f"Error: {e}", err=True)
+        sys.exit(2)
+    _omop_after(inputs)
     rejected = [o for o in outcomes if isinstance(o, RecordError)]
     for o in rejected:
         click.echo(f"rejected: {o}", err=True)
@@ -628,6 +754,89 @@ def new_cmd(path):
     click.echo(f"next: pyasp-screen check {path} && pyasp-screen test {path}")
 
 
+@main.command(name="omop")
+@click.argument("database")
+@click.option("--cdm-schema", metavar="SCHEMA", help="The schema of the CDM tables (default: the current schema).")
+@click.option("--vocab-schema", metavar="SCHEMA", help="The schema of the vocabulary tables (default: --cdm-schema).")
+@click.option("--person-id", "person_ids", multiple=True, type=int, metavar="ID",
+              help="Count only this person's rows (repeatable).")
+@click.option("--unmapped", default="20", show_default=True, metavar="N|all",
+              help="List this many of the concepts read by no criterion, largest first.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def omop_cmd(database, cdm_schema, vocab_schema, person_ids, unmapped, fmt):
+    """What an OMOP CDM database holds for the knowledge bases: every concept in its domain
+    tables (measurement, observation, condition_occurrence, drug_exposure,
+    procedure_occurrence) with its rows and persons, and the finding it maps to, or none.
+
+    DATABASE is duckdb:///relative.duckdb, duckdb:////absolute.duckdb or
+    postgresql://user@host:port/db. The mapping is described in docs/omop.md.
+
+    \b
+    Examples:
+      pyasp-screen omop duckdb:///cdm.duckdb
+      pyasp-screen omop postgresql://me@dbhost/ohdsi --cdm-schema cdm --unmapped all --format json
+    """
+    import json
+
+    from rich.table import Table
+
+    from pyasp_screen.inputs.omop import OmopError, is_database_url
+
+    if not is_database_url(database):
+        raise click.UsageError(f"{database}: not an OMOP database URL (duckdb:///... or postgresql://...)")
+    limit = None if unmapped.strip().lower() == "all" else None
+    if unmapped.strip().lower() != "all":
+        try:
+            limit = max(0, int(unmapped))
+        except ValueError:
+            raise click.BadParameter(f"{unmapped!r} is not a number or 'all'", param_hint="--unmapped") from None
+    (source,) = _inputs((database,), cdm_schema, vocab_schema, person_ids)
+    try:
+        rows = source.census()
+        info, persons = source.cdm_source(), source.count()
+    except OmopError as e:
+        click.echo(f"Error: {e}", err=True)
+        sys.exit(2)
+    finally:
+        source.close()
+    mapped = [r for r in rows if r.targets]
+    rest = sorted((r for r in rows if not r.targets), key=lambda r: -r.rows)
+    shown = rest if limit is None else rest[:limit]
+
+    def as_dict(r):
+        return {"table": r.table, "concept_id": r.concept_id, "vocabulary_id": r.vocabulary_id,
+                "concept_code": r.concept_code, "concept_name": r.concept_name, "rows": r.rows, "persons": r.persons,
+                "maps_to": [{"kind": t.kind, "name": t.name, "how": t.how} for t in r.targets]}
+
+    if fmt == "json":
+        json.dump({"database": source.display, "cdm_source": info, "persons": persons, "warnings": source.warnings,
+                   "mapped": [as_dict(r) for r in mapped], "unmapped": [as_dict(r) for r in shown],
+                   "unmapped_concepts": len(rest), "unmapped_rows": sum(r.rows for r in rest)},
+                  sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+        return
+    console = Console(width=None if sys.stdout.isatty() else _columns())
+    console.print(f"{escape(source.display)}: {persons:,} persons"
+                  + (f"; {escape(str(info.get('cdm_source_name')))}, released {info.get('source_release_date')}, "
+                     f"CDM {info.get('cdm_version')}" if info else ""))
+    table = Table(title="Concepts mapped to findings", title_justify="left")
+    for col in ("table", "concept", "name", "rows", "persons", "maps to"):
+        table.add_column(col, overflow="fold")
+    for r in mapped:
+        table.add_row(r.table, f"{r.concept_id} {r.vocabulary_id or ''} {r.concept_code or ''}".strip(),
+                      escape(r.concept_name or ""), f"{r.rows:,}", f"{r.persons:,}",
+                      escape("; ".join(f"{t.kind} {t.name} ({t.how})" for t in r.targets)))
+    console.print(table)
+    table = Table(title=f"Concepts read by no criterion: {len(rest):,} concepts, {sum(r.rows for r in rest):,} rows"
+                        + (f" (the {len(shown)} largest)" if len(shown) < len(rest) else ""), title_justify="left")
+    for col in ("table", "concept", "name", "rows", "persons"):
+        table.add_column(col, overflow="fold")
+    for r in shown:
+        table.add_row(r.table, f"{r.concept_id} {r.vocabulary_id or ''} {r.concept_code or ''}".strip(),
+                      escape(r.concept_name or "(not in the concept table)"), f"{r.rows:,}", f"{r.persons:,}")
+    console.print(table)
+
+
 def scale_options(f):
     """--results, --resume, --jobs, --scheduler, --batch-size: cohort-scale runs (docs/scale.md)."""
     from pyasp_screen.scale.distribute import default_jobs
@@ -664,6 +873,7 @@ def _run_at_scale(command, records, kbs, tally, *, results, resume, overwrite, j
     Ctrl-C; the results file then holds every batch finished, ready for --resume."""
     import time
 
+    from pyasp_screen.inputs.omop import OmopError
     from pyasp_screen.inputs.sources import count_hint, iter_items
     from pyasp_screen.outputs.stream import Layout, ResultsError, ResultsFile, format_of
     from pyasp_screen.scale.distribute import (
@@ -730,7 +940,7 @@ def _run_at_scale(command, records, kbs, tally, *, results, resume, overwrite, j
                 tally.merge(batch.tally)
                 progress.advance(task, batch.count)
                 _log_progress(progress, t0)
-    except (ResultsError, RunError) as e:
+    except (ResultsError, RunError, OmopError) as e:
         click.echo(f"Error: {e}", err=True)
         sys.exit(2)
     except EngineError as e:
@@ -795,7 +1005,7 @@ def _progress(total_hint: int | None):
 
 
 @main.command()
-@click.argument("records", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("records", nargs=-1, required=True, type=INPUT)
 @click.option("--kb", metavar="DIR", help=KB_HELP)
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help=PARAM_HELP)
 @params_file_option
@@ -807,8 +1017,9 @@ def _progress(total_hint: int | None):
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
               help="Write the summary here instead of standard output.")
 @scale_options
+@omop_options
 def cohort(records, kb, params, params_file, fmt, screening_date, plot, output,
-           results, resume, overwrite, jobs, scheduler, batch_size, validate_fhir):
+           results, resume, overwrite, jobs, scheduler, batch_size, validate_fhir, **omop):
     """Summarise a cohort: verdict counts, criterion counts, attrition.
 
     Counts per verdict (overall and per population); per criterion the met / not met /
@@ -831,12 +1042,18 @@ def cohort(records, kb, params, params_file, fmt, screening_date, plot, output,
       pyasp-screen cohort patients.jsonl --results verdicts.jsonl
       pyasp-screen cohort bulk-export/ --results verdicts.csv --resume
       pyasp-screen cohort patients.jsonl --scheduler tcp://10.0.0.5:8786 --results out.parquet
+      pyasp-screen cohort duckdb:///cdm.duckdb --screening-date 2019-06-01 --results verdicts.jsonl
+      pyasp-screen cohort postgresql://me@dbhost/ohdsi --cdm-schema cdm --vocab-schema vocab --jobs 2
+
+    An OMOP CDM database (docs/omop.md) is read person by person, ordered by person_id;
+    what maps to no finding is counted per concept on standard error first.
     """
     import json
 
     from pyasp_screen.cohorts.cohort import CohortSummary
 
     knowledge = _load_kb(kb, params, params_file)
+    records = _inputs(records, vocabulary=knowledge.vocabulary, **omop)
     _check_output(output, records)
     if plot is not None and plot.suffix.lower() not in (".svg", ".png", ".pdf"):
         raise click.UsageError(f"--plot {plot}: use .svg, .png or .pdf")
@@ -852,9 +1069,11 @@ def cohort(records, kb, params, params_file, fmt, screening_date, plot, output,
             sys.exit(2)
     when = screening_date.date() if screening_date else None
     summary = CohortSummary(knowledge)
+    _omop_census(records, knowledge.vocabulary)
     _run_at_scale("cohort", records, (knowledge,), summary, results=results, resume=resume, overwrite=overwrite,
                   jobs=jobs, scheduler=scheduler, batch_size=batch_size, screening_date=when,
                   validate_fhir=validate_fhir)
+    _omop_after(records)
     with _open_output(output) as out:
         if fmt == "json":
             json.dump({"pyasp_screen_output": render.OUTPUT_VERSION, "knowledge_base": render.kb_header(knowledge),
@@ -878,7 +1097,7 @@ def cohort(records, kb, params, params_file, fmt, screening_date, plot, output,
 
 
 @main.command()
-@click.argument("records", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("records", nargs=-1, required=True, type=INPUT)
 @click.option("--kb", metavar="DIR", help="Knowledge base before (default ct1190b).")
 @click.option("--against", metavar="DIR", help="Knowledge base after (default: the same as --kb).")
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Parameters before.")
@@ -892,8 +1111,9 @@ def cohort(records, kb, params, params_file, fmt, screening_date, plot, output,
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
               help="Write the result here instead of standard output.")
 @scale_options
+@omop_options
 def diff(records, kb, against, params, params_file, against_params, against_params_file, fmt, screening_date,
-         output, results, resume, overwrite, jobs, scheduler, batch_size, validate_fhir):
+         output, results, resume, overwrite, jobs, scheduler, batch_size, validate_fhir, **omop):
     """Compare two protocol versions (or parameter sets) on the same patients.
 
     Lists the patients whose verdict changes, with the criteria whose status changed for
@@ -913,12 +1133,15 @@ def diff(records, kb, against, params, params_file, against_params, against_para
 
     kb_a = _load_kb(kb, params, params_file)
     kb_b = _load_kb(against or kb, against_params, against_params_file)
+    records = _inputs(records, vocabulary=kb_a.vocabulary, **omop)
     _check_output(output, records)
     tally = DiffTally(kb_a, kb_b)
+    _omop_census(records, kb_a.vocabulary)
     _run_at_scale("diff", records, (kb_a, kb_b), tally, results=results, resume=resume, overwrite=overwrite,
                   jobs=jobs, scheduler=scheduler, batch_size=batch_size,
                   screening_date=screening_date.date() if screening_date else None,
                   validate_fhir=validate_fhir)
+    _omop_after(records)
     doc = render.diff_dict(tally.changes, tally.directions, tally.compared, kb_a, kb_b)
     doc["rejected"] = tally.rejected_count
     doc["errors"] = [render.error_dict(e) for e in tally.rejected]

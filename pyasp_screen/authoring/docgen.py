@@ -104,6 +104,10 @@ def vocabulary_markdown(vocab: Vocabulary | None = None, source: str = "kb/lib/v
     for d in vocab.drugs.values():
         star = " *" if d.name in vocab.glucocorticoids else ""
         out.append(f"| `{d.name}`{star} | {', '.join(d.rxnorm) or '-'} | {', '.join(d.names)} |")
+    out += ["", "## Events", "", "Growth factors (`growth_factors[].drug`): "
+            + ", ".join(f"`{g}`" for g in sorted(vocab.growth_factors)) + ". Transfusions: the SNOMED CT "
+            "procedures " + (", ".join(f"{c} ({p})" for c, p in vocab.transfusion_procedures.items()) or "-") + " (and, in an OMOP CDM, their "
+            "descendants; docs/omop.md)."]
     out += ["", "## Assessments", "", "| name | values | meaning |", "|---|---|---|"]
     for a in vocab.assessments.values():
         out.append(f"| `{a.name}` | {' / '.join(a.values)} | {a.label}{' (every dated entry read)' if a.event else ''} |")

@@ -124,10 +124,10 @@ _MASS_MG = {"mg": Fraction(1), "g": Fraction(1000), "ug": Fraction(1, 1000),
             "mcg": Fraction(1, 1000), "µg": Fraction(1, 1000), "μg": Fraction(1, 1000),
             "milligram": Fraction(1), "milligrams": Fraction(1)}
 # Route of administration: SNOMED CT route codes, HL7 v3 RouteOfAdministration codes, words.
-_ROUTE_CODES = {"26643006": "oral", "47625008": "iv", "34206005": "sc", "78421000": "im",
+ROUTE_CODES = {"26643006": "oral", "47625008": "iv", "34206005": "sc", "78421000": "im",
                 "6064005": "topical", "PO": "oral", "IVINJ": "iv", "IVINFUS": "iv",
                 "SQ": "sc", "SC": "sc", "IM": "im", "TOPICAL": "topical"}
-_ROUTE_WORDS = (("intravenous", "iv"), ("subcutaneous", "sc"), ("intramuscular", "im"),
+ROUTE_WORDS = (("intravenous", "iv"), ("subcutaneous", "sc"), ("intramuscular", "im"),
                 ("topical", "topical"), ("cutaneous", "topical"), ("oral", "oral"),
                 ("by mouth", "oral"), ("injection", "other"))
 
@@ -1321,10 +1321,10 @@ def _route(dosages: list, display: str | None, administration: Any = None) -> tu
         routes.append(administration.route)
     for route in routes:
         for c in route.coding:
-            if c.code and str(c.code).upper() in _ROUTE_CODES:
-                return _ROUTE_CODES[str(c.code).upper()], ""
+            if c.code and str(c.code).upper() in ROUTE_CODES:
+                return ROUTE_CODES[str(c.code).upper()], ""
         text = " ".join(filter(None, [route.text] + [c.display for c in route.coding]))
-        for word, value in _ROUTE_WORDS:
+        for word, value in ROUTE_WORDS:
             if word in text.lower():
                 return value, ""
     words = set((display or "").lower().replace("/", " ").split())

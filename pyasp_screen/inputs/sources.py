@@ -104,8 +104,13 @@ def iter_items(paths: list[Path], screening_date: dt.date | None = None,
                validate_fhir: bool = False) -> Iterator[Loaded | RecordError | RawLine | object]:
     """Every work item of every input, in a stable order: Loaded / RecordError for record
     files, RawLine for JSON Lines, :class:`pyasp_screen.inputs.bulk.PatientResources` for a Bulk
-    export folder. ``workdir`` holds a Bulk export's temporary partitions."""
+    export folder, :class:`pyasp_screen.inputs.omop.OmopPerson` for an OMOP database
+    (:class:`pyasp_screen.inputs.omop.source.OmopSource`). ``workdir`` holds a Bulk export's
+    temporary partitions."""
     for p in paths:
+        if not isinstance(p, Path):  # an OMOP database: its persons, ordered by person_id
+            yield from p.persons(vocabulary)
+            continue
         if p.is_dir() and _is_bulk_export(p):
             from pyasp_screen.inputs.bulk import iter_bulk_patients
 
@@ -128,6 +133,9 @@ def count_hint(paths: list[Path]) -> int | None:
     their line count), for a progress bar; None when it is not."""
     total = 0
     for p in paths:
+        if not isinstance(p, Path):  # an OMOP database: its person rows
+            total += p.count()
+            continue
         if not (p.is_file() and p.suffix.lower() in JSONL_SUFFIXES):
             return None
         try:
@@ -186,6 +194,12 @@ def materialize(item: object, screening_date: dt.date | None = None,
             result = fhir.bundle_to_record(data, item.file, screening_date, vocabulary, validate=validate_fhir)
             return result if isinstance(result, RecordError) else parse_record(result, item.file)
         return parse_record(data, item.file)
+    from pyasp_screen.inputs.omop import OmopPerson
+
+    if isinstance(item, OmopPerson):
+        from pyasp_screen.inputs.omop.mapping import to_record as omop_record
+
+        return omop_record(item, screening_date, vocabulary)
     from pyasp_screen.inputs.bulk import to_record
 
     return to_record(item, screening_date, vocabulary, validate=validate_fhir)

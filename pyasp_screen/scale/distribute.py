@@ -430,6 +430,8 @@ def run_identity(command: str, kbs: tuple[KnowledgeBase, ...], inputs: list[Path
                 "programs": hashlib.sha256(kb.program_text().encode()).hexdigest()[:16]}
 
     def input_id(p: Path) -> dict:
+        if not isinstance(p, Path):  # an OMOP database: its own identity (tables' row counts)
+            return p.identity()
         out: dict = {"path": str(p.resolve())}
         try:
             if p.is_dir():
