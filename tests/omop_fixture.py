@@ -53,7 +53,7 @@ CONCEPTS = [
     (91000010, "Oxygen saturation in Arterial blood by Pulse oximetry", "Measurement", "LOINC", "Clinical Observation",
      "S", "59408-5"),
     (91000011, "Left ventricular Ejection fraction", "Measurement", "LOINC", "Clinical Observation", "S", "10230-1"),
-    (91000012, "FVC/FVC predicted", "Measurement", "LOINC", "Clinical Observation", "S", "19876-2"),
+    (91000012, "FVC measured/predicted pre bronchodilation", "Measurement", "LOINC", "Clinical Observation", "S", "19871-3"),
     # UCUM units
     (8840, "milligram per deciliter", "Unit", "UCUM", "Unit", "S", "mg/dL"),
     (91100001, "micromole per liter", "Unit", "UCUM", "Unit", "S", "umol/L"),
@@ -215,7 +215,7 @@ MEASUREMENTS = [
     _meas(2001, "6301-6", D(2026, 2, 23), 1.0),
     _meas(2001, "5902-2", D(2026, 2, 23), 12.0, "s"),
     _meas(2001, "10230-1", D(2026, 2, 10), 58, "%"),
-    _meas(2001, "19876-2", D(2026, 2, 10), 62, "%"),
+    _meas(2001, "19871-3", D(2026, 2, 10), 62, "%"),
     _meas(2001, "observation:dlco_hb_corrected_pct_predicted", D(2026, 2, 10), 45, "%"),
     _meas(2001, "observation:igra", D(2026, 2, 23), value_concept=NEG),
     # 2002: SSc, every SSc criterion not met, every exclusion met
@@ -229,7 +229,7 @@ MEASUREMENTS = [
     _meas(2002, "6301-6", D(2026, 2, 24), 2.5),
     _meas(2002, "5902-2", D(2026, 2, 24), 25, "s"),
     _meas(2002, "10230-1", D(2026, 2, 12), 30, "%"),
-    _meas(2002, "19876-2", D(2026, 2, 12), 25, "%"),
+    _meas(2002, "19871-3", D(2026, 2, 12), 25, "%"),
     _meas(2002, "observation:igra", D(2026, 2, 24), value_concept=POS),
     # 2003: SSc, every SSc criterion unknown
     _meas(2003, "718-7", D(2026, 2, 20), 120, "g/L"),

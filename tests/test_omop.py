@@ -393,3 +393,17 @@ def test_dask_gives_the_rows_of_jobs(fixture_db, tmp_path):
     assert run(*args, "--results", a, "-j", "1").exit_code == 1
     assert run(*args, "--results", b, "--scheduler", "local", "-j", "2").exit_code == 1
     assert a.read_text() == b.read_text() and len(a.read_text().splitlines()) == 8
+
+
+def test_a_result_whose_unit_cannot_be_read_is_set_aside_and_the_person_still_screened(fixture_db, kb, tmp_path):
+    """As for FHIR (issue 11.3): the one unreadable result is named with its row, never the person."""
+    path = tmp_path / "odd-unit.duckdb"
+    shutil.copy(fixture_db, path)
+    with duckdb.connect(str(path)) as c:
+        c.execute("INSERT INTO measurement (measurement_id, person_id, measurement_concept_id, measurement_date, "
+                  "value_as_number, unit_concept_id, unit_source_value) VALUES (990001, 1001, 3000963, "
+                  "DATE '2026-02-25', 11.0, 0, 'furlongs')")
+    got = screened(OmopSource(duck(path)).open(), kb)["1001"]
+    assert isinstance(got, Screened), got
+    assert any("measurement 990001" in n and "furlongs" in n for n in got.findings.notes), got.findings.notes
+    assert statuses(got) == statuses(native(kb)["1001"])  # the Hb of the day before is read instead

@@ -331,6 +331,10 @@ class _Builder:
                             f"{m.unit_concept or 0} is not a UCUM concept)"] += 1
                 if unit is not None:
                     item["unit"] = unit
+                # Named by its row: a result whose unit cannot be read (or whose value is
+                # impossible) is then set aside with a note, and the person is still screened,
+                # as for FHIR (docs/omop.md).
+                item["source"] = f"{m.table} {m.row_id}"
                 ref = self.reference_range(m, unit)
                 if ref:
                     item["reference_range"] = ref
