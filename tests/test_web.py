@@ -391,7 +391,7 @@ def test_upload_page_errors(client):
 # The command
 # ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("blocked", ["starlette", "jinja2", "uvicorn", "multipart"])
+@pytest.mark.parametrize("blocked", ["starlette", "jinja2", "uvicorn", "python_multipart"])
 def test_serve_without_the_web_extra_names_it(monkeypatch, blocked):
     import sys
 

@@ -9,4 +9,4 @@ application. It needs the ``web`` extra: ``pip install 'pyasp-screen[web]'``.
 """
 
 #: The modules of the ``web`` extra (pyproject.toml): ``serve`` checks each before it starts.
-REQUIRED = ("starlette", "jinja2", "uvicorn", "multipart")
+REQUIRED = ("starlette", "jinja2", "uvicorn", "python_multipart")
