@@ -325,7 +325,7 @@ def test_a_file_of_several_records_lists_the_others(client, tmp_path):
     recs = [json.loads(json.dumps(_yaml(CASES / n))) for n in (EXCLUDED, ELIGIBLE)]
     r = client.post("/open", files={"file": ("two.json", json.dumps(recs))})
     assert r.status_code == 200
-    assert "This file holds 2 records" in r.text and "SLE-ELIGIBLE" in r.text
+    assert "two.json holds 2 patients" in r.text and "SLE-ELIGIBLE" in r.text
 
 
 def _yaml(path):
@@ -405,3 +405,26 @@ def test_serve_without_the_web_extra_names_it(monkeypatch, blocked):
 def test_serve_with_a_bad_kb_is_a_usage_error():
     result = CliRunner().invoke(main, ["serve", "--kb", "no-such-kb"])
     assert result.exit_code == 2 and "no-such-kb" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_bulk_export_in_the_records_folder_is_one_entry(tmp_path):
+    """A FHIR Bulk export folder is listed once and read whole, as `screen FOLDER` reads it;
+    its patients are each a link."""
+    exp = tmp_path / "records" / "export"
+    exp.mkdir(parents=True)
+    patients = [{"resourceType": "Patient", "id": pid, "gender": "female", "birthDate": "1980-01-01"}
+                for pid in ("P1", "P2")]
+    (exp / "Patient.ndjson").write_text("".join(json.dumps(p) + "\n" for p in patients))
+    shutil.copy(CASES / EXCLUDED, tmp_path / "records" / EXCLUDED)
+    c = TestClient(create_app(records=tmp_path / "records", allowed_hosts=["testserver"]))
+    index = c.get("/").text
+    assert "export/" in index and "Patient.ndjson" not in index and EXCLUDED in index
+    r = c.get("/record?path=export/")  # no clinical date: the CLI's message
+    assert r.status_code == 422
+    assert "P1: field screening_date: no clinical date in the bundle: give the screening date" in r.text
+    r = c.get("/record?path=export/&screening_date=2026-03-01")
+    assert r.status_code == 200 and 'id="patient-id">P1<' in r.text
+    assert "patient=P2&amp;screening_date=2026-03-01" in r.text
+    r = c.get("/record?path=export/&patient=P2&screening_date=2026-03-01")
+    assert r.status_code == 200 and 'id="patient-id">P2<' in r.text
+    assert c.get("/record?path=export/&patient=P9&screening_date=2026-03-01").status_code == 404

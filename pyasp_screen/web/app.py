@@ -165,7 +165,7 @@ def create_app(kb: str | Path | None = None, records: Path | None = None,
                 view = got
         if view is None:
             return index_page(request, [f"rejected: {e}" for e in errors], 422)
-        others = [{"patient": i.record.id, "record": service.native_json(i.record)}
+        others = [{"patient": i.record.id, "record": None if source.get("path") else service.native_json(i.record)}
                   for i in items if isinstance(i, Loaded) and i is not loaded[0]]
         return page(request, "patient.html", {
             "view": view, "r": view.result, "x": view.explanation, "source": source,
@@ -206,10 +206,11 @@ def create_app(kb: str | Path | None = None, records: Path | None = None,
         except InputError as e:
             return index_page(request, str(e), 404 if "no such file" in str(e) else 400)
         rel = path.relative_to(records.resolve()).as_posix()
-        items = await run_in_threadpool(service.read_path, Path(shown) / rel, when)
-        display = str(Path(shown) / rel)
-        return await run_in_threadpool(patient_page, request, items, {"name": display, "path": rel},
-                                       request.query_params.get("patient"))
+        where = Path(shown) / rel if rel != "." else Path(shown)
+        items = await run_in_threadpool(service.read_path, where, when)
+        display = str(where)
+        source = {"name": display, "path": rel, "screening_date": when.isoformat() if when else ""}
+        return await run_in_threadpool(patient_page, request, items, source, request.query_params.get("patient"))
 
     async def view(request: Request):
         async with request.form(max_files=0, max_fields=20, max_part_size=max_upload) as form:

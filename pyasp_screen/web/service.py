@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import os
 import re
 import tempfile
 import threading
@@ -157,25 +158,44 @@ def native_json(record: Record) -> str:
 
 
 def records_in(folder: Path, most: int = 2000) -> list[str]:
-    """The record files under ``folder`` (``serve --records``), relative, sorted."""
+    """What the start page lists of ``folder`` (``serve --records``), relative, sorted: its
+    record files, and each FHIR Bulk export folder in it as one entry ending in ``/`` (its
+    ``.ndjson`` files are read together, as ``pyasp-screen screen FOLDER`` reads them); the
+    folder itself is ``./`` when it is an export."""
+    from pyasp_screen.inputs.bulk import is_bulk_export
+
     root = folder.resolve()
+    if is_bulk_export(root):
+        return ["./"]
     out = []
-    for p in sorted(root.rglob("*")):
-        if (p.is_file() and p.suffix.lower() in SUFFIXES
-                and not p.name.endswith((".expected.yaml", ".expected.yml"))):
-            out.append(p.relative_to(root).as_posix())
-            if len(out) >= most:
-                break
-    return out
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        dirnames.sort()
+        for d in list(dirnames):
+            if is_bulk_export(here / d):
+                out.append((here / d).relative_to(root).as_posix() + "/")
+                dirnames.remove(d)
+        for f in sorted(filenames):
+            if (Path(f).suffix.lower() in SUFFIXES
+                    and not f.endswith((".expected.yaml", ".expected.yml"))):
+                out.append((here / f).relative_to(root).as_posix())
+        if len(out) >= most:
+            break
+    return sorted(out)[:most]
 
 
 def record_path(folder: Path, relative: str) -> Path:
-    """The file ``relative`` names under ``folder``; InputError for one outside it (``..``,
-    an absolute path, a link out of it), missing, or not a record file."""
+    """The file (or FHIR Bulk export folder) ``relative`` names under ``folder``; InputError
+    for one outside it (``..``, an absolute path, a link out of it), missing, or not a
+    record file."""
+    from pyasp_screen.inputs.bulk import is_bulk_export
+
     root = folder.resolve()
     path = (root / relative).resolve()
     if root != path and root not in path.parents:
         raise InputError(f"{relative}: not a file of the records folder")
+    if path.is_dir() and is_bulk_export(path):
+        return path
     if path.suffix.lower() not in SUFFIXES:
         raise InputError(f"{relative}: not a record file ({', '.join(SUFFIXES)})")
     if not path.is_file():
