@@ -66,7 +66,7 @@ def start_server(port: int) -> subprocess.Popen:
 
 
 def in_process(kind: str, data: bytes, name: str, kbs) -> bytes:
-    items = service.read_upload(data, name)
+    items = service.read_upload(data, name, None, kbs.base.vocabulary)
     doc = (service.screen_document(items, kbs.base) if kind == "screen"
            else service.explain_document(items, kbs.base, 10))
     return json_text(doc).encode("utf-8")

@@ -172,7 +172,7 @@ def create_app(kb: str | Path | None = None, records: Path | None = None,
             "others": others, "errors": [f"rejected: {e}" for e in errors],
             "criteria": {c.id: c for c in kb.criteria},
             "parameters": _parameter_fields(kbs, (whatif or {}).get("form_params", {})),
-            "settable": _settable(), "whatif": whatif, "glance": _glance(view.explanation, kb),
+            "settable": _settable(kb), "whatif": whatif, "glance": _glance(view.explanation, kb),
         }, status)
 
     # -- pages --------------------------------------------------------------------------
@@ -189,7 +189,8 @@ def create_app(kb: str | Path | None = None, records: Path | None = None,
             data = await upload.read()
             name = service.display_name(upload.filename)
         try:
-            items = await run_in_threadpool(service.read_upload, data, name, service.parse_date(when))
+            items = await run_in_threadpool(service.read_upload, data, name, service.parse_date(when),
+                                            kbs.base.vocabulary)
         except InputError as e:
             return index_page(request, str(e), 400)
         if not items:
@@ -207,7 +208,7 @@ def create_app(kb: str | Path | None = None, records: Path | None = None,
             return index_page(request, str(e), 404 if "no such file" in str(e) else 400)
         rel = path.relative_to(records.resolve()).as_posix()
         where = Path(shown) / rel if rel != "." else Path(shown)
-        items = await run_in_threadpool(service.read_path, where, when)
+        items = await run_in_threadpool(service.read_path, where, when, kbs.base.vocabulary)
         display = str(where)
         source = {"name": display, "path": rel, "screening_date": when.isoformat() if when else ""}
         return await run_in_threadpool(patient_page, request, items, source, request.query_params.get("patient"))
@@ -248,20 +249,20 @@ def create_app(kb: str | Path | None = None, records: Path | None = None,
     # -- JSON API -----------------------------------------------------------------------
 
     async def api_screen(request: Request):
-        items, _ = await _api_items(request, max_upload)
+        items, _ = await _api_items(request, max_upload, kbs)
         kb = kbs.get(service.parse_params(request.query_params.getlist("param")))
         doc = await run_in_threadpool(service.screen_document, items, kb)
         return _json(doc, 422 if doc["errors"] else 200, request)
 
     async def api_explain(request: Request):
-        items, _ = await _api_items(request, max_upload)
+        items, _ = await _api_items(request, max_upload, kbs)
         kb = kbs.get(service.parse_params(request.query_params.getlist("param")))
         most = _int(request.query_params.get("max", "10"), "--max", 1, 1000)
         doc = await run_in_threadpool(service.explain_document, items, kb, most)
         return _json(doc, 422 if doc["errors"] else 200, request)
 
     async def api_whatif(request: Request):
-        items, name = await _api_items(request, max_upload, dated=False)
+        items, name = await _api_items(request, max_upload, kbs, dated=False)
         q = request.query_params
         params = service.parse_params(q.getlist("param"))
         try:
@@ -273,7 +274,7 @@ def create_app(kb: str | Path | None = None, records: Path | None = None,
         return _json(doc, 200, request)
 
     async def api_graph(request: Request):
-        items, name = await _api_items(request, max_upload)
+        items, name = await _api_items(request, max_upload, kbs)
         kb = kbs.get(service.parse_params(request.query_params.getlist("param")))
         errors = [i for i in items if isinstance(i, RecordError)]
         loaded = [i for i in items if isinstance(i, Loaded)]
@@ -343,7 +344,7 @@ _JSON_TYPES = ("application/json", "application/fhir+json", "text/json")
 _JSONL_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl", "application/fhir+ndjson")
 
 
-async def _api_items(request: Request, limit: int, dated: bool = True) -> tuple[list, str]:
+async def _api_items(request: Request, limit: int, kbs: KnowledgeBases, dated: bool = True) -> tuple[list, str]:
     """The records of an API request: the body itself, or a form's ``file`` or ``record``."""
     q = request.query_params
     when = service.parse_date(q.get("screening_date")) if dated else None
@@ -368,7 +369,7 @@ async def _api_items(request: Request, limit: int, dated: bool = True) -> tuple[
         name = ("record.jsonl" if ctype in _JSONL_TYPES else
                 "record.json" if ctype in _JSON_TYPES or head in (b"{", b"[") else "record.yaml")
     name = service.display_name(name)
-    items = await run_in_threadpool(service.read_upload, data, name, when)
+    items = await run_in_threadpool(service.read_upload, data, name, when, kbs.base.vocabulary)
     if not items:
         raise InputError(f"{name}: the file holds no record")
     return items, name
@@ -425,10 +426,10 @@ def _parameter_fields(kbs: KnowledgeBases, form_params: dict[str, str]) -> list[
     return out
 
 
-def _settable() -> list[str]:
+def _settable(kb) -> list[str]:
     from pyasp_screen.cohorts.whatif import settable_names
 
-    return settable_names()
+    return settable_names(kb.vocabulary)
 
 
 def _verdict_class(word: str) -> str:

@@ -32,6 +32,7 @@ from pyasp_screen.inputs.files import RECORD_SUFFIXES
 from pyasp_screen.inputs.record import Loaded, Record, RecordError, parse_record
 from pyasp_screen.inputs.sources import JSONL_SUFFIXES, iter_items, materialize
 from pyasp_screen.knowledge.kb import KBError, KnowledgeBase, load_kb
+from pyasp_screen.knowledge.vocabulary import Vocabulary
 from pyasp_screen.outputs import render
 
 #: Suffixes an upload or a ``--records`` file may have (as the CLI reads them).
@@ -125,21 +126,23 @@ def _rename(item: Loaded | RecordError, tmp: str, name: str) -> Loaded | RecordE
     return item
 
 
-def read_upload(data: bytes, name: str, screening_date: dt.date | None = None) -> list[Loaded | RecordError]:
+def read_upload(data: bytes, name: str, screening_date: dt.date | None = None,
+                vocabulary: Vocabulary | None = None) -> list[Loaded | RecordError]:
     """Every record of one uploaded file (native YAML/JSON, a FHIR Bundle, JSON Lines), each
     a Loaded or the RecordError that rejects it, named ``name`` as the CLI names a file.
 
     The bytes are written into a new temporary folder (removed before this returns) under
     a sanitised name with the same suffix, and read by ``inputs.sources``: ``.json`` is
-    JSON, ``.jsonl``/``.ndjson`` JSON Lines, anything else YAML, as for the CLI.
+    JSON, ``.jsonl``/``.ndjson`` JSON Lines, anything else YAML, as for the CLI. FHIR codes
+    are mapped with ``vocabulary`` (the knowledge base's), as the CLI maps them.
     """
     name = display_name(name)
     safe = _UNSAFE.sub("_", name) or "record.json"
     with tempfile.TemporaryDirectory(prefix="pyasp-screen-upload-") as folder:
         path = Path(folder) / safe
         path.write_bytes(data)
-        return [_rename(materialize(item, screening_date), str(path), name)
-                for item in iter_items([path], screening_date)]
+        return [_rename(materialize(item, screening_date, vocabulary), str(path), name)
+                for item in iter_items([path], screening_date, vocabulary=vocabulary)]
 
 
 def read_native(text: str, name: str) -> Loaded | RecordError:
@@ -203,9 +206,11 @@ def record_path(folder: Path, relative: str) -> Path:
     return path
 
 
-def read_path(path: Path, screening_date: dt.date | None = None) -> list[Loaded | RecordError]:
-    """Every record of a file on disk, as the CLI reads it."""
-    return [materialize(item, screening_date) for item in iter_items([path], screening_date)]
+def read_path(path: Path, screening_date: dt.date | None = None,
+              vocabulary: Vocabulary | None = None) -> list[Loaded | RecordError]:
+    """Every record of a file (or FHIR Bulk export folder) on disk, as the CLI reads it."""
+    return [materialize(item, screening_date, vocabulary)
+            for item in iter_items([path], screening_date, vocabulary=vocabulary)]
 
 
 # ---------------------------------------------------------------------------------------
