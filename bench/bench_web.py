@@ -11,6 +11,11 @@ calls (pyasp_screen.web.service: read the upload, screen or explain, render the 
 in this process, without HTTP. Both are warmed up first (3 calls each). Each answer is
 checked to be the same bytes over HTTP as in process.
 
+"page" is the whole patient page (GET /record?path=..., the server started with --records
+at the repository root): screen, explain, the explanation graph rendered by Graphviz, and
+the HTML around them; its baseline is the same library work in process
+(service.patient_view), without the template.
+
 Records: an excluded patient (kb/ct1190b/cases/sle-in-7b-not-met.yaml), an undetermined one
 (sle-in-1-unknown.yaml) and a Synthea FHIR R4 Bundle (tests/data/fhir/Tom_Goodwin_...json:
 615 KB, 191 resources of one patient's history).
@@ -51,7 +56,7 @@ def free_port() -> int:
 
 def start_server(port: int) -> subprocess.Popen:
     proc = subprocess.Popen([sys.executable, "-c", "from pyasp_screen.cli import main; main()", "serve",
-                             "--port", str(port)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                             "--port", str(port), "--records", str(ROOT)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -66,13 +71,23 @@ def start_server(port: int) -> subprocess.Popen:
 
 
 def in_process(kind: str, data: bytes, name: str, kbs) -> bytes:
+    if kind == "page":  # what the page computes: read, screen, explain, the graph drawn by dot
+        view = service.patient_view(service.read_upload(data, name, None, kbs.base.vocabulary)[0], kbs.base)
+        return view.svg.encode("utf-8")
     items = service.read_upload(data, name, None, kbs.base.vocabulary)
     doc = (service.screen_document(items, kbs.base) if kind == "screen"
            else service.explain_document(items, kbs.base, 10))
     return json_text(doc).encode("utf-8")
 
 
-def over_http(conn: http.client.HTTPConnection, kind: str, data: bytes, name: str) -> bytes:
+def over_http(conn: http.client.HTTPConnection, kind: str, data: bytes, name: str, path: Path) -> bytes:
+    if kind == "page":
+        conn.request("GET", "/record?path=" + urllib.parse.quote(path.relative_to(ROOT).as_posix()))
+        response = conn.getresponse()
+        body = response.read()
+        if response.status != 200:
+            sys.exit(f"page {name}: HTTP {response.status}")
+        return body
     conn.request("POST", f"/api/{kind}?name={urllib.parse.quote(name)}", body=data,
                  headers={"Content-Type": "application/octet-stream"})
     response = conn.getresponse()
@@ -92,15 +107,18 @@ def main() -> None:
     try:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
         print(f"pyasp-screen serve on 127.0.0.1:{port}; {args.n} calls of each kind per record, after 3 warm-up calls")
-        print(f"{'record':<34} {'call':<8} {'in process (baseline)':>24} {'through the API':>24} {'HTTP adds':>10}")
+        print(f"{'record':<34} {'call':<8} {'in process (baseline)':>24} {'over HTTP (the API)':>24} {'HTTP adds':>10}")
         print(f"{'':<34} {'':<8} {'median':>11} {'p95':>12} {'median':>11} {'p95':>12} {'(median)':>10}")
         for path in RECORDS:
             data, name = path.read_bytes(), path.name
-            for kind in ("screen", "explain"):
+            for kind in ("screen", "explain", "page"):
                 for _ in range(3):
                     expected = in_process(kind, data, name, kbs)
-                    got = over_http(conn, kind, data, name)
-                if got != expected:
+                    got = over_http(conn, kind, data, name, path)
+                if kind == "page":
+                    if expected not in got:
+                        sys.exit(f"{name}: the page's graph differs from the in-process one")
+                elif got != expected:
                     sys.exit(f"{name} {kind}: the API's answer differs from the in-process one")
                 local, remote = [], []
                 for _ in range(args.n):  # interleaved, so both see the same machine load
@@ -108,7 +126,7 @@ def main() -> None:
                     in_process(kind, data, name, kbs)
                     local.append(time.perf_counter() - t)
                     t = time.perf_counter()
-                    over_http(conn, kind, data, name)
+                    over_http(conn, kind, data, name, path)
                     remote.append(time.perf_counter() - t)
                 (lm, lp), (rm, rp) = stats(local), stats(remote)
                 label = name if len(name) <= 34 else name[:31] + "..."
