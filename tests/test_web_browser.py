@@ -35,6 +35,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+_servers: dict[str, subprocess.Popen] = {}
+
+
 @pytest.fixture(scope="module")
 def server():
     """`pyasp-screen serve --records kb/ct1190b/cases/` on a free port; stopped afterwards."""
@@ -55,6 +58,7 @@ def server():
             proc.kill()
             pytest.fail(f"pyasp-screen serve did not start: {proc.communicate()[0]}")
         time.sleep(0.2)
+    _servers[url] = proc
     yield url
     proc.terminate()
     try:
@@ -84,6 +88,16 @@ def page(browser):
     pg.set_default_timeout(30_000)
     yield pg
     context.close()
+
+
+def test_serve_listens_on_loopback_only(server):
+    """Started without --host, the server listens on 127.0.0.1 and nowhere else."""
+    import psutil
+
+    proc = psutil.Process(_servers[server].pid)
+    listening = {c.laddr.ip for p in [proc, *proc.children(recursive=True)]
+                 for c in p.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN}
+    assert listening == {"127.0.0.1"}
 
 
 def test_open_a_record_read_the_verdict_change_a_value(server, page):
