@@ -328,6 +328,15 @@ def test_a_file_of_several_records_lists_the_others(client, tmp_path):
     assert "two.json holds 2 patients" in r.text and "SLE-ELIGIBLE" in r.text
 
 
+def test_a_file_of_many_records_links_the_first_hundred(client):
+    base = _yaml(CASES / EXCLUDED)
+    recs = [{**base, "id": f"P{i:03d}"} for i in range(150)]
+    r = client.post("/open", files={"file": ("many.json", json.dumps(recs))})
+    assert r.status_code == 200
+    assert "many.json holds 150 patients" in r.text and "and 49 more" in r.text
+    assert r.text.count('class="link">P') == 100
+
+
 def _yaml(path):
     import yaml
 

@@ -50,6 +50,7 @@ HERE = Path(__file__).resolve().parent
 MB = 1 << 20
 DEFAULT_MAX_UPLOAD = 16 * MB
 LOCAL_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
+MOST_OTHERS = 100  # a file of more patients is a cohort: its first 100 others are linked
 log = logging.getLogger("pyasp_screen.web")
 
 
@@ -165,11 +166,12 @@ def create_app(kb: str | Path | None = None, records: Path | None = None,
                 view = got
         if view is None:
             return index_page(request, [f"rejected: {e}" for e in errors], 422)
+        rest = [i for i in items if isinstance(i, Loaded) and i is not loaded[0]]
         others = [{"patient": i.record.id, "record": None if source.get("path") else service.native_json(i.record)}
-                  for i in items if isinstance(i, Loaded) and i is not loaded[0]]
+                  for i in rest[:MOST_OTHERS]]
         return page(request, "patient.html", {
             "view": view, "r": view.result, "x": view.explanation, "source": source,
-            "others": others, "errors": [f"rejected: {e}" for e in errors],
+            "others": others, "more_others": len(rest) - len(others), "errors": [f"rejected: {e}" for e in errors],
             "criteria": {c.id: c for c in kb.criteria},
             "parameters": _parameter_fields(kbs, (whatif or {}).get("form_params", {})),
             "settable": _settable(kb), "whatif": whatif, "glance": _glance(view.explanation, kb),
