@@ -245,7 +245,7 @@ def whatif_document(items: list[Loaded | RecordError], kbs: KnowledgeBases, sets
     """``pyasp-screen whatif --format json`` for one record. Raises InputError (the CLI's
     usage errors: nothing to change, a bad edit, several records) and Rejected (the record
     is rejected; the CLI's ``rejected:`` lines)."""
-    from pyasp_screen.cohorts.whatif import EditError, what_if
+    from pyasp_screen.cohorts.whatif import EditError, compare
 
     sets = [s for s in sets if s.strip()]
     unsets = [u for u in unsets if u.strip()]
@@ -259,7 +259,7 @@ def whatif_document(items: list[Loaded | RecordError], kbs: KnowledgeBases, sets
         raise InputError(f"{name} holds {len(items)} records; whatif takes one")
     try:
         with _SOLVE:
-            return what_if(items[0].record, kbs.base, new_kb, sets, unsets)
+            return compare(items[0].record, sets, unsets, kbs.base, new_kb).document()
     except EditError as e:
         raise InputError(str(e)) from None
 
