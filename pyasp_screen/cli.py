@@ -307,19 +307,13 @@ def explain_cmd(record, kb, max_results, fmt, params, params_file, screening_dat
             explained = explain(knowledge, s.findings, max_results=max_results, scopes=scopes)
             doc = summarise(knowledge, s, max_results, scopes, explained)
             if fmt == "json":
-                docs.append(render.explanation_dict(doc))
+                docs.append(doc)
             else:
                 if k:
                     out.write("\n")
                 render.write_summary_text(doc, out, details)
         if fmt == "json":
-            import json
-
-            json.dump({"pyasp_screen_output": render.OUTPUT_VERSION,
-                       "knowledge_base": render.kb_header(knowledge),
-                       "patients": docs, "errors": [render.error_dict(o) for o in rejected]},
-                      out, indent=2, ensure_ascii=False)
-            out.write("\n")
+            out.write(render.json_text(render.explain_document(docs, rejected, knowledge)))
     sys.exit(1 if rejected else 0)
 
 

@@ -174,7 +174,7 @@ def create_app(kb: str | Path | None = None, records: Path | None = None,
             "others": others, "more_others": len(rest) - len(others), "errors": [f"rejected: {e}" for e in errors],
             "criteria": {c.id: c for c in kb.criteria},
             "parameters": _parameter_fields(kbs, (whatif or {}).get("form_params", {})),
-            "settable": _settable(kb), "whatif": whatif, "glance": _glance(view.explanation, kb),
+            "settable": _settable(kb), "whatif": whatif, "glance": view.explanation["answer"],
         }, status)
 
     # -- pages --------------------------------------------------------------------------
@@ -285,7 +285,7 @@ def create_app(kb: str | Path | None = None, records: Path | None = None,
                 return JSONResponse({"error": "; ".join(f"rejected: {e}" for e in errors) or f"{name}: no record",
                                      "errors": [render.error_dict(e) for e in errors]}, status_code=422)
             raise InputError(f"{name} holds {len(loaded)} patients; graph draws one")
-        got = await run_in_threadpool(service.patient_view, loaded[0], kb, 1)
+        got = await run_in_threadpool(service.patient_view, loaded[0], kb)
         if isinstance(got, RecordError):
             return JSONResponse({"error": f"rejected: {got}", "errors": [render.error_dict(got)]}, status_code=422)
         if got.svg is None:
@@ -444,24 +444,6 @@ def _edits_text(doc: dict) -> str:
     e = doc["edits"]
     return ", ".join(list(e["set"]) + [f"unset {u}" for u in e["unset"]]
                      + [f"{k}={v}" for k, v in e["parameters"].items()]) or "nothing changed"
-
-
-def _glance(explanation: dict, kb) -> dict:
-    """The overall verdict answered first, from the explain document: the smallest reason
-    and the nearest miss (settled verdicts), what to measure next (undetermined)."""
-    e = explanation["explanations"][0]
-    out = {"verdict": e["verdict"],
-           "eligible_for": [render.population_label(kb, k) for k, v in explanation["verdicts"].items()
-                            if v == "eligible"]}
-    if e["verdict"] in ("eligible", "ineligible"):
-        reasons, misses = e.get("sufficient_reasons", []), e.get("near_misses", [])
-        out["reason"] = reasons[0] if reasons else None
-        out["more_reasons"] = len(reasons) - 1 if reasons else 0
-        out["miss"] = misses[0] if misses else None
-    else:
-        out["measure"] = {goal: rs[:3] for goal, rs in e.get("missing", {}).items()}
-        out["useless"] = e.get("cannot_change_outcome", [])
-    return out
 
 
 def _escape(text: str) -> str:

@@ -228,16 +228,19 @@ def screen_document(items: list[Loaded | RecordError], kb: KnowledgeBase) -> dic
 
 
 def explain_document(items: list[Loaded | RecordError], kb: KnowledgeBase, max_results: int = 10) -> dict:
-    """``pyasp-screen explain --format json --max N`` for these records."""
+    """``pyasp-screen explain --format json --max N`` for these records: each patient's
+    answer-first summary (``explain.summary.summarise``)."""
     from pyasp_screen.explain.explainer import explain
+    from pyasp_screen.explain.summary import summarise
 
     outcomes = screen(items, kb)
-    explained = []
+    docs = []
     with _SOLVE:
         for s in outcomes:
             if isinstance(s, Screened):
-                explained.append((s, explain(kb, s.findings, max_results=max_results)[1]))
-    return render.explain_document(explained, [o for o in outcomes if isinstance(o, RecordError)], kb)
+                explained = explain(kb, s.findings, max_results=max_results)
+                docs.append(summarise(kb, s, max_results, None, explained))
+    return render.explain_document(docs, [o for o in outcomes if isinstance(o, RecordError)], kb)
 
 
 def whatif_document(items: list[Loaded | RecordError], kbs: KnowledgeBases, sets: list[str],
@@ -293,18 +296,20 @@ class PatientView:
 
 
 def patient_view(loaded: Loaded, kb: KnowledgeBase, max_results: int = 10) -> PatientView | RecordError:
-    """Screen and explain one patient and draw its graph as ``pyasp-screen graph -o x.svg``."""
-    from pyasp_screen.explain.explainer import explain, explain_scope
+    """Screen and explain one patient (its ``explain --format json`` summary) and draw its
+    graph as ``pyasp-screen graph -o x.svg`` draws it (the chosen explanation)."""
+    from pyasp_screen.explain.explainer import explain
+    from pyasp_screen.explain.summary import summarise
     from pyasp_screen.outputs import graph as graphs
 
     outcome = screen([loaded], kb)[0]
     if isinstance(outcome, RecordError):
         return outcome
     with _SOLVE:
-        ex, scopes = explain(kb, outcome.findings, max_results=max_results)
-        chosen = explain_scope(ex, "overall", ex.verdict()["overall"], max_results=1)
-        g = graphs.build(ex, chosen, show="all")
-    view = PatientView(outcome, render.result_dict(outcome, kb), render.explanation_dict(outcome, scopes, kb),
+        explained = explain(kb, outcome.findings, max_results=max_results)
+        summary = summarise(kb, outcome, max_results, None, explained)
+        g = graphs.build_explanation(summary, kb)
+    view = PatientView(outcome, render.result_dict(outcome, kb), render.explanation_dict(summary),
                        native_json(loaded.record), loaded.record.screening_date)
     with tempfile.TemporaryDirectory(prefix="pyasp-screen-graph-") as folder:
         out = Path(folder) / "graph.svg"
