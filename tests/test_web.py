@@ -56,6 +56,9 @@ def here(tmp_path):
         shutil.copy(CASES / name, tmp_path / name)
     shutil.copy(FHIR / BUNDLE, tmp_path / BUNDLE)
     (tmp_path / "bad-unit.json").write_text(json.dumps(BAD_UNIT_BUNDLE))
+    native = _yaml(CASES / EXCLUDED)
+    next(o for o in native["observations"] if o.get("unit"))["unit"] = "furlongs"
+    (tmp_path / "bad-unit-native.json").write_text(json.dumps(native))
     (tmp_path / "malformed.yaml").write_text("id: X\nobservations: [unclosed\n")
     return tmp_path
 
@@ -125,6 +128,20 @@ def test_api_graph_is_the_cli_graph(client, here):
     assert r.text == cli_svg[cli_svg.index("<svg"):]
 
 
+def test_api_questionnaire_is_what_explain_questionnaire_writes(client, here):
+    code, _, _ = cli(["explain", UNDETERMINED, "--questionnaire", "q.json"], here)
+    assert code == 0
+    r = client.post(f"/api/questionnaire?name={UNDETERMINED}", content=(here / UNDETERMINED).read_bytes())
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/fhir+json")
+    assert r.content == (here / "q.json").read_bytes()
+    assert r.json()["resourceType"] == "Questionnaire" and r.json()["item"]
+    page = client.get(f"/record?path={UNDETERMINED}").text
+    assert "Questionnaire of the missing data" in page
+    assert "Questionnaire of the missing data" not in client.get(f"/record?path={EXCLUDED}").text
+    bad = client.post("/api/questionnaire?name=m.yaml", content=b"id: [")
+    assert bad.status_code == 422 and bad.json()["error"].startswith("rejected: m.yaml")
+
+
 def test_api_accepts_a_multipart_upload_and_curl_default_content_type(client, here):
     _, out, _ = cli(["screen", EXCLUDED, "--format", "json"], here)
     data = (here / EXCLUDED).read_bytes()
@@ -140,7 +157,7 @@ def test_api_accepts_a_multipart_upload_and_curl_default_content_type(client, he
 # Bad input: the CLI's one line, a 4xx, never a traceback
 # ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name,status", [("malformed.yaml", 422), ("bad-unit.json", 422)])
+@pytest.mark.parametrize("name,status", [("malformed.yaml", 422), ("bad-unit-native.json", 422)])
 def test_a_rejected_record_gets_the_cli_line_from_the_api_and_the_page(client, here, name, status):
     code, out, err = cli(["screen", name, "--format", "json"], here)
     assert code == 1
@@ -155,12 +172,16 @@ def test_a_rejected_record_gets_the_cli_line_from_the_api_and_the_page(client, h
     assert "Traceback" not in page.text
 
 
-def test_the_unknown_unit_names_the_field(client):
-    r = client.post("/api/explain?name=b.json", content=json.dumps(BAD_UNIT_BUNDLE))
-    assert r.status_code == 422
-    [e] = r.json()["errors"]
-    assert (e["file"], e["patient"], e["field"]) == ("b.json", "p1", "observations[0].unit")
-    assert "furlongs" in e["reason"] and "UCUM" in e["reason"]
+def test_a_fhir_result_with_an_unknown_unit_is_named_as_the_cli_names_it(client, here):
+    """The FHIR reader does not use a result whose unit is not UCUM and says so in a note
+    (the record is still screened): the API and the page say what the CLI says."""
+    code, out, _ = cli(["screen", "bad-unit.json", "--format", "json"], here)
+    r = client.post("/api/screen?name=bad-unit.json", content=(here / "bad-unit.json").read_bytes())
+    assert (r.status_code, code) == (200, 0) and r.content == out.encode()
+    [note] = [n for n in r.json()["results"][0]["notes"] if "furlongs" in n]
+    assert "Observation/o1" in note and "not a UCUM unit" in note and "not used" in note
+    page = client.post("/open", files={"file": ("bad-unit.json", (here / "bad-unit.json").read_bytes())})
+    assert page.status_code == 200 and note in _text(page.text)
 
 
 @pytest.mark.parametrize("body,reason", [
@@ -430,7 +451,7 @@ def test_a_bulk_export_in_the_records_folder_is_one_entry(tmp_path):
     assert "export/" in index and "Patient.ndjson" not in index and EXCLUDED in index
     r = c.get("/record?path=export/")  # no clinical date: the CLI's message
     assert r.status_code == 422
-    assert "P1: field screening_date: no clinical date in the bundle: give the screening date" in r.text
+    assert "P1: field screening_date: no clinical date in the resources: give the screening date" in r.text
     r = c.get("/record?path=export/&screening_date=2026-03-01")
     assert r.status_code == 200 and 'id="patient-id">P1<' in r.text
     assert "patient=P2&amp;screening_date=2026-03-01" in r.text

@@ -17,6 +17,7 @@ Content-Type; or a multipart form with ``file``, or ``record`` and ``name``). Ea
     POST /api/explain  ?name=&param=&screening_date=&max=       explain --format json
     POST /api/whatif   ?name=&set=&unset=&param=                whatif --format json
     POST /api/graph    ?name=&param=&screening_date=            graph -o x.svg (image/svg+xml)
+    POST /api/questionnaire  ?name=&param=&screening_date=&max= explain --questionnaire FILE
 
 HTTP status mirrors the CLI's exit code: 200 (exit 0); 422 when a record is rejected (exit
 1; the document's ``errors`` name each in one line, or ``{"error": ..., "errors": [...]}``
@@ -275,6 +276,19 @@ def create_app(kb: str | Path | None = None, records: Path | None = None,
                                 status_code=422)
         return _json(doc, 200, request)
 
+    async def api_questionnaire(request: Request):
+        items, name = await _api_items(request, max_upload, kbs)
+        kb = kbs.get(service.parse_params(request.query_params.getlist("param")))
+        most = _int(request.query_params.get("max", "10"), "--max", 1, 1000)
+        try:
+            doc = await run_in_threadpool(service.questionnaire_document, items, kb, name, most)
+        except Rejected as e:
+            return JSONResponse({"error": str(e), "errors": [render.error_dict(x) for x in e.errors]},
+                                status_code=422)
+        headers = ({"Content-Disposition": 'attachment; filename="questionnaire.json"'}
+                   if request.query_params.get("download") else {})
+        return Response(render.json_text(doc), media_type="application/fhir+json", headers=headers)
+
     async def api_graph(request: Request):
         items, name = await _api_items(request, max_upload, kbs)
         kb = kbs.get(service.parse_params(request.query_params.getlist("param")))
@@ -327,6 +341,7 @@ def create_app(kb: str | Path | None = None, records: Path | None = None,
         Route("/api/explain", api_explain, methods=["POST"]),
         Route("/api/whatif", api_whatif, methods=["POST"]),
         Route("/api/graph", api_graph, methods=["POST"]),
+        Route("/api/questionnaire", api_questionnaire, methods=["POST"]),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
     middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts or LOCAL_HOSTS),

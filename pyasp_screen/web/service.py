@@ -243,6 +243,23 @@ def explain_document(items: list[Loaded | RecordError], kb: KnowledgeBase, max_r
     return render.explain_document(docs, [o for o in outcomes if isinstance(o, RecordError)], kb)
 
 
+def questionnaire_document(items: list[Loaded | RecordError], kb: KnowledgeBase, name: str,
+                           max_results: int = 10) -> dict:
+    """The FHIR Questionnaire ``pyasp-screen explain NAME --questionnaire FILE`` writes: the
+    missing data that could settle this patient's verdict (``outputs.questionnaire``).
+    Raises Rejected (every record rejected) or InputError (not exactly one patient)."""
+    from pyasp_screen.outputs.questionnaire import missing_data_questionnaire
+
+    outcomes = screen(items, kb)
+    screened = [o for o in outcomes if isinstance(o, Screened)]
+    if not screened:
+        raise Rejected([o for o in outcomes if isinstance(o, RecordError)])
+    if len(screened) != 1:
+        raise InputError(f"--questionnaire needs one screened patient ({len(screened)} here)")
+    with _SOLVE:
+        return missing_data_questionnaire(kb, screened[0].findings, max_results=max_results)
+
+
 def whatif_document(items: list[Loaded | RecordError], kbs: KnowledgeBases, sets: list[str],
                     unsets: list[str], params: dict[str, str], name: str = "the record") -> dict:
     """``pyasp-screen whatif --format json`` for one record. Raises InputError (the CLI's
