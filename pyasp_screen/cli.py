@@ -433,19 +433,13 @@ def explain_cmd(record, kb, max_results, fmt, params, params_file, screening_dat
             explained = explain(knowledge, s.findings, max_results=max_results, scopes=scopes)
             doc = summarise(knowledge, s, max_results, scopes, explained)
             if fmt == "json":
-                docs.append(render.explanation_dict(doc))
+                docs.append(doc)
             else:
                 if k:
                     out.write("\n")
                 render.write_summary_text(doc, out, details)
         if fmt == "json":
-            import json
-
-            json.dump({"pyasp_screen_output": render.OUTPUT_VERSION,
-                       "knowledge_base": render.kb_header(knowledge),
-                       "patients": docs, "errors": [render.error_dict(o) for o in rejected]},
-                      out, indent=2, ensure_ascii=False)
-            out.write("\n")
+            out.write(render.json_text(render.explain_document(docs, rejected, knowledge)))
     sys.exit(1 if rejected else 0)
 
 
@@ -670,6 +664,57 @@ def graph(record, output, kb, params, params_file, show, population, screening_d
         sys.exit(2)
     click.echo(f"{output}: {g.number_of_nodes()} nodes, {g.number_of_edges()} edges", err=True)
     sys.exit(1 if len(outcomes) > len(screened) else 0)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. The page has no login: keep the default (this machine only) "
+                   "unless the network is trusted.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--kb", metavar="DIR", help=KB_HELP)
+@click.option("--records", type=click.Path(path_type=Path, exists=True, file_okay=False),
+              metavar="DIR", help="A folder of record files the start page lists, to open with one click.")
+@click.option("--max-upload", type=click.FloatRange(0.001, 1024), default=16, show_default=True, metavar="MB",
+              help="The largest record accepted (megabytes); a larger request gets 413.")
+def serve(host, port, kb, records, max_upload):
+    """Serve a local web page for screening one patient at a time: open a record (upload a
+    YAML/JSON record or FHIR Bundle, or pick one of --records DIR), see every criterion with
+    its registry sentence, the verdicts, the explanation and its graph, and change a value
+    or parameter to see what changes. JSON endpoints return what --format json prints:
+    POST /api/screen, /api/explain, /api/whatif, /api/graph (docs/web.md).
+
+    \b
+    Examples:
+      pyasp-screen serve --records kb/ct1190b/cases/
+      pyasp-screen serve --kb ct1190b-amendment1 --port 8080
+      curl --data-binary @patient.yaml http://127.0.0.1:8000/api/screen
+    """
+    from pyasp_screen.extras import MissingExtra, require
+    from pyasp_screen.web import REQUIRED
+
+    try:
+        for module in REQUIRED:
+            require(module, "web", "serve (the web page)")
+    except MissingExtra as e:
+        click.echo(f"Error: {e}", err=True)
+        sys.exit(2)
+    import uvicorn
+
+    from pyasp_screen.web.app import create_app
+    from pyasp_screen.web.service import InputError
+
+    local = host in ("127.0.0.1", "localhost", "::1")
+    try:
+        app = create_app(kb, records, int(max_upload * (1 << 20)),
+                         allowed_hosts=None if local else ["*"])
+    except InputError as e:
+        raise click.UsageError(str(e)) from None
+    if not local:
+        click.echo(f"warning: listening on {host}: anyone who can reach this address can open the page "
+                   "(it has no login); the default --host 127.0.0.1 keeps it to this machine", err=True)
+    shown = f"[{host}]" if ":" in host else host
+    click.echo(f"pyasp-screen: serving {app.state.kbs.base.name} on http://{shown}:{port}/ (Ctrl-C stops)", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
 @main.command(name="check")

@@ -100,8 +100,17 @@ def short_explanation(summary: dict) -> dict:
     return out
 
 
-def write_json(outcomes: list[Screened | RecordError], kb: KnowledgeBase, out: IO[str],
-               explanations: dict | None = None) -> None:
+def json_text(doc: dict) -> str:
+    """The JSON text every ``--format json`` prints (and the web API returns): indented by
+    two, UTF-8 characters as they are, one final newline."""
+    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+
+
+def screen_document(outcomes: list[Screened | RecordError], kb: KnowledgeBase,
+                    explanations: dict | None = None) -> dict:
+    """The ``screen --format json`` document (docs/output.md): header, summary, one result
+    per screened patient, one error per rejected record. ``explanations`` maps
+    ``id(Screened)`` to its summary (screen --explain)."""
     results = []
     for o in outcomes:
         if isinstance(o, Screened):
@@ -116,8 +125,12 @@ def write_json(outcomes: list[Screened | RecordError], kb: KnowledgeBase, out: I
         "results": results,
         "errors": [error_dict(o) for o in outcomes if isinstance(o, RecordError)],
     }
-    json.dump(doc, out, indent=2, ensure_ascii=False)
-    out.write("\n")
+    return doc
+
+
+def write_json(outcomes: list[Screened | RecordError], kb: KnowledgeBase, out: IO[str],
+               explanations: dict | None = None) -> None:
+    out.write(json_text(screen_document(outcomes, kb, explanations)))
 
 
 def csv_header(kb: KnowledgeBase) -> list[str]:
@@ -272,6 +285,14 @@ def explanation_dict(summary: dict) -> dict:
     """One patient's item of ``explain --format json`` (docs/output.md): the summary of
     :func:`pyasp_screen.explain.summary.summarise` as it is."""
     return summary
+
+
+def explain_document(summaries: list[dict], rejected: list[RecordError], kb: KnowledgeBase) -> dict:
+    """The ``explain --format json`` document: header, one :func:`explanation_dict` per
+    screened patient (its summary), one error per rejected record."""
+    return {"pyasp_screen_output": OUTPUT_VERSION, "knowledge_base": kb_header(kb),
+            "patients": [explanation_dict(d) for d in summaries],
+            "errors": [error_dict(o) for o in rejected]}
 
 
 def _cap(text: str) -> str:
