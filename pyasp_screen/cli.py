@@ -82,7 +82,8 @@ def _check_output(output: Path | None, records: tuple[Path, ...], option: str = 
     out = output.resolve()
     for r in records:
         r = r.resolve()
-        if out == r or (r.is_dir() and r in out.parents and out.suffix.lower() in (".yaml", ".yml", ".json")):
+        if out == r or (r.is_dir() and r in out.parents
+                        and out.suffix.lower() in (".yaml", ".yml", ".json", ".jsonl", ".ndjson")):
             raise click.UsageError(f"{option} {output}: would overwrite the input {r}")
 
 
@@ -118,16 +119,21 @@ def _columns() -> int:
         return 160
 
 
+def _note(message: str) -> None:
+    click.echo(f"note: {message}", err=True)
+
+
 def _items(records, screening_date, knowledge: KnowledgeBase, validate_fhir: bool = False):
     """Every record of the inputs, in order: files, folders, JSON Lines, FHIR Bulk exports,
     FHIR codes mapped with the knowledge base's vocabulary (and validated with fhir.resources
-    when ``validate_fhir``)."""
+    when ``validate_fhir``); files in folders that are not read are named in a note."""
     from pyasp_screen.inputs.sources import iter_items, materialize
 
     _export_diagnostics(records)
     vocab = knowledge.vocabulary
     return (materialize(it, screening_date, vocab, validate_fhir=validate_fhir)
-            for it in iter_items(list(records), screening_date, vocabulary=vocab, validate_fhir=validate_fhir))
+            for it in iter_items(list(records), screening_date, vocabulary=vocab, validate_fhir=validate_fhir,
+                                 notify=_note))
 
 
 def _export_diagnostics(records) -> None:
@@ -722,7 +728,8 @@ def _run_at_scale(command, records, kbs, tally, *, results, resume, overwrite, j
         t0 = time.monotonic()
         with _progress(total) as progress:
             task = progress.add_task("screen", total=total, completed=done)
-            for batch in run(iter_items(list(records), screening_date, vocabulary=kbs[0].vocabulary), job, jobs=jobs, scheduler=scheduler,
+            for batch in run(iter_items(list(records), screening_date, vocabulary=kbs[0].vocabulary, notify=_note),
+                             job, jobs=jobs, scheduler=scheduler,
                              batch_size=batch_size, skip=done, last_skipped=last, seen=seen,
                              notify=lambda note: click.echo(f"warning: {note}", err=True)):
                 if out is not None:

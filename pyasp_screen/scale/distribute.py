@@ -41,7 +41,7 @@ from pathlib import Path
 from pyasp_screen.extras import MissingExtra, require
 from pyasp_screen.cohorts.cohort import CohortSummary, DiffTally, changed_criteria
 from pyasp_screen.engine.screening import Screened, screen_records
-from pyasp_screen.inputs.record import Loaded, RecordError
+from pyasp_screen.inputs.record import RecordError
 from pyasp_screen.inputs.sources import materialize, patient_of
 from pyasp_screen.knowledge.kb import KnowledgeBase
 from pyasp_screen.outputs.stream import Layout, cohort_row, diff_row, encode, error_row
@@ -84,27 +84,15 @@ class BatchResult:
     tally: CohortSummary | DiffTally
 
 
-def _safe_materialize(item, when: dt.date | None, vocabulary=None,
-                      validate_fhir: bool = False) -> Loaded | RecordError:
-    """A record, or the error that rejects it; a failure of ours on one record rejects that
-    record with the reason instead of losing the batch."""
-    try:
-        return materialize(item, when, vocabulary, validate_fhir=validate_fhir)
-    except Exception as e:  # noqa: BLE001 - reported per record, the run goes on
-        file = getattr(item, "file", "?")
-        return RecordError(str(file), patient_of(item), None,
-                           f"could not be read ({type(e).__name__}: {e}); please report this")
-
-
 def screen_batch(job: Job, batch: Batch) -> BatchResult:
     """Screen one batch with the job's knowledge base(s); runs in a worker or in-process."""
     # Records are read with each knowledge base's vocabulary (FHIR codes it maps), once per
-    # distinct vocabulary.
+    # distinct vocabulary; a record that cannot be read is its own error (materialize).
     by_vocabulary: dict[int, list] = {}
     for kb in job.kbs:
         if id(kb.vocabulary) not in by_vocabulary:
-            by_vocabulary[id(kb.vocabulary)] = [_safe_materialize(it, job.screening_date, kb.vocabulary,
-                                                                  job.validate_fhir)
+            by_vocabulary[id(kb.vocabulary)] = [materialize(it, job.screening_date, kb.vocabulary,
+                                                            validate_fhir=job.validate_fhir)
                                                 for it in batch.items]
     runs = [list(screen_records(by_vocabulary[id(kb.vocabulary)], kb, batch_size=len(batch.items) or 1,
                                 freeze=False))
