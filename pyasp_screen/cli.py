@@ -160,7 +160,19 @@ def validate_fhir_option(f):
     return click.option("--validate-fhir", is_flag=True, help=VALIDATE_FHIR_HELP)(f)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Main(click.Group):
+    """The command group; a knowledge base that clingo fails on (or whose grounding passes
+    its time or memory limit) ends any command in one line, exit 2."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except EngineError as e:
+            click.echo(f"error: {' '.join(str(e).split())}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="pyasp-screen")
 def main() -> None:
     """Screen patients against clinical-trial eligibility criteria written in ASP.
@@ -229,7 +241,7 @@ def screen(records, kb, fmt, params, params_file, details, with_explain, screeni
                 render.write_table(outcomes, knowledge, console,
                                    details if details is not None else screened == 1, explanations)
     except EngineError as e:
-        err.print(f"error: {escape(str(e))}")
+        err.print(f"error: {escape(str(e))}", soft_wrap=True)
         sys.exit(2)
     rejected = [o for o in outcomes if isinstance(o, RecordError)]
     if fmt != "table" or output is not None or show_facts:

@@ -43,6 +43,7 @@ from pyasp_screen.cohorts.cohort import CohortSummary, DiffTally, changed_criter
 from pyasp_screen.engine.screening import Screened, screen_records
 from pyasp_screen.inputs.record import RecordError
 from pyasp_screen.inputs.sources import materialize, patient_of
+from pyasp_screen.knowledge import grounding
 from pyasp_screen.knowledge.kb import KnowledgeBase
 from pyasp_screen.outputs.stream import Layout, cohort_row, diff_row, encode, error_row
 
@@ -131,12 +132,13 @@ def screen_batch(job: Job, batch: Batch) -> BatchResult:
 _WORKER_JOB: Job | None = None
 
 
-def _init_worker(job: Job, main_pid: int) -> None:
+def _init_worker(job: Job, main_pid: int, workers: int = 1) -> None:
     import signal
     import threading
 
     global _WORKER_JOB
     _WORKER_JOB = job
+    grounding.set_share(workers)  # the workers share the machine's memory
     # Ctrl-C reaches the whole process group: the main process stops the run and keeps
     # what is written; a worker has nothing to say about it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -176,6 +178,10 @@ class Runner:
     def close(self) -> None:
         pass
 
+    def abort(self) -> None:
+        """The run failed or was stopped: end without waiting for batches in flight."""
+        self.close()
+
 
 class InProcess(Runner):
     def __init__(self, job: Job):
@@ -205,7 +211,7 @@ def _pool(job: Job, workers: int):
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["pyasp_screen.scale.distribute"])
     return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                               initargs=(job, os.getpid()), max_tasks_per_child=BATCHES_PER_WORKER)
+                               initargs=(job, os.getpid(), workers), max_tasks_per_child=BATCHES_PER_WORKER)
 
 
 _DASK_POOL: tuple[str, object] | None = None  # (job token, pool) of this Dask worker process
@@ -245,6 +251,13 @@ class Processes(Runner):
         return self.pool.submit(_screen_in_worker, batch)
 
     def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def abort(self) -> None:
+        # The batches in flight will not be written (a knowledge base past its grounding
+        # limit would make each of them wait out its limit): the workers are ended now.
+        for proc in list(getattr(self.pool, "_processes", {}).values()):
+            proc.terminate()
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
@@ -509,5 +522,8 @@ def _runner(job: Job, jobs: int, scheduler: str | None) -> Iterator[Runner]:
         r = InProcess(job)
     try:
         yield r
-    finally:
+    except BaseException:
+        r.abort()
+        raise
+    else:
         r.close()
