@@ -726,9 +726,8 @@ def _run_at_scale(command, records, kbs, tally, *, results, resume, overwrite, j
         if results is not None:
             if resume:
                 out, rows = ResultsFile.resume(results, layout, identity)
-                for row in rows:
+                for row in rows:  # (run() sees their patient IDs again from the inputs)
                     tally.add_row(row)
-                    seen.add(row["patient"], f"{results} (row {row['seq'] + 1})")
                     last = (row["patient"], row["file"])
                 done = out.rows_done
                 for note in out.notes:

@@ -418,10 +418,15 @@ def test_with_the_default_limits_it_ends_in_a_one_line_error_well_before_memory_
 # ---------------------------------------------------------------------------------------
 # 5. One results file, one run
 
-def _lock_held(path: Path):
-    fh = open(path, "rb")
-    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    return fh
+class _lock_held:
+    """The lock a run writing ``path`` holds (an flock on the file or Parquet folder)."""
+
+    def __init__(self, path: Path):
+        self.fd = os.open(path, os.O_RDONLY)
+        fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+    def close(self) -> None:
+        os.close(self.fd)
 
 
 @pytest.mark.parametrize("flag", ["--resume", "--overwrite"])

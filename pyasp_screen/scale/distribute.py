@@ -457,7 +457,8 @@ def run(items: Iterable, job: Job, *, jobs: int = 1, scheduler: str | None = Non
 
     ``skip``: items already done by an interrupted run (resumed), not screened again; the
     last of them must have patient ID ``last_skipped`` (when known), or the inputs changed.
-    ``seen``: the patient IDs met so far (those of the skipped items, when resuming).
+    ``seen``: where patient IDs are kept (the skipped items' are added to it, as an
+    uninterrupted run would have).
     ``notify``: told of anything the user should know about where the run goes.
     ``jobs``: worker processes; 0 screens in this process (the single-process baseline;
     memory then grows slowly with the cohort, see BATCHES_PER_WORKER).
@@ -472,9 +473,15 @@ def run(items: Iterable, job: Job, *, jobs: int = 1, scheduler: str | None = Non
     try:
         it = iter(items)
         if skip:
+            # The items already done are read again (not screened) so that the patient IDs
+            # they hold are seen exactly as in an uninterrupted run: a later repeat is the
+            # same duplicate, with the same message.
             last = None
-            for last in islice(it, skip):
-                pass
+            done = 0
+            while done < skip and (chunk := list(islice(it, min(batch_size, skip - done)))):
+                _dedupe(chunk, seen)
+                done += len(chunk)
+                last = chunk[-1]
             now = (patient_of(last), _item_file(last)) if last is not None else None
             if now is None or (last_skipped is not None and now[1] != last_skipped[1]) or \
                     (last_skipped is not None and None not in (now[0], last_skipped[0]) and now[0] != last_skipped[0]):
