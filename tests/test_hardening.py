@@ -486,3 +486,15 @@ def test_resumed_rows_are_those_of_an_uninterrupted_run_duplicates_included(tmp_
         assert proc.returncode == 1, proc.stderr
         assert "40 patient(s) already done" in proc.stderr
         assert out.read_bytes() == whole
+
+
+@pytest.mark.parametrize("name", ["r.jsonl", "r.csv"])
+def test_a_run_stopped_before_its_first_row_and_its_record_resumes_afresh(tmp_path, name):
+    """Killed between emptying the file and writing its run record: nothing to keep."""
+    src = tmp_path / "c.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in synthetic_cohort(20, seed=2)))
+    out = tmp_path / name
+    out.write_bytes(b"")
+    proc = cli("cohort", src, "--results", out, "--resume")
+    assert proc.returncode == 0, proc.stderr
+    assert len(out.read_bytes().splitlines()) == 20 + name.endswith(".csv")

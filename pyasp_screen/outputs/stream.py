@@ -267,22 +267,39 @@ class ResultsFile:
         run (command, knowledge bases, parameters, inputs), kept beside it for --resume."""
         rf = cls(path, format_of(path), layout, run)
         rf._lock_fd = _lock(path, rf.fmt)
+        rf._start()
+        return rf
+
+    def _start(self) -> None:
+        """Empty the (locked) results file and write this run's record. The old run record
+        goes first: a run killed in between leaves no rows with no record, which --resume
+        starts afresh, never rows beside the record of another run."""
+        path = self.path
         try:
-            if rf.fmt == "parquet":
+            run_record_path(path).unlink(missing_ok=True)
+            if self.fmt == "parquet":
                 for old in list(path.glob("part-*.parquet")) + list(path.glob(".part-*.tmp")):
                     old.unlink()
             else:
-                rf._fh = open(path, "wb")
-                if rf.fmt == "csv":
-                    rf._write_bytes(",".join(layout.columns()).encode() + b"\n")
-            if run is not None:
+                self._fh = open(path, "wb")
+                if self.fmt == "csv":
+                    self._write_bytes(",".join(self.layout.columns()).encode() + b"\n")
+            if self.run is not None:
                 tmp = run_record_path(path).with_suffix(".tmp")
-                tmp.write_text(json.dumps(run, indent=2) + "\n", encoding="utf-8")
+                tmp.write_text(json.dumps(self.run, indent=2) + "\n", encoding="utf-8")
                 os.replace(tmp, run_record_path(path))
         except OSError as e:
-            rf.close()
+            self.close()
             raise ResultsError(f"{path}: cannot write: {e.strerror or e}") from None
-        return rf
+
+    def _holds_no_row(self) -> bool:
+        if self.fmt == "parquet":
+            return not any(self.path.glob("part-*.parquet"))
+        with open(self.path, "rb") as fh:
+            head = fh.read(1 << 16)
+        lines = [line for line in head.split(b"\n") if line.strip()]
+        return not lines or (self.fmt == "csv" and len(lines) == 1 and
+                             lines[0].rstrip(b"\r") == ",".join(self.layout.columns()).encode())
 
     @classmethod
     def resume(cls, path: Path, layout: Layout, run: dict | None = None) -> tuple["ResultsFile", Iterator[dict]]:
@@ -300,6 +317,9 @@ class ResultsFile:
         rf = cls(path, fmt, layout, run)
         rf._lock_fd = _lock(path, fmt)  # before anything is read or cut
         try:
+            if run is not None and not run_record_path(path).exists() and rf._holds_no_row():
+                rf._start()  # a run stopped before its first row and its record: afresh
+                return rf, iter(())
             return rf, rf._reopen(run)
         except BaseException:
             rf.close()
