@@ -55,7 +55,7 @@ from typing import Any
 
 import msgspec
 
-from pyasp_screen.inputs.limits import InputRefused, check_tree, display_path, iter_lines, open_input, scan_json_depth
+from pyasp_screen.inputs.limits import InputRefused, display_path, iter_lines, open_input, scan_json_depth
 from pyasp_screen.inputs.record import Loaded, RecordError, parse_record
 from pyasp_screen.knowledge.vocabulary import Vocabulary
 

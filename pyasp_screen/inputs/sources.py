@@ -107,8 +107,12 @@ def iter_items(paths: list[Path], screening_date: dt.date | None = None,
         if isinstance(found, RecordError):
             yield found
         elif found.kind == "bulk":
-            from pyasp_screen.inputs.bulk import iter_bulk_patients
+            from pyasp_screen.inputs.bulk import export_diagnostics, iter_bulk_patients
 
+            if found.in_folder and notify:  # (the command shows those of an export it is given)
+                for line in export_diagnostics(found.path):
+                    notify(f"{display_path(found.path)}: export diagnostics (what the export reports; "
+                           f"not errors): {line}")
             yield from iter_bulk_patients(found.path, workdir=workdir)
         elif found.kind == "jsonl":
             yield from iter_jsonl(found.path, in_folder=found.in_folder)
