@@ -84,7 +84,8 @@ def _check_output(output: Path | None, records: tuple[Path, ...], option: str = 
         if not isinstance(r, Path):  # an OMOP database
             continue
         r = r.resolve()
-        if out == r or (r.is_dir() and r in out.parents and out.suffix.lower() in (".yaml", ".yml", ".json")):
+        if out == r or (r.is_dir() and r in out.parents
+                        and out.suffix.lower() in (".yaml", ".yml", ".json", ".jsonl", ".ndjson")):
             raise click.UsageError(f"{option} {output}: would overwrite the input {r}")
 
 
@@ -120,16 +121,21 @@ def _columns() -> int:
         return 160
 
 
+def _note(message: str) -> None:
+    click.echo(f"note: {message}", err=True)
+
+
 def _items(records, screening_date, knowledge: KnowledgeBase, validate_fhir: bool = False):
     """Every record of the inputs, in order: files, folders, JSON Lines, FHIR Bulk exports,
     FHIR codes mapped with the knowledge base's vocabulary (and validated with fhir.resources
-    when ``validate_fhir``)."""
+    when ``validate_fhir``); files in folders that are not read are named in a note."""
     from pyasp_screen.inputs.sources import iter_items, materialize
 
     _export_diagnostics(records)
     vocab = knowledge.vocabulary
     return (materialize(it, screening_date, vocab, validate_fhir=validate_fhir)
-            for it in iter_items(list(records), screening_date, vocabulary=vocab, validate_fhir=validate_fhir))
+            for it in iter_items(list(records), screening_date, vocabulary=vocab, validate_fhir=validate_fhir,
+                                 notify=_note))
 
 
 def _export_diagnostics(records) -> None:
@@ -261,7 +267,19 @@ def _omop_after(inputs) -> None:
             source.close()
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Main(click.Group):
+    """The command group; a knowledge base that clingo fails on (or whose grounding passes
+    its time or memory limit) ends any command in one line, exit 2."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except EngineError as e:
+            click.echo(f"error: {' '.join(str(e).split())}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="pyasp-screen")
 def main() -> None:
     """Screen patients against clinical-trial eligibility criteria written in ASP.
@@ -336,7 +354,7 @@ def screen(records, kb, fmt, params, params_file, details, with_explain, screeni
                 render.write_table(outcomes, knowledge, console,
                                    details if details is not None else screened == 1, explanations)
     except EngineError as e:
-        err.print(f"error: {escape(str(e))}")
+        err.print(f"error: {escape(str(e))}", soft_wrap=True)
         sys.exit(2)
     except OmopError as e:
         err.print(f"Error: {escape(str(e))}")
@@ -963,9 +981,8 @@ def _run_at_scale(command, records, kbs, tally, *, results, resume, overwrite, j
         if results is not None:
             if resume:
                 out, rows = ResultsFile.resume(results, layout, identity)
-                for row in rows:
+                for row in rows:  # (run() sees their patient IDs again from the inputs)
                     tally.add_row(row)
-                    seen.add(row["patient"], f"{results} (row {row['seq'] + 1})")
                     last = (row["patient"], row["file"])
                 done = out.rows_done
                 for note in out.notes:
@@ -977,7 +994,8 @@ def _run_at_scale(command, records, kbs, tally, *, results, resume, overwrite, j
         t0 = time.monotonic()
         with _progress(total) as progress:
             task = progress.add_task("screen", total=total, completed=done)
-            for batch in run(iter_items(list(records), screening_date, vocabulary=kbs[0].vocabulary), job, jobs=jobs, scheduler=scheduler,
+            for batch in run(iter_items(list(records), screening_date, vocabulary=kbs[0].vocabulary, notify=_note),
+                             job, jobs=jobs, scheduler=scheduler,
                              batch_size=batch_size, skip=done, last_skipped=last, seen=seen,
                              notify=lambda note: click.echo(f"warning: {note}", err=True)):
                 if out is not None:

@@ -82,8 +82,11 @@ def test_help_teaches_with_examples():
 def test_fhir_bundles_screen_without_error_and_say_what_was_mapped(tmp_path):
     r = run("screen", FHIR, "--format", "json")
     assert r.exit_code == 0, r.output
-    doc = json.loads(r.output)
+    doc = json.loads(r.stdout)
     assert doc["summary"]["screened"] == 5 and doc["summary"]["rejected"] == 0
+    # the folder's one other file is named, not skipped silently
+    assert r.stderr.strip() == (f"note: {FHIR}: 1 file not read (not a record file: "
+                                ".yaml .yml .json .jsonl .ndjson): SOURCE.md")
     for res in doc["results"]:
         notes = " ".join(res["notes"])
         assert "not found: " in notes and "anc" in notes

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import clingo
 
 from pyasp_screen.findings.derive import Findings, asp_string
+from pyasp_screen.knowledge.grounding import GroundingLimit, run_bounded
 from pyasp_screen.knowledge.kb import KnowledgeBase
 from pyasp_screen.knowledge.vocabulary import FACT_PREDICATES
 
@@ -28,6 +29,11 @@ VOCABULARY_ARITY = {sig.split("/")[0]: int(sig.split("/")[1]) for sig in FACT_PR
 
 class EngineError(Exception):
     """clingo failed on a knowledge base (a KB bug, not a patient's property)."""
+
+
+class GroundingStopped(EngineError):
+    """Grounding passed its time or memory limit (a rule that grounds without end); the
+    message names the knowledge base (:mod:`pyasp_screen.knowledge.grounding`)."""
 
 
 @dataclass
@@ -109,11 +115,14 @@ class Engine:
         return statuses
 
     def solve_program(self, facts: str, vocabulary_facts: dict[str, list[str]] | None = None,
-                      ) -> list[clingo.Symbol]:
+                      patients: int = 1) -> list[clingo.Symbol]:
         """Ground and solve the KB with ``facts``; the shown symbols of the one model.
 
         ``vocabulary_facts`` (predicate name -> facts without the final period, every one of
         the vocabulary's arity) are more facts, passed by the faster route of _term_facts.
+        ``patients``: how many patients the facts are of, which sets the grounding's time
+        and memory limits (:mod:`pyasp_screen.knowledge.grounding`). Raises EngineError, or
+        GroundingStopped past a limit.
         """
         messages: list[str] = []
         ctl = clingo.Control(self._args, logger=lambda code, msg: messages.append(msg))
@@ -125,20 +134,28 @@ class Engine:
                 facts += "".join(f + ".\n" for fs in vocabulary_facts.values() for f in fs)
             else:
                 program += rules
+
+        def ground_and_solve() -> list[clingo.Symbol] | None:
+            try:
+                ctl.add("base", [], program)
+                if facts:
+                    ctl.add("base", [], facts)
+                ctl.ground([("base", [])], context=context)
+            except RuntimeError as e:
+                if "bad_alloc" in str(e):
+                    raise
+                raise EngineError(" ".join(messages[0].split()) if messages else "grounding failed") from None
+            with ctl.solve(yield_=True) as handle:
+                for model in handle:
+                    return model.symbols(shown=True)
+            return None
+
         try:
-            ctl.add("base", [], program)
-            if facts:
-                ctl.add("base", [], facts)
-            ctl.ground([("base", [])], context=context)
-        except RuntimeError:
-            raise EngineError(" ".join(messages[0].split()) if messages else "grounding failed") from None
-        symbols: list[clingo.Symbol] = []
-        with ctl.solve(yield_=True) as handle:
-            for model in handle:
-                symbols = model.symbols(shown=True)
-                break
-            else:
-                raise EngineError(f"knowledge base {self.kb.name} has no answer set for these findings")
+            symbols = run_bounded(ground_and_solve, kb=self.kb.name, patients=patients, interrupt=ctl.interrupt)
+        except GroundingLimit as e:
+            raise GroundingStopped(str(e)) from None
+        if symbols is None:
+            raise EngineError(f"knowledge base {self.kb.name} has no answer set for these findings")
         return symbols
 
     @staticmethod
@@ -205,7 +222,7 @@ class Engine:
                     groups[name].append(fact)
                 else:
                     groups[name] = [fact]
-        symbols = self.solve_program("".join(other), groups)
+        symbols = self.solve_program("".join(other), groups, patients=len(batch))
         n_masks, n_pop = 2 * self._masks, len(self._populations)
         for sym in symbols:
             if sym.name == "contradiction":

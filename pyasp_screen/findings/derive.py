@@ -94,7 +94,14 @@ def asp_string(text: str) -> str:
 
 
 def fmt(value: Fraction, places: int = 3) -> str:
-    """A Fraction for people: at most ``places`` decimals, trailing zeros dropped."""
+    """A Fraction for people: at most ``places`` decimals, trailing zeros dropped; a value of
+    a million million or more (only ever an impossible one, quoted in its error) in
+    scientific notation, 1e+308."""
+    if abs(value) >= 10**12:
+        try:
+            return format(float(value), ".6g")
+        except OverflowError:  # past a float's range
+            return f"{'-' * (value < 0)}about 1e+{len(str(abs(int(value)))) - 1}"
     q = Decimal(value.numerator) / Decimal(value.denominator)
     text = format(round(q, places), "f")
     return text.rstrip("0").rstrip(".") if "." in text else text

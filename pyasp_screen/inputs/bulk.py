@@ -55,6 +55,7 @@ from typing import Any
 
 import msgspec
 
+from pyasp_screen.inputs.limits import InputRefused, display_path, iter_lines, open_input, scan_json_depth
 from pyasp_screen.inputs.record import Loaded, RecordError, parse_record
 from pyasp_screen.knowledge.vocabulary import Vocabulary
 
@@ -122,10 +123,14 @@ def _head(raw: bytes) -> tuple[str | None, Any, Any]:
         pass  # a field of an unexpected JSON type (or not an object): look again, loosely
     except msgspec.DecodeError as e:
         raise _BadLine(_malformed(raw, e)) from None
+    except RecursionError:
+        raise _BadLine(scan_json_depth(raw).reason) from None
     try:
         data = _decode_any(raw)
     except msgspec.DecodeError as e:
         raise _BadLine(f"malformed JSON: {e}") from None
+    except RecursionError:
+        raise _BadLine(scan_json_depth(raw).reason) from None
     if not isinstance(data, dict):
         raise _BadLine(f"a line must be a JSON object (one FHIR resource), got {_json_type(data)}")
     rt = data.get("resourceType")
@@ -152,7 +157,9 @@ def _patient_of(ref: str) -> str | None:
 
 
 def _ndjson_files(folder: Path) -> list[Path]:
-    return sorted((p for p in folder.iterdir() if p.suffix.lower() == ".ndjson" and p.is_file()),
+    # Not only regular files: a named pipe or a device named *.ndjson is refused by name
+    # when it is read (limits.open_input), never skipped silently.
+    return sorted((p for p in folder.iterdir() if p.suffix.lower() == ".ndjson" and not p.is_dir()),
                   key=lambda p: p.name)
 
 
@@ -200,31 +207,36 @@ def _url_file(url: object) -> str | None:
 def _first_object(path: Path) -> dict | None | bool:
     """The first non-blank line of a file as a JSON object; False if it is not JSON."""
     try:
-        with path.open("rb") as fh:
-            for raw in fh:
+        with open_input(path) as fh:  # regular files only, lines of bounded length
+            for _, raw in iter_lines(fh):
+                if isinstance(raw, InputRefused):
+                    return False
                 raw = raw.strip().removeprefix(b"\xef\xbb\xbf")
                 if raw:
                     try:
                         data = _decode_any(raw)
-                    except msgspec.DecodeError:
+                    except (msgspec.DecodeError, RecursionError):
                         return False
                     return data if isinstance(data, dict) else False
-    except OSError:
-        return False
+    except (OSError, InputRefused):
+        return False  # read as a resource file: the reader names what is wrong with it
     return None
 
 
 def _lines_of(path: Path, limit: int = 200) -> list[dict]:
     out = []
     try:
-        with path.open("rb") as fh:
-            for raw in fh:
+        with open_input(path) as fh:  # regular files only, lines of bounded length
+            for _, raw in iter_lines(fh):
+                if isinstance(raw, InputRefused):
+                    out.append({"_malformed": raw.reason})
+                    continue
                 raw = raw.strip()
                 if not raw:
                     continue
                 try:
                     data = _decode_any(raw)
-                except msgspec.DecodeError:
+                except (msgspec.DecodeError, RecursionError):
                     out.append({"_malformed": raw[:80].decode("utf-8", "replace")})
                     continue
                 out.append(data if isinstance(data, dict) else {"_value": data})
@@ -232,6 +244,8 @@ def _lines_of(path: Path, limit: int = 200) -> list[dict]:
                     break
     except OSError as e:
         out.append({"_error": str(e.strerror or e)})
+    except InputRefused as e:
+        out.append({"_error": e.reason})
     return out
 
 
@@ -447,8 +461,8 @@ def iter_bulk_patients(folder: Path, *, workdir: Path | None = None,
         yield RecordError(where, None, None, "FHIR Bulk Data export without a resource file"
                           " (see its diagnostics: pyasp_screen.inputs.bulk.export_diagnostics)")
         return
-    names = [str(f) for f in files]
-    total = sum(f.stat().st_size for f in files)
+    names = [display_path(f) for f in files]
+    total = sum(f.stat().st_size for f in files if f.is_file())
     k = max(1, -(-total // max(1, partition_bytes)))
     flush_bytes = max(_MIB // 16, min(partition_bytes, 16 * _MIB))
 
@@ -458,12 +472,18 @@ def iter_bulk_patients(folder: Path, *, workdir: Path | None = None,
         n_patients = n_resources = 0
         for fidx, path in enumerate(files):
             try:
-                fh = path.open("rb")
+                fh = open_input(path)
+            except InputRefused as e:
+                yield RecordError(names[fidx], None, None, e.reason)
+                continue
             except OSError as e:
                 yield RecordError(names[fidx], None, None, f"cannot read file: {e.strerror or e}")
                 continue
             with fh:
-                for lineno, raw in enumerate(fh, 1):
+                for lineno, raw in iter_lines(fh):
+                    if isinstance(raw, InputRefused):
+                        yield RecordError(f"{names[fidx]}:{lineno}", None, None, raw.reason)
+                        continue
                     raw = raw.rstrip(b"\r\n")
                     if lineno == 1:
                         raw = raw.removeprefix(b"\xef\xbb\xbf")

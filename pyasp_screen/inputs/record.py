@@ -20,6 +20,8 @@ from typing import Literal, Union
 
 import msgspec
 
+from pyasp_screen.inputs.limits import id_problem, one_line
+
 Tristate = Union[bool, Literal["unknown"]]
 
 
@@ -180,6 +182,17 @@ class RecordError:
     field: str | None
     reason: str
 
+    def __post_init__(self) -> None:
+        # Every part is shown on one line and must encode in any output: a line break, a
+        # control character or a lone surrogate (an ID, a file name, a code quoted in the
+        # reason) is written as an escape.
+        for name in ("file", "patient", "field", "reason"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                clean = one_line(value)
+                if clean is not value:
+                    object.__setattr__(self, name, clean)
+
     def __str__(self) -> str:
         parts = [self.file]
         parts.append(f"patient {self.patient}" if self.patient else "patient ?")
@@ -231,6 +244,8 @@ def parse_record(data: object, file: str) -> Loaded | RecordError:
         return RecordError(file, None, None, f"a record must be a mapping, got {type(data).__name__}")
     if patient is not None and not patient.strip():
         return RecordError(file, None, "id", "the patient id is empty")
+    if patient is not None and (problem := id_problem(patient)):
+        return RecordError(file, patient, "id", problem)
     try:
         record = msgspec.convert(data, Record, strict=False)
     except msgspec.ValidationError as e:

@@ -36,6 +36,7 @@ import clingo
 
 from pyasp_screen.knowledge import analysis, yamlfile
 from pyasp_screen.knowledge.analysis import Atom, Location, Rule, constant
+from pyasp_screen.knowledge.grounding import GroundingLimit, run_bounded
 from pyasp_screen.knowledge.paths import builtin_kb_root
 from pyasp_screen.knowledge.resolve import ProgramFile, Resolved, resolve
 from pyasp_screen.knowledge.vocabulary import (
@@ -632,9 +633,15 @@ def _ground_declarations(kb: KnowledgeBase) -> tuple[dict[str, list[tuple[str, .
     tables), by predicate signature: arguments as text, and as analysis terms."""
     messages: list[str] = []
     ctl = clingo.Control(kb.clingo_args() + ["--warn=none"], logger=lambda code, msg: messages.append(msg))
-    try:
+
+    def ground() -> None:
         ctl.add("base", [], kb.program_text())
         ctl.ground(KB_PARTS)
+
+    try:  # under the time and memory limits of every grounding (a rule may never end)
+        run_bounded(ground, kb=kb.name)
+    except GroundingLimit as e:
+        raise KBError(str(e)) from None
     except RuntimeError:
         detail = " ".join(messages[0].split()) if messages else "cannot ground"
         raise KBError(f"knowledge base {kb.directory}: {detail}") from None
