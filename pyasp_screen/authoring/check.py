@@ -48,10 +48,16 @@ VALUES = {"true", "false", "yes", "no", "positive", "negative", "indeterminate",
 MANIFEST_KEYS = {"name", "title", "version", "protocol", "programs", "populations", "parameters", "extends"}
 
 
-def check_kb_dir(kb_dir: Path, exactness: bool = True) -> list[Problem]:
+def check_kb_dir(kb_dir: Path, exactness: bool = True, params: dict[str, str] | None = None,
+                 every_reading: bool = False) -> list[Problem]:
     """Every problem of a knowledge base folder, its manifest, vocabulary and cases included.
-    ``exactness``: also run the brute-force exactness check (a few seconds; only when nothing
-    else is wrong)."""
+
+    ``exactness``: also run the exactness check (a few seconds; only when nothing else is
+    wrong), under the parameters ``params`` (NAME -> text, as --param gives them; default: the
+    manifest's) and, with ``every_reading``, under every other value of each choice and
+    boolean parameter of the rules, one at a time (:func:`readings`). A problem found under
+    other values than the manifest's says which ("with sledai_exclude_cns=false: ...")."""
+    overrides = dict(params or {})
     resolved = resolve(kb_dir)
     problems = list(resolved.problems)
     m = resolved.manifest
@@ -97,10 +103,51 @@ def check_kb_dir(kb_dir: Path, exactness: bool = True) -> list[Problem]:
                                     "the findings stage needs it (copy it from kb/ct1190b/manifest.yaml)"))
     problems += _sentences_in_protocol(resolved, parsed)
     if exactness and not problems:
-        from pyasp_screen.authoring.exactness import exactness_problems
-
-        problems += exactness_problems(kb_dir)
+        problems += exactness_under_readings(kb_dir, overrides, every_reading)
     return problems
+
+
+def readings(kb) -> list[dict[str, str]]:
+    """The other readings of a compiled knowledge base: for each choice or boolean parameter
+    the rules read (stage asp), each value it does not have, one parameter at a time."""
+    out = []
+    for p in kb.parameters.values():
+        if p.stage != "asp" or p.kind not in ("choice", "boolean"):
+            continue
+        values = p.choices if p.kind == "choice" else ("true", "false")
+        out += [{p.name: v} for v in values if v != p.asp_constant()]
+    return out
+
+
+def exactness_under_readings(kb_dir: Path, params: dict[str, str], every_reading: bool) -> list[Problem]:
+    """The exactness check under ``params``, and with ``every_reading`` under each of
+    :func:`readings` too; a problem already found under an earlier reading is not repeated."""
+    from pyasp_screen.authoring.exactness import check_exactness
+    from pyasp_screen.knowledge.kb import load_kb
+
+    try:
+        kb = load_kb(kb_dir, params)
+    except KBError as e:
+        return [Problem(str(kb_dir / "manifest.yaml"), 1, 1, f"cannot be loaded for the exactness check: {e}")]
+    out, seen = [], set()
+    scenarios = [dict(params)] + ([{**params, **r} for r in readings(kb)] if every_reading else [])
+    for scenario in scenarios:
+        try:
+            this = kb if scenario == params else kb.with_parameters(scenario)
+        except KBError as e:
+            out.append(Problem(str(kb_dir / "manifest.yaml"), 1, 1, f"{_reading(scenario)}cannot be loaded: {e}"))
+            continue
+        for p in check_exactness(this):
+            key = (p.file, p.line, p.message.split(" for a record")[0])  # the same fault
+            if key in seen:
+                continue
+            seen.add(key)
+            out.append(Problem(p.file, p.line, p.column, _reading(scenario) + p.message))
+    return out
+
+
+def _reading(scenario: dict[str, str]) -> str:
+    return f"with {', '.join(f'{k}={v}' for k, v in scenario.items())}: " if scenario else ""
 
 
 def _from_message(text: str) -> Problem:

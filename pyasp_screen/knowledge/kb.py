@@ -26,6 +26,7 @@ Parameters with ``stage: findings`` are read by :mod:`pyasp_screen.findings.deri
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
@@ -468,9 +469,17 @@ def _compile(kb: KnowledgeBase) -> KnowledgeBase:
             raise KBError(f"knowledge base {kb.directory}: criterion {cid}: population {info['population']!r} is "
                           f"not declared in manifest.yaml (populations: {', '.join(kb.populations) or 'none'})")
 
+    # components in the order the rules list them (all_of/any_of, pools in order), each
+    # followed by its own parts: the protocol's order, as for criteria
+    listed: dict[str, tuple] = {}
+    for n, r in enumerate(kb.rules):
+        for i, a in enumerate(r.heads):
+            if a.name in ("all_of", "any_of") and len(a.args) == 2 and a.text(1):
+                listed.setdefault(a.text(1), (n, i))
+
     def flatten(c: str, seen=()) -> list[str]:
         out = []
-        for s in parts.get(c, []):
+        for s in sorted(parts.get(c, []), key=lambda s: (listed.get(s, (len(kb.rules), 0)), s)):
             if s in seen:
                 continue
             out.append(s)
@@ -484,8 +493,9 @@ def _compile(kb: KnowledgeBase) -> KnowledgeBase:
                 declared.setdefault(a.text(0), a.location)
     crits = tuple(
         Criterion(cid, info["population"], info["kind"], sentences.get(cid, ""),
-                  tuple(sorted(dict.fromkeys(flatten(cid)))), declared.get(cid))
-        for cid, info in sorted(criteria.items(), key=lambda kv: _criterion_order(kv[0])))
+                  tuple(dict.fromkeys(flatten(cid))), declared.get(cid))
+        for cid, info in sorted(criteria.items(), key=lambda kv: _criterion_order(
+            kv[0], kv[1], list(kb.populations), declared.get(kv[0]))))
     numbers = {}
     checks = []
     for c, n, op, t in ground.get("check/4", ()):
@@ -611,12 +621,16 @@ def _population_label(pop: str, text: str) -> str:
     return pop.upper()
 
 
-def _criterion_order(cid: str) -> tuple:
-    """Protocol order: population prefix as listed, inclusion before exclusion, then number."""
-    pop, _, rest = cid.partition("-")
-    kind, _, num = rest.partition("-")
-    digits = "".join(ch for ch in num if ch.isdigit())
-    return (pop, 0 if kind == "IN" else 1, int(digits or 0), num)
+def _criterion_order(cid: str, info: dict, populations: list[str], where: Location | None) -> tuple:
+    """Protocol order: by population as the manifest lists them (criteria of every population
+    first), inclusions before exclusions, then by ID with its numbers compared as numbers
+    (INC-2 before INC-10, SLE-IN-7a before SLE-IN-7b), then where they are declared. Never
+    alphabetical: EX-1 sorts before INC-1, which no protocol does."""
+    pop = info["population"]
+    rank = -1 if pop == "all" else populations.index(pop) if pop in populations else len(populations)
+    natural = tuple((0, int(part), "") if part.isdigit() else (1, 0, part.lower())
+                    for part in re.findall(r"\d+|\D+", cid))
+    return (rank, 0 if info["kind"] == "inclusion" else 1, natural, where or ("", 0, 0))
 
 
 def _symbol_text(s: clingo.Symbol) -> str:
@@ -941,9 +955,11 @@ def _conditions(kb: KnowledgeBase, live: tuple[Rule, ...], ground, ground_terms,
         for cid in named - {None}:
             deciding.setdefault(cid, []).append(r)
     out: dict[str, Condition] = {}
+    refers: dict[str, frozenset[str]] = {}  # condition -> the conditions its rules read (holds/2, fails/2)
     for cid in ids:
         reads, params, rules = set(), set(), []
-        r, p, _ = reader.condition(cid)
+        r, p, refs = reader.condition(cid)
+        refers[cid] = frozenset(refs) - {cid}
         reads |= r
         params |= p
         for r in deciding.get(cid, ()):
@@ -960,13 +976,16 @@ def _conditions(kb: KnowledgeBase, live: tuple[Rule, ...], ground, ground_terms,
                              tuple(parts.get(cid, ())), tuple(rules))
 
     def union(cid: str, seen: tuple = ()) -> tuple[set, set]:
+        # a condition reads what its parts read, and what the conditions its rules read do
+        # (holds(P,"SLE-IN-5") in another criterion's rule)
         c = out[cid]
         reads, params = set(c.reads), set(c.parameters)
-        for part in c.parts:
-            if part in out and part not in seen:
+        for part in (*c.parts, *sorted(refers.get(cid, ()))):
+            if part in out and part not in seen and part != cid:
                 r, p = union(part, seen + (cid,))
                 reads |= r
-                params |= p
+                if part in c.parts:
+                    params |= p
         return reads, params
 
     return {cid: replace(c, reads=frozenset(union(cid)[0]), parameters=frozenset(union(cid)[1]))
