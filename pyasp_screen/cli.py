@@ -774,11 +774,16 @@ def check_cmd(kb_dir, params, params_file, every_reading):
 @main.command(name="test")
 @click.argument("kb_dir", required=False, type=click.Path(path_type=Path, file_okay=False))
 @click.option("-k", "pattern", metavar="PATTERN", help="Only the example patients whose name contains PATTERN.")
-def test_cmd(kb_dir, pattern):
+@click.option("--coverage", "show_coverage", is_flag=True,
+              help="Print, for every criterion and component, how many example patients reached met, "
+                   "not met and unknown.")
+def test_cmd(kb_dir, pattern, show_coverage):
     """Screen every example patient of a knowledge base (cases/*.yaml) and compare with its
-    expected verdicts and statuses (cases/*.expected.yaml). Prints the differences and a
-    closing line "N passed, M failed"; exits 1 on any failure."""
-    from pyasp_screen.authoring.cases import run_cases
+    expected verdicts and statuses (cases/*.expected.yaml). Prints the differences (a verdict
+    that differs names the criteria that make it, marking those the expectations leave out),
+    which criteria no example patient takes to met, not met or unknown, and a closing line
+    "N passed, M failed"; exits 1 on any failure."""
+    from pyasp_screen.authoring.cases import coverage, run_cases
     from pyasp_screen.knowledge.kb import resolve_kb_dir
 
     try:
@@ -798,6 +803,22 @@ def test_cmd(kb_dir, pattern):
         click.echo(f"{'PASS' if r.passed else 'FAIL'} {r.name}")
         for d in r.differences:
             click.echo(f"    {d}")
+    if any(r.statuses for r in results) and (show_coverage or not pattern):
+        cov = coverage(directory, results)
+        if show_coverage:
+            click.echo(f"coverage over {len(results)} example patient(s):")
+            w = max(len("condition"), *(len(c) for c in cov.counts))
+            click.echo(f"    {'condition':<{w}} {'met':>5} {'not met':>8} {'unknown':>8}")
+            for cid, n in cov.counts.items():
+                click.echo(f"    {cid:<{w}} {n['met']:>5} {n['not_met']:>8} {n['unknown']:>8}")
+        gaps = cov.gaps()
+        words = {"met": "met", "not_met": "not met", "unknown": "unknown"}
+        if gaps:
+            click.echo("coverage: no example patient takes " + "; ".join(
+                f"{', '.join(ids)} to {words[st]}" for st, ids in gaps.items())
+                + ("" if show_coverage else " (--coverage for every count)"))
+        else:
+            click.echo("coverage: every criterion is met, not met and unknown in some example patient")
     passed = sum(r.passed for r in results)
     click.echo(f"{passed} passed, {len(results) - passed} failed")
     sys.exit(0 if results and passed == len(results) else 1)

@@ -22,6 +22,7 @@ parser (which executes nothing) before it is ever handed to a solver. Findings a
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
@@ -96,12 +97,22 @@ def check_kb_dir(kb_dir: Path, exactness: bool = True, params: dict[str, str] | 
     problems += _rules(parsed, params, m.path, populations, vocab)
     problems += _clingo_messages(sources, params)
     criteria = {a.text(0) for r in parsed.rules for a in r.heads if a.name == "criterion" and a.text(0)}
-    problems += _cases(kb_dir, criteria, populations)
+    parts = {a.text(1) for r in parsed.rules for a in r.heads if a.name in ("all_of", "any_of") and a.text(1)}
+    problems += _cases(kb_dir, criteria, populations, parts, params)
     for name in FINDINGS_PARAMETERS:
         if name not in params:
             problems.append(Problem(str(m.path), 1, 1, f"parameter {name} (stage: findings) is not declared: "
                                     "the findings stage needs it (copy it from kb/ct1190b/manifest.yaml)"))
     problems += _sentences_in_protocol(resolved, parsed)
+    try:
+        from pyasp_screen.knowledge.kb import load_kb
+
+        compiled = load_kb(kb_dir)
+    except KBError:
+        compiled = None  # what stops it is reported above
+    if compiled is not None:
+        problems += _never_known(compiled, parsed)
+        problems += _parameters_linked(compiled, parsed)
     if exactness and not problems:
         problems += exactness_under_readings(kb_dir, overrides, every_reading)
     return problems
@@ -221,7 +232,7 @@ def _rules(parsed: analysis.Parsed, parameters: dict, manifest: Path, population
                 defined.setdefault(a.text(0), a.location)
                 if a.text(1):
                     defined.setdefault(f"part:{a.text(1)}", a.location)
-            elif a.name == "check" and len(a.args) == 4 and a.text(0):
+            elif a.name in ("check", "check_ever") and len(a.args) == 4 and a.text(0):
                 defined.setdefault(a.text(0), a.location)
                 checks.append((a.text(0), a.text(1) or "", a.text(3) or "", a.location))
     for cid, (kind, pop, loc) in kinds.items():
@@ -238,11 +249,26 @@ def _rules(parsed: analysis.Parsed, parameters: dict, manifest: Path, population
                                     "check/4, all_of/2 or any_of/2)"))
         if cid not in sentences:
             problems.append(Problem(*locs[0], f"{cid} has no registry_sentence/2: cite the sentence it encodes"))
+    parts = {cond[5:] for cond in defined if cond.startswith("part:")}
+    read_conditions = {a.text(1) for r in parsed.rules for a in r.body if a.name in ("holds", "fails") and a.text(1)}
     for cond, loc in defined.items():
         if cond.startswith("part:"):
             continue
         if cond.split(".")[0] not in criteria:
             problems.append(Problem(*loc, f"rules for {cond}, but no criterion {cond.split('.')[0]} is declared"))
+        elif cond not in criteria and cond not in parts and cond not in read_conditions:
+            parent = cond.rsplit(".", 1)[0]
+            problems.append(Problem(*loc, f"rules for {cond}, but no all_of/any_of lists it as a part (of "
+                                    f"{parent}?): it decides nothing and is never shown "
+                                    f"(all_of(\"{parent}\", (..., \"{cond}\")) or a misspelt ID?)"))
+    for r in parsed.rules:
+        for a in r.heads:
+            if a.name in ("all_of", "any_of") and len(a.args) == 2 and a.text(0) and a.text(1) \
+                    and a.text(1) not in defined:
+                never = "never be met" if a.name == "all_of" else "never be ruled out"
+                problems.append(Problem(*a.location, f"{a.text(1)} is a part of {a.text(0)} but no rule decides "
+                                        f"it (holds/2, fails/2, check/4, all_of/2 or any_of/2): it stays unknown "
+                                        f"for every patient, so {a.text(0)} can {never}"))
     for cid, loc in sentences.items():
         if cid not in criteria:
             problems.append(Problem(*loc, f"registry sentence for {cid}, which is not declared"))
@@ -276,6 +302,98 @@ def _rules(parsed: analysis.Parsed, parameters: dict, manifest: Path, population
             problems.append(Problem(*loc, f"{threshold} is in {p.unit or 'no unit'} but {name} is compared in "
                                     f"{kind.unit}: give the threshold in {kind.unit}"))
     return problems
+
+
+# Shared predicates that read a finding's most recent result within its look-back window
+# (kb/lib/core.lp): the argument naming the finding.
+WINDOWED = {"current/4": 1, "current_result/3": 1, "in_window/3": 1, "newer_in_window/3": 1,
+            "result_in_window/3": 1, "newer_result/3": 1}
+# ... and every result within its history window (history_window/2)
+HISTORY = {"result_ever/3": 1, "result_never/3": 1, "ever_in_window/4": 1}
+# Shared predicates whose "no" needs the scheme's items declared (scheme_item/2): a complete
+# scheme closes only the items it knows.
+CLOSED_BY_ITEMS = {"item_no/3", "item_maybe/3", "scheme_recorded/2"}
+
+
+def _never_known(kb, parsed: analysis.Parsed) -> list[Problem]:
+    """Mistakes that leave a criterion unknown for every patient whatever the record says:
+    a result read without a look-back window (no result is ever current), an item a scheme
+    does not declare (a complete scheme never closes it), a scheme with no items at all."""
+    out, said = [], set()
+    windows = set(kb.windows)
+    for r in parsed.rules:
+        for a in r.heads:
+            if a.name == "check_ever" and len(a.args) == 4 and a.text(1) and a.text(1) not in kb.history_windows \
+                    and (a.text(1), "history") not in said:
+                said.add((a.text(1), "history"))
+                out.append(Problem(*a.location, _no_window(a.text(1), a.text(0) or "it", "history_window")))
+            if a.name == "check" and len(a.args) == 4 and a.text(1) and a.text(1) not in windows \
+                    and (a.text(1), "check") not in said and any(c[1] == a.text(1) for c in kb.checks):
+                said.add((a.text(1), "check"))
+                out.append(Problem(*a.location, _no_window(a.text(1), a.text(0) or "it")))
+        for a in r.body:
+            pos = WINDOWED.get(a.signature)
+            name = a.text(pos) if pos is not None else None
+            if name and name not in windows and (name, "read") not in said and name not in kb.parameters:
+                said.add((name, "read"))
+                out.append(Problem(*a.location, _no_window(name, "the rule")))
+            pos = HISTORY.get(a.signature)
+            name = a.text(pos) if pos is not None else None
+            if name and name not in kb.history_windows and (name, "history") not in said \
+                    and name not in kb.parameters:
+                said.add((name, "history"))
+                out.append(Problem(*a.location, _no_window(name, "the rule", "history_window")))
+            if a.signature in CLOSED_BY_ITEMS or a.signature == "item_yes/3":
+                scheme = a.text(1)
+                items = kb.scheme_items.get(scheme or "", frozenset())
+                if not scheme or scheme in kb.parameters or (scheme, "items") in said:
+                    continue
+                if not items and a.signature in CLOSED_BY_ITEMS:
+                    said.add((scheme, "items"))
+                    out.append(Problem(*a.location, f"{scheme} has no items declared (scheme_item({scheme}, Item); "
+                                       "the score schemes' are in lib/scores.lp): a record's complete: "
+                                       f"[{scheme}] closes nothing, so {a.name} never holds"))
+                item = a.text(2) if len(a.args) == 3 else None
+                if items and item and item not in items and item not in kb.parameters \
+                        and (scheme, item) not in said:
+                    said.add((scheme, item))
+                    hint = difflib.get_close_matches(item, items, n=2)
+                    out.append(Problem(*a.location, f"{item} is not an item of {scheme}"
+                                       + (f" (did you mean {', '.join(hint)}?)" if hint else "")
+                                       + f": no record can state it and a complete {scheme} never closes it "
+                                       + (f"(the organ systems are those of kb/lib/vocabulary.yaml's organs: "
+                                          f"{', '.join(sorted(items))})" if scheme == "organ_involvement" else
+                                          f"(declare scheme_item({scheme}, {item}) if it is one)")))
+    return out
+
+
+def _no_window(name: str, who: str, declaration: str = "window") -> str:
+    if declaration == "history_window":
+        return (f"{name} is read as every result within its history window, but no history_window({name}, "
+                f"Days) is declared: no result of it is ever read and {who} stays unknown for every patient "
+                f"(declare history_window({name}, some_history_days))")
+    return (f"{name} is read as the most recent result within its look-back window, but no window({name}, "
+            f"Days) is declared: no result of it is ever read and {who} stays unknown for every patient "
+            f"(declare window({name}, some_window_days) in the rules, or window: in vocabulary.yaml)")
+
+
+def _parameters_linked(kb, parsed: analysis.Parsed) -> list[Problem]:
+    """A parameter the rules use must lead to the criteria it changes (params shows them as
+    "used by"); one used only where the compiled knowledge base cannot follow it to a
+    criterion is reported, with the fix (used_by: in the manifest)."""
+    out = []
+    where: dict[str, tuple] = {}
+    for r in parsed.rules:
+        for name, loc in r.identifiers:
+            if name in kb.parameters:
+                where.setdefault(name, loc)
+    for name, loc in where.items():
+        p = kb.parameters[name]
+        if p.stage == "asp" and not kb.parameter_uses.get(name):
+            out.append(Problem(*loc, f"parameter {name} is used here but no criterion's rules lead to this rule: "
+                               f"params cannot say which criteria it changes (add used_by: [criterion IDs] to "
+                               f"its declaration in manifest.yaml)"))
+    return out
 
 
 GROUND_SECONDS = 20
@@ -367,8 +485,13 @@ def _from_clingo(msg: str, advice: str) -> Problem:
     return Problem("<clingo>", 0, 0, f"{text} ({advice})")
 
 
-def _cases(kb_dir: Path, criteria: set[str], populations: dict) -> list[Problem]:
-    """Example patients' expectations must name criteria and populations that exist."""
+def _cases(kb_dir: Path, criteria: set[str], populations: dict, parts: set[str] = frozenset(),
+           parameters: dict | None = None) -> list[Problem]:
+    """Example patients' expectations must name criteria, components, populations and
+    parameters that exist, and parameter values the manifest accepts."""
+    from pyasp_screen.knowledge.kb import _parse_value
+
+    parameters = parameters or {}
     problems = []
     words = {"met", "not_met", "unknown", "eligible", "ineligible", "undetermined"}
     real = Path(os.path.realpath(kb_dir))
@@ -385,8 +508,27 @@ def _cases(kb_dir: Path, criteria: set[str], populations: dict) -> list[Problem]
             problems.append(Problem(str(exp), 1, 1, "expected a mapping (overall:, verdicts:, statuses:)"))
             continue
         for cid in list((data.get("statuses") or {})) + list((data.get("components") or {})):
-            if str(cid).split(".")[0] not in criteria:
-                problems.append(Problem(str(exp), _line_of(exp, str(cid)), 1, f"{cid}: no such criterion"))
+            cid = str(cid)
+            if cid.split(".")[0] not in criteria:
+                problems.append(Problem(str(exp), _line_of(exp, cid), 1, f"{cid}: no such criterion"))
+            elif cid not in criteria and cid not in parts:
+                siblings = sorted(p for p in parts if p.startswith(cid.split(".")[0] + "."))
+                hint = difflib.get_close_matches(cid, siblings, n=2)
+                problems.append(Problem(str(exp), _line_of(exp, cid), 1, f"{cid}: no such component" + (
+                    f" (did you mean {', '.join(hint)}?)" if hint else
+                    f" ({cid.split('.')[0]} has {', '.join(siblings) if siblings else 'none'})")))
+        for name, value in (data.get("params") or {}).items() if isinstance(data.get("params"), dict) else ():
+            name = str(name)
+            if name not in parameters:
+                hint = difflib.get_close_matches(name, parameters, n=2)
+                problems.append(Problem(str(exp), _line_of(exp, name), 1, f"params: {name} is not a parameter of this "
+                                        "knowledge base" + (f" (did you mean {', '.join(hint)}?)" if hint else "")))
+                continue
+            raw = str(value).lower() if isinstance(value, bool) else str(value)
+            try:
+                _parse_value(parameters[name], raw, f"params: {name}")
+            except KBError as e:
+                problems.append(Problem(str(exp), _line_of(exp, name), 1, str(e)))
         for pop in (data.get("verdicts") or {}):
             if pop not in populations:
                 problems.append(Problem(str(exp), _line_of(exp, str(pop)), 1, f"{pop}: no such population"))
