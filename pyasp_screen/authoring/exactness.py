@@ -102,7 +102,7 @@ def slot_table(kb: KnowledgeBase, rng: random.Random) -> tuple[list[Slot], list[
         values = _grid_values(thresholds.get(name, set())) or [0, 2000, 200000]
         # taken on the screening date or on the last day of its look-back (a criterion may
         # count other dates from the day of the result it reads)
-        days = sorted({0, kb.windows.get(name, 0)})
+        days = sorted({0, kb.windows.get(name, 0), kb.history_windows.get(name, 0)})
         slots.append(Slot(f"quantity:{name}", [[f"quantity({{P}},{name},{g},{g},{d})"] for g in values for d in days]))
     for name in sorted(n for n in reads.get("qualitative", ()) if n not in ("*", "") and qualitative(n)):
         slots.append(Slot(f"qualitative:{name}", [[f"qualitative({{P}},{name},{r},0)"]
