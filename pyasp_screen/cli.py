@@ -737,40 +737,71 @@ def serve(host, port, kb, records, max_upload):
 
 @main.command(name="check")
 @click.argument("kb_dir", required=False, type=click.Path(path_type=Path, file_okay=False))
-def check_cmd(kb_dir):
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
+              help="Check exactness with this parameter value instead of the manifest's (repeatable).")
+@params_file_option
+@click.option("--every-reading", is_flag=True,
+              help="Also check exactness under every other value of each choice and boolean parameter, "
+                   "one at a time (a few seconds each).")
+def check_cmd(kb_dir, params, params_file, every_reading):
     """Check a knowledge base (default: the bundled ct1190b) before screening with it.
 
     Prints one line per problem, file:line:col: message, and exits 1 if there is any:
     files outside the knowledge base (an #include, a manifest path, extends: refused, like
     #script and @functions), ASP syntax errors and clingo warnings, predicates nothing
     provides, criteria without rules or registry sentences, sentences not in the protocol
-    word for word, rules for undeclared criteria, duplicate IDs, parameters used but not
-    declared or declared but unused, thresholds in the wrong unit, a bad vocabulary.yaml,
-    and, when all that is clean, exactness: every criterion's met / not_met checked by brute
-    force against the completions of generated records (docs/semantics.md).
+    word for word, rules for undeclared criteria or components, duplicate IDs, parameters used
+    but not declared or declared but unused, thresholds in the wrong unit, mistakes that leave
+    a criterion unknown forever (a result read without a look-back window, a component with no
+    rules, a scheme whose items are never declared), a bad vocabulary.yaml or example case,
+    and, when all that is clean, exactness: every criterion's met / not_met and every
+    population's verdict checked against the completions of generated records
+    (docs/semantics.md), under the manifest's parameters, those of --param, or with
+    --every-reading every reading of the choice and boolean parameters.
     """
-    from pyasp_screen.authoring.check import check_kb_dir
+    from pyasp_screen.authoring.check import check_kb_dir, readings
     from pyasp_screen.knowledge.kb import resolve_kb_dir
 
     try:
         directory = resolve_kb_dir(kb_dir)
     except KBError as e:
         raise click.UsageError(str(e)) from None
-    problems = check_kb_dir(directory)
+    overrides = _parse_params(params, params_file)
+    if overrides:
+        try:
+            load_kb(directory, overrides)
+        except KBError as e:
+            if "--param" in str(e) or "unknown parameter" in str(e):
+                raise click.UsageError(str(e)) from None  # else the knowledge base's own fault: reported below
+    problems = check_kb_dir(directory, params=overrides, every_reading=every_reading)
     for p in problems:
         click.echo(str(p))
     click.echo(f"{directory}: {len(problems)} problem(s)" if problems else f"{directory}: no problems", err=True)
+    if not every_reading and not problems:
+        try:
+            others = readings(load_kb(directory, overrides))
+        except KBError:
+            others = []
+        if others:
+            click.echo(f"exactness checked under {'these' if overrides else 'the default'} parameters; "
+                       f"{len(others)} other reading(s) of its choice and boolean parameters: "
+                       "add --every-reading to check them too", err=True)
     sys.exit(1 if problems else 0)
 
 
 @main.command(name="test")
 @click.argument("kb_dir", required=False, type=click.Path(path_type=Path, file_okay=False))
 @click.option("-k", "pattern", metavar="PATTERN", help="Only the example patients whose name contains PATTERN.")
-def test_cmd(kb_dir, pattern):
+@click.option("--coverage", "show_coverage", is_flag=True,
+              help="Print, for every criterion and component, how many example patients reached met, "
+                   "not met and unknown.")
+def test_cmd(kb_dir, pattern, show_coverage):
     """Screen every example patient of a knowledge base (cases/*.yaml) and compare with its
-    expected verdicts and statuses (cases/*.expected.yaml). Prints the differences and a
-    closing line "N passed, M failed"; exits 1 on any failure."""
-    from pyasp_screen.authoring.cases import run_cases
+    expected verdicts and statuses (cases/*.expected.yaml). Prints the differences (a verdict
+    that differs names the criteria that make it, marking those the expectations leave out),
+    which criteria no example patient takes to met, not met or unknown, and a closing line
+    "N passed, M failed"; exits 1 on any failure."""
+    from pyasp_screen.authoring.cases import coverage, run_cases
     from pyasp_screen.knowledge.kb import resolve_kb_dir
 
     try:
@@ -790,6 +821,22 @@ def test_cmd(kb_dir, pattern):
         click.echo(f"{'PASS' if r.passed else 'FAIL'} {r.name}")
         for d in r.differences:
             click.echo(f"    {d}")
+    if any(r.statuses for r in results) and (show_coverage or not pattern):
+        cov = coverage(directory, results)
+        if show_coverage:
+            click.echo(f"coverage over {len(results)} example patient(s):")
+            w = max(len("condition"), *(len(c) for c in cov.counts))
+            click.echo(f"    {'condition':<{w}} {'met':>5} {'not met':>8} {'unknown':>8}")
+            for cid, n in cov.counts.items():
+                click.echo(f"    {cid:<{w}} {n['met']:>5} {n['not_met']:>8} {n['unknown']:>8}")
+        gaps = cov.gaps()
+        words = {"met": "met", "not_met": "not met", "unknown": "unknown"}
+        if gaps:
+            click.echo("coverage: no example patient takes " + "; ".join(
+                f"{', '.join(ids)} to {words[st]}" for st, ids in gaps.items())
+                + ("" if show_coverage else " (--coverage for every count)"))
+        else:
+            click.echo("coverage: every criterion is met, not met and unknown in some example patient")
     passed = sum(r.passed for r in results)
     click.echo(f"{passed} passed, {len(results) - passed} failed")
     sys.exit(0 if results and passed == len(results) else 1)

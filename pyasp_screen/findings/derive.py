@@ -16,6 +16,7 @@ fact also gets a human description (``Finding``) for explanations and output.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -230,6 +231,28 @@ def _crcl_data(crcl, scr, when, days, label, used, weight, height, age, sex, whe
     return _dated(when, days, value=number(crcl), unit="mL/min", method="Cockcroft-Gault", inputs=inputs)
 
 
+TITRE = re.compile(r"^\s*1\s*:\s*(\d+)\s*$")
+
+
+def _is_titre(unit: str) -> bool:
+    """Is a finding measured as a titre ({titer}: the reciprocal of the highest dilution
+    still positive)?"""
+    return unit.replace(" ", "") in ("{titer}", "{titre}")
+
+
+def _titre(raw: str, unit: str | None, kind, where: str) -> tuple[int, str]:
+    """A titre written as laboratories write it, "1:80", as its reciprocal dilution (80) in
+    the finding's unit; any other text is refused by name. A unit given with it must be the
+    finding's own (a titre has no other)."""
+    m = TITRE.match(raw)
+    if m is None:
+        raise RecordInvalid(where, f"{raw!r} is not a titre (1:80) or a number ({kind.name} is measured in "
+                            f"{kind.unit}, the reciprocal dilution: 1:80 is 80)")
+    if unit not in (None, "", kind.unit):
+        raise RecordInvalid(where.rsplit(".", 1)[0] + ".unit", f"a titre {raw} is in {kind.unit}, not {unit!r}")
+    return int(m.group(1)), kind.unit
+
+
 @lru_cache(maxsize=1 << 16)
 def _plausible_value(kind, raw, unit: str | None) -> Fraction | None:
     """An observation's value in its finding's unit if it converts and is plausible, else
@@ -339,14 +362,24 @@ class _Builder:
                                         f"({kind.name} is qualitative)")
                 qualitative.setdefault((kind.name, days), []).append((value, obs.date, where))
                 continue
-            if isinstance(obs.value, (str, bool)):
+            raw, unit = obs.value, obs.unit
+            if isinstance(raw, str) and _is_titre(kind.unit):
+                try:
+                    raw, unit = _titre(raw, unit, kind, f"{where}.value")
+                except RecordInvalid as e:
+                    if obs.source is None:
+                        raise
+                    self.out.notes.append(f"{obs.source} ({kind.label}, {obs.display or obs.code}, "
+                                          f"{obs.value}): {e.reason}: result not used")
+                    continue
+            if isinstance(raw, (str, bool)):
                 raise RecordInvalid(f"{where}.value", f"{obs.value!r} is not a number "
                                     f"({kind.name} is measured in {kind.unit})")
-            value = _plausible_value(kind, obs.value, obs.unit)
+            value = _plausible_value(kind, raw, unit)
             if value is None:  # the slow path, which names the field and the reason
                 try:
-                    value = self._canonical(kind, obs.value, obs.unit, f"{where}.unit")
-                    self._plausible(kind, value, f"{where}.value", obs.value, obs.unit)
+                    value = self._canonical(kind, raw, unit, f"{where}.unit")
+                    self._plausible(kind, value, f"{where}.value", obs.value, unit)
                 except RecordInvalid as e:
                     if obs.source is None:
                         raise
@@ -717,9 +750,30 @@ class _Builder:
         if a.total is not None:
             if not 0 <= a.total <= 105:
                 raise RecordInvalid(f"{where}.total", f"SLEDAI-2K total {a.total} is impossible (0-105)")
+            self._total_agrees("sledai2k_descriptors", a.total, a.descriptors, f"{where}.total", "SLEDAI-2K")
             self.add(f"sledai2k_total({self.p},{a.total})", "sledai2k_total",
                      f"SLEDAI-2K total {a.total} (recorded total, {when})", f"{where}.total",
                      data=partial(_dated, when, days, value=a.total, unit="{score}"))
+
+    def _total_agrees(self, scheme: str, total: int, items: dict, where: str, label: str) -> None:
+        """A recorded total beside the items it is the sum of (the knowledge base's
+        scheme_weight/3) must lie between what the items allow: present ones count, absent
+        ones do not, unknown ones (and, unless the scheme is declared complete, unrecorded
+        ones) may. Otherwise the record contradicts itself: a total of 12 with every
+        descriptor absent is not silently read as 0 (the descriptors decide when recorded)."""
+        weights = self.kb.scheme_weights.get(scheme)
+        closed = scheme in self.r.complete
+        if not weights or not (items or closed):
+            return
+        low = sum(w for i, w in weights.items() if items.get(i) is True)
+        high = low + sum(w for i, w in weights.items()
+                         if items.get(i) == "unknown" or (i not in items and not closed))
+        if not low <= total <= high:
+            allowed = f"{low}" if low == high else f"{low} to {high}"
+            basis = "declared complete" if closed else "recorded"
+            group = self.v.scheme_groups.get(scheme, scheme)
+            raise RecordInvalid(where, f"{label} total {total} contradicts the {group} {basis} with it, which "
+                                f"sum to {allowed}: correct the total or the {group}")
 
     def organs(self) -> None:
         self._items("organ_involvement", self.r.organ_involvement, "organ_involvement")

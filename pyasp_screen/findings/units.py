@@ -48,6 +48,10 @@ class UnitError(ValueError):
 
 
 _ANNOTATION = re.compile(r"\{[^}]*\}")
+# an annotation that stands for a factor of its own: "{score}", "mL/min/{1.73_m2}", "{a}.{b}"
+_STANDALONE = re.compile(r"(?:(?<=^)|(?<=[/.(]))\{[^}]*\}(?=$|[/.)])")
+# a decimal number in a unit term: UCUM has none ("1.73" is 1 times 73)
+_DECIMAL = re.compile(r"(?<![\w*^])\d+\.\d+(?![\w*^])")
 
 
 @cache
@@ -58,39 +62,81 @@ def _registry():
 
 
 def _strip_annotations(unit: str) -> str:
-    """UCUM annotations ({INR}, {cells}) carry no dimension: "{INR}" is "1"."""
-    stripped = _ANNOTATION.sub("", unit).strip()
-    if stripped in ("", "/"):
-        return "1"
-    return stripped
+    """The unit without its annotations, which carry no dimension (UCUM section 2.5: an
+    annotation is a unit of 1): one standing for a factor of its own becomes 1
+    ("mL/min/{1.73_m2}" is "mL/min/1", "{score}" is "1"), one attached to a unit symbol goes
+    ("10*3{cells}/uL" is "10*3/uL")."""
+    stripped = _ANNOTATION.sub("", _STANDALONE.sub("1", unit.strip())).strip()
+    return stripped or "1"
+
+
+def annotations(unit: str) -> tuple[str, ...]:
+    """The annotations of a UCUM code, as written, in order of appearance: ("1.73_m2",) for
+    "mL/min/{1.73_m2}"."""
+    return tuple(a[1:-1].strip() for a in _ANNOTATION.findall(unit))
+
+
+def _dimensionless(code: str) -> bool:
+    """Is an annotation-free UCUM code a pure number (1, %, 10*3)?"""
+    if code == "1":
+        return True
+    try:
+        return bool(_registry().from_ucum(code).dimensionless)
+    except Exception:  # not parsable: the caller reports it
+        return False
 
 
 @cache
 def ucum_factor(source: str, target: str) -> Fraction:
     """Exact factor f with (value in source) * f = (value in target), both UCUM codes.
 
-    Raises UnitError naming the unit if either code is not valid UCUM or the two are not
-    commensurable.
+    Annotations are UCUM's units of 1 and never change the factor. But an annotation of the
+    target (a finding's canonical unit) on a unit with a dimension says what is measured, so
+    the source must carry it too: a value in mL/min is not an eGFR in mL/min/{1.73_m2} (it may
+    be a creatinine clearance, or an eGFR not normalised to body surface). Annotations the
+    target does not have are labels (10*3{cells}/uL is 10*3/uL). A finding that must read such
+    a unit anyway declares the conversion (``analyte_units``, docs/vocabulary.md).
+
+    Raises UnitError naming the unit if either code is not valid UCUM, the two are not
+    commensurable, or the source lacks an annotation the target has on a unit with a
+    dimension.
     """
     src, dst = _strip_annotations(source), _strip_annotations(target)
-    if src == dst:
-        return Fraction(1)
     ureg = _registry()
-    try:
-        q_src = ureg.from_ucum(src)
-    except Exception as e:  # ucumvert raises its own parse errors
-        raise UnitError(f"unit {source!r} is not a UCUM unit ({str(e).splitlines()[0]})") from None
-    try:
-        q_dst = ureg.from_ucum(dst)
-        magnitude = (q_src / q_dst).to("dimensionless").magnitude
-    except Exception:
-        raise UnitError(f"unit {source!r} cannot be converted to {target!r}") from None
-    return Fraction(Decimal(format(magnitude, ".12g")))
+    if src == dst:
+        factor = Fraction(1)
+    else:
+        try:
+            q_src = ureg.from_ucum(src)
+        except Exception as e:  # ucumvert raises its own parse errors
+            raise UnitError(f"unit {source!r} is not a UCUM unit ({str(e).splitlines()[0]})") from None
+        try:
+            q_dst = ureg.from_ucum(dst)
+            magnitude = (q_src / q_dst).to("dimensionless").magnitude
+        except Exception:
+            raise UnitError(f"unit {source!r} cannot be converted to {target!r}") from None
+        factor = Fraction(Decimal(format(magnitude, ".12g")))
+    missing = list(annotations(target))
+    for a in annotations(source):
+        if a in missing:
+            missing.remove(a)
+    if missing and not _dimensionless(dst):
+        said = " ".join(f"{{{x}}}" for x in missing)
+        raise UnitError(f"unit {source!r} cannot be read as {target!r}: it lacks the annotation {said}, "
+                        "which says what the finding is (a value without it may be another quantity; "
+                        "a finding that means the same declares the conversion in analyte_units)")
+    return factor
 
 
 def check_ucum(unit: str) -> None:
-    """Raise UnitError unless ``unit`` is a valid UCUM code (annotations such as {INR} aside)."""
+    """Raise UnitError unless ``unit`` is a valid UCUM code (annotations such as {INR} and
+    {1.73_m2} included) whose numbers are whole: UCUM has no decimal point, so "1.73" in a
+    unit is 1 times 73 (write what it qualifies as an annotation, mL/min/{1.73_m2})."""
     code = _strip_annotations(unit)
+    m = _DECIMAL.search(code)
+    if m:
+        raise UnitError(f"unit {unit!r} is not what it seems: UCUM has no decimal numbers, so {m.group(0)} "
+                        f"is {m.group(0).replace('.', ' times ')} (an annotation says it: mL/min/{{1.73_m2}})")
     if code == "1":
         return
     try:

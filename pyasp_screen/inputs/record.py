@@ -144,7 +144,7 @@ class Event(msgspec.Struct, forbid_unknown_fields=True):
 
 Category = Literal["diagnoses", "medications", "transfusions", "growth_factors",
                    "sledai2k_descriptors", "eular_acr_2019_sle_items",
-                   "acr_eular_2013_ssc_items", "organ_involvement"]
+                   "acr_eular_2013_ssc_items", "organ_involvement", "results"]
 
 
 class Record(msgspec.Struct, forbid_unknown_fields=True):
