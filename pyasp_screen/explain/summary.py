@@ -276,7 +276,7 @@ class _Summary:
         units = self.ex.units
         closed = {u.slot.split(":", 1)[1] for u in units if u.slot and u.slot.startswith("complete:")}
         recorded = {u.slot.split(":")[1] for u in units if u.slot and u.slot.startswith("item:")}
-        unknown = [c.id for c in self.kb.criteria if self.now.get(c.id) == "unknown" and self.in_scope(c.id)]
+        unknown = [c for c in self.open_criteria()]
         out = []
         if "medications" not in closed:
             readers = [c for c in unknown if any(self.reads(c, f) for f in COURSE_FACTS)]
@@ -300,6 +300,13 @@ class _Summary:
                             "text": f"the {group} ({how})"})
         self._status_cache["unexplored"] = out
         return out
+
+    def open_criteria(self) -> list[str]:
+        """The unknown criteria that can still matter: in scope, and of a population whose
+        verdict is undetermined (a settled population's unknown criteria change nothing)."""
+        verdicts = self.s.result.verdicts
+        return [c.id for c in self.kb.criteria if self.now.get(c.id) == "unknown" and self.in_scope(c.id)
+                and (c.population == "all" or verdicts.get(c.population) == "undetermined")]
 
     def event_caveats(self, criteria: list[str], known, picks: tuple = ()) -> list[dict]:
         """Events within a window that would undo ``criteria`` (met as they stand with
@@ -336,7 +343,8 @@ class _Summary:
                 schemes.setdefault(scheme, []).append(self.v.item_label(item))
             elif key.startswith("complete:"):
                 cat = key.split(":", 1)[1]
-                out.append(f"whether the {self.category_name(cat)} is complete")
+                name = self.category_name(cat)
+                out.append(f"whether the {name} {'are' if name.endswith('s') else 'is'} complete")
             else:
                 out.append(self.measure_label(key))
         out += [f"{self.v.scheme_groups.get(k, k)}: {', '.join(v)}" for k, v in schemes.items()]
@@ -362,7 +370,8 @@ class _Summary:
                    and not (s == "sledai2k_total" and assessed)]
         if not (gap or self.unexplored()):
             return useless, []
-        sure = [s for s in useless if all(self.now.get(c) != "unknown" for c in self.readers(s))]
+        still = set(self.open_criteria())
+        sure = [s for s in useless if not any(c in still for c in self.readers(s))]
         return sure, [s for s in useless if s not in sure]
 
     # -- findings ----------------------------------------------------------------------
@@ -987,7 +996,8 @@ class _Summary:
             if u.slot and u.slot.startswith("complete:"):
                 absent.append(f"the {self.category_name(u.slot.split(':', 1)[1])} were not declared complete")
             elif u.key.startswith("medications["):
-                absent.append(f"the {self.finding_text(i).split('; ')[0]} course were not on record")
+                absent.append(f"the course of {self.finding_text(i).split('; ')[0]} were not on record "
+                              "(a course has no other value to try)")
             else:
                 absent.append(f"{self.finding_text(i)} were not on record")
         changes += absent
@@ -1009,7 +1019,7 @@ class _Summary:
             view["populations"] = pops
         who = f" for {', '.join(self.scope_name(p) for p in pops)}" if pops else ""
         view["text"] = f"{outcome}{who} if {' and '.join(changes)}{retest}, all else equal"
-        if absent and not r.slots and outcome == "undetermined":
+        if absent and not r.slots and outcome == "undetermined" and verdict == "ineligible":
             # only the absence of a course or a declaration unsettles it: say what that means
             meds = any(self.ex.units[i].slot == "complete:medications" for i in r.units)
             view["text"] += (" (a treatment course missing from the list could then change it)" if meds
@@ -1345,7 +1355,11 @@ class _Summary:
                         item["missing"][goal].append({
                             "slots": r.slots, "findings": [self.slot_label(s) for s in r.slots],
                             "values": [b["text"] for b in bounds], "criteria": r.criteria, "bounds": bounds})
-                item["cannot_change_outcome"] = e.useless
+                gap = e.complete and not (e.missing.get("eligible") and e.missing.get("ineligible"))
+                sure, unsure = self.cannot_change(e, gap)
+                item["cannot_change_outcome"] = self.slot_labels(sure)
+                item["cannot_tell"] = self.slot_labels(unsure)
+                item["gap"] = {g: e.complete and not e.missing.get(g) for g in ("eligible", "ineligible")}
             out.append(item)
         return out
 

@@ -22,7 +22,7 @@ from pyasp_screen.explain.summary import derived_values, short_answer
 from pyasp_screen.inputs.record import RecordError
 from pyasp_screen.knowledge.kb import KnowledgeBase
 
-OUTPUT_VERSION = "2"  # 2: results[].derived; explain leads with its answer (docs/output.md)
+OUTPUT_VERSION = "3"  # 3: explain names every reason, what it does not try, the knowledge base's choices (docs/output.md)
 STATUS_STYLE = {"met": "green", "not_met": "red", "unknown": "yellow",
                 "eligible": "bold green", "ineligible": "bold red", "undetermined": "bold yellow"}
 
@@ -452,6 +452,15 @@ def write_summary_text(doc: dict, out: IO[str], details: bool = False, hint: str
         final.write(f"{hint}\n")
 
 
+def _few(label: str, most: int = 5) -> str:
+    """"SLEDAI-2K descriptors: alopecia, CVA, ... and 15 more" (the data keep every item)."""
+    head, sep, items = label.partition(": ")
+    parts = items.split(", ") if sep else []
+    if len(parts) <= most + 1:
+        return label
+    return f"{head}: {', '.join(parts[:most])} and {len(parts) - most} more"
+
+
 def _write_plan(doc: dict, a: dict, out: IO[str], details: bool) -> None:
     """What to get for an undetermined patient, by task (tests, then the chart)."""
     steps = a.get("to_measure", [])
@@ -498,9 +507,14 @@ def _write_plan(doc: dict, a: dict, out: IO[str], details: bool) -> None:
         n = a["other_ways_to_eligible"]
         out.write(f"  ({n} other, longer way{'s' if n > 1 else ''} to eligibility exist.)\n")
     if a.get("cannot_tell"):
-        what = " and ".join(u["label"] for u in a.get("unexplored", [])) or "what the explanation does not try"
-        out.write(f"  Whether these matter depends on {what}, which the explanation cannot judge: "
-                  + "; ".join(a["cannot_tell"]) + ".\n")
+        labels = [_few(x) for x in a["cannot_tell"]]
+        shown = "; ".join(labels[:6]) + (f"; and {len(labels) - 6} more" if len(labels) > 6 else "")
+        what = " and ".join(u["label"] for u in a.get("unexplored", []))
+        if what:
+            out.write(f"  Whether these matter depends on {what}, which the explanation does not try: {shown}.\n")
+        else:
+            out.write("  The explanation cannot judge whether these matter (no value it tries settles the verdict "
+                      f"both ways): {shown}.\n")
 
 
 def _write_details(doc: dict, out: IO[str]) -> None:
@@ -550,11 +564,17 @@ def _write_details(doc: dict, out: IO[str]) -> None:
                 for line in _compressed_sets(sets):
                     out.write(f"     {line}\n")
                 if not sets:
-                    out.write("     nothing the explanation hypothesises could do it (it does not invent "
-                              "treatment courses)\n" if goal == "eligible" else "     nothing left unknown could do it\n")
+                    untried = "; ".join(u["text"] for u in doc.get("unexplored", [])) or \
+                        "something the explanation does not try"
+                    out.write("     nothing the explanation tries (a lab value, diagnosis, assessment or declaration) "
+                              f"could; the verdict is undetermined, so a fuller record could: {untried}\n")
             if e.get("cannot_change_outcome"):
                 out.write("    Unknown, but cannot change the outcome (no need to order them):\n")
                 for label in e["cannot_change_outcome"]:
+                    out.write(f"     - {label}\n")
+            if e.get("cannot_tell"):
+                out.write("    Unknown; whether they matter depends on what the explanation does not try:\n")
+                for label in e["cannot_tell"]:
                     out.write(f"     - {label}\n")
     out.write("  Findings on record (age against the look-back window):\n")
     for f in doc["findings"]:
