@@ -159,7 +159,7 @@ def build_explanation(summary: dict, kb: KnowledgeBase) -> nx.DiGraph:
                 for m in members:
                     cmps = [need[(m, c)] for c in cids if (m, c) in need]
                     needs = "; ".join(dict.fromkeys(c["need_text"] for c in cmps))
-                    text = f"{cmps[0]['value_text']} ({needs})" if cmps else words.get(m, findings[m]["text"])
+                    text = f"{cmps[0].get('dated_text', cmps[0]['value_text'])} ({needs})" if cmps else words.get(m, findings[m]["text"])
                     lines.append(("• " if group else "") + _wrap(text, 38))
                 g.add_node(node, kind="finding", label="\n".join(lines), status="known", highlight=True,
                            tooltip="; ".join(findings[m]["text"] for m in members), findings=", ".join(members))
@@ -311,7 +311,7 @@ def build(ex: Explainer, explanation: ScopeExplanation | None = None, show: str 
         if c.id not in keep:
             continue
         status = now.get(c.id, "unknown")
-        g.add_node(c.id, kind="criterion", label=f"{c.id}: {status}", status=status,
+        g.add_node(c.id, kind="criterion", label=f"{c.id}: {status.replace('_', ' ')}", status=status,
                    effect=_relation(status, c.kind), population=c.population, tooltip=c.sentence,
                    criterion=c.id, highlight=False)
         for pop in pops if c.population == "all" else [c.population]:
@@ -319,7 +319,7 @@ def build(ex: Explainer, explanation: ScopeExplanation | None = None, show: str 
         for part in c.components:
             st = now.get(part, "unknown")
             short = f"{c.id} {part.split('.', 1)[1].replace('_', ' ')}"  # "EX-1 organ", never "1 organ"
-            g.add_node(part, kind="component", label=f"{short}: {st}", status=st, effect=_relation(st, c.kind),
+            g.add_node(part, kind="component", label=f"{short}: {st.replace('_', ' ')}", status=st, effect=_relation(st, c.kind),
                        population=c.population, tooltip=c.sentence, criterion=c.id, highlight=False)
         for part in c.components:
             parent = _parent(part, c)
