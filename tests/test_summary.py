@@ -260,7 +260,9 @@ def test_eligible_margins_are_the_binding_ones_value_against_threshold():
     assert first["margin"] == pytest.approx((97 - 92) / 92) and first["relative"] == "5% above it"
     by_value = {m["finding"]: m for m in margins}
     assert by_value["ALT"]["value"] == pytest.approx(32 / 40)  # x ULN, the ULN of the result
-    assert by_value["CrCl"]["threshold"] == 50
+    assert len(margins) == 3  # the three closest the criteria rest on; the others are in the evidence
+    crcl = next(c for e in a["evidence"] if e["criterion"] == "SLE-IN-7a" for c in e["comparisons"])
+    assert (crcl["finding"], crcl["threshold"]) == ("CrCl", 50)
     # only comparisons the criterion rests on: the INR (APTT also meets SLE-IN-7d) and the
     # prednisone dose (combined with mycophenolate, SLE-IN-3 has no minimum) are not margins
     assert "INR" not in by_value and "oral prednisone-equivalent dose" not in by_value

@@ -588,12 +588,14 @@ class _Summary:
 
     def slot_criteria(self, slot: str) -> list[str]:
         """The criteria (of the scope explained) some value of an unknown finding would
-        decide (asked of the engine)."""
+        decide (asked of the engine). A quantity is asked at its lowest and highest value
+        only: the criteria are monotone in it (docs/semantics.md), so a criterion some value
+        decides is decided by one of the two."""
         out: set[str] = set()
-        n = len(self.ex.units)
-        for j, h in enumerate(self.ex.hyps):
-            if h.slot != slot:
-                continue
+        values = [j for j, h in enumerate(self.ex.hyps) if h.slot == slot]
+        if slot in self.ex.slots and self.ex.slots[slot].quantity and len(values) > 2:
+            values = [values[0], values[-1]]
+        for j in values:
             st = self.status_with(picks=(j,))
             out |= {c.id for c in self.kb.criteria if st.get(c.id) != self.now.get(c.id)}
         return [c.id for c in self.kb.criteria if c.id in out and self.in_scope(c.id)]
@@ -920,14 +922,26 @@ class _Summary:
         return f"{head} on record" + (f" ({view['date']})" if view.get("date") else "")
 
     # -- ineligible ----------------------------------------------------------------------
-    def reason_view(self, r: Reason, scope: str) -> dict:
+    def reason_view(self, r: Reason, scope: str, split: bool = True) -> dict:
         """A sufficient reason in words, one part per set of criteria its findings fail:
         each value against the threshold it misses, the other findings named briefly
-        ("ANC 0.9 x10^9/L (needs >= 1 x10^9/L; SLE-IN-7b, SSC-IN-4b)")."""
+        ("ANC 0.9 x10^9/L (needs >= 1 x10^9/L; SLE-IN-7b, SSC-IN-4b)"). Made once per
+        reason and scope (a population's reasons are often the overall ones). ``split``: one
+        part per criterion the findings settle (asked of the engine, a solve per finding);
+        otherwise one part for all the reason's criteria (for the other reasons, named briefly)."""
+        key = ("reason", tuple(r.units), tuple(r.criteria), scope, split)
+        if key not in self._status_cache:
+            self._status_cache[key] = self._reason_view(r, scope, split)
+        return dict(self._status_cache[key])
+
+    def _reason_view(self, r: Reason, scope: str, split: bool = True) -> dict:
         texts = [self.people_text(i, r.criteria) for i in r.units]
         cmps = [c for c in self.comparisons(r.units, r.criteria)
                 if c["holds"] is (self.crit[c["criterion"]].kind == "exclusion")]
-        touches = self.touches(r.units, scope) if len(r.units) > 1 else {r.units[0]: r.criteria} if r.units else {}
+        # which criteria each finding settles: asked of the engine only when there is a choice
+        # (with one deciding criterion every finding of a minimal reason settles it)
+        touches = (self.touches(r.units, scope) if split and len(r.units) > 1 and len(r.criteria) > 1
+                   else {i: r.criteria for i in r.units})
         groups: dict[tuple, list[int]] = {}
         for i in r.units:
             key = tuple(c for c in touches.get(i, []) if c in r.criteria) or tuple(r.criteria)
@@ -1061,7 +1075,8 @@ class _Summary:
         if e.sufficient_reasons:
             answer["reason"] = self.reason_view(e.sufficient_reasons[0], e.scope)
             answer["reason"]["by_criterion"] = self.by_criterion(e.sufficient_reasons[0].units, e.scope)
-        answer["other_reasons_named"] = [self.reason_view(r, e.scope)["text"] for r in e.sufficient_reasons[1:4]]
+        answer["other_reasons_named"] = [self.reason_view(r, e.scope, split=False)["text"]
+                                         for r in e.sufficient_reasons[1:3]]
         miss = self.nearest(e.near_misses, "eligible")
         answer["nearest_miss"] = self.miss_view(miss, "ineligible", e.scope) if miss else None
         n = len(e.sufficient_reasons[0].units) if e.sufficient_reasons else 0
@@ -1078,9 +1093,16 @@ class _Summary:
         met = [c.id for c in self.kb.criteria if c.population in (*pops, "all")
                and self.now.get(c.id) == ("met" if c.kind == "inclusion" else "not_met")]
         current = sorted(self.current.values())
-        cmps = [c for c in self.comparisons(current, met)
-                if c["holds"] is (self.crit[c["criterion"]].kind == "inclusion") and self.binding(c)]
+        cmps = [c for c in self.comparisons(current, met) if c["holds"] is (self.crit[c["criterion"]].kind == "inclusion")]
         cmps.sort(key=lambda c: (c["margin"] is None, c["margin"] or 0))
+        # the closest comparisons the criteria rest on (asked of the engine, closest first)
+        binding = []
+        for c in cmps:
+            if len(binding) == MARGINS_SHOWN:
+                break
+            if self.binding(c):
+                binding.append(c)
+        cmps = binding
         answer = {"verdict": "eligible", "populations": pops, "criteria_met": met,
                   "thinnest_margins": cmps, "other_reasons": max(len(e.sufficient_reasons) - 1, 0)}
         names = ", ".join(self.scope_name(p) for p in pops)
@@ -1127,26 +1149,18 @@ class _Summary:
         return out
 
     def binding(self, cmp: dict) -> bool:
-        """Does the criterion rest on this comparison? Asked of the engine: with the value
-        just across the threshold (and the finding itself unknown), does the criterion lose
-        its status? ("prednisone-equivalent >= 7.5 mg/day" does not bind SLE-IN-3 when a
-        combination therapy meets it.)"""
-        i = int(cmp["finding_id"][1:])
-        q = self._quantity(i)
+        """Does the criterion rest on this comparison? Asked of the engine: with the quantity
+        unknown (every result of it), does the criterion lose its status? If it keeps it, no
+        value of the quantity changes it ("prednisone-equivalent >= 7.5 mg/day" does not bind
+        SLE-IN-3 when a combination therapy meets it; the INR does not bind SLE-IN-7d when the
+        APTT also meets it); if it loses it, some value does (the criteria are monotone in the
+        quantity, docs/semantics.md). One solve per quantity, shared by its comparisons."""
+        q = self._quantity(int(cmp["finding_id"][1:]))
         if q is None:
             return True
         name = q[0]
-        t = Fraction(cmp["threshold"]).limit_denominator(SCALE) * SCALE
-        # the grid value just across the threshold from where the value is now
-        if cmp["holds"]:
-            g = {">=": 2 * t - 1, ">": 2 * t, "<=": 2 * t + 1, "<": 2 * t}[cmp["op"]]
-        else:
-            g = {">=": 2 * t, ">": 2 * t + 1, "<=": 2 * t, "<": 2 * t - 1}[cmp["op"]]
-        j = next((k for k, h in enumerate(self.ex.hyps) if h.slot == name and h.grid == g), None)
-        if j is None:
-            return True
-        known = [k for k in range(len(self.ex.units)) if k != i]
-        return self.status_with(known, (j,)).get(cmp["criterion"]) != self.now.get(cmp["criterion"])
+        known = [k for k, u in enumerate(self.ex.units) if u.slot != name]
+        return self.status_with(known).get(cmp["criterion"]) != self.now.get(cmp["criterion"])
 
     def evidence(self, ids: list[str], cid: str) -> list[str]:
         """The findings a criterion rests on, briefly: a value against its threshold, a
@@ -1207,7 +1221,7 @@ class _Summary:
                 line["text"] = f"{line['name']}: {verdict}, as above"
             elif verdict == "ineligible" and e.sufficient_reasons:
                 first_ids = set(first_reason["finding_ids"]) if first_reason else None
-                views = [self.reason_view(x, pop) for x in e.sufficient_reasons[:3]]
+                views = [self.reason_view(x, pop, split=k == 0) for k, x in enumerate(e.sufficient_reasons[:3])]
                 line["reason"] = views[0]
                 line["other_reasons"] = [x["text"] for x in views[1:]]
                 if len(views) == 1 and set(views[0]["finding_ids"]) == first_ids:  # said above
