@@ -137,7 +137,9 @@ def short_answer(summary: dict) -> str:
     if a["verdict"] == "undetermined" and a.get("unexplored"):
         return "a fuller record could settle it: " + "; ".join(u["text"] for u in a["unexplored"])
     if a["verdict"] == "ineligible" and a.get("reason"):
-        return a["reason"]["text"]
+        names = " and ".join(p["name"] for p in summary["populations"]
+                             if summary.get("scope", "overall") in ("overall", p["population"]))
+        return f"{names}: {a['reason']['text']}"
     if a["verdict"] == "eligible":
         margins = [f"{m['value_text']} ({m['need_text']}; {m['criterion']})" for m in a.get("thinnest_margins", [])[:1]]
         names = ", ".join(summary["populations"][k]["name"] for k in range(len(summary["populations"]))
@@ -282,11 +284,10 @@ class _Summary:
             readers = [c for c in unknown if any(self.reads(c, f) for f in COURSE_FACTS)]
             if readers:
                 n = len({u.key for u in units if u.key.startswith("medications[")})
-                listed = f"the {n} listed" if n else "none listed"
+                what = (f"treatment courses beyond the {n} listed (the medication history is not declared complete)"
+                        if n else "treatment courses (none listed; the medication history is not declared complete)")
                 out.append({"category": "medications", "label": "treatment courses",
-                            "criteria": readers,
-                            "text": f"treatment courses beyond {listed} (the medication history is not "
-                                    "declared complete)"})
+                            "criteria": readers, "text": what})
         covered = {self.v.classification_schemes.get(k.split(":", 1)[1]) for k in self.ex.slots
                    if k.startswith("classification:")}
         total = any(u.slot == "sledai2k_total" for u in units)
@@ -915,9 +916,12 @@ class _Summary:
         """"CrCl on record, 94.2 mL/min (2026-01-10)"."""
         u, view = self.ex.units[i], self.finding_view(i)
         head = u.text.split(" (")[0]
-        label = self.v.quantity_label(u.slot)[0].split(" (")[0] if u.slot else head
+        label, unit = self.v.quantity_label(u.slot) if u.slot else (head, "")
+        label = label.split(" (")[0]
         if head.startswith(label + " "):
             value = head[len(label) + 1:]
+            if isinstance(view.get("value"), (int, float)) and "measured" not in view:
+                value = f"{_show(view['value'], unit)}{' ' + unit if unit else ''}"
             return f"{label} on record, {value}" + (f" ({view['date']})" if view.get("date") else "")
         return f"{head} on record" + (f" ({view['date']})" if view.get("date") else "")
 
@@ -1124,10 +1128,17 @@ class _Summary:
                                   if self.ex.units[i].slot and self.ex.units[i].slot.startswith("complete:")]
             answer["swaps"] = self.swaps(e.sufficient_reasons, by)
             shown = {m["criterion"] for m in cmps[:MARGINS_SHOWN]}
-            answer["evidence"] = [{"criterion": c, "finding_ids": ids,
-                                   "findings": self.evidence(ids, c),
+            # a criterion rests on the reason's findings whose loss would unsettle it, and on
+            # those it reads that another finding could stand in for (two SLEDAI-2K descriptors
+            # of organ groups, each enough for SLE-IN-6)
+            evidence = {c: list(ids) for c, ids in by.items() if c in self.crit and c not in shown}
+            for c in evidence:
+                evidence[c] += [f"f{i}" for i in first.units if f"f{i}" not in evidence[c]
+                                and (self.ex.units[i].slot or "").startswith("item:") and self.unit_read_by(i, c)]
+                evidence[c].sort(key=lambda f: first.units.index(int(f[1:])))
+            answer["evidence"] = [{"criterion": c, "finding_ids": ids, "findings": self.evidence(ids, c),
                                    "comparisons": self.comparisons([int(i[1:]) for i in ids], [c])}
-                                  for c, ids in by.items() if c in self.crit and c not in shown]
+                                  for c, ids in evidence.items()]
             answer["scores"] = self.score_lines([c for c in met])
         answer["headline"] = f"eligible for {names}"
         return answer
@@ -1144,9 +1155,19 @@ class _Summary:
             if "value" in sc:
                 value = f"{sc['value']} points"
             else:
-                value = f"at least {sc['low']} points (from the items recorded present)"
+                value = f"at least {sc['low']} points from the items recorded present"
             out.append({"name": sc["name"], "criteria": readers, "text": f"{sc['label']} {value}"})
         return out
+
+    def unit_read_by(self, i: int, cid: str) -> bool:
+        """Do the rules of a criterion read this recorded finding (statically)?"""
+        u = self.ex.units[i]
+        if u.key.startswith("medications["):
+            return self.reads(cid, "course")
+        if u.facts[0].startswith("sledai2k_assessed("):
+            return self.reads(cid, "sledai2k_assessed")
+        return bool(u.slot) and cid in self.readers(u.slot) if u.slot in self.ex.slots or (
+            u.slot and u.slot.startswith(("item:", "complete:", "diagnosis:", "assessment:"))) else False
 
     def binding(self, cmp: dict) -> bool:
         """Does the criterion rest on this comparison? Asked of the engine: with the quantity
@@ -1251,9 +1272,11 @@ class _Summary:
                 if rule_out is not None:  # the one finding that would rule the population out
                     s0 = rule_out.slots[0]
                     b = self.value_words(s0, rule_out.values[0], rule_out.criteria)
+                    label = self.measure_label(s0)
                     what = (f"declaring the {self.category_name(s0.split(':', 1)[1])} complete as it stands"
                             f"{b['text'].split('as it stands', 1)[1]}" if s0.startswith("complete:")
-                            else f"{self.measure_label(s0)}: {b['text']}")
+                            else b["text"] if b["text"].startswith(label.split(" (")[0])
+                            else f"{label}: {b['text']}")
                     why = f"; {what} would rule it out"
                     line["rule_out"] = {"slot": s0, "text": what, "criteria": rule_out.criteria}
                 if routes:

@@ -499,10 +499,13 @@ def _write_plan(doc: dict, a: dict, out: IO[str], details: bool) -> None:
             out.write("  Any one of these outside its limits excludes on its own.\n")
         elif alone:
             rest = [st for st in steps if not st["can_exclude_alone"]]
-            out.write("  Any one of these outside its limits excludes on its own, except "
-                      + ", ".join(st["label"] for st in rest)
-                      + (", which excludes only if both are out" if all(len(st["findings"]) == 2 for st in rest)
-                         else ", which excludes only if all are out") + ".\n")
+            if all(st["any_of"] for st in rest) and len(rest) == 1:  # "INR or APTT": only both together
+                out.write("  Any one of these outside its limits excludes on its own, except "
+                          + rest[0]["label"] + (", which excludes only if both are out" if len(rest[0]["findings"]) == 2
+                                                else ", which excludes only if all are out") + ".\n")
+            else:
+                out.write("  Each of these alone excludes if outside its limits: "
+                          + ", ".join(st["label"] for st in alone) + ".\n")
     if a.get("other_ways_to_eligible"):
         n = a["other_ways_to_eligible"]
         out.write(f"  ({n} other, longer way{'s' if n > 1 else ''} to eligibility exist.)\n")
