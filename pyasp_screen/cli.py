@@ -444,18 +444,28 @@ def explain_cmd(record, kb, max_results, fmt, params, params_file, screening_dat
     screened = [o for o in outcomes if isinstance(o, Screened)]
     if questionnaire is not None:
         _write_missing_questionnaire(questionnaire, screened, knowledge, max_results)
+    defaults = _load_kb(kb, ()) if params or params_file else None
     with _open_output(output) as out:
         docs = []
         for k, s in enumerate(screened):
             scopes = [population] if population else None
             explained = explain(knowledge, s.findings, max_results=max_results, scopes=scopes)
             doc = summarise(knowledge, s, max_results, scopes, explained)
+            if doc["parameters_changed"] and defaults is not None:  # the same patient, protocol defaults
+                base = next(screen_records(_items((Path(s.file),), when, defaults, validate_fhir), defaults), None) \
+                    if Path(s.file).is_file() and len(screened) == 1 else None
+                if isinstance(base, Screened):
+                    doc["with_defaults"] = {"overall": base.result.overall, "verdicts": dict(base.result.verdicts)}
             if fmt == "json":
                 docs.append(doc)
             else:
                 if k:
                     out.write("\n")
-                render.write_summary_text(doc, out, details)
+                hint = (f"More detail: pyasp-screen explain {s.file} --details"
+                        + "".join(f" --param {n}={p.display().split()[0]}"
+                                  for n, p in knowledge.parameters.items() if p.value != p.default)
+                        if not details else None)
+                render.write_summary_text(doc, out, details, hint=hint)
         if fmt == "json":
             out.write(render.json_text(render.explain_document(docs, rejected, knowledge)))
     sys.exit(1 if rejected else 0)
@@ -596,20 +606,8 @@ def whatif(record, sets, unsets, kb, params, params_file, fmt):
         json.dump(doc, sys.stdout, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")
         return
-    click.echo(f"{before.patient}: as recorded -> what if ({', '.join(list(sets) + [f'unset {u}' for u in unsets] + [f'{k}={v}' for k, v in doc['edits']['parameters'].items()])})")
-    for scope in doc["before"]:
-        label = "overall" if scope == "overall" else render.population_label(kb2, scope)
-        mark = "" if doc["before"][scope] == doc["after"][scope] else "   *"
-        click.echo(f"  {label:<8} {doc['before'][scope]:>12} -> {doc['after'][scope]}{mark}")
-    click.echo("criteria whose status changes:" if changed else "no criterion changes status")
-    for c, x, y in changed:
-        click.echo(f"  {c}: {x} -> {y}")
-    label = {"ineligible": "why ineligible now", "eligible": "eligible now",
-             "undetermined": "undetermined now"}[after.overall]
-    click.echo(f"{label}: {answer['answer']}")
-    if reason and after.overall == "eligible":
-        click.echo(f"  (the eligibility rests on {len(reason.findings)} findings: "
-                   f"pyasp-screen explain lists them by criterion)")
+    for line in render.whatif_lines(doc, comparison, new_kb):
+        click.echo(line)
 
 
 @main.command()
@@ -975,6 +973,9 @@ def scale_options(f):
     return f
 
 
+COMPARE_DEFAULTS_UP_TO = 5000  # cohort --param: patients up to which the defaults are run beside it
+
+
 def _run_at_scale(command, records, kbs, tally, *, results, resume, overwrite, jobs, scheduler, batch_size,
                   screening_date, validate_fhir=False):
     """Screen RECORDS with one knowledge base (cohort) or two (diff) through
@@ -1184,6 +1185,16 @@ def cohort(records, kb, params, params_file, fmt, screening_date, plot, output,
                   jobs=jobs, scheduler=scheduler, batch_size=batch_size, screening_date=when,
                   validate_fhir=validate_fhir)
     _omop_after(records)
+    defaults = None
+    if (params or params_file) and results is None and scheduler is None and fmt == "table" \
+            and summary.screened <= COMPARE_DEFAULTS_UP_TO:
+        # the same cohort with the protocol defaults, beside it (cheap for a small cohort; a
+        # large one: pyasp-screen diff)
+        base_kb = _load_kb(kb, ())
+        defaults = CohortSummary(base_kb)
+        _run_at_scale("cohort", records, (base_kb,), defaults, results=None, resume=False, overwrite=False,
+                      jobs=jobs, scheduler=None, batch_size=batch_size, screening_date=when,
+                      validate_fhir=validate_fhir)
     with _open_output(output) as out:
         if fmt == "json":
             json.dump({"pyasp_screen_output": render.OUTPUT_VERSION, "knowledge_base": render.kb_header(knowledge),
@@ -1192,7 +1203,8 @@ def cohort(records, kb, params, params_file, fmt, screening_date, plot, output,
         elif fmt == "csv":
             render.write_cohort_csv(summary, knowledge, out)
         else:
-            render.write_cohort_table(summary, knowledge, Console(file=out, width=None if out.isatty() else 160))
+            render.write_cohort_table(summary, knowledge, Console(file=out, width=None if out.isatty() else 160),
+                                      defaults)
     if plot is not None:
         from pyasp_screen.outputs.graph import plot_attrition
 
