@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from pyasp_screen.cli import main
-from pyasp_screen.extras import MissingExtra, require
+from pyasp_screen.extras import MissingExtra, install_command, require
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = ROOT / "kb" / "ct1190b" / "cases"
@@ -49,8 +49,28 @@ def test_the_installed_wheel_screens_the_bundled_example(wheel, tmp_path):
 
 def test_require_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now fails
-    with pytest.raises(MissingExtra, match=r"needs the 'plot' extra: pip install 'pyasp-screen\[plot\]'"):
+    with pytest.raises(MissingExtra) as error:
         require("matplotlib", "plot", "an attrition chart (--plot)")
+    assert str(error.value) == f"an attrition chart (--plot) needs the 'plot' extra: {install_command('plot')}"
+
+
+def test_the_install_command_installs_from_the_project_not_from_pypi():
+    # pyasp-screen is not on PyPI: 'pip install pyasp-screen[web]' would fetch whatever someone
+    # publishes under that name. An editable install names its folder and this interpreter.
+    command = install_command("web")
+    assert command == f"{sys.executable} -m pip install -e '{ROOT}[web]'"
+    assert "pyasp-screen[" not in command
+
+
+def test_an_installed_copy_says_to_install_the_extra_in_the_project_folder(tmp_path):
+    # a wheel installed elsewhere has no pyproject.toml beside it (-S: not the editable install)
+    target = tmp_path / "site"
+    (target / "pyasp_screen").mkdir(parents=True)
+    (target / "pyasp_screen" / "extras.py").write_text((ROOT / "pyasp_screen" / "extras.py").read_text())
+    run = subprocess.run([sys.executable, "-S", "-c", "from pyasp_screen.extras import install_command; "
+                          "print(install_command('web'))"], env={"PYTHONPATH": str(target)},
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert run.stdout.strip() == "pip install '.[web]' in the pyasp-screen folder", run.stderr
 
 
 @pytest.mark.parametrize("args, blocked, extra", [
@@ -64,5 +84,6 @@ def test_a_missing_extra_is_one_line_naming_it(args, blocked, extra, monkeypatch
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 2, result.output
     lines = [line for line in result.output.splitlines() if line.strip()]
-    assert any(f"'{extra}' extra: pip install 'pyasp-screen[{extra}]'" in line for line in lines), result.output
+    assert any(f"'{extra}' extra: {install_command(extra)}" in line for line in lines), result.output
+    assert "pyasp-screen[" not in result.output  # not on PyPI: a name anyone could publish
     assert "Traceback" not in result.output

@@ -31,6 +31,7 @@ from click.testing import CliRunner
 import omop_db
 import omop_fixture
 from pyasp_screen.cli import main
+from pyasp_screen.extras import install_command
 from pyasp_screen.engine.screening import Screened, screen_records
 from pyasp_screen.inputs.files import load_file
 from pyasp_screen.inputs.omop import OmopError, OmopSettings
@@ -383,7 +384,7 @@ def test_without_the_omop_extra_the_error_names_it(fixture_db):
             f"main(['cohort', {duck(fixture_db)!r}])")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
-    assert result.stderr.strip() == "Error: OMOP databases need the omop extra: pip install 'pyasp-screen[omop]'"
+    assert result.stderr.strip() == f"Error: OMOP databases need the omop extra: {install_command('omop')}"
 
 
 def test_dask_gives_the_rows_of_jobs(fixture_db, tmp_path):

@@ -425,11 +425,13 @@ def test_upload_page_errors(client):
 def test_serve_without_the_web_extra_names_it(monkeypatch, blocked):
     import sys
 
+    from pyasp_screen.extras import install_command
+
     monkeypatch.setitem(sys.modules, blocked, None)  # import BLOCKED now fails
     result = CliRunner().invoke(main, ["serve"])
     assert result.exit_code == 2
     assert result.stderr.strip() == ("Error: serve (the web page) needs the 'web' extra: "
-                                     "pip install 'pyasp-screen[web]'")
+                                     + install_command("web"))
 
 
 def test_serve_with_a_bad_kb_is_a_usage_error():

@@ -5,7 +5,7 @@ criterion's status with its registry sentence, the verdicts, the explanation ans
 its graph, change a value or a parameter and see what changes (what-if). JSON endpoints
 return what the CLI's ``--format json`` prints. The pages call the same library functions as
 the CLI (:mod:`pyasp_screen.web.service`); :mod:`pyasp_screen.web.app` is the Starlette
-application. It needs the ``web`` extra: ``pip install 'pyasp-screen[web]'``.
+application. It needs the ``web`` extra: ``pip install -e '.[web]'`` in the pyasp-screen folder.
 """
 
 #: The modules of the ``web`` extra (pyproject.toml): ``serve`` checks each before it starts.

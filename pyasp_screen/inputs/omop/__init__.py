@@ -23,11 +23,13 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from pyasp_screen.extras import install_command
+
 __all__ = ["OmopError", "OmopSettings", "OmopPerson", "is_database_url", "EXTRA_HINT"]
 
 #: URL schemes read as an OMOP CDM database rather than a file path.
 SCHEMES = ("duckdb", "postgresql", "postgres", "postgresql+psycopg")
-EXTRA_HINT = "OMOP databases need the omop extra: pip install 'pyasp-screen[omop]'"
+EXTRA_HINT = f"OMOP databases need the omop extra: {install_command('omop')}"
 
 
 def is_database_url(text: str) -> bool:
