@@ -63,11 +63,29 @@ def _parse_params(values: tuple[str, ...], params_file: Path | None = None) -> d
     return out
 
 
+class KnowledgeBaseFault(click.ClickException):
+    """A knowledge base that does not load through its own fault (a rule, its manifest): one
+    line "Error: file:line:col: reason", exit 2, without click's "Usage:" lines, since the
+    command line was right."""
+
+    exit_code = 2
+
+
+def _kb_failure(e: KBError) -> click.ClickException:
+    """A usage error for a knowledge base that does not exist or a bad --param; else the
+    knowledge base's own fault."""
+    from pyasp_screen.knowledge.kb import KBUsageError
+
+    if isinstance(e, KBUsageError):
+        return click.UsageError(str(e))
+    return KnowledgeBaseFault(str(e))
+
+
 def _load_kb(kb: str | None, params: tuple[str, ...], params_file: Path | None = None) -> KnowledgeBase:
     try:
         return load_kb(kb, _parse_params(params, params_file))
     except KBError as e:
-        raise click.UsageError(str(e)) from None
+        raise _kb_failure(e) from None
 
 
 def params_file_option(f):
@@ -769,7 +787,7 @@ def check_cmd(kb_dir, params, params_file, every_reading):
         try:
             load_kb(directory, overrides)
         except KBError as e:
-            if "--param" in str(e) or "unknown parameter" in str(e):
+            if isinstance(_kb_failure(e), click.UsageError):
                 raise click.UsageError(str(e)) from None  # else the knowledge base's own fault: reported below
     problems = check_kb_dir(directory, params=overrides, every_reading=every_reading)
     for p in problems:
@@ -806,7 +824,7 @@ def test_cmd(kb_dir, pattern, show_coverage):
         directory = resolve_kb_dir(kb_dir)
         load_kb(directory)
     except KBError as e:
-        raise click.UsageError(str(e)) from None
+        raise _kb_failure(e) from None
     try:
         results = run_cases(directory, pattern)
     except EngineError as e:

@@ -74,6 +74,30 @@ def test_unsafe_variable(kb):
     assert "safety" in p.message
 
 
+@pytest.mark.parametrize("command", [["test", "{kb}"], ["screen", "--kb", "{kb}", "{kb}/cases/eligible.yaml"],
+                                     ["explain", "--kb", "{kb}", "{kb}/cases/eligible.yaml"]])
+def test_an_unsafe_rule_is_one_file_line_error_in_every_command(kb, command):
+    # the loader grounds the programs as one text (<block>): its message must name the real file,
+    # as check does, and not under click's "Usage:" lines (the command line was right)
+    lp = kb / "criteria.lp"
+    lp.write_text(lp.read_text() + "bad(P,X) :- patient(P).\n")
+    line = len(lp.read_text().splitlines())
+    r = CliRunner().invoke(main, [a.format(kb=kb) for a in command])
+    assert r.exit_code == 2, r.output
+    assert r.stderr.strip() == (f"Error: {lp}:{line}:7: unsafe variable X: a rule must bind every variable "
+                                "in a positive body literal (safety)"), r.stderr
+    assert "Usage:" not in r.output and "<block>" not in r.output
+    assert str(only(check_kb_dir(kb), "unsafe")) in r.stderr  # the same location and words as check
+
+
+def test_a_wrong_kb_name_or_parameter_is_still_a_usage_error(kb):
+    r = CliRunner().invoke(main, ["screen", "--kb", str(kb / "nowhere"), str(kb / "cases" / "eligible.yaml")])
+    assert r.exit_code == 2 and "Usage:" in r.stderr and "no such knowledge base" in r.stderr
+    r = CliRunner().invoke(main, ["screen", "--kb", str(kb), "--param", "anc_mni=1",
+                                  str(kb / "cases" / "eligible.yaml")])
+    assert r.exit_code == 2 and "Usage:" in r.stderr and "did you mean anc_min" in r.stderr
+
+
 def test_predicate_nothing_provides(kb):
     lp = kb / "criteria.lp"
     lp.write_text(lp.read_text() + 'fails(P,"INC-1") :- quantiy(P,anc,_,_,_).\n')

@@ -462,27 +462,8 @@ def _clingo_messages(sources, parameters: dict) -> list[Problem]:
     for msg in messages:
         if "atom does not occur in any rule head" in msg:
             continue
-        if "unsafe variables in" in msg:
-            for m in UNSAFE.finditer(msg):
-                out.append(Problem(m.group("file"), int(m.group("line")), int(m.group("col")),
-                                   f"unsafe variable {m.group('var')}: a rule must bind every variable "
-                                   "in a positive body literal (safety)"))
-            continue
-        out.append(_from_clingo(msg, "see clingo's message" if "error" not in msg else
-                                "fix the rule: clingo cannot ground it"))
+        out += analysis.grounding_problems(msg)
     return out
-
-
-UNSAFE = re.compile(r"(?P<file>[^\n]+?):(?P<line>\d+):(?P<col>\d+)(?:-\d+)?: note: '(?P<var>\w+)' is unsafe")
-LOCATION = re.compile(r"^(?P<file>[^:]+):(?P<line>\d+):(?P<col>\d+)(?:-\d+(?::\d+)?)?:\s*(?P<rest>.*)$", re.S)
-
-
-def _from_clingo(msg: str, advice: str) -> Problem:
-    text = " ".join(msg.split())
-    m = LOCATION.match(text)
-    if m:
-        return Problem(m.group("file"), int(m.group("line")), int(m.group("col")), f"{m.group('rest')} ({advice})")
-    return Problem("<clingo>", 0, 0, f"{text} ({advice})")
 
 
 def _cases(kb_dir: Path, criteria: set[str], populations: dict, parts: set[str] = frozenset(),

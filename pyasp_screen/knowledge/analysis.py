@@ -348,6 +348,34 @@ def syntax_problems(text: str, file: str, advice: str) -> list[Problem]:
     return []
 
 
+GROUND_LOCATION = re.compile(r"^(?P<file>[^\n]+?):(?P<line>\d+):(?P<col>\d+)(?:-\d+(?::\d+)?)?:\s*(?P<rest>.*)$", re.S)
+UNSAFE = re.compile(r"(?P<file>[^\s][^\n]*?):(?P<line>\d+):(?P<col>\d+)(?:-\d+(?::\d+)?)?: note: '(?P<var>\w+)' is unsafe")
+
+
+def grounding_problems(message: str, where=None) -> list[Problem]:
+    """One message clingo logged while grounding, as problems at ``file:line:col``: one per
+    unsafe variable ("unsafe variable X: ..."), else the message located where clingo put it.
+    ``where(file, line) -> (file, line)`` maps clingo's location to the real file (the
+    compiled knowledge base's programs reach clingo as one text, ``<block>``; see
+    :meth:`pyasp_screen.knowledge.kb.KnowledgeBase.source_line`). Both ``check`` and loading
+    report grounding errors through this function."""
+    def at(file: str, line: str) -> tuple[str, int]:
+        return where(file, int(line)) if where else (file, int(line))
+
+    if "unsafe variables in" in message:
+        found = [Problem(*at(m.group("file"), m.group("line")), int(m.group("col")),
+                         f"unsafe variable {m.group('var')}: a rule must bind every variable "
+                         "in a positive body literal (safety)") for m in UNSAFE.finditer(message)]
+        if found:
+            return found
+    text = " ".join(message.split())
+    advice = "see clingo's message" if "error" not in text else "fix the rule: clingo cannot ground it"
+    m = GROUND_LOCATION.match(text)
+    if m:
+        return [Problem(*at(m.group("file"), m.group("line")), int(m.group("col")), f"{m.group('rest')} ({advice})")]
+    return [Problem("<clingo>", 0, 0, f"{text} ({advice})")]
+
+
 SYNTAX_ADVICE = ("fix the syntax: a statement ends with a period, strings use double quotes and "
                  'escape only \\" \\\\ and \\n, variables start upper-case, no characters beyond ASCII '
                  "outside strings and comments")

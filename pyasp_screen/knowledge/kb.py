@@ -70,6 +70,11 @@ class KBError(Exception):
     """A knowledge base that cannot be loaded, or a bad parameter: one line, naming the file."""
 
 
+class KBUsageError(KBError):
+    """The caller's fault, not the knowledge base's: no knowledge base of that name or folder,
+    or a parameter override (``--param NAME=VALUE``) with an unknown name or a bad value."""
+
+
 @dataclass(frozen=True)
 class Parameter:
     """One named parameter: ``value`` is a Fraction (quantity), int (integer), str (choice)
@@ -228,6 +233,24 @@ class KnowledgeBase:
         part, its ``#include`` directives resolved (the included files are programs here)."""
         return "".join(f"#program base.\n{p.text}\n" for p in self.sources) + "#program base.\n"
 
+    def source_line(self, file: str, line: int) -> tuple[str, int]:
+        """The real file and line of line ``line`` of :meth:`program_text` (clingo calls that
+        text ``<block>``); another ``file`` is returned as it is.
+
+        >>> kb = load_kb("ct1190b")
+        >>> kb.source_line("<block>", 2) == (kb.sources[0].path, 1)
+        True
+        """
+        if file != "<block>":
+            return file, line
+        start = 1  # the line of each source's "#program base." header
+        for p in self.sources:
+            n = p.text.count("\n") + 2
+            if start < line < start + n:
+                return p.path, line - start
+            start += n
+        return file, line
+
     def criterion_ids(self) -> list[str]:
         return [c.id for c in self.criteria]
 
@@ -247,10 +270,13 @@ class KnowledgeBase:
             if name not in params:
                 hint = difflib.get_close_matches(name, params, n=3)
                 msg = f"unknown parameter {name!r}"
-                raise KBError(msg + (f" (did you mean {', '.join(hint)}?)" if hint else
-                                     " (pyasp-screen params lists them)"))
-            params[name] = replace(params[name], value=_parse_value(params[name], text,
-                                                                    f"--param {name}"))
+                raise KBUsageError(msg + (f" (did you mean {', '.join(hint)}?)" if hint else
+                                            " (pyasp-screen params lists them)"))
+            try:
+                value = _parse_value(params[name], text, f"--param {name}")
+            except KBError as e:
+                raise KBUsageError(str(e)) from None
+            params[name] = replace(params[name], value=value)
         return _compile(replace(self, parameters=params))
 
 
@@ -384,7 +410,7 @@ def resolve_kb_dir(kb: str | Path | None) -> Path:
     bundled = builtin_kb_root() / str(kb)
     if "/" not in str(kb) and bundled.is_dir():
         return bundled
-    raise KBError(f"{kb}: no such knowledge base (a folder with manifest.yaml, or one of "
+    raise KBUsageError(f"{kb}: no such knowledge base (a folder with manifest.yaml, or one of "
                   f"{', '.join(sorted(p.name for p in builtin_kb_root().iterdir() if (p / 'manifest.yaml').exists() and p.name != 'lib'))})")
 
 
@@ -689,8 +715,11 @@ def _ground_declarations(kb: KnowledgeBase) -> tuple[dict[str, list[tuple[str, .
     except GroundingLimit as e:
         raise KBError(str(e)) from None
     except RuntimeError:
-        detail = " ".join(messages[0].split()) if messages else "cannot ground"
-        raise KBError(f"knowledge base {kb.directory}: {detail}") from None
+        if not messages:
+            raise KBError(f"knowledge base {kb.directory}: cannot ground its declarations") from None
+        problems = [p for msg in messages for p in analysis.grounding_problems(msg, kb.source_line)]
+        hint = f" (pyasp-screen check {kb.directory} lists every problem)" if len(problems) > 1 else ""
+        raise KBError(f"{problems[0]}{hint}") from None
     out: dict[str, list[tuple[str, ...]]] = {}
     terms: dict[str, list[tuple]] = {}
     for atom in ctl.symbolic_atoms:
