@@ -4,6 +4,8 @@ example patients, `new` starts a knowledge base that passes both."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -211,6 +213,49 @@ def test_unbounded_grounding_is_stopped_and_reported(kb):
     lp = kb / "criteria.lp"
     lp.write_text(lp.read_text() + "loop(0). loop(X+1) :- loop(X).\n")
     assert only(check_kb_dir(kb), "generates atoms without bound")
+
+
+def test_a_rule_that_grounds_for_ever_is_named_at_its_line_by_check_and_test(kb):
+    # the exactness check's and the example patients' grounding is stopped at its limit: the
+    # author is shown the rule that grows, not manifest.yaml:1:1 and "a batch of 1724 patients".
+    # In a fresh process each: a long-lived one's freed heap can outlast the grounding watchdog.
+    lp = kb / "criteria.lp"
+    lp.write_text(lp.read_text() + "q(P,0) :- patient(P).\nq(P,X+1) :- q(P,X).\n")
+    line = len(lp.read_text().splitlines())
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-c", "from pyasp_screen.cli import main; main()", *map(str, args)],
+                              capture_output=True, text=True, timeout=300)
+
+    r = cli("check", kb)
+    [p] = r.stdout.splitlines()
+    assert r.returncode == 1 and p.startswith(f"{lp}:{line}:1: "), r.stdout + r.stderr
+    assert "makes new values without end (each q(P,X) makes q(P,X+1))" in p
+    assert "knowledge base trial" in p and "batch" not in p
+    r = cli("test", kb)
+    assert r.returncode == 1 and f"{lp}:{line}:1: this rule makes new values without end" in r.stdout
+    assert "the example patient anc-low" in r.stdout and r.stdout.strip().endswith("0 passed, 3 failed")
+
+
+def test_a_constraint_that_forbids_every_patient_is_named_at_its_line(kb):
+    lp = kb / "criteria.lp"
+    lp.write_text(lp.read_text() + ":- patient(P).\n")
+    line = len(lp.read_text().splitlines())
+    [p] = check_kb_dir(kb)
+    assert (p.file, p.line, p.column) == (str(lp), line, 1), str(p)
+    assert p.message.startswith("the constraint `:- patient(P).` forbids the exactness check's")
+    assert "knowledge base trial" in p.message and "answer set" not in p.message
+    r = run("test", kb)
+    assert r.exit_code == 1
+    assert f"{lp}:{line}:1: the constraint `:- patient(P).` forbids the example patient eligible" in r.output
+
+
+def test_a_contradiction_without_a_constraint_names_the_kb_and_the_records(kb):
+    lp = kb / "criteria.lp"
+    lp.write_text(lp.read_text() + "odd(P) :- patient(P), not odd(P).\n")
+    r = run("test", kb, "-k", "eligible")
+    assert r.exit_code == 1
+    assert "knowledge base trial: its rules contradict each other on the example patient eligible" in r.output
 
 
 def test_manifest_and_expected_files_are_checked(kb):

@@ -339,8 +339,10 @@ class _Judge:
         try:
             results = iter(self.engine.screen(findings))
         except EngineError as e:
-            found.setdefault("engine", Problem(str(kb.directory / "manifest.yaml"), 1, 1,
-                                               f"the exactness check cannot screen its records: {e}"))
+            from pyasp_screen.authoring.diagnose import explain_failure
+
+            on = f"the exactness check's {len(findings)} generated record{'s' * (len(findings) != 1)}"
+            found.setdefault("engine", explain_failure(kb, e, findings, on))
             return set(found) - before
         parents = self.parents
         for record, fulls in batch:

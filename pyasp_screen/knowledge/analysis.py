@@ -188,6 +188,11 @@ def _symbols(t: Term, inside: bool = False):
             yield from _symbols(a, inside)
 
 
+def term_variables(t: Term) -> set[str]:
+    """The variables of a term (``p(X+1)``'s argument: {"X"})."""
+    return set(_variables(t))
+
+
 def _variables(t: Term):
     kind = t[0]
     if kind == "var":
