@@ -63,6 +63,17 @@ CASES = [
     ("qualitative value", "q.json", json.dumps(with_obs(code="ana", value="maybe", unit=None)), "BAD",
      "observations[0].value", "not positive or negative"),
     ("empty file", "e.yaml", "", None, None, "empty"),
+    # a FHIR file that is not a Bundle says what it is, not "unknown field resourceType"
+    ("misspelt Bundle", "bundel.json", json.dumps({"resourceType": "Bundel", "type": "collection", "entry": [
+        {"resource": {"resourceType": "Patient", "id": "p1"}}]}), None, None,
+     "resourceType 'Bundel' is not a FHIR Bundle (expected 'Bundle')"),
+    ("lone Patient", "patient.json", json.dumps({"resourceType": "Patient", "id": "p1", "gender": "female"}),
+     "p1", None, "a lone FHIR Patient resource: pyasp-screen reads a Bundle"),
+    ("Bundle without Patient", "nop.json", json.dumps({"resourceType": "Bundle", "type": "collection", "entry": [
+        {"resource": {"resourceType": "Observation", "id": "o1", "code": {"text": "ANC"}}}]}), None, None,
+     "the Bundle holds no Patient resource"),
+    ("empty Bundle", "empty.json", json.dumps({"resourceType": "Bundle", "type": "collection"}), None, None,
+     "the Bundle holds no Patient resource"),
 ]
 
 

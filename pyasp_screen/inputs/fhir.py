@@ -290,7 +290,7 @@ def _precheck(bundle: Any) -> tuple[str | None, str] | None:
         return "resourceType", f"expected 'Bundle', got {bundle.get('resourceType')!r}"
     entries = bundle.get("entry")
     if entries is None:
-        return None
+        entries = []
     if not isinstance(entries, list):
         return "entry", f"must be a list of entries, got {type(entries).__name__}"
     for i, e in enumerate(entries):
@@ -306,6 +306,9 @@ def _precheck(bundle: Any) -> tuple[str | None, str] | None:
             return f"entry[{i}].resource.resourceType", "missing resourceType"
         if rt not in _READ and not is_resource_type(rt):
             return f"entry[{i}].resource.resourceType", f"unknown FHIR resource type {rt!r}"
+    if not any(isinstance(e.get("resource"), dict) and e["resource"].get("resourceType") == "Patient"
+               for e in entries):  # said before any other resource's fields are read
+        return "entry", "the Bundle holds no Patient resource (one Bundle is one patient's record)"
     return None
 
 

@@ -50,10 +50,27 @@ def _is_fhir(data: object) -> bool:
     return isinstance(data, dict) and data.get("resourceType") == "Bundle"
 
 
+def _not_a_bundle(data: object, file: str) -> RecordError | None:
+    """The error for a FHIR resource that is not a Bundle (a native record has no
+    resourceType): a lone Patient, a misspelt 'Bundle', another resource; else None."""
+    if not isinstance(data, dict) or "resourceType" not in data or _is_fhir(data):
+        return None
+    rt = data["resourceType"]
+    pid = data.get("id") if isinstance(data.get("id"), str) and data.get("id") else None
+    if rt == "Patient":
+        return RecordError(file, pid, None, "a lone FHIR Patient resource: pyasp-screen reads a Bundle "
+                           "of the patient's resources (or a Bulk export folder); see docs/records.md")
+    return RecordError(file, None, None,
+                       f"resourceType {rt!r} is not a FHIR Bundle (expected 'Bundle'); see docs/records.md")
+
+
 def _from_data(data: object, file: str, screening_date: dt.date | None,
                vocabulary: Vocabulary | None = None, validate_fhir: bool = False) -> Loaded | RecordError:
     """One record from decoded JSON/YAML: a FHIR Bundle mapped (with ``vocabulary``'s codes;
     ``validate_fhir``: also validated with fhir.resources), or a native record."""
+    wrong = _not_a_bundle(data, file)
+    if wrong is not None:
+        return wrong
     if _is_fhir(data):
         from pyasp_screen.inputs import (
             fhir,  # FHIR parsing is heavy: import only when needed
@@ -115,6 +132,10 @@ def load_file(path: Path, screening_date: dt.date | None = None,
         return
     if _is_fhir(data):
         yield _from_data(data, file, screening_date, vocabulary, validate_fhir)
+        return
+    wrong = _not_a_bundle(data, file)
+    if wrong is not None:
+        yield wrong
         return
     if isinstance(data, dict) and "patients" in data and "id" not in data:
         data = data["patients"]
