@@ -125,3 +125,28 @@ def test_cli_exit_code_1_and_one_line_per_rejected_record(tmp_path):
     assert [r["patient"] for r in doc["results"]] == ["GOOD"]
     assert {e["field"] for e in doc["errors"]} == {"observations[0].value", None}
     assert doc["summary"]["rejected"] == 2
+
+
+def test_a_native_record_keeps_its_own_screening_date_and_says_so(tmp_path):
+    # --screening-date applies to FHIR and OMOP; a native record's entries are checked against
+    # its own date, so a different option is not used, and a note says so (never silently)
+    from click.testing import CliRunner
+
+    from pyasp_screen.cli import main
+    from pyasp_screen.inputs.files import load_file
+
+    path = tmp_path / "good.json"
+    path.write_text(json.dumps(GOOD))
+    jsonl = tmp_path / "good.jsonl"
+    jsonl.write_text(json.dumps(GOOD) + "\n")
+    note = ("--screening-date 2020-01-01 not used: this native record carries its own screening_date "
+            "(2026-03-01)")
+    import datetime as dt
+    for file in (path, jsonl):
+        [loaded] = load_file(file, dt.date(2020, 1, 1))
+        assert loaded.record.screening_date == dt.date(2026, 3, 1)
+        assert any(n.startswith(note) for n in loaded.record.mapping_notes), loaded.record.mapping_notes
+        [same] = load_file(file, dt.date(2026, 3, 1))
+        assert not same.record.mapping_notes  # the same date: nothing to say
+    r = CliRunner().invoke(main, ["screen", str(path), "--screening-date", "2020-01-01"])
+    assert r.exit_code == 0 and note in r.output and "screened at 2026-03-01" in r.output, r.output

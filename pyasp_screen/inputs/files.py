@@ -50,6 +50,18 @@ def _is_fhir(data: object) -> bool:
     return isinstance(data, dict) and data.get("resourceType") == "Bundle"
 
 
+def _own_date(result: Loaded | RecordError, screening_date: dt.date | None) -> Loaded | RecordError:
+    """A native record keeps its own screening_date (every dated entry is checked against
+    it): a --screening-date that differs is said in a note (docs/records.md), never silent."""
+    if screening_date is not None and isinstance(result, Loaded) \
+            and result.record.screening_date != screening_date:
+        result.record.mapping_notes.append(
+            f"--screening-date {screening_date.isoformat()} not used: this native record carries its "
+            f"own screening_date ({result.record.screening_date.isoformat()}), which its dates are "
+            "checked against; --screening-date applies to FHIR and OMOP input")
+    return result
+
+
 def _not_a_bundle(data: object, file: str) -> RecordError | None:
     """The error for a FHIR resource that is not a Bundle (a native record has no
     resourceType): a lone Patient, a misspelt 'Bundle', another resource; else None."""
@@ -78,7 +90,7 @@ def _from_data(data: object, file: str, screening_date: dt.date | None,
 
         result = fhir.bundle_to_record(data, file, screening_date, vocabulary, validate=validate_fhir)
         return result if isinstance(result, RecordError) else parse_record(result, file)
-    return parse_record(data, file)
+    return _own_date(parse_record(data, file), screening_date)
 
 
 def load_file(path: Path, screening_date: dt.date | None = None,
@@ -149,11 +161,11 @@ def load_file(path: Path, screening_date: dt.date | None = None,
             result = parse_record(item, file)
             if isinstance(result, RecordError) and result.patient is None:
                 result = RecordError(file, f"#{i + 1}", result.field, result.reason)
-            yield result
+            yield _own_date(result, screening_date)
     elif data is None:
         yield RecordError(file, None, None, "the file is empty")
     else:
-        yield parse_record(data, file)
+        yield _own_date(parse_record(data, file), screening_date)
 
 
 # ---------------------------------------------------------------------------------------
@@ -207,7 +219,7 @@ def record_from_line(data: bytes, file: str, screening_date: dt.date | None = No
     except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         record = None
     if record is not None and record.id.strip() and id_problem(record.id) is None:
-        return Loaded(file, record)
+        return _own_date(Loaded(file, record), screening_date)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
