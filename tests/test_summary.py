@@ -50,7 +50,7 @@ def rescreen(name: str, sets: list[str], kb=None, cases=None, change=None) -> di
     return {"overall": result.overall, **result.verdicts}
 
 
-AUTHOR = ROOT / "tests" / "data" / "nct07432334"  # a new author's knowledge base (SOURCE.md there)
+AUTHOR = ROOT / "tests" / "data" / "authored" / "nct07432334"  # a new author's knowledge base (README.md there)
 AUTHOR_KB = load_kb(str(AUTHOR))
 
 
@@ -500,3 +500,24 @@ def test_screen_table_and_whatif_read_at_a_glance():
     assert lines[-1] == ("  This holds provided no growth factor or transfusion is given within 7 days before "
                          "screening to reach it (SLE-IN-7b, SSC-IN-4b).")
     assert "pyasp-screen" not in r.output
+
+
+def test_a_deceased_patient_is_excluded_by_the_rule_beside_the_criteria(tmp_path):
+    # kb/lib/core.lp: a deceased patient is never eligible; no criterion decides it, so the
+    # reason names no criterion ("never eligible ()" before) and no near miss is offered
+    # ("undetermined if patient deceased ... were not on record" is no change anyone can make).
+    import yaml
+    case = yaml.safe_load((CASES / "sle-eligible.yaml").read_text())
+    case["deceased"] = "2026-02-27"
+    (tmp_path / "dead.yaml").write_text(yaml.safe_dump(case))
+    s = next(screen_records(load_file(tmp_path / "dead.yaml"), KB))
+    doc = summarise(KB, s)
+    a = doc["answer"]
+    assert a["verdict"] == "ineligible" and a["reason"]["criteria"] == []
+    assert a["reason"]["text"] == ("patient deceased on 2026-02-27: never eligible "
+                                   "(a rule of the knowledge base beside the registry's criteria)")
+    assert a["nearest_miss"] is None
+    r = CliRunner().invoke(main, ["explain", str(tmp_path / "dead.yaml"), "--details"])
+    assert r.exit_code == 0, r.output
+    assert "()" not in r.output and "[]" not in r.output
+    assert "the death on record above" in r.output  # the SSc line names it briefly

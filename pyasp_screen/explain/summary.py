@@ -507,6 +507,8 @@ class _Summary:
     def short_name(self, i: int) -> str:
         """A finding by its name only ("APTT", "EULAR/ACR 2019: anti-dsDNA or anti-Smith")."""
         u = self.ex.units[i]
+        if u.facts and u.facts[0].startswith("deceased("):  # kb/lib/core.lp's verdict rule
+            return "death on record"
         if u.slot and u.slot in self.ex.slots and not u.slot.startswith(("complete:", "diagnosis:")):
             label = self.slot_label(u.slot)
             if u.slot in DERIVED_INPUTS:  # "CrCl", not "CrCl (Cockcroft-Gault)"
@@ -966,6 +968,8 @@ class _Summary:
             text = ", with ".join(x for x in ("; ".join(_merged(mine, with_criteria=False)), ", ".join(rest)) if x)
             if len(units) == 1 and mine:  # "ANC 0.9 x10^9/L (needs >= 1 x10^9/L; SLE-IN-7b, SSC-IN-4b)"
                 text = "; ".join(_merged(mine))
+            elif not crits:  # a verdict rule beside the criteria (kb/lib/core.lp: deceased)
+                text = f"{text} (a rule of the knowledge base beside the registry's criteria)"
             elif len(units) == 1:
                 text = f"{text} ({', '.join(crits)})"
             else:  # "SLE-IN-3: oral prednisone-equivalent dose 5 mg/day (...), with ..."
@@ -1081,7 +1085,9 @@ class _Summary:
             answer["reason"]["by_criterion"] = self.by_criterion(e.sufficient_reasons[0].units, e.scope)
         answer["other_reasons_named"] = [self.reason_view(r, e.scope, split=False)["text"]
                                          for r in e.sufficient_reasons[1:3]]
-        miss = self.nearest(e.near_misses, "eligible")
+        # a near miss that only takes away a verdict rule's finding (the patient were not
+        # deceased) is no change a coordinator can make: not offered
+        miss = self.nearest([m for m in e.near_misses if m.criteria], "eligible")
         answer["nearest_miss"] = self.miss_view(miss, "ineligible", e.scope) if miss else None
         n = len(e.sufficient_reasons[0].units) if e.sufficient_reasons else 0
         pops = [p for p in self.kb.populations if e.scope in ("overall", p)]
@@ -1253,8 +1259,8 @@ class _Summary:
                 texts = []
                 for x, r in zip(views, e.sufficient_reasons):
                     if set(x["finding_ids"]) == first_ids:
-                        texts.append(f"the {' + '.join(self.short_name(i) for i in r.units)} above "
-                                     f"({', '.join(x['criteria'])})")
+                        texts.append(f"the {' + '.join(self.short_name(i) for i in r.units)} above"
+                                     + (f" ({', '.join(x['criteria'])})" if x["criteria"] else ""))
                     else:
                         texts.append(x["text"])
                 if len(texts) == 1:

@@ -574,7 +574,7 @@ def _write_details(doc: dict, out: IO[str]) -> None:
                     out.write(f"     1. the {len(first)} findings above\n" if a["verdict"] == "eligible" and e["scope"] == doc["scope"]
                               else f"     1. {' + '.join(first)}\n")
                 else:
-                    out.write(f"     {k}. {' + '.join(r['findings'])}  [{', '.join(r['criteria'])}]\n")
+                    out.write(f"     {k}. {' + '.join(r['findings'])}{_criteria_tag(r['criteria'])}\n")
             out.write("    Near misses (" + ("what would have to change" if e["verdict"] == "ineligible"
                                                else "what would lose it") + "):\n")
             for k, m in enumerate(e["near_misses"], 1):
@@ -615,14 +615,14 @@ def _compressed_sets(sets: list[dict]) -> list[str]:
     """Sets of values, one per line; when several share most of their values, the shared
     ones are said once ("all of: ...") and each set by what it adds."""
     if len(sets) < 2:
-        return [f"{k}. {'; '.join(s['values'])}  [{', '.join(s['criteria'])}]" for k, s in enumerate(sets, 1)]
+        return [f"{k}. {'; '.join(s['values'])}{_criteria_tag(s['criteria'])}" for k, s in enumerate(sets, 1)]
     common = [v for v in sets[0]["values"] if all(v in s["values"] for s in sets)]
     if len(common) < 3:
-        return [f"{k}. {'; '.join(s['values'])}  [{', '.join(s['criteria'])}]" for k, s in enumerate(sets, 1)]
+        return [f"{k}. {'; '.join(s['values'])}{_criteria_tag(s['criteria'])}" for k, s in enumerate(sets, 1)]
     lines = [f"every one of these sets needs: {'; '.join(common)}"]
     for k, s in enumerate(sets, 1):
         rest = [v for v in s["values"] if v not in common]
-        lines.append(f"{k}. those, and {'; '.join(rest) or 'nothing more'}  [{', '.join(s['criteria'])}]")
+        lines.append(f"{k}. those, and {'; '.join(rest) or 'nothing more'}{_criteria_tag(s['criteria'])}")
     return lines
 
 
