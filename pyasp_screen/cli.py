@@ -12,6 +12,7 @@ output that cannot be written).
 
 from __future__ import annotations
 
+import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -277,6 +278,15 @@ class _Main(click.Group):
         except EngineError as e:
             click.echo(f"error: {' '.join(str(e).split())}", err=True)
             sys.exit(2)
+        except (click.exceptions.ClickException, click.exceptions.Abort, click.exceptions.Exit,
+                SystemExit, KeyboardInterrupt):
+            raise
+        except Exception as e:  # a fault of pyasp-screen itself: one line, the traceback on request
+            if os.environ.get("PYASP_SCREEN_DEBUG"):
+                raise
+            click.echo(f"internal error: {type(e).__name__}: {' '.join(str(e).split())[:300]} (a fault of "
+                       "pyasp-screen, please report it; PYASP_SCREEN_DEBUG=1 shows the traceback)", err=True)
+            sys.exit(3)
 
 
 @click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -8,6 +8,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from pyasp_screen.cli import main
@@ -152,3 +153,21 @@ def test_screen_explain_adds_reason_columns():
     assert j["results"][0]["explanation"]["criteria"] == ["SLE-IN-7b", "SSC-IN-4b"]
     assert j["results"][0]["explanation"]["answer"] == ("SLE and SSc: ANC 0.9 x10^9/L on 2026-02-24 (needs >= 1 x10^9/L; "
                                                          "SLE-IN-7b, SSC-IN-4b)")
+
+
+def test_a_fault_of_pyasp_screen_itself_is_one_line_exit_3(monkeypatch):
+    # Nothing ends in a traceback: an unexpected exception inside a command (here planted in
+    # the explanation summary) is one line naming it, exit 3; PYASP_SCREEN_DEBUG=1 re-raises.
+    import pyasp_screen.explain.summary as summary
+
+    def broken(*a, **k):
+        raise KeyError("planted")
+    monkeypatch.setattr(summary, "summarise", broken)
+    monkeypatch.delenv("PYASP_SCREEN_DEBUG", raising=False)
+    r = run("explain", CASES / "sle-eligible.yaml")
+    assert r.exit_code == 3
+    [line] = [x for x in r.output.splitlines() if x.strip()]
+    assert line.startswith("internal error: KeyError: 'planted'") and "PYASP_SCREEN_DEBUG=1" in line
+    monkeypatch.setenv("PYASP_SCREEN_DEBUG", "1")
+    with pytest.raises(KeyError):
+        run("explain", CASES / "sle-eligible.yaml")

@@ -306,10 +306,10 @@ def test_knowledge_base_choices_are_named_where_the_text_relies_on_them():
 def test_a_changed_parameter_is_a_banner_with_its_default_and_the_default_verdict():
     r = run("explain", CASES / "sle-in-7a-crcl-50.yaml", "--param", "crcl_min=60")
     lines = r.output.splitlines()
-    assert lines[0] == ("*** Parameters changed from the protocol defaults: crcl_min=60 mL/min (default 50 mL/min; "
+    assert lines[0] == ("*** A what-if, not the protocol: crcl_min=60 mL/min (protocol 50 mL/min; "
                         "used by SLE-IN-7a, SSC-IN-4a). ***")
     assert lines[2].startswith("Ineligible for SLE and SSc")
-    assert lines[3] == "  With the protocol defaults: eligible; SLE eligible; SSc ineligible."
+    assert lines[3] == "  With the protocol's values: eligible; SLE eligible; SSc ineligible."
     assert next(screen_records(load_file(CASES / "sle-in-7a-crcl-50.yaml"), KB)).result.overall == "eligible"
     assert ("CrCl >= 60 mL/min for SLE-IN-7a is this run's parameter crcl_min (protocol default 50 mL/min)"
             in r.output)
@@ -473,7 +473,8 @@ def test_every_text_output_names_changed_parameters(tmp_path):
     run("graph", CASES / "sle-eligible.yaml", "--param", "crcl_min=30", "-o", tmp_path / "g.dot")
     assert say in (tmp_path / "g.dot").read_text()
     # and a default run says nothing of parameters
-    assert "Parameters changed" not in run("explain", CASES / "sle-eligible.yaml").output
+    assert "not the protocol" not in run("explain", CASES / "sle-eligible.yaml").output
+    assert "A what-if, not the protocol: crcl_min=30" in run("cohort", CASES, "--param", "crcl_min=30").output
 
 
 def test_screen_table_and_whatif_read_at_a_glance():
@@ -521,3 +522,41 @@ def test_a_deceased_patient_is_excluded_by_the_rule_beside_the_criteria(tmp_path
     assert r.exit_code == 0, r.output
     assert "()" not in r.output and "[]" not in r.output
     assert "the death on record above" in r.output  # the SSc line names it briefly
+
+
+def _answer_comparisons(doc: dict) -> list[dict]:
+    a = doc["answer"]
+    return (a.get("thinnest_margins", []) + [c for st in a.get("to_measure", []) for c in st.get("on_record", [])]
+            + [c for ev in a.get("evidence", []) for c in ev.get("comparisons", [])])
+
+
+def test_spo2_says_whether_room_air_was_recorded_or_read_so():
+    # SLE-IN-7e asks for SpO2 "in room air"; sle-eligible's SpO2 carries no room-air flag, so
+    # the text must not state room air as a fact (a second reader copied it into a log).
+    doc = summarise(KB, screened("sle-eligible"))
+    spo2 = [c for c in _answer_comparisons(doc) if c["finding"].startswith("SpO2")]
+    assert spo2 and all(c["value_text"].endswith("(room air not recorded; read as room air)") for c in spo2)
+    assert any(i["parameter"] == "spo2_unflagged_is_room_air" for i in doc["interpretations"])
+    def spo2_data(name):
+        return [f.data() if callable(f.data) else f.data for f in screened(name).findings.findings if f.name == "spo2"]
+    assert [d["room_air"] for d in spo2_data("sle-eligible")] == ["assumed"]
+    assert [d["room_air"] for d in spo2_data("sle-referral-labs-pending")] == ["recorded"]  # room_air: true
+
+
+def test_a_uln_from_the_site_table_is_named_as_the_knowledge_base_s_reading():
+    # ssc-eligible's PT and bilirubin carry no reference range: their ULN is the site table's
+    # (parameters site_uln_*), which the reader must be told (it is not the registry's).
+    doc = summarise(KB, screened("ssc-eligible"))
+    [uln] = [i for i in doc["interpretations"] if i["kind"] == "uln"]
+    assert "site_uln_pt" in uln["parameters"] and "no reference range" in uln["text"]
+    used = {c["finding"] for c in _answer_comparisons(doc) if (c.get("uln_from") or "").startswith("site table")}
+    assert set(uln["findings"]) <= used | {c["finding"] for st in doc["answer"].get("evidence", [])
+                                              for c in st.get("comparisons", [])}
+
+
+def test_hydration_assistance_yes_reads_as_repeat_the_crcl_not_exclude():
+    doc = summarise(KB, screened("sle-referral-labs-pending"))
+    [step] = [s for s in doc["answer"]["to_measure"] if s["label"].startswith("hydration assistance")]
+    assert "excluded if yes" not in step["text"]
+    assert step["text"].endswith("if yes, the CrCl on record does not count: not met until a CrCl is "
+                                 "repeated without hydration assistance")

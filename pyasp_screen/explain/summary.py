@@ -563,8 +563,10 @@ class _Summary:
             shown = f"{_show(m['value'], mu)}{' ' + mu if mu else ''} = {shown}"
         need = f"{'needs' if self.crit[cid].kind == 'inclusion' else 'excluded at'} {OPS[op]} {fmt(threshold)}{u}"
         value_text = f"{label} {shown}{u}"
-        if name == "spo2" and "spo2_unflagged_is_room_air" in self.kb.parameters:
-            value_text += " (room air)"  # the findings stage reads no other SpO2 (SLE-IN-7e)
+        if name == "spo2" and data.get("room_air") == "recorded":
+            value_text += " (room air)"
+        elif name == "spo2" and data.get("room_air") == "assumed":  # SLE-IN-7e asks for room air
+            value_text += " (room air not recorded; read as room air)"
         date = data.get("date")
         text = f"{value_text} ({need}; {cid})"
         source = self.threshold_source(comp, name, op, t)
@@ -576,7 +578,8 @@ class _Summary:
                 "holds": holds, "margin": margin, "date": date, "text": text,
                 "value_text": value_text, "need_text": need, "relative": relative,
                 "dated_text": f"{value_text} on {date}" if date else value_text,
-                "parameter": source["parameter"], "in_registry": source["registry"]}
+                "parameter": source["parameter"], "in_registry": source["registry"],
+                "uln_from": data.get("uln", {}).get("from")}
 
     # -- what decides what ---------------------------------------------------------------
     def criteria_text(self, ids: list[str]) -> str:
@@ -690,7 +693,12 @@ class _Summary:
                 cmps += line["reason"].get("comparisons", [])
         spo2 = False
         for c in cmps:
-            spo2 = spo2 or c["value_text"].endswith(" (room air)")
+            spo2 = spo2 or c["value_text"].endswith("; read as room air)")
+            if c.get("uln_from") not in (None, "reference range"):  # no reference range on the result
+                site = out.setdefault(("uln", ""), {"kind": "uln", "findings": [], "parameters": []})
+                if c["finding"] not in site["findings"]:
+                    site["findings"].append(c["finding"])
+                    site["parameters"].append(c["uln_from"].split("(")[-1].rstrip(")"))
             p = self.kb.parameters.get(c.get("parameter") or "")
             if p is not None and p.value != p.default:  # this run's own setting
                 unit = self.v.quantity_label(self._quantity(int(c["finding_id"][1:]))[0])[1]
@@ -706,6 +714,12 @@ class _Summary:
                     "kind": "threshold", "parameter": c["parameter"], "criteria": [c["criterion"]],
                     "text": f"{c['finding']} {c['op']} {fmt(Fraction(c['threshold']).limit_denominator(SCALE))} {unit} for {c['criterion']} "
                             f"(parameter {c['parameter']}; the registry sentence gives no number)"})
+        if ("uln", "") in out:
+            site = out[("uln", "")]
+            site["text"] = (f"the ULN of {', '.join(site['findings'])} is the site's table (parameters "
+                            f"{', '.join(site['parameters'])}): "
+                            + ("the result carries" if len(site["findings"]) == 1 else "the results carry")
+                            + " no reference range")
         if spo2:
             out[("room_air", "")] = {"kind": "reading", "parameter": "spo2_unflagged_is_room_air",
                                      "text": "an SpO2 result without a room-air flag is read as on room air "
@@ -852,7 +866,9 @@ class _Summary:
         if slots == ["assessment:hydration_assistance"] and ineligible_if:
             # the registry asks for a CrCl "without the need for hydration assistance": a yes
             # makes the CrCl on record not count, which a CrCl repeated without it can mend
-            text += " (then the CrCl on record does not count: repeat it without hydration assistance)"
+            # (a yes is not met as recorded, which a coordinator reads as "repeat", not "exclude")
+            text = (f"{head}: eligible if {need}; if yes, the CrCl on record does not count: "
+                    "not met until a CrCl is repeated without hydration assistance") if need else text
         note = self.stale_note(slots)
         step = {"action": action, "task": TASKS.get(action, "chart"), "label": head,
                 "findings": [{"slot": s, "label": lbl} for s, lbl in zip(slots, labels)],

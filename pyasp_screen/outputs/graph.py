@@ -440,7 +440,7 @@ def to_pydot(g: nx.DiGraph, kb: KnowledgeBase):
 
     title = f"{g.graph.get('patient', '')}: {g.graph.get('headline', 'why this verdict')}"
     if g.graph.get("parameters"):
-        title += "\nparameters changed from the protocol defaults: " + ", ".join(
+        title += "\na what-if, not the protocol: " + ", ".join(
             f"{k}={v}" for k, v in g.graph["parameters"].items())
     dot = pydot.Dot(graph_type="digraph", rankdir="LR", fontname="Helvetica", fontsize="12",
                     labelloc="t", label=_quote(title), nodesep="0.2",

@@ -333,8 +333,9 @@ def _cap(text: str) -> str:
 
 
 def parameters_line(changed: dict, detail: list[dict] | None = None) -> str | None:
-    """"Parameters changed from the protocol defaults: crcl_min=30 mL/min (default 50
-    mL/min; used by SLE-IN-7a, SSC-IN-4a)", or None."""
+    """"A what-if, not the protocol: crcl_min=30 mL/min (protocol 50 mL/min; used by
+    SLE-IN-7a, SSC-IN-4a)", or None. (A changed number is a hypothetical, not a setting
+    of the protocol, which is how a second coordinator reader read "default".)"""
     if not changed:
         return None
     by = {d["name"]: d for d in detail or []}
@@ -344,8 +345,8 @@ def parameters_line(changed: dict, detail: list[dict] | None = None) -> str | No
         if d is None:
             return f"{k}={v}"
         used = f"; used by {', '.join(d['used_by'])}" if d["used_by"] else ""
-        return f"{k}={v} (default {d['default']}{used})"
-    return "Parameters changed from the protocol defaults: " + ", ".join(one(k, v) for k, v in changed.items())
+        return f"{k}={v} (protocol {d['default']}{used})"
+    return "A what-if, not the protocol: " + ", ".join(one(k, v) for k, v in changed.items())
 
 
 STEPS_SHOWN = 8  # steps of a long plan printed without --details
@@ -387,7 +388,7 @@ def write_summary_text(doc: dict, out: IO[str], details: bool = False, hint: str
         out.write(f"{name} only: {doc['headline']}.\n")
     if doc.get("with_defaults"):
         w = doc["with_defaults"]
-        out.write(f"  With the protocol defaults: {w['overall']}"
+        out.write(f"  With the protocol's values: {w['overall']}"
                   + "".join(f"; {p['name']} {w['verdicts'].get(p['population'], '?')}" for p in doc["populations"])
                   + ".\n")
     a = doc["answer"]
@@ -694,7 +695,7 @@ def write_cohort_table(summary, kb: KnowledgeBase, console: Console, defaults=No
     for v in ("eligible", "ineligible", "undetermined"):
         t.add_column(v, justify="right")
         if base is not None:
-            t.add_column(f"{v} (defaults)", justify="right", style="dim")
+            t.add_column(f"{v} (protocol)", justify="right", style="dim")
 
     def row(counts, base_counts):
         cells = []
@@ -708,7 +709,7 @@ def write_cohort_table(summary, kb: KnowledgeBase, console: Console, defaults=No
         t.add_row(population_label(kb, pop), *row(d["populations"][pop], base["populations"][pop] if base else None))
     console.print(t)
     if base is not None:
-        console.print("(defaults): the same patients with every parameter at the protocol default.", highlight=False)
+        console.print("(protocol): the same patients with every parameter at the protocol's value.", highlight=False)
     t = Table(title=f"criteria (counts over all {d['screened']} patients, both populations; sole failing: "
                     "patients for whom this is the one criterion not satisfied in its population; would be "
                     "eligible: those of them with every other criterion satisfied)", title_justify="left")
