@@ -171,3 +171,28 @@ def test_a_fault_of_pyasp_screen_itself_is_one_line_exit_3(monkeypatch):
     monkeypatch.setenv("PYASP_SCREEN_DEBUG", "1")
     with pytest.raises(KeyError):
         run("explain", CASES / "sle-eligible.yaml")
+
+
+def test_patient_option_picks_one_patient_of_many(tmp_path):
+    # explain / graph / whatif of a folder or JSON Lines file holding many patients: --patient
+    # picks one, and the "More detail" hint of such a patient is a command that runs.
+    import yaml
+    lines = []
+    for name in ("sle-eligible", "sle-in-7b-not-met"):
+        lines.append(json.dumps(yaml.safe_load((CASES / f"{name}.yaml").read_text()), default=str))
+    src = tmp_path / "many.jsonl"
+    src.write_text("\n".join(lines) + "\n")
+    r = run("explain", src, "--patient", "SLE-IN-7B-NOT-MET")
+    assert r.exit_code == 0, r.output
+    assert r.output.startswith("SLE-IN-7B-NOT-MET, screening date") and "SLE-ELIGIBLE" not in r.output
+    hint = [x for x in r.output.splitlines() if x.startswith("More detail: pyasp-screen explain ")][0]
+    args = hint.removeprefix("More detail: pyasp-screen ").split()
+    assert args == ["explain", str(src), "--patient", "SLE-IN-7B-NOT-MET", "--details"]
+    assert run(*args).exit_code == 0
+    r = run("explain", src, "--patient", "NOBODY")
+    assert r.exit_code == 2 and "--patient NOBODY: no patient of that id" in r.output
+    r = run("graph", src, "-o", tmp_path / "g.dot")
+    assert r.exit_code == 2 and "choose it with --patient ID" in r.output
+    assert run("graph", src, "--patient", "SLE-ELIGIBLE", "-o", tmp_path / "g.dot").exit_code == 0
+    r = run("whatif", src, "--patient", "SLE-IN-7B-NOT-MET", "--set", "anc=1.2")
+    assert r.exit_code == 0 and "ineligible -> eligible" in r.output

@@ -280,7 +280,8 @@ def test_eligible_margins_are_the_binding_ones_value_against_threshold():
     text = coordinator_text(r.output)
     assert "as 1, with" not in text and len(r.output.splitlines()) <= 40  # 26 lines, then the 11 sentences
     assert "  Closest to their thresholds:" in text and "thinnest" not in text
-    assert "   - SpO2 97 % (room air) on 2026-02-24 (needs >= 92 %, 5% above it; SLE-IN-7e)" in text
+    assert ("   - SpO2 97 % (room air not recorded; read as room air) on 2026-02-24 (needs >= 92 %, 5% above it; "
+            "SLE-IN-7e)") in text
     assert "INR 1.0 = 0.83 x ULN" in text  # one decimal: not "INR 1"
     assert "The knowledge base has no exclusion criteria for SLE: check the full protocol for any." in text
     assert "anti-dsDNA in place of ANA (SLE-IN-4); APTT in place of INR (SLE-IN-7d)" in text
@@ -380,7 +381,7 @@ def test_an_open_medication_list_is_said_not_tried_and_never_useless():
     a = doc["answer"]
     assert doc["overall"] == "undetermined" and a["gap"] == {"eligible": True, "ineligible": False}
     assert [(u["category"], u["criteria"]) for u in a["unexplored"]] == [("medications", ["INC-5"])]
-    assert doc["headline"].endswith("yet the verdict is undetermined: a fuller record could")
+    assert doc["headline"].endswith("yet the verdict is undetermined: a fuller record could settle it")
     # the nephritis assessment and the biopsy class matter if IV cyclophosphamide and MMF
     # were given: never "cannot change the outcome"
     useless = next(e for e in doc["explanations"] if e["scope"] == "overall")["cannot_change_outcome"]
@@ -560,3 +561,16 @@ def test_hydration_assistance_yes_reads_as_repeat_the_crcl_not_exclude():
     assert "excluded if yes" not in step["text"]
     assert step["text"].endswith("if yes, the CrCl on record does not count: not met until a CrCl is "
                                  "repeated without hydration assistance")
+
+
+def test_a_death_after_the_screening_date_leaves_the_patient_alive_on_that_date(tmp_path):
+    # Retrospective feasibility: screened as of 2026-03-01, died on 2026-05-01: alive then,
+    # so the verdict is the living patient's, with a note (not "never eligible").
+    import yaml
+    case = yaml.safe_load((CASES / "sle-eligible.yaml").read_text())
+    case["deceased"] = "2026-05-01"
+    (tmp_path / "later.yaml").write_text(yaml.safe_dump(case))
+    s = next(screen_records(load_file(tmp_path / "later.yaml"), KB))
+    assert s.result.overall == screened("sle-eligible").result.overall == "eligible"
+    assert "patient deceased on 2026-05-01, after the screening date 2026-03-01: screened as alive on that date" \
+        in s.findings.notes

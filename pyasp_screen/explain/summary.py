@@ -39,9 +39,9 @@ SUMMARY_VERSION = "2"
 # the explanation hypothesises values of findings (docs/explanations.md), never new treatment
 # courses, so what is missing is of another kind.
 NO_ROUTE = ("no lab value, diagnosis, assessment or declaration the explanation can try makes the "
-            "patient eligible, yet the verdict is undetermined: a fuller record could")
+            "patient eligible, yet the verdict is undetermined: a fuller record could settle it")
 NO_SETTLING = ("nothing the explanation can try (a lab value, diagnosis, assessment or declaration) settles "
-               "it either way, yet the verdict is undetermined: a fuller record could")
+               "it either way, yet the verdict is undetermined: a fuller record could settle it")
 OPS = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
 MARGINS_SHOWN = 3  # thinnest margins in the answer (all are in the data)
 
@@ -1149,18 +1149,21 @@ class _Summary:
             answer["rests_on"] = [self.declaration(i, first.criteria) for i in first.units
                                   if self.ex.units[i].slot and self.ex.units[i].slot.startswith("complete:")]
             answer["swaps"] = self.swaps(e.sufficient_reasons, by)
-            shown = {m["criterion"] for m in cmps[:MARGINS_SHOWN]}
+            # the margins shown say their own findings; every criterion's other findings follow
+            # (a second reader missed SSC-IN-4b's ANC and SSC-IN-4d's INR beside their margins)
+            shown = {(m["criterion"], m["finding_id"]) for m in cmps[:MARGINS_SHOWN]}
             # a criterion rests on the reason's findings whose loss would unsettle it, and on
             # those it reads that another finding could stand in for (two SLEDAI-2K descriptors
             # of organ groups, each enough for SLE-IN-6)
-            evidence = {c: list(ids) for c, ids in by.items() if c in self.crit and c not in shown}
+            evidence = {c: [i for i in ids if (c, i) not in shown] for c, ids in by.items() if c in self.crit}
             for c in evidence:
                 evidence[c] += [f"f{i}" for i in first.units if f"f{i}" not in evidence[c]
                                 and (self.ex.units[i].slot or "").startswith("item:") and self.unit_read_by(i, c)]
                 evidence[c].sort(key=lambda f: first.units.index(int(f[1:])))
             answer["evidence"] = [{"criterion": c, "finding_ids": ids, "findings": self.evidence(ids, c),
-                                   "comparisons": self.comparisons([int(i[1:]) for i in ids], [c])}
-                                  for c, ids in evidence.items()]
+                                   "comparisons": self.comparisons([int(i[1:]) for i in ids], [c]),
+                                   "beside_margin": any(c == m for m, _ in shown)}
+                                  for c, ids in evidence.items() if ids]
             answer["scores"] = self.score_lines([c for c in met])
         answer["headline"] = f"eligible for {names}"
         return answer
@@ -1315,7 +1318,8 @@ class _Summary:
         return out
 
     def notes(self, answer: dict) -> list[str]:
-        """Values on record that are not read because they are too old, where that is why a
+        """Values on record that are not read: results the findings stage set aside (an
+        impossible value, a unit it cannot read), and values too old, where that is why a
         criterion is unknown: the most recent such value of each finding that has no current
         one, said once (not again when a step of the answer says it)."""
         said = {f["slot"] for st in answer.get("to_measure", []) if st.get("note") for f in st["findings"]}
@@ -1328,7 +1332,10 @@ class _Summary:
             window = self.windows.get(name)
             if window is not None and days > window and name not in self.current:
                 stale.setdefault(name, []).append((days, i))
-        out = []
+        # results the findings stage set aside (an EHR's impossible value or unreadable unit):
+        # the patient was screened without them, which the reader of the explanation must know
+        out = [n.removesuffix(": result not used") + " (set aside)" for n in self.s.findings.notes
+               if n.endswith(": result not used")]
         for name, items in stale.items():
             days, i = min(items)
             crit = _dedupe(self.component_of.get(comp, comp) for comp, n, _, _ in self.kb.checks if n == name)

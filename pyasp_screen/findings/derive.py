@@ -316,7 +316,11 @@ class _Builder:
             self.age = None
         if r.sex != "unknown":
             self.add(f"sex({self.p},{r.sex})", "sex", f"sex {r.sex}", "sex")
-        if r.deceased is not None and r.deceased is not False:
+        if isinstance(r.deceased, date) and r.deceased > self.today:
+            # screened as of a date before the death (retrospective feasibility): alive then
+            self.out.notes.append(f"patient deceased on {r.deceased}, after the screening date "
+                                  f"{self.today}: screened as alive on that date")
+        elif r.deceased is not None and r.deceased is not False:
             when = f" on {r.deceased}" if not isinstance(r.deceased, bool) else ""
             self.add(f"deceased({self.p})", "deceased", f"patient deceased{when}: never eligible", "deceased")
             self.out.notes.append(f"patient deceased{when}: never counted eligible")

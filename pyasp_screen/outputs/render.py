@@ -428,9 +428,10 @@ def write_summary_text(doc: dict, out: IO[str], details: bool = False, hint: str
         if a.get("scores"):
             out.write("  Scores: " + "; ".join(f"{x['text']} ({', '.join(x['criteria'])})" for x in a["scores"]) + "\n")
         if a.get("evidence"):
-            out.write("  The other criteria rest on:\n")
+            out.write("  The criteria rest on" + (" (besides the values above)" if margins else "") + ":\n")
             for ev in a["evidence"]:
-                out.write(f"   {ev['criterion']}: {'; '.join(ev['findings'])}\n")
+                also = "also " if ev.get("beside_margin") else ""
+                out.write(f"   {ev['criterion']}: {also}{'; '.join(ev['findings'])}\n")
         swaps = [x for x in a.get("swaps", []) if len(x["use"]) + len(x["instead_of"]) == 2 and x["use"]
                  and x["instead_of"]]
         if swaps:
@@ -592,7 +593,7 @@ def _write_details(doc: dict, out: IO[str]) -> None:
                     untried = "; ".join(u["text"] for u in doc.get("unexplored", [])) or \
                         "something the explanation does not try"
                     out.write("     nothing the explanation tries (a lab value, diagnosis, assessment or declaration) "
-                              f"could; the verdict is undetermined, so a fuller record could: {untried}\n")
+                              f"could; the verdict is undetermined, so a fuller record could settle it: {untried}\n")
             if e.get("cannot_change_outcome"):
                 out.write("    Unknown, but cannot change the outcome (no need to order them):\n")
                 for label in e["cannot_change_outcome"]:
