@@ -196,3 +196,17 @@ def test_patient_option_picks_one_patient_of_many(tmp_path):
     assert run("graph", src, "--patient", "SLE-ELIGIBLE", "-o", tmp_path / "g.dot").exit_code == 0
     r = run("whatif", src, "--patient", "SLE-IN-7B-NOT-MET", "--set", "anc=1.2")
     assert r.exit_code == 0 and "ineligible -> eligible" in r.output
+
+
+def test_csv_and_table_say_each_patient_s_screening_date_and_death(tmp_path):
+    import yaml
+    a = yaml.safe_load((CASES / "sle-eligible.yaml").read_text())
+    b = dict(a, id="LATER", screening_date="2026-04-01", deceased="2026-03-15")
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump(a))
+    (tmp_path / "b.yaml").write_text(yaml.safe_dump(b))
+    rows = list(csv.DictReader(io.StringIO(run("screen", tmp_path, "--format", "csv").output)))
+    got = {r["patient"]: (r["screening_date"], r["deceased"], r["overall"]) for r in rows}
+    assert got == {"SLE-ELIGIBLE": ("2026-03-01", "no", "eligible"), "LATER": ("2026-04-01", "yes", "ineligible")}
+    table = run("screen", tmp_path).output
+    assert "screening date" in table and "2026-04-01" in table    # the dates differ: a column says each
+    assert "screening date" not in run("screen", tmp_path / "a.yaml", CASES / "sle-in-7b-not-met.yaml").output

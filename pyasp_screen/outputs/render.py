@@ -134,16 +134,18 @@ def write_json(outcomes: list[Screened | RecordError], kb: KnowledgeBase, out: I
 
 
 def csv_header(kb: KnowledgeBase) -> list[str]:
-    return (["patient", "file", "overall"] + [f"verdict_{p}" for p in kb.populations]
+    return (["patient", "file", "screening_date", "deceased", "overall"] + [f"verdict_{p}" for p in kb.populations]
             + kb.criterion_ids() + ["error"])
 
 
 def csv_row(o: Screened | RecordError, kb: KnowledgeBase) -> list[str]:
     if isinstance(o, RecordError):
-        return ([o.patient or "", o.file, "rejected"] + [""] * len(kb.populations)
+        return ([o.patient or "", o.file, "", "", "rejected"] + [""] * len(kb.populations)
                 + [""] * len(kb.criteria) + [str(o)])
     r = o.result
-    return ([r.patient, o.file, r.overall] + [r.verdicts.get(p, "undetermined") for p in kb.populations]
+    when = o.findings.screening_date.isoformat() if o.findings.screening_date else ""
+    deceased = "yes" if any(f.name == "deceased" for f in o.findings.findings) else "no"
+    return ([r.patient, o.file, when, deceased, r.overall] + [r.verdicts.get(p, "undetermined") for p in kb.populations]
             + [r.statuses.get(c, "unknown") for c in kb.criterion_ids()] + [""])
 
 
@@ -204,6 +206,11 @@ def write_table(outcomes: list[Screened | RecordError], kb: KnowledgeBase, conso
         table.add_column("patient", overflow="fold", min_width=14)
         if show_file:
             table.add_column("file", overflow="fold")
+        # records screened as of different dates (each its latest clinical date, when no
+        # --screening-date is given): the date of each, not silently
+        dates = {s.findings.screening_date for s in screened}
+        if len(dates) > 1:
+            table.add_column("screening date", no_wrap=True)
         table.add_column("overall", no_wrap=True)
         for pop in kb.populations:
             table.add_column(population_label(kb, pop), no_wrap=True)
@@ -216,7 +223,8 @@ def write_table(outcomes: list[Screened | RecordError], kb: KnowledgeBase, conso
         for s in screened:
             r = s.result
             deceased = " (deceased)" if any(f.name == "deceased" for f in s.findings.findings) else ""
-            cells = [escape(r.patient)] + ([escape(s.file.rsplit("/", 1)[-1])] if show_file else []) + [
+            cells = [escape(r.patient)] + ([escape(s.file.rsplit("/", 1)[-1])] if show_file else []) + (
+                [str(s.findings.screening_date or "")] if len(dates) > 1 else []) + [
                 _styled(r.overall) + deceased, *[_styled(r.verdicts.get(p, "undetermined")) for p in kb.populations]]
             if explanations is not None:
                 cells.append(escape(short_answer(explanations[id(s)])))
