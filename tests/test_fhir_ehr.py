@@ -242,8 +242,8 @@ def test_a_deceased_patient_is_never_eligible():
     assert any("deceased" in n for n in s.findings.notes)
     d = mapped(load("deceased-patient.json"), when=None)
     assert d["deceased"] == "2026-01-04"
-    assert d["screening_date"] == "2015-01-01" and d["mapping_notes"][0].startswith(
-        "screening date taken as the latest clinical date in the resources: 2015-01-01")
+    assert d["screening_date"] == "2026-01-04" and d["mapping_notes"][0].startswith(
+        "screening date taken as the latest clinical date in the resources: 2026-01-04")
 
 
 def test_screen_json_states_the_screening_date_and_deceased(tmp_path):
@@ -254,7 +254,13 @@ def test_screen_json_states_the_screening_date_and_deceased(tmp_path):
     r = CliRunner().invoke(main, ["screen", str(EHR / "deceased-patient.json"), "--format", "json"])
     assert r.exit_code == 0, r.output
     [res] = json.loads(r.output)["results"]
-    assert (res["screening_date"], res["deceased"], res["overall"]) == ("2015-01-01", True, "ineligible")
+    # the latest clinical date is 2015-01-01, the death 2026-01-04: the default screening date is
+    # the death's (a patient dead since is never screened as alive by default)
+    assert (res["screening_date"], res["deceased"], res["overall"]) == ("2026-01-04", True, "ineligible")
+    r = CliRunner().invoke(main, ["screen", str(EHR / "deceased-patient.json"), "--format", "json",
+                                  "--screening-date", "2015-01-01"])
+    [res] = json.loads(r.output)["results"]
+    assert (res["screening_date"], res["deceased"]) == ("2015-01-01", False)   # alive on that date
     r = CliRunner().invoke(main, ["screen", str(EHR / "deceased-patient.json")])
     assert "ineligible (deceased)" in r.output or "deceased" in r.output
 
