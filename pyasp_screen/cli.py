@@ -12,6 +12,7 @@ output that cannot be written).
 
 from __future__ import annotations
 
+import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -91,6 +92,29 @@ def _load_kb(kb: str | None, params: tuple[str, ...], params_file: Path | None =
 def params_file_option(f):
     return click.option("--params", "params_file", type=click.Path(path_type=Path, dir_okay=False),
                         metavar="FILE", help=PARAMS_FILE_HELP)(f)
+
+
+def patient_option(f):
+    return click.option("--patient", "patient_id", metavar="ID",
+                        help="Only the patient with this id, in a file, folder, JSON Lines file or FHIR "
+                             "Bulk export that holds many.")(f)
+
+
+def _of_patient(outcomes: list, patient_id: str | None, record) -> list:
+    """The outcomes (Screened, Loaded or RecordError) of the patient ``patient_id``, all when
+    None; no such patient among them is a usage error (exit 2) naming how many were read."""
+    if patient_id is None:
+        return outcomes
+
+    def pid(o):
+        if isinstance(o, RecordError):
+            return o.patient
+        return o.result.patient if isinstance(o, Screened) else o.record.id
+    mine = [o for o in outcomes if pid(o) == patient_id]
+    if not mine:
+        raise click.UsageError(f"--patient {patient_id}: no patient of that id in {record} "
+                               f"({len(outcomes)} record(s) read)")
+    return mine
 
 
 def _check_output(output: Path | None, records: tuple[Path, ...], option: str = "-o") -> None:
@@ -295,6 +319,15 @@ class _Main(click.Group):
         except EngineError as e:
             click.echo(f"error: {' '.join(str(e).split())}", err=True)
             sys.exit(2)
+        except (click.exceptions.ClickException, click.exceptions.Abort, click.exceptions.Exit,
+                SystemExit, KeyboardInterrupt):
+            raise
+        except Exception as e:  # a fault of pyasp-screen itself: one line, the traceback on request
+            if os.environ.get("PYASP_SCREEN_DEBUG"):
+                raise
+            click.echo(f"internal error: {type(e).__name__}: {' '.join(str(e).split())[:300]} (a fault of "
+                       "pyasp-screen, please report it; PYASP_SCREEN_DEBUG=1 shows the traceback)", err=True)
+            sys.exit(3)
 
 
 @click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -414,9 +447,10 @@ def _explain_all(outcomes, knowledge) -> dict:
               help="Also write a FHIR R4 Questionnaire holding only the missing data that could change "
                    "this patient's verdict, for a coordinator to fill in (its QuestionnaireResponse is "
                    "read with the patient's FHIR resources).")
+@patient_option
 @omop_options
 def explain_cmd(record, kb, max_results, fmt, params, params_file, screening_date, details, population, output,
-                validate_fhir, questionnaire, **omop):
+                validate_fhir, questionnaire, patient_id, **omop):
     """Explain one patient's verdict: the answer first, in the protocol's words.
 
     \b
@@ -438,6 +472,7 @@ def explain_cmd(record, kb, max_results, fmt, params, params_file, screening_dat
       pyasp-screen explain patient.yaml --format json --max 3
       pyasp-screen explain bundle.json --questionnaire to-ask.json
       pyasp-screen explain duckdb:///cdm.duckdb --person-id 1001
+      pyasp-screen explain bulk-export/ --patient 79a66c97-0f5b-4e6b-9d8a-53a6f8e57eba
     """
     from pyasp_screen.explain.explainer import explain
     from pyasp_screen.explain.summary import summarise
@@ -456,6 +491,7 @@ def explain_cmd(record, kb, max_results, fmt, params, params_file, screening_dat
         click.echo(f"Error: {e}", err=True)
         sys.exit(2)
     _omop_after(inputs)
+    outcomes = _of_patient(outcomes, patient_id, record)
     rejected = [o for o in outcomes if isinstance(o, RecordError)]
     for o in rejected:
         click.echo(f"rejected: {o}", err=True)
@@ -479,7 +515,8 @@ def explain_cmd(record, kb, max_results, fmt, params, params_file, screening_dat
             else:
                 if k:
                     out.write("\n")
-                hint = (f"More detail: pyasp-screen explain {s.file} --details"
+                one = s.file if Path(s.file).is_file() else f"{record} --patient {s.result.patient}"
+                hint = (f"More detail: pyasp-screen explain {one} --details"
                         + "".join(f" --param {n}={p.display().split()[0]}"
                                   for n, p in knowledge.parameters.items() if p.value != p.default)
                         if not details else None)
@@ -582,7 +619,8 @@ def params(kb, params, params_file, fmt):
               help="Parameters of the what-if only (the baseline keeps the defaults).")
 @params_file_option
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def whatif(record, sets, unsets, kb, params, params_file, fmt):
+@patient_option
+def whatif(record, sets, unsets, kb, params, params_file, fmt, patient_id):
     """Compare a patient as recorded with a what-if: edited findings and/or parameters.
 
     Prints the verdicts side by side, every criterion whose status changes (old -> new)
@@ -604,13 +642,14 @@ def whatif(record, sets, unsets, kb, params, params_file, fmt):
         raise click.UsageError("nothing to change: give --set, --unset, --param or --params")
     base_kb = _load_kb(kb, ())
     new_kb = _load_kb(kb, params, params_file)
-    loaded = list(_items([record], None, new_kb))
+    loaded = _of_patient(list(_items([record], None, new_kb)), patient_id, record)
     errors = [o for o in loaded if isinstance(o, RecordError)]
     if errors or len(loaded) != 1:
         for e in errors:
             click.echo(f"rejected: {e}", err=True)
         if not errors:
-            click.echo(f"Error: {record} holds {len(loaded)} records; whatif takes one", err=True)
+            click.echo(f"Error: {record} holds {len(loaded)} records; whatif takes one: choose it with "
+                       "--patient ID", err=True)
         sys.exit(1 if errors else 2)
     try:
         comparison = compare(loaded[0].record, list(sets), list(unsets), base_kb, new_kb)
@@ -643,7 +682,8 @@ def whatif(record, sets, unsets, kb, params, params_file, fmt):
                    "reasons: all, the chosen sufficient reason's findings only; missing: all, unknown findings only.")
 @click.option("--population", help="Only this population's criteria (e.g. sle, ssc).")
 @click.option("--screening-date", type=click.DateTime(["%Y-%m-%d"]), help=DATE_HELP)
-def graph(record, output, kb, params, params_file, show, population, screening_date):
+@patient_option
+def graph(record, output, kb, params, params_file, show, population, screening_date, patient_id):
     """Draw one patient's explanation graph, coloured by status: by default the chosen
     explanation only (the findings of the smallest sufficient reason, or the findings to
     measure, -> the criteria they settle -> the verdicts); --show all for every finding
@@ -668,14 +708,15 @@ def graph(record, output, kb, params, params_file, show, population, screening_d
         raise click.UsageError(f"-o {output}: unknown format; use one of {', '.join(graphs.FORMATS)}")
     _check_output(output, (record,))
     when = screening_date.date() if screening_date else None
-    outcomes = list(screen_records(_items((record,), when, knowledge), knowledge))
+    outcomes = _of_patient(list(screen_records(_items((record,), when, knowledge), knowledge)), patient_id, record)
     for o in outcomes:
         if isinstance(o, RecordError):
             click.echo(f"rejected: {o}", err=True)
     screened = [o for o in outcomes if isinstance(o, Screened)]
     if len(screened) != 1:
         if screened:
-            click.echo(f"Error: {record} holds {len(screened)} patients; graph draws one", err=True)
+            click.echo(f"Error: {record} holds {len(screened)} patients; graph draws one: choose it with "
+                       "--patient ID", err=True)
         sys.exit(1 if not screened else 2)
     ex = Explainer(knowledge, screened[0].findings)
     scope = population or "overall"

@@ -8,6 +8,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from pyasp_screen.cli import main
@@ -152,3 +153,60 @@ def test_screen_explain_adds_reason_columns():
     assert j["results"][0]["explanation"]["criteria"] == ["SLE-IN-7b", "SSC-IN-4b"]
     assert j["results"][0]["explanation"]["answer"] == ("SLE and SSc: ANC 0.9 x10^9/L on 2026-02-24 (needs >= 1 x10^9/L; "
                                                          "SLE-IN-7b, SSC-IN-4b)")
+
+
+def test_a_fault_of_pyasp_screen_itself_is_one_line_exit_3(monkeypatch):
+    # Nothing ends in a traceback: an unexpected exception inside a command (here planted in
+    # the explanation summary) is one line naming it, exit 3; PYASP_SCREEN_DEBUG=1 re-raises.
+    import pyasp_screen.explain.summary as summary
+
+    def broken(*a, **k):
+        raise KeyError("planted")
+    monkeypatch.setattr(summary, "summarise", broken)
+    monkeypatch.delenv("PYASP_SCREEN_DEBUG", raising=False)
+    r = run("explain", CASES / "sle-eligible.yaml")
+    assert r.exit_code == 3
+    [line] = [x for x in r.output.splitlines() if x.strip()]
+    assert line.startswith("internal error: KeyError: 'planted'") and "PYASP_SCREEN_DEBUG=1" in line
+    monkeypatch.setenv("PYASP_SCREEN_DEBUG", "1")
+    with pytest.raises(KeyError):
+        run("explain", CASES / "sle-eligible.yaml")
+
+
+def test_patient_option_picks_one_patient_of_many(tmp_path):
+    # explain / graph / whatif of a folder or JSON Lines file holding many patients: --patient
+    # picks one, and the "More detail" hint of such a patient is a command that runs.
+    import yaml
+    lines = []
+    for name in ("sle-eligible", "sle-in-7b-not-met"):
+        lines.append(json.dumps(yaml.safe_load((CASES / f"{name}.yaml").read_text()), default=str))
+    src = tmp_path / "many.jsonl"
+    src.write_text("\n".join(lines) + "\n")
+    r = run("explain", src, "--patient", "SLE-IN-7B-NOT-MET")
+    assert r.exit_code == 0, r.output
+    assert r.output.startswith("SLE-IN-7B-NOT-MET, screening date") and "SLE-ELIGIBLE" not in r.output
+    hint = [x for x in r.output.splitlines() if x.startswith("More detail: pyasp-screen explain ")][0]
+    args = hint.removeprefix("More detail: pyasp-screen ").split()
+    assert args == ["explain", str(src), "--patient", "SLE-IN-7B-NOT-MET", "--details"]
+    assert run(*args).exit_code == 0
+    r = run("explain", src, "--patient", "NOBODY")
+    assert r.exit_code == 2 and "--patient NOBODY: no patient of that id" in r.output
+    r = run("graph", src, "-o", tmp_path / "g.dot")
+    assert r.exit_code == 2 and "choose it with --patient ID" in r.output
+    assert run("graph", src, "--patient", "SLE-ELIGIBLE", "-o", tmp_path / "g.dot").exit_code == 0
+    r = run("whatif", src, "--patient", "SLE-IN-7B-NOT-MET", "--set", "anc=1.2")
+    assert r.exit_code == 0 and "ineligible -> eligible" in r.output
+
+
+def test_csv_and_table_say_each_patient_s_screening_date_and_death(tmp_path):
+    import yaml
+    a = yaml.safe_load((CASES / "sle-eligible.yaml").read_text())
+    b = dict(a, id="LATER", screening_date="2026-04-01", deceased="2026-03-15")
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump(a))
+    (tmp_path / "b.yaml").write_text(yaml.safe_dump(b))
+    rows = list(csv.DictReader(io.StringIO(run("screen", tmp_path, "--format", "csv").output)))
+    got = {r["patient"]: (r["screening_date"], r["deceased"], r["overall"]) for r in rows}
+    assert got == {"SLE-ELIGIBLE": ("2026-03-01", "no", "eligible"), "LATER": ("2026-04-01", "yes", "ineligible")}
+    table = run("screen", tmp_path).output
+    assert "screening date" in table and "2026-04-01" in table    # the dates differ: a column says each
+    assert "screening date" not in run("screen", tmp_path / "a.yaml", CASES / "sle-in-7b-not-met.yaml").output

@@ -242,8 +242,8 @@ def test_a_deceased_patient_is_never_eligible():
     assert any("deceased" in n for n in s.findings.notes)
     d = mapped(load("deceased-patient.json"), when=None)
     assert d["deceased"] == "2026-01-04"
-    assert d["screening_date"] == "2015-01-01" and d["mapping_notes"][0].startswith(
-        "screening date taken as the latest clinical date in the resources: 2015-01-01")
+    assert d["screening_date"] == "2026-01-04" and d["mapping_notes"][0].startswith(
+        "screening date taken as the latest clinical date in the resources: 2026-01-04")
 
 
 def test_screen_json_states_the_screening_date_and_deceased(tmp_path):
@@ -254,7 +254,13 @@ def test_screen_json_states_the_screening_date_and_deceased(tmp_path):
     r = CliRunner().invoke(main, ["screen", str(EHR / "deceased-patient.json"), "--format", "json"])
     assert r.exit_code == 0, r.output
     [res] = json.loads(r.output)["results"]
-    assert (res["screening_date"], res["deceased"], res["overall"]) == ("2015-01-01", True, "ineligible")
+    # the latest clinical date is 2015-01-01, the death 2026-01-04: the default screening date is
+    # the death's (a patient dead since is never screened as alive by default)
+    assert (res["screening_date"], res["deceased"], res["overall"]) == ("2026-01-04", True, "ineligible")
+    r = CliRunner().invoke(main, ["screen", str(EHR / "deceased-patient.json"), "--format", "json",
+                                  "--screening-date", "2015-01-01"])
+    [res] = json.loads(r.output)["results"]
+    assert (res["screening_date"], res["deceased"]) == ("2015-01-01", False)   # alive on that date
     r = CliRunner().invoke(main, ["screen", str(EHR / "deceased-patient.json")])
     assert "ineligible (deceased)" in r.output or "deceased" in r.output
 
@@ -399,3 +405,32 @@ def test_a_drug_coded_by_atc_only_is_read():
     d = mapped(bundle)
     assert any(m["drug"] == "mycophenolate_mofetil" for m in d["medications"])
     assert any("mycophenolate_mofetil (ATC L04AA06)" in n for n in d["mapping_notes"])
+
+
+@pytest.mark.parametrize("code", ["42719-5", "59828-4"])
+def test_total_bilirubin_in_blood_is_read_as_total_bilirubin(code):
+    # Eunomia's CDM and some EHRs code total bilirubin on blood (42719-5) or venous blood
+    # (59828-4) rather than serum/plasma (1975-2); docs/fhir.md gives the value set.
+    bundle = load("lab-units-as-spelled.json")
+    for e in bundle["entry"]:
+        c = e["resource"].get("code", {}).get("coding", [{}])[0]
+        if c.get("code") == "1975-2":
+            c["code"] = code
+            break
+    else:
+        raise AssertionError("the fixture has no 1975-2 result")
+    s = screened(mapped(bundle))
+    assert any(",bilirubin_total_x_uln," in f for f in facts(s, "quantity"))
+
+
+def test_explain_names_a_result_it_set_aside(tmp_path):
+    # The ALT of lab-units-as-spelled.json has the unit 'zz/hpf': set aside, the patient
+    # screened without it. explain must say so beside "measure ALT", not only screen's notes.
+    from click.testing import CliRunner
+    from pyasp_screen.cli import main
+    path = tmp_path / "b.json"
+    path.write_text(json.dumps(load("lab-units-as-spelled.json")))
+    r = CliRunner().invoke(main, ["explain", str(path), "--screening-date", str(SCREENING)])
+    assert r.exit_code == 0, r.output
+    [line] = [x for x in r.output.splitlines() if x.startswith("Not used: Observation/o-alt")]
+    assert "zz/hpf" in line and line.endswith("(set aside).")

@@ -180,3 +180,20 @@ def test_graph_command_and_attrition_plot(tmp_path):
     assert r.exit_code == 0, r.output
     svg = (tmp_path / "attrition.svg").read_text()
     assert "<svg" in svg and "attrition" in svg
+
+
+def test_a_deceased_patient_s_graph_draws_the_death_to_the_populations(tmp_path):
+    # No criterion decides a deceased patient (kb/lib/core.lp's verdict rule): the finding is
+    # drawn straight to each population it excludes, not left out of a graph titled
+    # "1 finding settles it" (a fresh user's finding).
+    import yaml
+    case = yaml.safe_load((Path(__file__).parent.parent / "kb/ct1190b/cases/sle-eligible.yaml").read_text())
+    case["deceased"] = "2026-02-27"
+    (tmp_path / "dead.yaml").write_text(yaml.safe_dump(case))
+    r = CliRunner().invoke(main, ["graph", str(tmp_path / "dead.yaml"), "-o", str(tmp_path / "g.json")])
+    assert r.exit_code == 0, r.output
+    g = nx.node_link_graph(json.loads((tmp_path / "g.json").read_text()), edges="links")
+    [dead] = [n for n, d in g.nodes(data=True) if d.get("kind") == "finding" and "deceased" in d["label"]
+              and g.out_degree(n) >= 1 and all(t.startswith("pop:") for t in g.successors(n))]
+    assert {t for t in g.successors(dead)} == {"pop:sle", "pop:ssc"}
+    assert all(g.edges[dead, t]["relation"] == "violates" for t in g.successors(dead))

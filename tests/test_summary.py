@@ -50,7 +50,7 @@ def rescreen(name: str, sets: list[str], kb=None, cases=None, change=None) -> di
     return {"overall": result.overall, **result.verdicts}
 
 
-AUTHOR = ROOT / "tests" / "data" / "nct07432334"  # a new author's knowledge base (SOURCE.md there)
+AUTHOR = ROOT / "tests" / "data" / "authored" / "nct07432334"  # a new author's knowledge base (README.md there)
 AUTHOR_KB = load_kb(str(AUTHOR))
 
 
@@ -280,7 +280,8 @@ def test_eligible_margins_are_the_binding_ones_value_against_threshold():
     text = coordinator_text(r.output)
     assert "as 1, with" not in text and len(r.output.splitlines()) <= 40  # 26 lines, then the 11 sentences
     assert "  Closest to their thresholds:" in text and "thinnest" not in text
-    assert "   - SpO2 97 % (room air) on 2026-02-24 (needs >= 92 %, 5% above it; SLE-IN-7e)" in text
+    assert ("   - SpO2 97 % (room air not recorded; read as room air) on 2026-02-24 (needs >= 92 %, 5% above it; "
+            "SLE-IN-7e)") in text
     assert "INR 1.0 = 0.83 x ULN" in text  # one decimal: not "INR 1"
     assert "The knowledge base has no exclusion criteria for SLE: check the full protocol for any." in text
     assert "anti-dsDNA in place of ANA (SLE-IN-4); APTT in place of INR (SLE-IN-7d)" in text
@@ -306,10 +307,10 @@ def test_knowledge_base_choices_are_named_where_the_text_relies_on_them():
 def test_a_changed_parameter_is_a_banner_with_its_default_and_the_default_verdict():
     r = run("explain", CASES / "sle-in-7a-crcl-50.yaml", "--param", "crcl_min=60")
     lines = r.output.splitlines()
-    assert lines[0] == ("*** Parameters changed from the protocol defaults: crcl_min=60 mL/min (default 50 mL/min; "
+    assert lines[0] == ("*** A what-if, not the protocol: crcl_min=60 mL/min (protocol 50 mL/min; "
                         "used by SLE-IN-7a, SSC-IN-4a). ***")
     assert lines[2].startswith("Ineligible for SLE and SSc")
-    assert lines[3] == "  With the protocol defaults: eligible; SLE eligible; SSc ineligible."
+    assert lines[3] == "  With the protocol's values: eligible; SLE eligible; SSc ineligible."
     assert next(screen_records(load_file(CASES / "sle-in-7a-crcl-50.yaml"), KB)).result.overall == "eligible"
     assert ("CrCl >= 60 mL/min for SLE-IN-7a is this run's parameter crcl_min (protocol default 50 mL/min)"
             in r.output)
@@ -380,7 +381,7 @@ def test_an_open_medication_list_is_said_not_tried_and_never_useless():
     a = doc["answer"]
     assert doc["overall"] == "undetermined" and a["gap"] == {"eligible": True, "ineligible": False}
     assert [(u["category"], u["criteria"]) for u in a["unexplored"]] == [("medications", ["INC-5"])]
-    assert doc["headline"].endswith("yet the verdict is undetermined: a fuller record could")
+    assert doc["headline"].endswith("yet the verdict is undetermined: a fuller record could settle it")
     # the nephritis assessment and the biopsy class matter if IV cyclophosphamide and MMF
     # were given: never "cannot change the outcome"
     useless = next(e for e in doc["explanations"] if e["scope"] == "overall")["cannot_change_outcome"]
@@ -473,7 +474,8 @@ def test_every_text_output_names_changed_parameters(tmp_path):
     run("graph", CASES / "sle-eligible.yaml", "--param", "crcl_min=30", "-o", tmp_path / "g.dot")
     assert say in (tmp_path / "g.dot").read_text()
     # and a default run says nothing of parameters
-    assert "Parameters changed" not in run("explain", CASES / "sle-eligible.yaml").output
+    assert "not the protocol" not in run("explain", CASES / "sle-eligible.yaml").output
+    assert "A what-if, not the protocol: crcl_min=30" in run("cohort", CASES, "--param", "crcl_min=30").output
 
 
 def test_screen_table_and_whatif_read_at_a_glance():
@@ -500,3 +502,75 @@ def test_screen_table_and_whatif_read_at_a_glance():
     assert lines[-1] == ("  This holds provided no growth factor or transfusion is given within 7 days before "
                          "screening to reach it (SLE-IN-7b, SSC-IN-4b).")
     assert "pyasp-screen" not in r.output
+
+
+def test_a_deceased_patient_is_excluded_by_the_rule_beside_the_criteria(tmp_path):
+    # kb/lib/core.lp: a deceased patient is never eligible; no criterion decides it, so the
+    # reason names no criterion ("never eligible ()" before) and no near miss is offered
+    # ("undetermined if patient deceased ... were not on record" is no change anyone can make).
+    import yaml
+    case = yaml.safe_load((CASES / "sle-eligible.yaml").read_text())
+    case["deceased"] = "2026-02-27"
+    (tmp_path / "dead.yaml").write_text(yaml.safe_dump(case))
+    s = next(screen_records(load_file(tmp_path / "dead.yaml"), KB))
+    doc = summarise(KB, s)
+    a = doc["answer"]
+    assert a["verdict"] == "ineligible" and a["reason"]["criteria"] == []
+    assert a["reason"]["text"] == ("patient deceased on 2026-02-27: never eligible "
+                                   "(a rule of the knowledge base beside the registry's criteria)")
+    assert a["nearest_miss"] is None
+    r = CliRunner().invoke(main, ["explain", str(tmp_path / "dead.yaml"), "--details"])
+    assert r.exit_code == 0, r.output
+    assert "()" not in r.output and "[]" not in r.output
+    assert "the death on record above" in r.output  # the SSc line names it briefly
+
+
+def _answer_comparisons(doc: dict) -> list[dict]:
+    a = doc["answer"]
+    return (a.get("thinnest_margins", []) + [c for st in a.get("to_measure", []) for c in st.get("on_record", [])]
+            + [c for ev in a.get("evidence", []) for c in ev.get("comparisons", [])])
+
+
+def test_spo2_says_whether_room_air_was_recorded_or_read_so():
+    # SLE-IN-7e asks for SpO2 "in room air"; sle-eligible's SpO2 carries no room-air flag, so
+    # the text must not state room air as a fact (a second reader copied it into a log).
+    doc = summarise(KB, screened("sle-eligible"))
+    spo2 = [c for c in _answer_comparisons(doc) if c["finding"].startswith("SpO2")]
+    assert spo2 and all(c["value_text"].endswith("(room air not recorded; read as room air)") for c in spo2)
+    assert any(i["parameter"] == "spo2_unflagged_is_room_air" for i in doc["interpretations"])
+    def spo2_data(name):
+        return [f.data() if callable(f.data) else f.data for f in screened(name).findings.findings if f.name == "spo2"]
+    assert [d["room_air"] for d in spo2_data("sle-eligible")] == ["assumed"]
+    assert [d["room_air"] for d in spo2_data("sle-referral-labs-pending")] == ["recorded"]  # room_air: true
+
+
+def test_a_uln_from_the_site_table_is_named_as_the_knowledge_base_s_reading():
+    # ssc-eligible's PT and bilirubin carry no reference range: their ULN is the site table's
+    # (parameters site_uln_*), which the reader must be told (it is not the registry's).
+    doc = summarise(KB, screened("ssc-eligible"))
+    [uln] = [i for i in doc["interpretations"] if i["kind"] == "uln"]
+    assert "site_uln_pt" in uln["parameters"] and "no reference range" in uln["text"]
+    used = {c["finding"] for c in _answer_comparisons(doc) if (c.get("uln_from") or "").startswith("site table")}
+    assert set(uln["findings"]) <= used | {c["finding"] for st in doc["answer"].get("evidence", [])
+                                              for c in st.get("comparisons", [])}
+
+
+def test_hydration_assistance_yes_reads_as_repeat_the_crcl_not_exclude():
+    doc = summarise(KB, screened("sle-referral-labs-pending"))
+    [step] = [s for s in doc["answer"]["to_measure"] if s["label"].startswith("hydration assistance")]
+    assert "excluded if yes" not in step["text"]
+    assert step["text"].endswith("if yes, the CrCl on record does not count: not met until a CrCl is "
+                                 "repeated without hydration assistance")
+
+
+def test_a_death_after_the_screening_date_leaves_the_patient_alive_on_that_date(tmp_path):
+    # Retrospective feasibility: screened as of 2026-03-01, died on 2026-05-01: alive then,
+    # so the verdict is the living patient's, with a note (not "never eligible").
+    import yaml
+    case = yaml.safe_load((CASES / "sle-eligible.yaml").read_text())
+    case["deceased"] = "2026-05-01"
+    (tmp_path / "later.yaml").write_text(yaml.safe_dump(case))
+    s = next(screen_records(load_file(tmp_path / "later.yaml"), KB))
+    assert s.result.overall == screened("sle-eligible").result.overall == "eligible"
+    assert "patient deceased on 2026-05-01, after the screening date 2026-03-01: screened as alive on that date" \
+        in s.findings.notes

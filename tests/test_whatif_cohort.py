@@ -171,3 +171,24 @@ def test_a_cohort_can_be_screened_against_a_trial_that_reads_less(tmp_path):
     doc = json.loads(r.output)
     assert doc["summary"]["rejected"] == 0
     assert any("read by no criterion of nct07193667" in n for res in doc["results"] for n in res["notes"])
+
+
+def test_attrition_ends_with_the_patients_not_excluded_deceased_included(tmp_path):
+    # A deceased patient is ineligible by core.lp's verdict rule with no criterion failing: the
+    # attrition removes them at a last step of their own (when no criterion has), so that what remains after the last
+    # criterion is every patient not ineligible (a fresh user saw 38 remaining of 40 with 12
+    # ineligible: the 10 deceased were never removed).
+    for name in ("sle-eligible", "ssc-eligible", "sle-in-7b-not-met"):
+        case = yaml.safe_load((CASES / f"{name}.yaml").read_text())
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(case))
+        dead = dict(case, id=case["id"] + "-DECEASED", deceased="2026-02-27")
+        (tmp_path / f"{name}-dead.yaml").write_text(yaml.safe_dump(dead))
+    r = CliRunner().invoke(main, ["cohort", str(tmp_path), "--format", "json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    for pop, rows in d["attrition"].items():
+        v = d["populations"][pop]
+        assert rows[-1]["criterion"] == "deceased (verdict rule)"
+        assert 1 <= rows[-1]["excluded"] <= 3   # the deceased no criterion removes before
+        assert rows[-1]["remaining"] == v["eligible"] + v["undetermined"]
+        assert sum(x["excluded"] for x in rows) == v["ineligible"]

@@ -22,6 +22,10 @@ from pyasp_screen.inputs.record import RecordError
 from pyasp_screen.knowledge.kb import Criterion, KnowledgeBase
 
 VERDICTS = ("eligible", "ineligible", "undetermined")
+#: the attrition step after the last criterion when some patients are ineligible with no
+#: criterion failing: the verdict rules beside the criteria (kb/lib/core.lp: a deceased
+#: patient is never eligible)
+VERDICT_RULE_STEP = "deceased (verdict rule)"
 MAX_LISTED_ERRORS = 10_000  # rejected records listed in a summary; every one is in --results
 
 
@@ -131,8 +135,13 @@ class CohortSummary(_Rejections):
                 self.only_failing[pop][fails[0]] += 1
                 if all(passing(c, s) for c, s in zip(crits, states) if c.id != fails[0]):
                     self.gain[pop][fails[0]] += 1
-            # attrition: the first failing criterion removes the patient
+            # attrition: the first failing criterion removes the patient; an ineligible
+            # patient no criterion fails is removed after them by a verdict rule (core.lp:
+            # deceased), not counted as remaining to the end
             first = next((c.id for c, s in zip(crits, states) if failing(c, s)), None)
+            if first is None and r.verdicts.get(pop) == "ineligible":
+                self._excluded_at[pop][VERDICT_RULE_STEP] += 1
+                continue
             if first is not None:
                 self._excluded_at[pop][first] += 1
             # how far the patient goes with every criterion met so far
@@ -152,6 +161,9 @@ class CohortSummary(_Rejections):
             remaining -= excluded
             settled_remaining -= passed[k]
             rows.append((c.id, excluded, remaining, settled_remaining))
+        after = self._excluded_at[population].get(VERDICT_RULE_STEP, 0)
+        if after:
+            rows.append((VERDICT_RULE_STEP, after, remaining - after, settled_remaining - after))
         return rows
 
     def as_dict(self) -> dict:

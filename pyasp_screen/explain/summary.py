@@ -39,9 +39,9 @@ SUMMARY_VERSION = "2"
 # the explanation hypothesises values of findings (docs/explanations.md), never new treatment
 # courses, so what is missing is of another kind.
 NO_ROUTE = ("no lab value, diagnosis, assessment or declaration the explanation can try makes the "
-            "patient eligible, yet the verdict is undetermined: a fuller record could")
+            "patient eligible, yet the verdict is undetermined: a fuller record could settle it")
 NO_SETTLING = ("nothing the explanation can try (a lab value, diagnosis, assessment or declaration) settles "
-               "it either way, yet the verdict is undetermined: a fuller record could")
+               "it either way, yet the verdict is undetermined: a fuller record could settle it")
 OPS = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
 MARGINS_SHOWN = 3  # thinnest margins in the answer (all are in the data)
 
@@ -507,6 +507,8 @@ class _Summary:
     def short_name(self, i: int) -> str:
         """A finding by its name only ("APTT", "EULAR/ACR 2019: anti-dsDNA or anti-Smith")."""
         u = self.ex.units[i]
+        if u.facts and u.facts[0].startswith("deceased("):  # kb/lib/core.lp's verdict rule
+            return "death on record"
         if u.slot and u.slot in self.ex.slots and not u.slot.startswith(("complete:", "diagnosis:")):
             label = self.slot_label(u.slot)
             if u.slot in DERIVED_INPUTS:  # "CrCl", not "CrCl (Cockcroft-Gault)"
@@ -561,8 +563,10 @@ class _Summary:
             shown = f"{_show(m['value'], mu)}{' ' + mu if mu else ''} = {shown}"
         need = f"{'needs' if self.crit[cid].kind == 'inclusion' else 'excluded at'} {OPS[op]} {fmt(threshold)}{u}"
         value_text = f"{label} {shown}{u}"
-        if name == "spo2" and "spo2_unflagged_is_room_air" in self.kb.parameters:
-            value_text += " (room air)"  # the findings stage reads no other SpO2 (SLE-IN-7e)
+        if name == "spo2" and data.get("room_air") == "recorded":
+            value_text += " (room air)"
+        elif name == "spo2" and data.get("room_air") == "assumed":  # SLE-IN-7e asks for room air
+            value_text += " (room air not recorded; read as room air)"
         date = data.get("date")
         text = f"{value_text} ({need}; {cid})"
         source = self.threshold_source(comp, name, op, t)
@@ -574,7 +578,8 @@ class _Summary:
                 "holds": holds, "margin": margin, "date": date, "text": text,
                 "value_text": value_text, "need_text": need, "relative": relative,
                 "dated_text": f"{value_text} on {date}" if date else value_text,
-                "parameter": source["parameter"], "in_registry": source["registry"]}
+                "parameter": source["parameter"], "in_registry": source["registry"],
+                "uln_from": data.get("uln", {}).get("from")}
 
     # -- what decides what ---------------------------------------------------------------
     def criteria_text(self, ids: list[str]) -> str:
@@ -688,7 +693,12 @@ class _Summary:
                 cmps += line["reason"].get("comparisons", [])
         spo2 = False
         for c in cmps:
-            spo2 = spo2 or c["value_text"].endswith(" (room air)")
+            spo2 = spo2 or c["value_text"].endswith("; read as room air)")
+            if c.get("uln_from") not in (None, "reference range"):  # no reference range on the result
+                site = out.setdefault(("uln", ""), {"kind": "uln", "findings": [], "parameters": []})
+                if c["finding"] not in site["findings"]:
+                    site["findings"].append(c["finding"])
+                    site["parameters"].append(c["uln_from"].split("(")[-1].rstrip(")"))
             p = self.kb.parameters.get(c.get("parameter") or "")
             if p is not None and p.value != p.default:  # this run's own setting
                 unit = self.v.quantity_label(self._quantity(int(c["finding_id"][1:]))[0])[1]
@@ -704,6 +714,12 @@ class _Summary:
                     "kind": "threshold", "parameter": c["parameter"], "criteria": [c["criterion"]],
                     "text": f"{c['finding']} {c['op']} {fmt(Fraction(c['threshold']).limit_denominator(SCALE))} {unit} for {c['criterion']} "
                             f"(parameter {c['parameter']}; the registry sentence gives no number)"})
+        if ("uln", "") in out:
+            site = out[("uln", "")]
+            site["text"] = (f"the ULN of {', '.join(site['findings'])} is the site's table (parameters "
+                            f"{', '.join(site['parameters'])}): "
+                            + ("the result carries" if len(site["findings"]) == 1 else "the results carry")
+                            + " no reference range")
         if spo2:
             out[("room_air", "")] = {"kind": "reading", "parameter": "spo2_unflagged_is_room_air",
                                      "text": "an SpO2 result without a room-air flag is read as on room air "
@@ -850,7 +866,9 @@ class _Summary:
         if slots == ["assessment:hydration_assistance"] and ineligible_if:
             # the registry asks for a CrCl "without the need for hydration assistance": a yes
             # makes the CrCl on record not count, which a CrCl repeated without it can mend
-            text += " (then the CrCl on record does not count: repeat it without hydration assistance)"
+            # (a yes is not met as recorded, which a coordinator reads as "repeat", not "exclude")
+            text = (f"{head}: eligible if {need}; if yes, the CrCl on record does not count: "
+                    "not met until a CrCl is repeated without hydration assistance") if need else text
         note = self.stale_note(slots)
         step = {"action": action, "task": TASKS.get(action, "chart"), "label": head,
                 "findings": [{"slot": s, "label": lbl} for s, lbl in zip(slots, labels)],
@@ -966,6 +984,8 @@ class _Summary:
             text = ", with ".join(x for x in ("; ".join(_merged(mine, with_criteria=False)), ", ".join(rest)) if x)
             if len(units) == 1 and mine:  # "ANC 0.9 x10^9/L (needs >= 1 x10^9/L; SLE-IN-7b, SSC-IN-4b)"
                 text = "; ".join(_merged(mine))
+            elif not crits:  # a verdict rule beside the criteria (kb/lib/core.lp: deceased)
+                text = f"{text} (a rule of the knowledge base beside the registry's criteria)"
             elif len(units) == 1:
                 text = f"{text} ({', '.join(crits)})"
             else:  # "SLE-IN-3: oral prednisone-equivalent dose 5 mg/day (...), with ..."
@@ -1081,7 +1101,9 @@ class _Summary:
             answer["reason"]["by_criterion"] = self.by_criterion(e.sufficient_reasons[0].units, e.scope)
         answer["other_reasons_named"] = [self.reason_view(r, e.scope, split=False)["text"]
                                          for r in e.sufficient_reasons[1:3]]
-        miss = self.nearest(e.near_misses, "eligible")
+        # a near miss that only takes away a verdict rule's finding (the patient were not
+        # deceased) is no change a coordinator can make: not offered
+        miss = self.nearest([m for m in e.near_misses if m.criteria], "eligible")
         answer["nearest_miss"] = self.miss_view(miss, "ineligible", e.scope) if miss else None
         n = len(e.sufficient_reasons[0].units) if e.sufficient_reasons else 0
         pops = [p for p in self.kb.populations if e.scope in ("overall", p)]
@@ -1127,18 +1149,21 @@ class _Summary:
             answer["rests_on"] = [self.declaration(i, first.criteria) for i in first.units
                                   if self.ex.units[i].slot and self.ex.units[i].slot.startswith("complete:")]
             answer["swaps"] = self.swaps(e.sufficient_reasons, by)
-            shown = {m["criterion"] for m in cmps[:MARGINS_SHOWN]}
+            # the margins shown say their own findings; every criterion's other findings follow
+            # (a second reader missed SSC-IN-4b's ANC and SSC-IN-4d's INR beside their margins)
+            shown = {(m["criterion"], m["finding_id"]) for m in cmps[:MARGINS_SHOWN]}
             # a criterion rests on the reason's findings whose loss would unsettle it, and on
             # those it reads that another finding could stand in for (two SLEDAI-2K descriptors
             # of organ groups, each enough for SLE-IN-6)
-            evidence = {c: list(ids) for c, ids in by.items() if c in self.crit and c not in shown}
+            evidence = {c: [i for i in ids if (c, i) not in shown] for c, ids in by.items() if c in self.crit}
             for c in evidence:
                 evidence[c] += [f"f{i}" for i in first.units if f"f{i}" not in evidence[c]
                                 and (self.ex.units[i].slot or "").startswith("item:") and self.unit_read_by(i, c)]
                 evidence[c].sort(key=lambda f: first.units.index(int(f[1:])))
             answer["evidence"] = [{"criterion": c, "finding_ids": ids, "findings": self.evidence(ids, c),
-                                   "comparisons": self.comparisons([int(i[1:]) for i in ids], [c])}
-                                  for c, ids in evidence.items()]
+                                   "comparisons": self.comparisons([int(i[1:]) for i in ids], [c]),
+                                   "beside_margin": any(c == m for m, _ in shown)}
+                                  for c, ids in evidence.items() if ids]
             answer["scores"] = self.score_lines([c for c in met])
         answer["headline"] = f"eligible for {names}"
         return answer
@@ -1253,8 +1278,8 @@ class _Summary:
                 texts = []
                 for x, r in zip(views, e.sufficient_reasons):
                     if set(x["finding_ids"]) == first_ids:
-                        texts.append(f"the {' + '.join(self.short_name(i) for i in r.units)} above "
-                                     f"({', '.join(x['criteria'])})")
+                        texts.append(f"the {' + '.join(self.short_name(i) for i in r.units)} above"
+                                     + (f" ({', '.join(x['criteria'])})" if x["criteria"] else ""))
                     else:
                         texts.append(x["text"])
                 if len(texts) == 1:
@@ -1293,7 +1318,8 @@ class _Summary:
         return out
 
     def notes(self, answer: dict) -> list[str]:
-        """Values on record that are not read because they are too old, where that is why a
+        """Values on record that are not read: results the findings stage set aside (an
+        impossible value, a unit it cannot read), and values too old, where that is why a
         criterion is unknown: the most recent such value of each finding that has no current
         one, said once (not again when a step of the answer says it)."""
         said = {f["slot"] for st in answer.get("to_measure", []) if st.get("note") for f in st["findings"]}
@@ -1306,7 +1332,10 @@ class _Summary:
             window = self.windows.get(name)
             if window is not None and days > window and name not in self.current:
                 stale.setdefault(name, []).append((days, i))
-        out = []
+        # results the findings stage set aside (an EHR's impossible value or unreadable unit):
+        # the patient was screened without them, which the reader of the explanation must know
+        out = [n.removesuffix(": result not used") + " (set aside)" for n in self.s.findings.notes
+               if n.endswith(": result not used")]
         for name, items in stale.items():
             days, i = min(items)
             crit = _dedupe(self.component_of.get(comp, comp) for comp, n, _, _ in self.kb.checks if n == name)

@@ -202,6 +202,11 @@ def _observation_data(kind, value: Fraction, when: date, days: int, uln: Fractio
                        "from": "reference range" if uln_from_record else f"site table (site_uln_{kind.name})"})
 
 
+def _with(data, **more) -> dict:
+    """``data()`` (a finding's data, made when asked) with ``more`` keys."""
+    return {**data(), **more}
+
+
 def _range_data(parts: list, lo: Fraction, hi: Fraction) -> dict:
     """Differing results of one day: the range read, and each result."""
     results = [p() if callable(p) else p for p in parts]
@@ -311,7 +316,11 @@ class _Builder:
             self.age = None
         if r.sex != "unknown":
             self.add(f"sex({self.p},{r.sex})", "sex", f"sex {r.sex}", "sex")
-        if r.deceased is not None and r.deceased is not False:
+        if isinstance(r.deceased, date) and r.deceased > self.today:
+            # screened as of a date before the death (retrospective feasibility): alive then
+            self.out.notes.append(f"patient deceased on {r.deceased}, after the screening date "
+                                  f"{self.today}: screened as alive on that date")
+        elif r.deceased is not None and r.deceased is not False:
             when = f" on {r.deceased}" if not isinstance(r.deceased, bool) else ""
             self.add(f"deceased({self.p})", "deceased", f"patient deceased{when}: never eligible", "deceased")
             self.out.notes.append(f"patient deceased{when}: never counted eligible")
@@ -416,6 +425,8 @@ class _Builder:
                     fvcs.append((obs.date, value, where))
                 text = partial(_observation_text, kind, value, obs.date, None)
                 data = partial(_observation_data, kind, value, obs.date, days, None, False)
+                if kind.name == "spo2":  # on room air as recorded, or read so (parameter)
+                    data = partial(_with, data, room_air="recorded" if obs.room_air else "assumed")
                 numeric.setdefault((kind.name, days), []).append((value, obs.date, where, text, data))
         for (name, days), entries in qualitative.items():
             values = {v for v, _, _ in entries}

@@ -65,8 +65,9 @@ Dates
 
 Screening date
     The ``screening_date`` argument if given; otherwise the latest clinical date among the
-    resources (Observation, Condition, Medication*, Procedure, QuestionnaireResponse), and
-    ``mapping_notes`` says so. Items dated after the screening date are not known yet at it:
+    resources (Observation, Condition, Medication*, Procedure, QuestionnaireResponse, and
+    Patient.deceasedDateTime: a deceased patient is screened as such, while a screening date
+    given before the death screens the patient alive on it), and ``mapping_notes`` says so. Items dated after the screening date are not known yet at it:
     they are left out, and counted in a note.
 """
 
@@ -657,6 +658,8 @@ class _Mapper:
         if p.deceasedDateTime is not None:
             death = self.day(it, "deceasedDateTime", p.deceasedDateTime)
             out["deceased"] = _iso(death) if death else True
+            if death:  # a default screening date is never before the death (screened as dead)
+                self.clinical_dates.append(death)
             self.notes.append(f"Patient.deceasedDateTime {p.deceasedDateTime}: deceased, never eligible")
         elif p.deceasedBoolean:
             out["deceased"] = True

@@ -167,6 +167,19 @@ def build_explanation(summary: dict, kb: KnowledgeBase) -> nx.DiGraph:
                 criterion_node(cid)
                 status = status_of.get(cid, {}).get("status", "unknown")
                 g.add_edge(node, cid, relation=_relation(status, crit[cid].kind))
+        # a finding that decides the verdict by a rule beside the criteria (kb/lib/core.lp:
+        # deceased) is drawn straight to the populations it excludes
+        for key, ids in a["reason"]["by_criterion"].items():
+            if key in crit:
+                continue
+            for fid in ids:
+                if fid not in g:
+                    g.add_node(fid, kind="finding", label=_wrap(words.get(fid, findings[fid]["text"]), 38),
+                               status="known", highlight=True, tooltip=findings[fid]["text"], findings=fid)
+                for pop in drawn:
+                    if f"pop:{pop}" in g:
+                        g.add_edge(fid, f"pop:{pop}", relation="violates" if a["verdict"] == "ineligible"
+                                   else "supports")
     elif a["verdict"] == "undetermined":
         for k, st in enumerate(a.get("to_measure", []), 1):
             node = f"measure:{k}"
@@ -440,7 +453,7 @@ def to_pydot(g: nx.DiGraph, kb: KnowledgeBase):
 
     title = f"{g.graph.get('patient', '')}: {g.graph.get('headline', 'why this verdict')}"
     if g.graph.get("parameters"):
-        title += "\nparameters changed from the protocol defaults: " + ", ".join(
+        title += "\na what-if, not the protocol: " + ", ".join(
             f"{k}={v}" for k, v in g.graph["parameters"].items())
     dot = pydot.Dot(graph_type="digraph", rankdir="LR", fontname="Helvetica", fontsize="12",
                     labelloc="t", label=_quote(title), nodesep="0.2",

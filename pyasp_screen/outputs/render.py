@@ -134,16 +134,18 @@ def write_json(outcomes: list[Screened | RecordError], kb: KnowledgeBase, out: I
 
 
 def csv_header(kb: KnowledgeBase) -> list[str]:
-    return (["patient", "file", "overall"] + [f"verdict_{p}" for p in kb.populations]
+    return (["patient", "file", "screening_date", "deceased", "overall"] + [f"verdict_{p}" for p in kb.populations]
             + kb.criterion_ids() + ["error"])
 
 
 def csv_row(o: Screened | RecordError, kb: KnowledgeBase) -> list[str]:
     if isinstance(o, RecordError):
-        return ([o.patient or "", o.file, "rejected"] + [""] * len(kb.populations)
+        return ([o.patient or "", o.file, "", "", "rejected"] + [""] * len(kb.populations)
                 + [""] * len(kb.criteria) + [str(o)])
     r = o.result
-    return ([r.patient, o.file, r.overall] + [r.verdicts.get(p, "undetermined") for p in kb.populations]
+    when = o.findings.screening_date.isoformat() if o.findings.screening_date else ""
+    deceased = "yes" if any(f.name == "deceased" for f in o.findings.findings) else "no"
+    return ([r.patient, o.file, when, deceased, r.overall] + [r.verdicts.get(p, "undetermined") for p in kb.populations]
             + [r.statuses.get(c, "unknown") for c in kb.criterion_ids()] + [""])
 
 
@@ -204,6 +206,11 @@ def write_table(outcomes: list[Screened | RecordError], kb: KnowledgeBase, conso
         table.add_column("patient", overflow="fold", min_width=14)
         if show_file:
             table.add_column("file", overflow="fold")
+        # records screened as of different dates (each its latest clinical date, when no
+        # --screening-date is given): the date of each, not silently
+        dates = {s.findings.screening_date for s in screened}
+        if len(dates) > 1:
+            table.add_column("screening date", no_wrap=True)
         table.add_column("overall", no_wrap=True)
         for pop in kb.populations:
             table.add_column(population_label(kb, pop), no_wrap=True)
@@ -216,7 +223,8 @@ def write_table(outcomes: list[Screened | RecordError], kb: KnowledgeBase, conso
         for s in screened:
             r = s.result
             deceased = " (deceased)" if any(f.name == "deceased" for f in s.findings.findings) else ""
-            cells = [escape(r.patient)] + ([escape(s.file.rsplit("/", 1)[-1])] if show_file else []) + [
+            cells = [escape(r.patient)] + ([escape(s.file.rsplit("/", 1)[-1])] if show_file else []) + (
+                [str(s.findings.screening_date or "")] if len(dates) > 1 else []) + [
                 _styled(r.overall) + deceased, *[_styled(r.verdicts.get(p, "undetermined")) for p in kb.populations]]
             if explanations is not None:
                 cells.append(escape(short_answer(explanations[id(s)])))
@@ -333,8 +341,9 @@ def _cap(text: str) -> str:
 
 
 def parameters_line(changed: dict, detail: list[dict] | None = None) -> str | None:
-    """"Parameters changed from the protocol defaults: crcl_min=30 mL/min (default 50
-    mL/min; used by SLE-IN-7a, SSC-IN-4a)", or None."""
+    """"A what-if, not the protocol: crcl_min=30 mL/min (protocol 50 mL/min; used by
+    SLE-IN-7a, SSC-IN-4a)", or None. (A changed number is a hypothetical, not a setting
+    of the protocol, which is how a second coordinator reader read "default".)"""
     if not changed:
         return None
     by = {d["name"]: d for d in detail or []}
@@ -344,8 +353,8 @@ def parameters_line(changed: dict, detail: list[dict] | None = None) -> str | No
         if d is None:
             return f"{k}={v}"
         used = f"; used by {', '.join(d['used_by'])}" if d["used_by"] else ""
-        return f"{k}={v} (default {d['default']}{used})"
-    return "Parameters changed from the protocol defaults: " + ", ".join(one(k, v) for k, v in changed.items())
+        return f"{k}={v} (protocol {d['default']}{used})"
+    return "A what-if, not the protocol: " + ", ".join(one(k, v) for k, v in changed.items())
 
 
 STEPS_SHOWN = 8  # steps of a long plan printed without --details
@@ -387,7 +396,7 @@ def write_summary_text(doc: dict, out: IO[str], details: bool = False, hint: str
         out.write(f"{name} only: {doc['headline']}.\n")
     if doc.get("with_defaults"):
         w = doc["with_defaults"]
-        out.write(f"  With the protocol defaults: {w['overall']}"
+        out.write(f"  With the protocol's values: {w['overall']}"
                   + "".join(f"; {p['name']} {w['verdicts'].get(p['population'], '?')}" for p in doc["populations"])
                   + ".\n")
     a = doc["answer"]
@@ -427,9 +436,10 @@ def write_summary_text(doc: dict, out: IO[str], details: bool = False, hint: str
         if a.get("scores"):
             out.write("  Scores: " + "; ".join(f"{x['text']} ({', '.join(x['criteria'])})" for x in a["scores"]) + "\n")
         if a.get("evidence"):
-            out.write("  The other criteria rest on:\n")
+            out.write("  The criteria rest on" + (" (besides the values above)" if margins else "") + ":\n")
             for ev in a["evidence"]:
-                out.write(f"   {ev['criterion']}: {'; '.join(ev['findings'])}\n")
+                also = "also " if ev.get("beside_margin") else ""
+                out.write(f"   {ev['criterion']}: {also}{'; '.join(ev['findings'])}\n")
         swaps = [x for x in a.get("swaps", []) if len(x["use"]) + len(x["instead_of"]) == 2 and x["use"]
                  and x["instead_of"]]
         if swaps:
@@ -574,7 +584,7 @@ def _write_details(doc: dict, out: IO[str]) -> None:
                     out.write(f"     1. the {len(first)} findings above\n" if a["verdict"] == "eligible" and e["scope"] == doc["scope"]
                               else f"     1. {' + '.join(first)}\n")
                 else:
-                    out.write(f"     {k}. {' + '.join(r['findings'])}  [{', '.join(r['criteria'])}]\n")
+                    out.write(f"     {k}. {' + '.join(r['findings'])}{_criteria_tag(r['criteria'])}\n")
             out.write("    Near misses (" + ("what would have to change" if e["verdict"] == "ineligible"
                                                else "what would lose it") + "):\n")
             for k, m in enumerate(e["near_misses"], 1):
@@ -591,7 +601,7 @@ def _write_details(doc: dict, out: IO[str]) -> None:
                     untried = "; ".join(u["text"] for u in doc.get("unexplored", [])) or \
                         "something the explanation does not try"
                     out.write("     nothing the explanation tries (a lab value, diagnosis, assessment or declaration) "
-                              f"could; the verdict is undetermined, so a fuller record could: {untried}\n")
+                              f"could; the verdict is undetermined, so a fuller record could settle it: {untried}\n")
             if e.get("cannot_change_outcome"):
                 out.write("    Unknown, but cannot change the outcome (no need to order them):\n")
                 for label in e["cannot_change_outcome"]:
@@ -615,14 +625,14 @@ def _compressed_sets(sets: list[dict]) -> list[str]:
     """Sets of values, one per line; when several share most of their values, the shared
     ones are said once ("all of: ...") and each set by what it adds."""
     if len(sets) < 2:
-        return [f"{k}. {'; '.join(s['values'])}  [{', '.join(s['criteria'])}]" for k, s in enumerate(sets, 1)]
+        return [f"{k}. {'; '.join(s['values'])}{_criteria_tag(s['criteria'])}" for k, s in enumerate(sets, 1)]
     common = [v for v in sets[0]["values"] if all(v in s["values"] for s in sets)]
     if len(common) < 3:
-        return [f"{k}. {'; '.join(s['values'])}  [{', '.join(s['criteria'])}]" for k, s in enumerate(sets, 1)]
+        return [f"{k}. {'; '.join(s['values'])}{_criteria_tag(s['criteria'])}" for k, s in enumerate(sets, 1)]
     lines = [f"every one of these sets needs: {'; '.join(common)}"]
     for k, s in enumerate(sets, 1):
         rest = [v for v in s["values"] if v not in common]
-        lines.append(f"{k}. those, and {'; '.join(rest) or 'nothing more'}  [{', '.join(s['criteria'])}]")
+        lines.append(f"{k}. those, and {'; '.join(rest) or 'nothing more'}{_criteria_tag(s['criteria'])}")
     return lines
 
 
@@ -694,7 +704,7 @@ def write_cohort_table(summary, kb: KnowledgeBase, console: Console, defaults=No
     for v in ("eligible", "ineligible", "undetermined"):
         t.add_column(v, justify="right")
         if base is not None:
-            t.add_column(f"{v} (defaults)", justify="right", style="dim")
+            t.add_column(f"{v} (protocol)", justify="right", style="dim")
 
     def row(counts, base_counts):
         cells = []
@@ -708,7 +718,7 @@ def write_cohort_table(summary, kb: KnowledgeBase, console: Console, defaults=No
         t.add_row(population_label(kb, pop), *row(d["populations"][pop], base["populations"][pop] if base else None))
     console.print(t)
     if base is not None:
-        console.print("(defaults): the same patients with every parameter at the protocol default.", highlight=False)
+        console.print("(protocol): the same patients with every parameter at the protocol's value.", highlight=False)
     t = Table(title=f"criteria (counts over all {d['screened']} patients, both populations; sole failing: "
                     "patients for whom this is the one criterion not satisfied in its population; would be "
                     "eligible: those of them with every other criterion satisfied)", title_justify="left")
