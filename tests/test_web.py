@@ -187,7 +187,7 @@ def test_a_fhir_result_with_an_unknown_unit_is_named_as_the_cli_names_it(client,
 @pytest.mark.parametrize("body,reason", [
     (b"- 1\n- 2\n", "a record must be a mapping, got int"),
     (b"just some words\n", "a record must be a mapping, got str"),
-    (b'{"resourceType": "Patient", "id": "x"}', "unknown field"),
+    (b'{"resourceType": "Patient", "id": "x"}', "a lone FHIR Patient resource: pyasp-screen reads a Bundle"),
     (b"\xff\xfe\x00binary", "not a text file"),
 ])
 def test_a_non_record_is_rejected_in_one_line(client, body, reason):
