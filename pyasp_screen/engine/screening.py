@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from pyasp_screen.engine.engine import Engine, Result
+from pyasp_screen.engine.reference import ReferenceEngine
 from pyasp_screen.findings.derive import Findings, derive
 from pyasp_screen.inputs.record import Loaded, RecordError, RecordInvalid
 from pyasp_screen.knowledge.kb import KnowledgeBase
@@ -42,16 +43,19 @@ def prepare(item: Loaded | RecordError, kb: KnowledgeBase) -> tuple[Loaded, Find
 def screen_records(items: Iterable[Loaded | RecordError], kb: KnowledgeBase,
                    batch_size: int = DEFAULT_BATCH,
                    on_progress: Callable[[int], None] | None = None,
-                   freeze: bool = True) -> Iterator[Screened | RecordError]:
+                   freeze: bool = True, engine: Engine | ReferenceEngine | None = None,
+                   ) -> Iterator[Screened | RecordError]:
     """Screen every record; yield a Screened or a RecordError per input item, in order.
 
     A patient ID seen before in the same run is rejected (IDs key the output).
     ``freeze``: move each finished batch out of the cyclic garbage collector's reach; right
     when the caller keeps the results (a list of them), wrong for a long-lived worker that
     drops them.
+    ``engine``: the engine to screen with (default: a new :class:`Engine` for ``kb``; the
+    benchmarks pass a :class:`~pyasp_screen.engine.reference.ReferenceEngine`).
     Raises EngineError only for a knowledge-base failure, which no record can cause.
     """
-    engine = Engine(kb)
+    engine = engine or Engine(kb)
     seen: dict[str, str] = {}
     pending: list[Screened | RecordError | tuple[Loaded, Findings]] = []
     n_findings = 0
