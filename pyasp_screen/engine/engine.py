@@ -43,14 +43,17 @@ __all__ = ["Engine", "EngineError", "Result", "VOCABULARY_ARITY"]
 # The findings stage's predicates (docs/vocabulary.md): name -> arity.
 VOCABULARY_ARITY = {sig.split("/")[0]: int(sig.split("/")[1]) for sig in FACT_PREDICATES}
 
-# What screening reads: statuses (holds/2, fails/2), verdicts, and knowledge-base errors.
-SHOWN = [("holds", 2), ("fails", 2), ("verdict", 3), ("overall", 2), ("contradiction", 2)]
+# What screening reads: statuses (holds/2, fails/2) and verdicts. A contradiction (a
+# knowledge-base error, core.lp's contradiction/2) is a condition both held and failed.
+SHOWN = [("holds", 2), ("fails", 2), ("verdict", 3), ("overall", 2)]
 SHOW = "\n#show.\n" + "".join(f"#show {n}/{a}.\n" for n, a in SHOWN)
 
 # (program text, clingo arguments) -> Specialised, or the reason it is not specialised
 _SPECIALISED: dict[tuple[str, tuple[str, ...]], Specialised | str] = {}
+# (program, conditions) -> {symbol handle: decoded atom}: handles are process-wide
+_DECODED: dict[tuple, dict] = {}
 
-_MET, _NOT_MET, _VERDICT, _OVERALL, _CONTRADICTION, _OTHER = range(6)
+_MET, _NOT_MET, _VERDICT, _OVERALL, _OTHER = range(5)
 
 
 def specialised(kb: KnowledgeBase) -> Specialised | str:
@@ -62,7 +65,7 @@ def specialised(kb: KnowledgeBase) -> Specialised | str:
             _SPECIALISED.clear()
         roots = [(n, a) for n, a in VOCABULARY_ARITY.items()]
         try:
-            _SPECIALISED[key] = specialise(key[0], key[1], roots)
+            _SPECIALISED[key] = specialise(key[0], key[1], roots, needed=SHOWN)
         except (Unsupported, RuntimeError) as e:
             _SPECIALISED[key] = f"not specialised: {e}"
     return _SPECIALISED[key]
@@ -83,7 +86,17 @@ class Engine:
         self.not_specialised = spec if isinstance(spec, str) else None
         self._as_written = kb.program_text() + SHOW
         self._program = (spec.text + spec.shown(SHOWN)) if self.specialised else self._as_written
-        self._decoded: dict = {}  # symbol handle (or Symbol) -> decoded atom
+        key = (self._program, tuple(self._conditions), tuple(self._populations))
+        if key not in _DECODED and len(_DECODED) > 8:
+            _DECODED.clear()
+        self._decoded = _DECODED.setdefault(key, {})  # symbol handle (or Symbol) -> decoded atom
+        # A split predicate of one argument (the patient): what its atoms stand for.
+        self._by_name: dict[str, tuple] = {}
+        for (name, arity), (orig, orig_arity, fixed) in (spec.origins.items() if self.specialised else ()):
+            if arity == 1 and len(fixed) == orig_arity - 1 and 0 not in dict(fixed):
+                args = [clingo.Number(0)] + [v for _, v in sorted(fixed)]
+                kind, _, payload = self._decode_original(orig, args)
+                self._by_name[name] = (kind, payload)
 
     def solve_program(self, facts: str, vocabulary_facts: dict[str, list[str]] | None = None,
                       program: str | None = None) -> tuple[list, object]:
@@ -150,29 +163,32 @@ class Engine:
         return Context(), "\n" + "\n".join(rules) + "\n"
 
     def _decode(self, sym: clingo.Symbol) -> tuple:
-        """(slot, kind, value) of a shown atom: kind _MET/_NOT_MET with the condition's
-        index, _VERDICT with (population index, verdict), _OVERALL with the verdict,
-        _CONTRADICTION with the condition ID; _OTHER for an atom screening does not read."""
+        """(kind, slot, payload) of a shown atom: kind _MET/_NOT_MET with (condition ID,
+        status), _VERDICT with (population index, verdict), _OVERALL with the verdict;
+        _OTHER for an atom screening does not read."""
+        text = str(sym)
+        paren = text.find("(")
+        entry = self._by_name.get(text[:paren])
+        if entry is not None and text[paren + 1:-1].isdigit():  # split: name(slot)
+            return (entry[0], int(text[paren + 1:-1]), entry[1])
         if self.specialised:
-            name, args = self.specialised.original(sym)
-        else:
-            name, args = sym.name, sym.arguments
-        if not args or args[0].type != clingo.SymbolType.Number:
-            return (-1, _OTHER, None)
+            return self._decode_original(*self.specialised.original(sym))
+        return self._decode_original(sym.name, sym.arguments)
+
+    def _decode_original(self, name: str, args: list) -> tuple:
+        if not args or args[0].type != clingo.SymbolType.Number or args[0].number < 0:
+            return (_OTHER, 0, None)
         slot = args[0].number
-        if name in ("holds", "fails") and len(args) == 2:
-            c = args[1]
-            i = self._index.get(c.string) if c.type == clingo.SymbolType.String else None
-            return (slot, _MET if name == "holds" else _NOT_MET, i) if i is not None else (slot, _OTHER, None)
+        if name in ("holds", "fails") and len(args) == 2 and args[1].type == clingo.SymbolType.String:
+            return (_MET, slot, (args[1].string, "met")) if name == "holds" else \
+                (_NOT_MET, slot, (args[1].string, "not_met"))
         if name == "verdict" and len(args) == 3 and args[1].type == clingo.SymbolType.Function:
             p = self._pop_index.get(args[1].name)
             if p is not None and args[2].type == clingo.SymbolType.Function:
-                return (slot, _VERDICT, (p, args[2].name))
+                return (_VERDICT, slot, (p, args[2].name))
         if name == "overall" and len(args) == 2 and args[1].type == clingo.SymbolType.Function:
-            return (slot, _OVERALL, args[1].name)
-        if name == "contradiction" and len(args) == 2 and args[1].type == clingo.SymbolType.String:
-            return (slot, _CONTRADICTION, args[1].string)
-        return (slot, _OTHER, None)
+            return (_OVERALL, slot, args[1].name)
+        return (_OTHER, slot, None)
 
     def _facts_are_vocabulary(self, f: Findings) -> bool:
         """Whether every fact of hand-made findings is a vocabulary predicate with its arity
@@ -225,12 +241,11 @@ class Engine:
         return self._results(ids, keys, symbols)
 
     def _results(self, ids: list[str], keys: list, symbols) -> list[Result]:
+        """Results from the shown atoms (``keys``: their handles, ``symbols``: the atoms)."""
         n = len(ids)
-        met: list[list[int]] = [[] for _ in range(n)]
-        not_met: list[list[int]] = [[] for _ in range(n)]
-        verdicts: list[dict] = [{} for _ in range(n)]
-        overall: list[str | None] = [None] * n
-        contradictions: list[list[str]] = [[] for _ in range(n)]
+        # One list per kind and slot; a decoded atom is (kind, slot, payload): a status atom's
+        # payload is (condition ID, status), a verdict's (population index, verdict).
+        lists = tuple([[] for _ in range(n + 1)] for _ in range(_OTHER + 1))
         decoded, decode = self._decoded, self._decode
         if len(decoded) > 1_000_000:  # bounded: atoms of batch positions recur, others may not
             decoded.clear()
@@ -238,31 +253,24 @@ class Engine:
             d = decoded.get(key)
             if d is None:
                 d = decoded[key] = decode(symbols[i])
-            slot, kind, value = d
-            if not 0 <= slot < n:
-                continue
-            if kind == _MET:
-                met[slot].append(value)
-            elif kind == _NOT_MET:
-                not_met[slot].append(value)
-            elif kind == _VERDICT:
-                verdicts[slot][value[0]] = value[1]
-            elif kind == _OVERALL:
-                overall[slot] = value
-            elif kind == _CONTRADICTION:
-                contradictions[slot].append(value)
+            lists[d[0]][d[1] if d[1] < n else n].append(d[2])
+        met, not_met, verdicts, overall = lists[_MET], lists[_NOT_MET], lists[_VERDICT], lists[_OVERALL]
         template = dict.fromkeys(self._conditions, "unknown")
-        conditions, pops = self._conditions, self._populations
+        pops = self._populations
+        n_pops = len(pops)
         results = []
         for slot, pid in enumerate(ids):
-            if overall[slot] is None or len(verdicts[slot]) != len(pops):
+            if len(overall[slot]) != 1 or len({p for p, _ in verdicts[slot]}) != n_pops:
                 raise EngineError(f"knowledge base {self.kb.name} gave no statuses for {pid}")
             statuses = template.copy()
-            for c in met[slot]:
-                statuses[conditions[c]] = "met"
-            for c in not_met[slot]:  # a contradiction reads not_met, as the reference does
-                statuses[conditions[c]] = "not_met"
-            v = verdicts[slot]
+            statuses.update(met[slot])
+            statuses.update(not_met[slot])  # a contradiction reads not_met, as the reference does
+            contradictions = []
+            if met[slot] and not_met[slot]:
+                contradictions = sorted({c for c, _ in met[slot]} & {c for c, _ in not_met[slot]})
+            if len(statuses) != len(template):  # holds/fails of an ID that is no condition
+                statuses = {c: statuses[c] for c in template}
+            v = dict(verdicts[slot])
             results.append(Result(pid, statuses, {p: v[i] for i, p in enumerate(pops)},
-                                  overall[slot], sorted(contradictions[slot])))
+                                  overall[slot][0], contradictions))
         return results

@@ -483,21 +483,29 @@ def _instance(rule, plan: _Plan, env: dict, inst: dict, k: int, static: set,
 # The compiler
 
 def specialise(program: str, clingo_args: Sequence[str],
-               dynamic_roots: Iterable[tuple[str, int]], split: bool = True) -> Specialised:
+               dynamic_roots: Iterable[tuple[str, int]], split: bool = True,
+               needed: Iterable[tuple[str, int]] | None = None, unfold: bool = True) -> Specialised:
     """Specialise ``program`` to its static facts (see the module docstring).
 
     ``clingo_args``: the -c parameter definitions it will be grounded with (the static
     part is grounded with them, so the result holds for these parameter values only).
     ``dynamic_roots``: the predicates (name, arity) of patient facts.
     ``split``: also split derived predicates on their constant arguments (step 3).
-    Only the ``base`` part is kept; #show statements are dropped (callers show what they
-    read, :meth:`Specialised.shown`).
+    ``unfold``: instantiate rules for their static bindings (step 2); without it, only the
+    static atoms become facts (what suits a program grounded for one patient, where a rule
+    costs more to process than its join).
+    ``needed``: the predicates the caller reads; rules that cannot contribute to them are
+    dropped (constraints are kept). None keeps every rule.
+    Other program parts (``status``) are kept as written unless ``split`` (they would read
+    the old names); #show statements are dropped (callers show what they read,
+    :meth:`Specialised.shown`).
     Raises Unsupported for a program this compiler leaves alone (choices or other
     non-deterministic constructs in the static part, theory atoms, scripts, classical
     negation, parts with parameters), and RuntimeError if clingo cannot ground the static
     part.
     """
     statements: list = []
+    others: dict[str, list[str]] = {}  # other program parts, kept as written
     part = ["base"]
 
     def on_statement(stm) -> None:
@@ -507,6 +515,8 @@ def specialise(program: str, clingo_args: Sequence[str],
             part[0] = stm.name
         elif part[0] == "base":
             statements.append(stm)
+        elif stm.ast_type not in (A.Comment, A.ShowSignature, A.ShowTerm):
+            others.setdefault(part[0], []).append(str(stm))
 
     ast.parse_string(program, on_statement)
     consts = {a.split("=", 1)[0] for a in clingo_args if "=" in a}
@@ -555,7 +565,9 @@ def specialise(program: str, clingo_args: Sequence[str],
     plans: dict[int, _Plan] = {}
     helpers: list[str] = []
     for k, r in enumerate(dynamic_rules):
-        if r[1][0] != "lit":
+        # Choices and disjunctions are left as written, and so are rules with aggregates:
+        # an aggregate copied into every instance is grounded in every copy.
+        if r[1][0] != "lit" or any(b[0] == "lit" and b[2][0] == "bagg" for b in r[2]):
             continue
         p = _plan(r, static)
         if p is None:
@@ -595,7 +607,15 @@ def specialise(program: str, clingo_args: Sequence[str],
     for k, r in enumerate(dynamic_rules):
         p = plans.get(k)
         bindings = (inst.get(f"{_HELPER}i{k}", []) if p.query else [()]) if p else None
-        if p is None or len(bindings) > MAX_INSTANCES:
+        if not unfold:
+            p = None
+        # Unfolded: rules whose conditional literals expand, and rules whose head gets
+        # constants (which the split then turns into predicates of their own). Another
+        # rule would only become many rules, each grounded batch after batch, for a join
+        # the grounder does about as fast.
+        head_static = _variables(r[1]) & set(p.static_vars) if p else set()
+        if p is None or len(bindings) > MAX_INSTANCES or not (p.conditions or head_static
+                                                             or len(bindings) <= 1):
             out.append(r)
             continue
         unfolded += 1
@@ -606,10 +626,36 @@ def specialise(program: str, clingo_args: Sequence[str],
     origins: dict = {}
     if split:
         out, origins = _split(out, dynamic - roots, consts, every)
+    if needed is not None:
+        out = _needed_rules(out, {sig for sig in every | set(origins)
+                                  if origins.get(sig, sig)[:2] in set(needed)})
     read = {s for r in out for s, _, _ in _rule_atoms(r)}  # the static facts still read
+    if others and not split:
+        read = set(facts)  # the other parts may read any of them
     lines = keep + [f for sig, fs in facts.items() if sig in read for f in fs] + [_text(r) for r in out]
+    if not split:
+        for name, stmts in others.items():
+            lines += [f"#program {name}."] + stmts + ["#program base."]
     return Specialised("\n".join(lines) + "\n", sum(len(fs) for fs in facts.values()),
                        len(dynamic_rules), len(out), unfolded, origins)
+
+
+def _needed_rules(rules: list, needed: set) -> list:
+    """The rules that can contribute to atoms of ``needed`` predicates, and constraints."""
+    heads = [{s for s, _, c in _rule_atoms(r) if c == "head"} for r in rules]
+    bodies = [{s for s, _, c in _rule_atoms(r) if c != "head"} for r in rules]
+    relevant = set(needed)
+    for h, b in zip(heads, bodies):
+        if not h:
+            relevant |= b
+    changed = True
+    while changed:
+        changed = False
+        for h, b in zip(heads, bodies):
+            if h & relevant and not b <= relevant:
+                relevant |= b
+                changed = True
+    return [r for r, h in zip(rules, heads) if not h or h & relevant]
 
 
 # ---------------------------------------------------------------------------------------
