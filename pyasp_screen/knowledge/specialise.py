@@ -85,25 +85,6 @@ class Specialised:
                   if (on, oa) in want]
         return "\n" + "\n".join(lines) + "\n"
 
-    def atom(self, name: str, args: Sequence[clingo.Symbol]) -> str | None:
-        """The text of the atom that stands for name(args) in this program (args ground):
-        the split atom, or name(args) itself for a predicate not split; None if no rule
-        can derive it (a constant that no rule head has, where the predicate was split)."""
-        index = self.__dict__.get("_by_origin")
-        if index is None:
-            index = {}
-            for (new, _), (orig, arity, fixed) in self.origins.items():
-                index.setdefault((orig, arity), []).append((new, dict(fixed)))
-            object.__setattr__(self, "_by_origin", index)
-        candidates = index.get((name, len(args)))
-        if candidates is None:
-            return f"{name}({','.join(map(str, args))})" if args else name
-        for new, fixed in candidates:
-            if all(args[i] == v for i, v in fixed.items()):
-                rest = [str(a) for i, a in enumerate(args) if i not in fixed]
-                return f"{new}({','.join(rest)})" if rest else new
-        return None
-
     def original(self, sym: clingo.Symbol) -> tuple[str, list[clingo.Symbol]]:
         """The name and arguments of the original atom a (possibly split) atom stands for."""
         origin = self.origins.get((sym.name, len(sym.arguments)))
