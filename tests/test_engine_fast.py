@@ -227,3 +227,14 @@ def test_a_batch_of_many_patients_keeps_positions():
 
 def test_vocabulary_arity_is_the_fact_vocabulary():
     assert VOCABULARY_ARITY["quantity"] == 5 and VOCABULARY_ARITY["patient"] == 1
+
+
+def test_a_specialised_program_survives_pickling():
+    """clingo Symbols pickle as process-local handles: the split constants travel as text."""
+    import pickle
+
+    s = specialised(KB)
+    again = pickle.loads(pickle.dumps(s))
+    assert again.text == s.text
+    assert {k: (n, a, [str(v) for _, v in f]) for k, (n, a, f) in again.origins.items()} == \
+        {k: (n, a, [str(v) for _, v in f]) for k, (n, a, f) in s.origins.items()}

@@ -35,6 +35,12 @@ def _registry():
     return PintUcumRegistry()
 
 
+def load_registry() -> None:
+    """Build the UCUM registry now (about 1.5 CPU-seconds) instead of at the first conversion:
+    a process that forks workers builds it once for all of them (scale/preload.py)."""
+    _registry()
+
+
 def _strip_annotations(unit: str) -> str:
     """UCUM annotations ({INR}, {cells}) carry no dimension: "{INR}" is "1"."""
     stripped = _ANNOTATION.sub("", unit).strip()

@@ -77,6 +77,12 @@ class Specialised:
     unfolded: int
     origins: dict = field(default_factory=dict)
 
+    def __reduce__(self):
+        # clingo Symbols pickle as their handle, which means nothing in another process:
+        # the values of split constants travel as text and are parsed again on arrival.
+        origins = {k: (n, a, tuple((i, str(v)) for i, v in fixed)) for k, (n, a, fixed) in self.origins.items()}
+        return (_restore, (self.text, self.static_atoms, self.rules_in, self.rules_out, self.unfolded, origins))
+
     def shown(self, signatures: Iterable[tuple[str, int]]) -> str:
         """#show statements for the atoms of these original predicates, split or not."""
         want = set(signatures)
@@ -94,6 +100,12 @@ class Specialised:
         fixed_at = dict(fixed)
         rest = iter(sym.arguments)
         return name, [fixed_at[i] if i in fixed_at else next(rest) for i in range(arity)]
+
+
+def _restore(text, static_atoms, rules_in, rules_out, unfolded, origins) -> Specialised:
+    return Specialised(text, static_atoms, rules_in, rules_out, unfolded,
+                       {k: (n, a, tuple((i, clingo.parse_term(v)) for i, v in fixed))
+                        for k, (n, a, fixed) in origins.items()})
 
 
 # ---------------------------------------------------------------------------------------
