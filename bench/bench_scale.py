@@ -11,6 +11,8 @@ synthetic patients by bench/cohort.py) and each size, the same cohort is screene
     jobs1   pyasp-screen cohort --jobs 1
     jobs2   pyasp-screen cohort --jobs 2
     dask2   pyasp-screen cohort --scheduler local --jobs 2   (a Dask LocalCluster of 2 workers)
+    ref2    pyasp-screen cohort --jobs 2 with the reference engine (the knowledge base as
+            written, PYASP_SCREEN_ENGINE=reference): the baseline of the compiled engine
 
 each as a separate process, one after the other in the same run, writing every patient's row
 to a results file (--results .jsonl) and the summary as JSON. Timed: everything, from the
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -42,7 +45,9 @@ CONFIGS = {
     "jobs1": ["--jobs", "1"],
     "jobs2": ["--jobs", "2"],
     "dask2": ["--scheduler", "local", "--jobs", "2"],
+    "ref2": ["--jobs", "2"],   # --jobs 2 with the reference engine (PYASP_SCREEN_ENGINE=reference)
 }
+REFERENCE = {"ref2"}
 
 
 def generate(data: Path, fmt: str, n: int) -> Path:
@@ -64,10 +69,10 @@ def generate(data: Path, fmt: str, n: int) -> Path:
     return target
 
 
-def measure(cmd: list[str]) -> tuple[float, float, int]:
+def measure(cmd: list[str], env: dict | None = None) -> tuple[float, float, int]:
     """Run a command; its wall time, peak resident memory of its process tree (MiB), exit code."""
     t0 = time.perf_counter()
-    proc = psutil.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = psutil.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     peak = 0
     while proc.poll() is None:
         total = 0
@@ -123,7 +128,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     ap.add_argument("--formats", nargs="+", choices=["jsonl", "bulk"], default=["jsonl", "bulk"])
-    ap.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS))
+    ap.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=[c for c in CONFIGS if c != "ref2"],
+                    help="configurations, in this order (ref2, the reference engine, on request)")
     ap.add_argument("--data", type=Path, help="folder for the generated cohorts (kept); default: a temporary one")
     ap.add_argument("--single", nargs=3, metavar=("SRC", "RESULTS", "SUMMARY"), help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -137,7 +143,8 @@ def main() -> None:
         tmp = tempfile.TemporaryDirectory(prefix="pyasp-bench-")
         data = Path(tmp.name)
     exe = shutil.which("pyasp-screen") or sys.exit("pyasp-screen is not on PATH: pip install the project first")
-    print(f"machine: {psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB")
+    print(f"machine: {psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB; "
+          f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} (1, 5, 15 min)")
     rows = []
     try:
         for fmt in args.formats:
@@ -154,7 +161,10 @@ def main() -> None:
                     else:
                         cmd = [exe, "cohort", str(src), *CONFIGS[name], "--results", str(results),
                                "--format", "json", "-o", str(summary)]
-                    wall, peak, rc = measure(cmd)
+                    env = None
+                    if name in REFERENCE:
+                        env = {**os.environ, "PYASP_SCREEN_ENGINE": "reference"}
+                    wall, peak, rc = measure(cmd, env)
                     same = None
                     if rc in (0, 1):
                         d = (digest(results), digest(summary))
@@ -180,6 +190,12 @@ def main() -> None:
             if (fmt, n, "jobs1") in by and (fmt, n, "jobs2") in by:
                 print(f"{fmt} {n:,}: --jobs 2 is {by[(fmt, n, 'jobs2')] / by[(fmt, n, 'jobs1')]:.2f}x --jobs 1 "
                       "(aim: at least 1.7x)")
+    for fmt in args.formats:
+        for n in args.sizes:
+            if (fmt, n, "jobs2") in by and (fmt, n, "ref2") in by:
+                print(f"{fmt} {n:,}: --jobs 2 is {by[(fmt, n, 'jobs2')] / by[(fmt, n, 'ref2')]:.2f}x --jobs 2 with the "
+                      "reference engine (same run, results identical as above)")
+    print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     for fmt, n, name, wall, rate, peak, *_ in rows:
         if name != "single":
             print(f"{fmt} {n:,} {name}: a million patients would take {1e6 / rate / 60:.1f} min at this rate "

@@ -9,6 +9,7 @@ A bad record never stops the run.
 from __future__ import annotations
 
 import gc
+import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
@@ -19,6 +20,18 @@ from pyasp_screen.inputs.record import Loaded, RecordError, RecordInvalid
 from pyasp_screen.knowledge.kb import KnowledgeBase
 
 DEFAULT_BATCH = 500
+
+# PYASP_SCREEN_ENGINE=reference screens with the reference engine (the programs as written):
+# for benchmarks that compare both in one run and check that they agree (bench/bench_scale.py).
+ENGINE_VARIABLE = "PYASP_SCREEN_ENGINE"
+
+
+def default_engine(kb: KnowledgeBase) -> Engine | ReferenceEngine:
+    """The engine screening uses: :class:`Engine`, or the reference engine when the
+    environment variable PYASP_SCREEN_ENGINE is ``reference``."""
+    if os.environ.get(ENGINE_VARIABLE, "") == "reference":
+        return ReferenceEngine(kb)
+    return Engine(kb)
 
 
 @dataclass
@@ -51,11 +64,11 @@ def screen_records(items: Iterable[Loaded | RecordError], kb: KnowledgeBase,
     ``freeze``: move each finished batch out of the cyclic garbage collector's reach; right
     when the caller keeps the results (a list of them), wrong for a long-lived worker that
     drops them.
-    ``engine``: the engine to screen with (default: a new :class:`Engine` for ``kb``; the
-    benchmarks pass a :class:`~pyasp_screen.engine.reference.ReferenceEngine`).
+    ``engine``: the engine to screen with (default: :func:`default_engine`; the benchmarks
+    pass a :class:`~pyasp_screen.engine.reference.ReferenceEngine`).
     Raises EngineError only for a knowledge-base failure, which no record can cause.
     """
-    engine = engine or Engine(kb)
+    engine = engine or default_engine(kb)
     seen: dict[str, str] = {}
     pending: list[Screened | RecordError | tuple[Loaded, Findings]] = []
     n_findings = 0
