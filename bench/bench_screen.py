@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -67,6 +68,7 @@ def main() -> None:
     args = ap.parse_args()
 
     kb = load_kb(args.kb)
+    print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} (1, 5, 15 min)")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "cohort.json"
         path.write_text(json.dumps(synthetic_cohort(args.n, p_missing=args.missing)))
@@ -91,6 +93,7 @@ def main() -> None:
           f"reference {pps_ref / pps_base:.1f}x; fast {pps_fast / pps_ref:.2f}x the reference")
     print(f"results identical: fast = reference on all {len(fast)} patients: {same_ref}; "
           f"fast = baseline on its {len(base)}: {same_base}")
+    print(f"load average at the end {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     if not (same_ref and same_base):
         sys.exit(1)
 
