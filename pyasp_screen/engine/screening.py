@@ -72,11 +72,12 @@ def screen_records(items: Iterable[Loaded | RecordError], kb: KnowledgeBase,
     seen: dict[str, str] = {}
     pending: list[Screened | RecordError | tuple[Loaded, Findings]] = []
     n_findings = 0
-    # The cyclic garbage collector is off while a batch is derived and screened, and on
-    # while the caller handles its results: a batch allocates hundreds of thousands of
-    # objects, none in a cycle, and the collector's passes over them (and over every object
-    # the process keeps, in its full passes) cost about a fifth of the time.
-    collecting = gc.isenabled()
+    # With ``freeze``, the cyclic garbage collector is off while a batch is derived and
+    # screened, and on while the caller handles its results: a batch allocates hundreds of
+    # thousands of objects that all live until the batch is frozen, and the collector's
+    # passes over them cost about a fifth of the time. Without ``freeze`` (a worker that drops
+    # each batch) it is left alone: its deferred pass over a whole batch would cost more.
+    collecting = gc.isenabled() and freeze
 
     def flush() -> Iterator[Screened | RecordError]:
         nonlocal n_findings
@@ -99,9 +100,11 @@ def screen_records(items: Iterable[Loaded | RecordError], kb: KnowledgeBase,
         # cohort (without this, a 10,000-patient run spends a third of its time there).
         if freeze:
             gc.freeze()
-        gc.disable()
+        if collecting:
+            gc.disable()
 
-    gc.disable()
+    if collecting:
+        gc.disable()
     try:
         for item in items:
             prepared = prepare(item, kb)
