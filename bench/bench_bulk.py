@@ -3,11 +3,16 @@
     python bench/bench_bulk.py                      # 10,000 and 100,000 patients
     python bench/bench_bulk.py -n 10000 -n 100000 --to-record-limit 10000
     python bench/bench_bulk.py --agreement 2000     # native vs FHIR verdicts only
+    python bench/bench_bulk.py -n 2000 --route 5000 # native vs FHIR route, patients/s end to end
 
 For each size: write the export (bench/cohort.py write_bulk_export), then, each in a fresh
 process so that its peak RSS is its own:
   iter      iter_bulk_patients alone (lines/s, patients/s, peak RSS);
   to_record to_record on the first --to-record-limit patients, single process (patients/s).
+The route step screens the same synthetic patients end to end (read, findings, engine), each
+route in a fresh process: native JSON Lines, the FHIR Bulk export (typed decoding), and the
+export with full fhir.resources validation; the first two --repeat times, interleaved, and the
+best run of each is compared (the ratio to the native route is printed, with every run).
 The agreement step screens the same synthetic patients natively and through FHIR
 (native_to_fhir -> export -> to_record) with the CT1190B knowledge base and compares the
 overall verdicts, also against the native record restricted to what FHIR carries.
@@ -66,6 +71,35 @@ def step_to_record(folder: Path, limit: int) -> dict:
             "ms_per_patient": 1000 * dt / len(items), "peak_rss_mb": peak_rss_mb()}
 
 
+def step_route(kind: str, n: int, seed: int, validate: bool = False) -> dict:
+    """Screen the same n synthetic patients end to end (read, findings, engine) in one process:
+    from native JSON Lines records, or from their FHIR Bulk export (typed decoding, or with
+    full fhir.resources validation). Imports, the knowledge base and a first batch are warmed
+    up before the clock starts."""
+    from cohort import write_jsonl
+
+    from pyasp_screen.engine.screening import screen_records
+    from pyasp_screen.inputs.sources import iter_items, materialize
+    from pyasp_screen.knowledge.kb import load_kb
+
+    kb = load_kb("ct1190b")
+    with tempfile.TemporaryDirectory() as tmp:
+        if kind == "native":
+            src = Path(tmp) / "cohort.jsonl"
+            write_jsonl(src, n, seed)
+        else:
+            src = Path(tmp) / "export"
+            write_bulk_export(src, n, seed)
+        warm = list(iter_items([src]))[:50]
+        list(screen_records((materialize(it, SCREENING, validate_fhir=validate) for it in warm), kb))
+        t = time.perf_counter()
+        items = (materialize(it, SCREENING, validate_fhir=validate) for it in iter_items([src], SCREENING))
+        outcomes = list(screen_records(items, kb))
+        dt = time.perf_counter() - t
+    screened = sum(not isinstance(o, RecordError) for o in outcomes)
+    return {"patients": n, "screened": screened, "seconds": dt, "patients_per_s": n / dt}
+
+
 def step_agreement(n: int, seed: int) -> dict:
     from pyasp_screen.knowledge.kb import load_kb
     from pyasp_screen.engine.screening import screen_records
@@ -117,7 +151,11 @@ def main() -> None:
     ap.add_argument("--partition-mb", type=float, default=64)
     ap.add_argument("--to-record-limit", type=int, default=10_000)
     ap.add_argument("--agreement", type=int, default=2000, help="patients (0: skip)")
-    ap.add_argument("--step", choices=["iter", "to_record", "agreement"], help=argparse.SUPPRESS)
+    ap.add_argument("--route", type=int, default=5000,
+                    help="patients screened end to end from native records and from FHIR (0: skip)")
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each route (the best is compared)")
+    ap.add_argument("--step", choices=["iter", "to_record", "agreement", "route"], help=argparse.SUPPRESS)
+    ap.add_argument("--kind", choices=["native", "fhir", "fhir-validated"], help=argparse.SUPPRESS)
     ap.add_argument("--dir", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
 
@@ -129,6 +167,10 @@ def main() -> None:
         return
     if args.step == "agreement":
         print(json.dumps(step_agreement(args.n[0], args.seed)))
+        return
+    if args.step == "route":
+        print(json.dumps(step_route(args.kind.split("-")[0], args.n[0], args.seed,
+                                    validate=args.kind == "fhir-validated")))
         return
 
     for n in args.n or [10_000, 100_000]:
@@ -149,6 +191,27 @@ def main() -> None:
                   f" {r['seconds']:.1f} s, {r['patients_per_s']:,.0f} patients/s"
                   f" ({r['ms_per_patient']:.2f} ms/patient), {r['loaded']} loaded,"
                   f" peak RSS {r['peak_rss_mb']:.0f} MiB")
+    if args.route:
+        n = args.route
+        print(f"\nend to end, one process, the same {n:,} synthetic patients screened with CT1190B"
+              " (read + findings + engine):")
+        # Each route runs --repeat times, the routes interleaved, each in a fresh process; the
+        # best run of each is compared (on a shared machine the others' load only slows a run).
+        runs: dict[str, list[dict]] = {"native": [], "fhir": [], "fhir-validated": []}
+        for i in range(args.repeat):
+            for kind in runs:
+                if kind == "fhir-validated" and i:
+                    continue  # once is enough for the slow reference
+                runs[kind].append(child(["--step", "route", "--kind", kind, "-n", str(n),
+                                         "--seed", str(args.seed)]))
+        best = {k: max(v, key=lambda r: r["patients_per_s"]) for k, v in runs.items()}
+        base = best["native"]["patients_per_s"]
+        labels = {"native": "native records (JSON Lines)", "fhir": "FHIR Bulk export (typed decoding)",
+                  "fhir-validated": "FHIR Bulk export, --validate-fhir"}
+        for kind, r in best.items():
+            all_runs = ", ".join(f"{x['patients_per_s']:,.0f}" for x in runs[kind])
+            print(f"  {labels[kind]:<36} {r['seconds']:6.1f} s  {r['patients_per_s']:8,.0f} patients/s"
+                  f"  ({r['patients_per_s'] / base:.2f} x native; {r['screened']} screened; runs: {all_runs})")
     if args.agreement:
         r = child(["--step", "agreement", "-n", str(args.agreement), "--seed", str(args.seed)])
         print(f"\nnative vs FHIR route, CT1190B overall verdict, {r['patients']} patients"

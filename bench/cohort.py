@@ -116,113 +116,22 @@ def synthetic_cohort(n: int, seed: int = 1190, p_missing: float = 0.15) -> list[
 # are written without holding them in memory).
 # ---------------------------------------------------------------------------------------------
 
-UCUM = "http://unitsofmeasure.org"
-LOINC = "http://loinc.org"
-SNOMED = "http://snomed.info/sct"
-ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
-RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
-# Qualitative results as SNOMED CT qualifier values (fhir.py reads the display/code words).
-_QUALITATIVE = {"positive": ("10828004", "Positive"), "negative": ("260385009", "Negative")}
-# SNOMED CT route codes fhir.py maps (oral, intravenous, subcutaneous, intramuscular, topical).
-_ROUTES = {"oral": "26643006", "iv": "47625008", "sc": "34206005", "im": "78421000",
-           "topical": "6064005"}
-# Condition codes: SNOMED CT where vocabulary.py lists one, else ICD-10-CM.
-_CONDITIONS = {"sle": (SNOMED, "55464009", "Systemic lupus erythematosus"),
-               "ssc": (SNOMED, "89155008", "Systemic sclerosis"),
-               "ssc_ild": (ICD10CM, "M34.81", "Systemic sclerosis with lung involvement")}
-
-#: Native record content that pyasp_screen/inputs/fhir.py has no FHIR source for: dropped by
-#: native_to_fhir (see fhir_expressible for the native record restricted to the rest).
-NOT_IN_FHIR = ("complete", "classification", "sledai2k", "organ_involvement", "assessments",
-               "transfusions", "growth_factors")
+#: Native record content the FHIR route cannot carry (none since QuestionnaireResponses carry
+#: what EHRs do not code): kept for bench_bulk's "FHIR-expressible" comparison.
+NOT_IN_FHIR: tuple[str, ...] = ()
 
 
 def native_to_fhir(rec: dict) -> list[dict]:
-    """FHIR R4 resources (Patient first, then Observation, Condition, MedicationStatement) for
-    one synthetic native record, coded as pyasp_screen/inputs/fhir.py and vocabulary.py map them:
-    LOINC + UCUM for labs, SNOMED CT / ICD-10-CM for conditions, RxNorm ingredient codes (or
-    the drug's name as text when vocabulary.py lists no RxNorm code) for medications, with a
-    SNOMED route and an exact mg/day dosage. What cannot be expressed is dropped: the fields
-    in NOT_IN_FHIR, results of tests without a LOINC code in vocabulary.py (igra, DLCO),
-    a diagnosis ``subtype``, and a diagnosis recorded as absent (``present: false`` becomes a
-    refuted Condition, which fhir.py skips)."""
-    from pyasp_screen.knowledge.vocabulary import library
+    """FHIR R4 resources (Patient first) for one synthetic native record, as an EHR and a
+    coordinator's QuestionnaireResponse hold them (bench/fhir_translate.py)."""
+    from fhir_translate import native_to_resources
 
-    OBSERVATIONS, DRUGS = library().observations, library().drugs
-    pid = rec["id"]
-    subject = {"reference": f"Patient/{pid}"}
-    out: list[dict] = [{"resourceType": "Patient", "id": pid, "gender": rec.get("sex", "unknown"),
-                        **({"birthDate": rec["birth_date"]} if rec.get("birth_date") else {})}]
-    for j, o in enumerate(rec.get("observations", [])):
-        kind = OBSERVATIONS[o["code"]]
-        if not kind.loinc:
-            continue
-        r = {"resourceType": "Observation", "id": f"{pid}-obs-{j}", "status": "final",
-             "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/"
-                                       "observation-category", "code": "laboratory"}]}],
-             "code": {"coding": [{"system": LOINC, "code": kind.loinc[0], "display": kind.label}],
-                      "text": kind.label},
-             "subject": subject, "effectiveDateTime": o["date"]}
-        if kind.qualitative:
-            code, display = _QUALITATIVE[o["value"]]
-            r["valueCodeableConcept"] = {"coding": [{"system": SNOMED, "code": code,
-                                                     "display": display}], "text": display}
-        else:
-            r["valueQuantity"] = {"value": o["value"], "unit": o["unit"], "system": UCUM,
-                                  "code": o["unit"]}
-            ref = o.get("reference_range")
-            if ref:
-                r["referenceRange"] = [{k: {"value": ref[k], "unit": ref["unit"], "system": UCUM,
-                                            "code": ref["unit"]}
-                                        for k in ("low", "high") if ref.get(k) is not None}]
-        out.append(r)
-    for j, d in enumerate(rec.get("diagnoses", [])):
-        system, code, display = _CONDITIONS[d["code"]]
-        present = d.get("present", True)
-        verification = {True: "confirmed", False: "refuted", "unknown": "provisional"}[present]
-        r = {"resourceType": "Condition", "id": f"{pid}-cond-{j}",
-             "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/"
-                                            "condition-clinical", "code": "active"}]},
-             "verificationStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/"
-                                                "condition-ver-status", "code": verification}]},
-             "code": {"coding": [{"system": system, "code": code, "display": display}],
-                      "text": display},
-             "subject": subject}
-        if d.get("onset"):
-            r["onsetDateTime"] = d["onset"]
-        out.append(r)
-    for j, m in enumerate(rec.get("medications", [])):
-        name = m["drug"]
-        text = name.replace("_", " ")
-        codes = DRUGS[name].rxnorm
-        concept: dict = {"text": text}
-        if codes:
-            concept["coding"] = [{"system": RXNORM, "code": codes[0], "display": text}]
-        dosage: dict = {"route": {"coding": [{"system": SNOMED,
-                                              "code": _ROUTES[m.get("route", "oral")]}]}}
-        if m.get("dose") is not None:
-            dosage["timing"] = {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}}
-            dosage["doseAndRate"] = [{"doseQuantity": {"value": m["dose"], "unit": "mg",
-                                                       "system": UCUM, "code": "mg"}}]
-        period = {"start": m["start"], **({"end": m["end"]} if m.get("end") else {})}
-        out.append({"resourceType": "MedicationStatement", "id": f"{pid}-med-{j}",
-                    "status": "completed" if m.get("end") else "active",
-                    "medicationCodeableConcept": concept, "subject": subject,
-                    "effectivePeriod": period, "dosage": [dosage]})
-    return out
+    return native_to_resources(rec)
 
 
 def fhir_expressible(rec: dict) -> dict:
-    """The native record restricted to what native_to_fhir carries over (for checking that
-    the FHIR route gives the same record, and the same verdict, on that part)."""
-    from pyasp_screen.knowledge.vocabulary import library
-
-    OBSERVATIONS = library().observations
-    out = {k: v for k, v in rec.items() if k not in NOT_IN_FHIR}
-    out["observations"] = [o for o in rec.get("observations", []) if OBSERVATIONS[o["code"]].loinc]
-    out["diagnoses"] = [{k: v for k, v in d.items() if k != "subtype"}
-                        for d in rec.get("diagnoses", []) if d.get("present", True) is not False]
-    return out
+    """The native record restricted to what native_to_fhir carries over: all of it."""
+    return {k: v for k, v in rec.items() if k not in NOT_IN_FHIR}
 
 
 def iter_synthetic(n: int, seed: int = 1190, p_missing: float = 0.15):
@@ -233,22 +142,26 @@ def iter_synthetic(n: int, seed: int = 1190, p_missing: float = 0.15):
 
 
 def write_bulk_export(folder, n: int, seed: int = 1190, p_missing: float = 0.15) -> dict[str, int]:
-    """Write synthetic_cohort(n, seed) as a FHIR Bulk Data export: Patient.ndjson,
-    Observation.ndjson, Condition.ndjson, MedicationStatement.ndjson in ``folder`` (created),
-    one resource per line, streaming. Returns the number of lines per file."""
+    """Write synthetic_cohort(n, seed) as a FHIR Bulk Data export: one ``<type>.ndjson`` per
+    resource type (Patient, Observation, Condition, MedicationRequest, Procedure,
+    QuestionnaireResponse ...) in ``folder`` (created), one resource per line, streaming.
+    Returns the number of lines per file."""
     import msgspec
     from pathlib import Path
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    kinds = ("Patient", "Observation", "Condition", "MedicationStatement")
-    files = {k: (folder / f"{k}.ndjson").open("wb", buffering=2**20) for k in kinds}
-    counts = dict.fromkeys(kinds, 0)
+    files: dict = {}
+    counts: dict[str, int] = {}
     encode = msgspec.json.Encoder().encode
     try:
         for rec in iter_synthetic(n, seed, p_missing):
             for r in native_to_fhir(rec):
-                f = files[r["resourceType"]]
+                rt = r["resourceType"]
+                if rt not in files:
+                    files[rt] = (folder / f"{rt}.ndjson").open("wb", buffering=2**20)
+                    counts[rt] = 0
+                f = files[rt]
                 f.write(encode(r))
                 f.write(b"\n")
                 counts[r["resourceType"]] += 1

@@ -81,8 +81,11 @@ def _check_output(output: Path | None, records: tuple[Path, ...], option: str = 
         return
     out = output.resolve()
     for r in records:
+        if not isinstance(r, Path):  # an OMOP database
+            continue
         r = r.resolve()
-        if out == r or (r.is_dir() and r in out.parents and out.suffix.lower() in (".yaml", ".yml", ".json")):
+        if out == r or (r.is_dir() and r in out.parents
+                        and out.suffix.lower() in (".yaml", ".yml", ".json", ".jsonl", ".ndjson")):
             raise click.UsageError(f"{option} {output}: would overwrite the input {r}")
 
 
@@ -118,17 +121,165 @@ def _columns() -> int:
         return 160
 
 
-def _items(records, screening_date, knowledge: KnowledgeBase):
+def _note(message: str) -> None:
+    click.echo(f"note: {message}", err=True)
+
+
+def _items(records, screening_date, knowledge: KnowledgeBase, validate_fhir: bool = False):
     """Every record of the inputs, in order: files, folders, JSON Lines, FHIR Bulk exports,
-    FHIR codes mapped with the knowledge base's vocabulary."""
+    FHIR codes mapped with the knowledge base's vocabulary (and validated with fhir.resources
+    when ``validate_fhir``); files in folders that are not read are named in a note."""
     from pyasp_screen.inputs.sources import iter_items, materialize
 
+    _export_diagnostics(records)
     vocab = knowledge.vocabulary
-    return (materialize(it, screening_date, vocab)
-            for it in iter_items(list(records), screening_date, vocabulary=vocab))
+    return (materialize(it, screening_date, vocab, validate_fhir=validate_fhir)
+            for it in iter_items(list(records), screening_date, vocabulary=vocab, validate_fhir=validate_fhir,
+                                 notify=_note))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+def _export_diagnostics(records) -> None:
+    """Print what each FHIR Bulk export says about itself (its manifest, log.ndjson, error
+    files) on standard error: shown as the export's diagnostics, never as rejected records."""
+    from pyasp_screen.inputs.bulk import export_diagnostics, is_bulk_export
+
+    for p in records:
+        if not isinstance(p, Path):  # an OMOP database: its own warnings are printed when opened
+            continue
+        if p.is_dir() and is_bulk_export(p):
+            lines = export_diagnostics(p)
+            if lines:
+                click.echo(f"export diagnostics of {p} (what the export reports; not errors):", err=True)
+                for line in lines:
+                    click.echo(f"  {line}", err=True)
+
+
+VALIDATE_FHIR_HELP = ("Also validate every FHIR resource against the R4 definitions with fhir.resources "
+                      "(several times slower: bench/bench_bulk.py; elements R4 does not define are then errors). By default "
+                      "the elements read are decoded and type-checked, the others skipped.")
+
+
+def validate_fhir_option(f):
+    return click.option("--validate-fhir", is_flag=True, help=VALIDATE_FHIR_HELP)(f)
+
+
+class _Input(click.ParamType):
+    """A record file or folder (a Path), or an OMOP database URL (kept as text)."""
+
+    name = "input"
+
+    def convert(self, value, param, ctx):
+        from pyasp_screen.inputs.omop import is_database_url
+
+        return str(value) if is_database_url(str(value)) else Path(value)
+
+
+INPUT = _Input()
+OMOP_HELP = ("RECORDS may also be OMOP CDM databases: duckdb:///relative/cdm.duckdb, duckdb:////absolute/cdm.duckdb "
+             "or postgresql://user@host:port/db (docs/omop.md).")
+
+
+def omop_options(f):
+    """--cdm-schema, --vocab-schema, --person-id, --omop-complete-days, --omop-drug-gap-days."""
+    options = [
+        click.option("--cdm-schema", metavar="SCHEMA",
+                     help="OMOP: the schema of the CDM tables (default: the database's current schema)."),
+        click.option("--vocab-schema", metavar="SCHEMA",
+                     help="OMOP: the schema of concept, concept_ancestor, drug_strength (default: --cdm-schema)."),
+        click.option("--person-id", "person_ids", multiple=True, type=int, metavar="ID",
+                     help="OMOP: read only this person_id (repeatable)."),
+        click.option("--omop-complete-days", default="365", show_default=True, metavar="DAYS|never",
+                     help="OMOP: declare diagnoses, medications, transfusions and growth factors complete when "
+                          "the screening date lies in an observation period that began at least DAYS before it; "
+                          "'never' leaves every list open."),
+        click.option("--omop-drug-gap-days", type=click.IntRange(0, 3650), default=30, show_default=True,
+                     help="OMOP: drug exposures at most this many days apart are one treatment course "
+                          "(the OHDSI drug-era persistence window)."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _inputs(records, cdm_schema=None, vocab_schema=None, person_ids=(), omop_complete_days="365",
+            omop_drug_gap_days=30, one_person=False, vocabulary=None, **_):
+    """The inputs with every OMOP URL opened as an OmopSource (its warnings printed); a
+    database that cannot be read is a one-line error (exit 2)."""
+    from pyasp_screen.inputs.omop import OmopError, OmopSettings
+
+    urls = [r for r in records if not isinstance(r, Path)]
+    if not urls:
+        if person_ids or cdm_schema or vocab_schema:
+            raise click.UsageError("--person-id, --cdm-schema and --vocab-schema apply to OMOP databases only")
+        return tuple(records)
+    text = str(omop_complete_days).strip().lower()
+    if text in ("never", "none"):
+        complete = None
+    else:
+        try:
+            complete = int(text)
+            if complete < 0:
+                raise ValueError
+        except ValueError:
+            raise click.BadParameter(f"{omop_complete_days!r} is not a number of days or 'never'",
+                                     param_hint="--omop-complete-days") from None
+    settings = OmopSettings(complete_days=complete, drug_gap_days=omop_drug_gap_days)
+    out = []
+    for r in records:
+        if isinstance(r, Path):
+            out.append(r)
+            continue
+        try:
+            from pyasp_screen.inputs.omop.source import OmopSource
+
+            source = OmopSource(r, cdm_schema, vocab_schema, tuple(person_ids), settings).open(vocabulary)
+            if one_person and len(source.person_ids) != 1:
+                n = source.count() if not source.person_ids else len(source.person_ids)
+                if n != 1:
+                    raise click.UsageError(f"{source}: one person is explained at a time: give --person-id ID"
+                                           + (f" (the database holds {n:,})" if not source.person_ids else ""))
+        except OmopError as e:
+            click.echo(f"Error: {e}", err=True)
+            sys.exit(2)
+        for w in source.warnings:
+            click.echo(f"warning: {source}: {w}", err=True)
+        out.append(source)
+    return tuple(out)
+
+
+def _omop_census(inputs, vocabulary=None) -> None:
+    """For each OMOP database read whole: what is and is not mapped, per table (stderr)."""
+    from pyasp_screen.inputs.omop.source import census_lines
+
+    for source in inputs:
+        if not isinstance(source, Path) and not source.person_ids:
+            for line in census_lines(source.census(vocabulary=vocabulary)):
+                click.echo(f"omop: {line}", err=True)
+
+
+def _omop_after(inputs) -> None:
+    for source in inputs:
+        if not isinstance(source, Path):
+            if source.orphan_rows:
+                what = ", ".join(f"{t} x{n:,}" for t, n in sorted(source.orphan_rows.items()))
+                click.echo(f"warning: {source}: rows of person ids that the person table lacks, not read: {what}",
+                           err=True)
+            source.close()
+
+
+class _Main(click.Group):
+    """The command group; a knowledge base that clingo fails on (or whose grounding passes
+    its time or memory limit) ends any command in one line, exit 2."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except EngineError as e:
+            click.echo(f"error: {' '.join(str(e).split())}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="pyasp-screen")
 def main() -> None:
     """Screen patients against clinical-trial eligibility criteria written in ASP.
@@ -141,7 +292,7 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("records", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("records", nargs=-1, required=True, type=INPUT)
 @click.option("--kb", metavar="DIR", help=KB_HELP)
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
               show_default=True, help="table for people; json and csv for programs (docs/output.md).")
@@ -154,13 +305,16 @@ def main() -> None:
 @click.option("--screening-date", type=click.DateTime(["%Y-%m-%d"]), help=DATE_HELP)
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
               help="Write the result here instead of standard output.")
+@validate_fhir_option
 @click.option("--batch-size", type=click.IntRange(1, 100_000), default=DEFAULT_BATCH, show_default=True,
               help="Patients grounded together in one clingo program.")
 @click.option("--facts", "show_facts", is_flag=True,
               help="Print the ASP facts each record becomes (what the rules read), not the verdicts.")
-def screen(records, kb, fmt, params, params_file, details, with_explain, screening_date, output, batch_size,
-           show_facts):
-    """Screen RECORDS (YAML/JSON records, FHIR R4 Bundles, or folders of them).
+@omop_options
+def screen(records, kb, fmt, params, params_file, details, with_explain, screening_date, output, validate_fhir,
+           batch_size, show_facts, **omop):
+    """Screen RECORDS (YAML/JSON records, FHIR R4 Bundles, or folders of them; or persons of an
+    OMOP CDM database: duckdb:///cdm.duckdb --person-id 42, postgresql://user@host/db).
 
     With --facts, print instead the ASP facts each record becomes (what the knowledge base
     reads), each with what it says and the record fields it came from.
@@ -173,13 +327,17 @@ def screen(records, kb, fmt, params, params_file, details, with_explain, screeni
       pyasp-screen screen patient.yaml --param crcl_weight=adjusted
       pyasp-screen screen bundle.json --screening-date 2020-06-01 --explain
       pyasp-screen screen patient.yaml --facts
+      pyasp-screen screen duckdb:///cdm.duckdb --person-id 1001 --person-id 1002
     """
+    from pyasp_screen.inputs.omop import OmopError
+
     knowledge = _load_kb(kb, params, params_file)
+    records = _inputs(records, vocabulary=knowledge.vocabulary, **omop)
     _check_output(output, records)
     err = Console(stderr=True, highlight=False)
     when = screening_date.date() if screening_date else None
     try:
-        outcomes = list(screen_records(_items(records, when, knowledge), knowledge, batch_size))
+        outcomes = list(screen_records(_items(records, when, knowledge, validate_fhir), knowledge, batch_size))
         explanations = _explain_all(outcomes, knowledge) if with_explain else None
         with _open_output(output) as out:
             if show_facts:
@@ -196,8 +354,12 @@ def screen(records, kb, fmt, params, params_file, details, with_explain, screeni
                 render.write_table(outcomes, knowledge, console,
                                    details if details is not None else screened == 1, explanations)
     except EngineError as e:
-        err.print(f"error: {escape(str(e))}")
+        err.print(f"error: {escape(str(e))}", soft_wrap=True)
         sys.exit(2)
+    except OmopError as e:
+        err.print(f"Error: {escape(str(e))}")
+        sys.exit(2)
+    _omop_after(records)
     rejected = [o for o in outcomes if isinstance(o, RecordError)]
     if fmt != "table" or output is not None or show_facts:
         for o in rejected:
@@ -214,7 +376,7 @@ def _explain_all(outcomes, knowledge) -> dict:
 
 
 @main.command(name="explain")
-@click.argument("record", type=click.Path(path_type=Path))
+@click.argument("record", type=INPUT)
 @click.option("--kb", metavar="DIR", help=KB_HELP)
 @click.option("--max", "max_results", type=click.IntRange(1, 1000), default=10, show_default=True,
               help="At most this many explanations of each kind, smallest first.")
@@ -229,7 +391,14 @@ def _explain_all(outcomes, knowledge) -> dict:
 @click.option("--population", help="Explain this population's verdict only (e.g. sle, ssc).")
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
               help="Write the result here instead of standard output.")
-def explain_cmd(record, kb, max_results, fmt, params, params_file, screening_date, details, population, output):
+@validate_fhir_option
+@click.option("--questionnaire", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+              help="Also write a FHIR R4 Questionnaire holding only the missing data that could change "
+                   "this patient's verdict, for a coordinator to fill in (its QuestionnaireResponse is "
+                   "read with the patient's FHIR resources).")
+@omop_options
+def explain_cmd(record, kb, max_results, fmt, params, params_file, screening_date, details, population, output,
+                validate_fhir, questionnaire, **omop):
     """Explain one patient's verdict: the answer first, in the protocol's words.
 
     \b
@@ -249,42 +418,104 @@ def explain_cmd(record, kb, max_results, fmt, params, params_file, screening_dat
       pyasp-screen explain patient.yaml --details
       pyasp-screen explain patient.yaml --population ssc
       pyasp-screen explain patient.yaml --format json --max 3
+      pyasp-screen explain bundle.json --questionnaire to-ask.json
+      pyasp-screen explain duckdb:///cdm.duckdb --person-id 1001
     """
     from pyasp_screen.explain.explainer import explain
     from pyasp_screen.explain.summary import summarise
+    from pyasp_screen.inputs.omop import OmopError
 
     knowledge = _load_kb(kb, params, params_file)
     population = population.lower() if population else None
     if population is not None and population not in knowledge.populations:
         raise click.UsageError(f"--population {population}: one of {', '.join(knowledge.populations)}")
-    _check_output(output, (record,))
+    inputs = _inputs((record,), one_person=True, vocabulary=knowledge.vocabulary, **omop)
+    _check_output(output, inputs)
     when = screening_date.date() if screening_date else None
-    outcomes = list(screen_records(_items((record,), when, knowledge), knowledge))
+    try:
+        outcomes = list(screen_records(_items(inputs, when, knowledge, validate_fhir), knowledge))
+    except OmopError as e:
+        click.echo(f"Error: {e}", err=True)
+        sys.exit(2)
+    _omop_after(inputs)
     rejected = [o for o in outcomes if isinstance(o, RecordError)]
     for o in rejected:
         click.echo(f"rejected: {o}", err=True)
     screened = [o for o in outcomes if isinstance(o, Screened)]
+    if questionnaire is not None:
+        _write_missing_questionnaire(questionnaire, screened, knowledge, max_results)
+    defaults = _load_kb(kb, ()) if params or params_file else None
     with _open_output(output) as out:
         docs = []
         for k, s in enumerate(screened):
             scopes = [population] if population else None
             explained = explain(knowledge, s.findings, max_results=max_results, scopes=scopes)
             doc = summarise(knowledge, s, max_results, scopes, explained)
+            if doc["parameters_changed"] and defaults is not None:  # the same patient, protocol defaults
+                base = next(screen_records(_items((Path(s.file),), when, defaults, validate_fhir), defaults), None) \
+                    if Path(s.file).is_file() and len(screened) == 1 else None
+                if isinstance(base, Screened):
+                    doc["with_defaults"] = {"overall": base.result.overall, "verdicts": dict(base.result.verdicts)}
             if fmt == "json":
-                docs.append(render.explanation_dict(doc))
+                docs.append(doc)
             else:
                 if k:
                     out.write("\n")
-                render.write_summary_text(doc, out, details)
+                hint = (f"More detail: pyasp-screen explain {s.file} --details"
+                        + "".join(f" --param {n}={p.display().split()[0]}"
+                                  for n, p in knowledge.parameters.items() if p.value != p.default)
+                        if not details else None)
+                render.write_summary_text(doc, out, details, hint=hint)
         if fmt == "json":
-            import json
-
-            json.dump({"pyasp_screen_output": render.OUTPUT_VERSION,
-                       "knowledge_base": render.kb_header(knowledge),
-                       "patients": docs, "errors": [render.error_dict(o) for o in rejected]},
-                      out, indent=2, ensure_ascii=False)
-            out.write("\n")
+            out.write(render.json_text(render.explain_document(docs, rejected, knowledge)))
     sys.exit(1 if rejected else 0)
+
+
+def _write_missing_questionnaire(path: Path, screened, knowledge, max_results: int) -> None:
+    """explain --questionnaire: the Questionnaire of the patient's verdict-changing missing data."""
+    import json
+
+    from pyasp_screen.outputs.questionnaire import missing_data_questionnaire
+
+    if len(screened) != 1:
+        click.echo(f"Error: --questionnaire needs one screened patient ({len(screened)} here)", err=True)
+        sys.exit(2)
+    q = missing_data_questionnaire(knowledge, screened[0].findings, max_results=max_results)
+    try:
+        path.write_text(json.dumps(q, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    except OSError as e:
+        click.echo(f"Error: cannot write {path}: {e.strerror or e}", err=True)
+        sys.exit(2)
+    n = len(q.get("item", []))
+    click.echo(f"wrote {path}: {n} question group{'s' * (n != 1)} that could change the verdict", err=True)
+
+
+@main.command()
+@click.option("--kb", metavar="DIR", help=KB_HELP)
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write the Questionnaire here instead of standard output.")
+def questionnaire(kb, output):
+    """Write a FHIR R4 Questionnaire for everything the knowledge base reads that EHRs do not code.
+
+    SLEDAI-2K descriptors, classification-criteria items, organ involvement, clinicians'
+    assessments, tests and diagnoses with no standard code, and whether each list the
+    criteria close (medications, transfusions, diagnoses ...) is complete. A coordinator
+    fills it in (any FHIR Questionnaire tool); a QuestionnaireResponse to it, in the
+    patient's Bundle or Bulk export, is read with the patient's other resources (docs/fhir.md).
+
+    \b
+    Examples:
+      pyasp-screen questionnaire -o ct1190b-questionnaire.json
+      pyasp-screen questionnaire --kb nct07193667
+    """
+    import json
+
+    from pyasp_screen.outputs.questionnaire import kb_questionnaire
+
+    knowledge = _load_kb(kb, ())
+    q = kb_questionnaire(knowledge)
+    with _open_output(output) as out:
+        out.write(json.dumps(q, indent=2, ensure_ascii=False) + "\n")
 
 
 @main.command()
@@ -375,20 +606,8 @@ def whatif(record, sets, unsets, kb, params, params_file, fmt):
         json.dump(doc, sys.stdout, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")
         return
-    click.echo(f"{before.patient}: as recorded -> what if ({', '.join(list(sets) + [f'unset {u}' for u in unsets] + [f'{k}={v}' for k, v in doc['edits']['parameters'].items()])})")
-    for scope in doc["before"]:
-        label = "overall" if scope == "overall" else render.population_label(kb2, scope)
-        mark = "" if doc["before"][scope] == doc["after"][scope] else "   *"
-        click.echo(f"  {label:<8} {doc['before'][scope]:>12} -> {doc['after'][scope]}{mark}")
-    click.echo("criteria whose status changes:" if changed else "no criterion changes status")
-    for c, x, y in changed:
-        click.echo(f"  {c}: {x} -> {y}")
-    label = {"ineligible": "why ineligible now", "eligible": "eligible now",
-             "undetermined": "undetermined now"}[after.overall]
-    click.echo(f"{label}: {answer['answer']}")
-    if reason and after.overall == "eligible":
-        click.echo(f"  (the eligibility rests on {len(reason.findings)} findings: "
-                   f"pyasp-screen explain lists them by criterion)")
+    for line in render.whatif_lines(doc, comparison, new_kb):
+        click.echo(line)
 
 
 @main.command()
@@ -463,42 +682,124 @@ def graph(record, output, kb, params, params_file, show, population, screening_d
     sys.exit(1 if len(outcomes) > len(screened) else 0)
 
 
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. The page has no login: keep the default (this machine only) "
+                   "unless the network is trusted.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--kb", metavar="DIR", help=KB_HELP)
+@click.option("--records", type=click.Path(path_type=Path, exists=True, file_okay=False),
+              metavar="DIR", help="A folder of record files the start page lists, to open with one click.")
+@click.option("--max-upload", type=click.FloatRange(0.001, 1024), default=16, show_default=True, metavar="MB",
+              help="The largest record accepted (megabytes); a larger request gets 413.")
+def serve(host, port, kb, records, max_upload):
+    """Serve a local web page for screening one patient at a time: open a record (upload a
+    YAML/JSON record or FHIR Bundle, or pick one of --records DIR), see every criterion with
+    its registry sentence, the verdicts, the explanation and its graph, and change a value
+    or parameter to see what changes. JSON endpoints return what --format json prints:
+    POST /api/screen, /api/explain, /api/whatif, /api/graph (docs/web.md).
+
+    \b
+    Examples:
+      pyasp-screen serve --records kb/ct1190b/cases/
+      pyasp-screen serve --kb ct1190b-amendment1 --port 8080
+      curl --data-binary @patient.yaml http://127.0.0.1:8000/api/screen
+    """
+    from pyasp_screen.extras import MissingExtra, require
+    from pyasp_screen.web import REQUIRED
+
+    try:
+        for module in REQUIRED:
+            require(module, "web", "serve (the web page)")
+    except MissingExtra as e:
+        click.echo(f"Error: {e}", err=True)
+        sys.exit(2)
+    import uvicorn
+
+    from pyasp_screen.web.app import create_app
+    from pyasp_screen.web.service import InputError
+
+    local = host in ("127.0.0.1", "localhost", "::1")
+    try:
+        app = create_app(kb, records, int(max_upload * (1 << 20)),
+                         allowed_hosts=None if local else ["*"])
+    except InputError as e:
+        raise click.UsageError(str(e)) from None
+    if not local:
+        click.echo(f"warning: listening on {host}: anyone who can reach this address can open the page "
+                   "(it has no login); the default --host 127.0.0.1 keeps it to this machine", err=True)
+    shown = f"[{host}]" if ":" in host else host
+    click.echo(f"pyasp-screen: serving {app.state.kbs.base.name} on http://{shown}:{port}/ (Ctrl-C stops)", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
 @main.command(name="check")
 @click.argument("kb_dir", required=False, type=click.Path(path_type=Path, file_okay=False))
-def check_cmd(kb_dir):
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
+              help="Check exactness with this parameter value instead of the manifest's (repeatable).")
+@params_file_option
+@click.option("--every-reading", is_flag=True,
+              help="Also check exactness under every other value of each choice and boolean parameter, "
+                   "one at a time (a few seconds each).")
+def check_cmd(kb_dir, params, params_file, every_reading):
     """Check a knowledge base (default: the bundled ct1190b) before screening with it.
 
     Prints one line per problem, file:line:col: message, and exits 1 if there is any:
     files outside the knowledge base (an #include, a manifest path, extends: refused, like
     #script and @functions), ASP syntax errors and clingo warnings, predicates nothing
     provides, criteria without rules or registry sentences, sentences not in the protocol
-    word for word, rules for undeclared criteria, duplicate IDs, parameters used but not
-    declared or declared but unused, thresholds in the wrong unit, a bad vocabulary.yaml,
-    and, when all that is clean, exactness: every criterion's met / not_met checked by brute
-    force against the completions of generated records (docs/semantics.md).
+    word for word, rules for undeclared criteria or components, duplicate IDs, parameters used
+    but not declared or declared but unused, thresholds in the wrong unit, mistakes that leave
+    a criterion unknown forever (a result read without a look-back window, a component with no
+    rules, a scheme whose items are never declared), a bad vocabulary.yaml or example case,
+    and, when all that is clean, exactness: every criterion's met / not_met and every
+    population's verdict checked against the completions of generated records
+    (docs/semantics.md), under the manifest's parameters, those of --param, or with
+    --every-reading every reading of the choice and boolean parameters.
     """
-    from pyasp_screen.authoring.check import check_kb_dir
+    from pyasp_screen.authoring.check import check_kb_dir, readings
     from pyasp_screen.knowledge.kb import resolve_kb_dir
 
     try:
         directory = resolve_kb_dir(kb_dir)
     except KBError as e:
         raise click.UsageError(str(e)) from None
-    problems = check_kb_dir(directory)
+    overrides = _parse_params(params, params_file)
+    if overrides:
+        try:
+            load_kb(directory, overrides)
+        except KBError as e:
+            if "--param" in str(e) or "unknown parameter" in str(e):
+                raise click.UsageError(str(e)) from None  # else the knowledge base's own fault: reported below
+    problems = check_kb_dir(directory, params=overrides, every_reading=every_reading)
     for p in problems:
         click.echo(str(p))
     click.echo(f"{directory}: {len(problems)} problem(s)" if problems else f"{directory}: no problems", err=True)
+    if not every_reading and not problems:
+        try:
+            others = readings(load_kb(directory, overrides))
+        except KBError:
+            others = []
+        if others:
+            click.echo(f"exactness checked under {'these' if overrides else 'the default'} parameters; "
+                       f"{len(others)} other reading(s) of its choice and boolean parameters: "
+                       "add --every-reading to check them too", err=True)
     sys.exit(1 if problems else 0)
 
 
 @main.command(name="test")
 @click.argument("kb_dir", required=False, type=click.Path(path_type=Path, file_okay=False))
 @click.option("-k", "pattern", metavar="PATTERN", help="Only the example patients whose name contains PATTERN.")
-def test_cmd(kb_dir, pattern):
+@click.option("--coverage", "show_coverage", is_flag=True,
+              help="Print, for every criterion and component, how many example patients reached met, "
+                   "not met and unknown.")
+def test_cmd(kb_dir, pattern, show_coverage):
     """Screen every example patient of a knowledge base (cases/*.yaml) and compare with its
-    expected verdicts and statuses (cases/*.expected.yaml). Prints the differences and a
-    closing line "N passed, M failed"; exits 1 on any failure."""
-    from pyasp_screen.authoring.cases import run_cases
+    expected verdicts and statuses (cases/*.expected.yaml). Prints the differences (a verdict
+    that differs names the criteria that make it, marking those the expectations leave out),
+    which criteria no example patient takes to met, not met or unknown, and a closing line
+    "N passed, M failed"; exits 1 on any failure."""
+    from pyasp_screen.authoring.cases import coverage, run_cases
     from pyasp_screen.knowledge.kb import resolve_kb_dir
 
     try:
@@ -518,6 +819,22 @@ def test_cmd(kb_dir, pattern):
         click.echo(f"{'PASS' if r.passed else 'FAIL'} {r.name}")
         for d in r.differences:
             click.echo(f"    {d}")
+    if any(r.statuses for r in results) and (show_coverage or not pattern):
+        cov = coverage(directory, results)
+        if show_coverage:
+            click.echo(f"coverage over {len(results)} example patient(s):")
+            w = max(len("condition"), *(len(c) for c in cov.counts))
+            click.echo(f"    {'condition':<{w}} {'met':>5} {'not met':>8} {'unknown':>8}")
+            for cid, n in cov.counts.items():
+                click.echo(f"    {cid:<{w}} {n['met']:>5} {n['not_met']:>8} {n['unknown']:>8}")
+        gaps = cov.gaps()
+        words = {"met": "met", "not_met": "not met", "unknown": "unknown"}
+        if gaps:
+            click.echo("coverage: no example patient takes " + "; ".join(
+                f"{', '.join(ids)} to {words[st]}" for st, ids in gaps.items())
+                + ("" if show_coverage else " (--coverage for every count)"))
+        else:
+            click.echo("coverage: every criterion is met, not met and unknown in some example patient")
     passed = sum(r.passed for r in results)
     click.echo(f"{passed} passed, {len(results) - passed} failed")
     sys.exit(0 if results and passed == len(results) else 1)
@@ -545,6 +862,89 @@ def new_cmd(path):
     click.echo(f"next: pyasp-screen check {path} && pyasp-screen test {path}")
 
 
+@main.command(name="omop")
+@click.argument("database")
+@click.option("--cdm-schema", metavar="SCHEMA", help="The schema of the CDM tables (default: the current schema).")
+@click.option("--vocab-schema", metavar="SCHEMA", help="The schema of the vocabulary tables (default: --cdm-schema).")
+@click.option("--person-id", "person_ids", multiple=True, type=int, metavar="ID",
+              help="Count only this person's rows (repeatable).")
+@click.option("--unmapped", default="20", show_default=True, metavar="N|all",
+              help="List this many of the concepts read by no criterion, largest first.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def omop_cmd(database, cdm_schema, vocab_schema, person_ids, unmapped, fmt):
+    """What an OMOP CDM database holds for the knowledge bases: every concept in its domain
+    tables (measurement, observation, condition_occurrence, drug_exposure,
+    procedure_occurrence) with its rows and persons, and the finding it maps to, or none.
+
+    DATABASE is duckdb:///relative.duckdb, duckdb:////absolute.duckdb or
+    postgresql://user@host:port/db. The mapping is described in docs/omop.md.
+
+    \b
+    Examples:
+      pyasp-screen omop duckdb:///cdm.duckdb
+      pyasp-screen omop postgresql://me@dbhost/ohdsi --cdm-schema cdm --unmapped all --format json
+    """
+    import json
+
+    from rich.table import Table
+
+    from pyasp_screen.inputs.omop import OmopError, is_database_url
+
+    if not is_database_url(database):
+        raise click.UsageError(f"{database}: not an OMOP database URL (duckdb:///... or postgresql://...)")
+    limit = None if unmapped.strip().lower() == "all" else None
+    if unmapped.strip().lower() != "all":
+        try:
+            limit = max(0, int(unmapped))
+        except ValueError:
+            raise click.BadParameter(f"{unmapped!r} is not a number or 'all'", param_hint="--unmapped") from None
+    (source,) = _inputs((database,), cdm_schema, vocab_schema, person_ids)
+    try:
+        rows = source.census()
+        info, persons = source.cdm_source(), source.count()
+    except OmopError as e:
+        click.echo(f"Error: {e}", err=True)
+        sys.exit(2)
+    finally:
+        source.close()
+    mapped = [r for r in rows if r.targets]
+    rest = sorted((r for r in rows if not r.targets), key=lambda r: -r.rows)
+    shown = rest if limit is None else rest[:limit]
+
+    def as_dict(r):
+        return {"table": r.table, "concept_id": r.concept_id, "vocabulary_id": r.vocabulary_id,
+                "concept_code": r.concept_code, "concept_name": r.concept_name, "rows": r.rows, "persons": r.persons,
+                "maps_to": [{"kind": t.kind, "name": t.name, "how": t.how} for t in r.targets]}
+
+    if fmt == "json":
+        json.dump({"database": source.display, "cdm_source": info, "persons": persons, "warnings": source.warnings,
+                   "mapped": [as_dict(r) for r in mapped], "unmapped": [as_dict(r) for r in shown],
+                   "unmapped_concepts": len(rest), "unmapped_rows": sum(r.rows for r in rest)},
+                  sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+        return
+    console = Console(width=None if sys.stdout.isatty() else _columns())
+    console.print(f"{escape(source.display)}: {persons:,} persons"
+                  + (f"; {escape(str(info.get('cdm_source_name')))}, released {info.get('source_release_date')}, "
+                     f"CDM {info.get('cdm_version')}" if info else ""))
+    table = Table(title="Concepts mapped to findings", title_justify="left")
+    for col in ("table", "concept", "name", "rows", "persons", "maps to"):
+        table.add_column(col, overflow="fold")
+    for r in mapped:
+        table.add_row(r.table, f"{r.concept_id} {r.vocabulary_id or ''} {r.concept_code or ''}".strip(),
+                      escape(r.concept_name or ""), f"{r.rows:,}", f"{r.persons:,}",
+                      escape("; ".join(f"{t.kind} {t.name} ({t.how})" for t in r.targets)))
+    console.print(table)
+    table = Table(title=f"Concepts read by no criterion: {len(rest):,} concepts, {sum(r.rows for r in rest):,} rows"
+                        + (f" (the {len(shown)} largest)" if len(shown) < len(rest) else ""), title_justify="left")
+    for col in ("table", "concept", "name", "rows", "persons"):
+        table.add_column(col, overflow="fold")
+    for r in shown:
+        table.add_row(r.table, f"{r.concept_id} {r.vocabulary_id or ''} {r.concept_code or ''}".strip(),
+                      escape(r.concept_name or "(not in the concept table)"), f"{r.rows:,}", f"{r.persons:,}")
+    console.print(table)
+
+
 def scale_options(f):
     """--results, --resume, --jobs, --scheduler, --batch-size: cohort-scale runs (docs/scale.md)."""
     from pyasp_screen.scale.distribute import default_jobs
@@ -566,20 +966,25 @@ def scale_options(f):
                           "or 'local' for a LocalCluster of --jobs workers on this machine."),
         click.option("--batch-size", type=click.IntRange(1, 100_000), default=DEFAULT_BATCH, show_default=True,
                      help="Patients grounded together in one clingo program (and sent together to a worker)."),
+        click.option("--validate-fhir", is_flag=True, help=VALIDATE_FHIR_HELP),
     ]
     for option in reversed(options):
         f = option(f)
     return f
 
 
+COMPARE_DEFAULTS_UP_TO = 5000  # cohort --param: patients up to which the defaults are run beside it
+
+
 def _run_at_scale(command, records, kbs, tally, *, results, resume, overwrite, jobs, scheduler, batch_size,
-                  screening_date):
+                  screening_date, validate_fhir=False):
     """Screen RECORDS with one knowledge base (cohort) or two (diff) through
     pyasp_screen.scale.distribute, add every patient to ``tally`` (a CohortSummary or DiffTally),
     and stream rows to the results file. Exits 2 on a failure of the run itself, 130 on
     Ctrl-C; the results file then holds every batch finished, ready for --resume."""
     import time
 
+    from pyasp_screen.inputs.omop import OmopError
     from pyasp_screen.inputs.sources import count_hint, iter_items
     from pyasp_screen.outputs.stream import Layout, ResultsError, ResultsFile, format_of
     from pyasp_screen.scale.distribute import (
@@ -613,7 +1018,8 @@ def _run_at_scale(command, records, kbs, tally, *, results, resume, overwrite, j
                    "grounds in memory of its own, and more workers than cores only wait", err=True)
     identity = run_identity(command, tuple(kbs), list(records), screening_date)
     layout = Layout.of(kbs)
-    job = Job(tuple(kbs), screening_date, fmt)
+    job = Job(tuple(kbs), screening_date, fmt, validate_fhir=validate_fhir)
+    _export_diagnostics(records)
     _stop_on_sigterm()
     seen = SeenIds()
     out = None
@@ -623,9 +1029,8 @@ def _run_at_scale(command, records, kbs, tally, *, results, resume, overwrite, j
         if results is not None:
             if resume:
                 out, rows = ResultsFile.resume(results, layout, identity)
-                for row in rows:
+                for row in rows:  # (run() sees their patient IDs again from the inputs)
                     tally.add_row(row)
-                    seen.add(row["patient"], f"{results} (row {row['seq'] + 1})")
                     last = (row["patient"], row["file"])
                 done = out.rows_done
                 for note in out.notes:
@@ -637,7 +1042,8 @@ def _run_at_scale(command, records, kbs, tally, *, results, resume, overwrite, j
         t0 = time.monotonic()
         with _progress(total) as progress:
             task = progress.add_task("screen", total=total, completed=done)
-            for batch in run(iter_items(list(records), screening_date, vocabulary=kbs[0].vocabulary), job, jobs=jobs, scheduler=scheduler,
+            for batch in run(iter_items(list(records), screening_date, vocabulary=kbs[0].vocabulary, notify=_note),
+                             job, jobs=jobs, scheduler=scheduler,
                              batch_size=batch_size, skip=done, last_skipped=last, seen=seen,
                              notify=lambda note: click.echo(f"warning: {note}", err=True)):
                 if out is not None:
@@ -645,7 +1051,7 @@ def _run_at_scale(command, records, kbs, tally, *, results, resume, overwrite, j
                 tally.merge(batch.tally)
                 progress.advance(task, batch.count)
                 _log_progress(progress, t0)
-    except (ResultsError, RunError) as e:
+    except (ResultsError, RunError, OmopError) as e:
         click.echo(f"Error: {e}", err=True)
         sys.exit(2)
     except EngineError as e:
@@ -710,7 +1116,7 @@ def _progress(total_hint: int | None):
 
 
 @main.command()
-@click.argument("records", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("records", nargs=-1, required=True, type=INPUT)
 @click.option("--kb", metavar="DIR", help=KB_HELP)
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help=PARAM_HELP)
 @params_file_option
@@ -722,8 +1128,9 @@ def _progress(total_hint: int | None):
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
               help="Write the summary here instead of standard output.")
 @scale_options
+@omop_options
 def cohort(records, kb, params, params_file, fmt, screening_date, plot, output,
-           results, resume, overwrite, jobs, scheduler, batch_size):
+           results, resume, overwrite, jobs, scheduler, batch_size, validate_fhir, **omop):
     """Summarise a cohort: verdict counts, criterion counts, attrition.
 
     Counts per verdict (overall and per population); per criterion the met / not met /
@@ -746,12 +1153,18 @@ def cohort(records, kb, params, params_file, fmt, screening_date, plot, output,
       pyasp-screen cohort patients.jsonl --results verdicts.jsonl
       pyasp-screen cohort bulk-export/ --results verdicts.csv --resume
       pyasp-screen cohort patients.jsonl --scheduler tcp://10.0.0.5:8786 --results out.parquet
+      pyasp-screen cohort duckdb:///cdm.duckdb --screening-date 2019-06-01 --results verdicts.jsonl
+      pyasp-screen cohort postgresql://me@dbhost/ohdsi --cdm-schema cdm --vocab-schema vocab --jobs 2
+
+    An OMOP CDM database (docs/omop.md) is read person by person, ordered by person_id;
+    what maps to no finding is counted per concept on standard error first.
     """
     import json
 
     from pyasp_screen.cohorts.cohort import CohortSummary
 
     knowledge = _load_kb(kb, params, params_file)
+    records = _inputs(records, vocabulary=knowledge.vocabulary, **omop)
     _check_output(output, records)
     if plot is not None and plot.suffix.lower() not in (".svg", ".png", ".pdf"):
         raise click.UsageError(f"--plot {plot}: use .svg, .png or .pdf")
@@ -767,8 +1180,21 @@ def cohort(records, kb, params, params_file, fmt, screening_date, plot, output,
             sys.exit(2)
     when = screening_date.date() if screening_date else None
     summary = CohortSummary(knowledge)
+    _omop_census(records, knowledge.vocabulary)
     _run_at_scale("cohort", records, (knowledge,), summary, results=results, resume=resume, overwrite=overwrite,
-                  jobs=jobs, scheduler=scheduler, batch_size=batch_size, screening_date=when)
+                  jobs=jobs, scheduler=scheduler, batch_size=batch_size, screening_date=when,
+                  validate_fhir=validate_fhir)
+    _omop_after(records)
+    defaults = None
+    if (params or params_file) and results is None and scheduler is None and fmt == "table" \
+            and summary.screened <= COMPARE_DEFAULTS_UP_TO:
+        # the same cohort with the protocol defaults, beside it (cheap for a small cohort; a
+        # large one: pyasp-screen diff)
+        base_kb = _load_kb(kb, ())
+        defaults = CohortSummary(base_kb)
+        _run_at_scale("cohort", records, (base_kb,), defaults, results=None, resume=False, overwrite=False,
+                      jobs=jobs, scheduler=None, batch_size=batch_size, screening_date=when,
+                      validate_fhir=validate_fhir)
     with _open_output(output) as out:
         if fmt == "json":
             json.dump({"pyasp_screen_output": render.OUTPUT_VERSION, "knowledge_base": render.kb_header(knowledge),
@@ -777,7 +1203,8 @@ def cohort(records, kb, params, params_file, fmt, screening_date, plot, output,
         elif fmt == "csv":
             render.write_cohort_csv(summary, knowledge, out)
         else:
-            render.write_cohort_table(summary, knowledge, Console(file=out, width=None if out.isatty() else 160))
+            render.write_cohort_table(summary, knowledge, Console(file=out, width=None if out.isatty() else 160),
+                                      defaults)
     if plot is not None:
         from pyasp_screen.outputs.graph import plot_attrition
 
@@ -792,7 +1219,7 @@ def cohort(records, kb, params, params_file, fmt, screening_date, plot, output,
 
 
 @main.command()
-@click.argument("records", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("records", nargs=-1, required=True, type=INPUT)
 @click.option("--kb", metavar="DIR", help="Knowledge base before (default ct1190b).")
 @click.option("--against", metavar="DIR", help="Knowledge base after (default: the same as --kb).")
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Parameters before.")
@@ -806,8 +1233,9 @@ def cohort(records, kb, params, params_file, fmt, screening_date, plot, output,
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
               help="Write the result here instead of standard output.")
 @scale_options
+@omop_options
 def diff(records, kb, against, params, params_file, against_params, against_params_file, fmt, screening_date,
-         output, results, resume, overwrite, jobs, scheduler, batch_size):
+         output, results, resume, overwrite, jobs, scheduler, batch_size, validate_fhir, **omop):
     """Compare two protocol versions (or parameter sets) on the same patients.
 
     Lists the patients whose verdict changes, with the criteria whose status changed for
@@ -827,11 +1255,15 @@ def diff(records, kb, against, params, params_file, against_params, against_para
 
     kb_a = _load_kb(kb, params, params_file)
     kb_b = _load_kb(against or kb, against_params, against_params_file)
+    records = _inputs(records, vocabulary=kb_a.vocabulary, **omop)
     _check_output(output, records)
     tally = DiffTally(kb_a, kb_b)
+    _omop_census(records, kb_a.vocabulary)
     _run_at_scale("diff", records, (kb_a, kb_b), tally, results=results, resume=resume, overwrite=overwrite,
                   jobs=jobs, scheduler=scheduler, batch_size=batch_size,
-                  screening_date=screening_date.date() if screening_date else None)
+                  screening_date=screening_date.date() if screening_date else None,
+                  validate_fhir=validate_fhir)
+    _omop_after(records)
     doc = render.diff_dict(tally.changes, tally.directions, tally.compared, kb_a, kb_b)
     doc["rejected"] = tally.rejected_count
     doc["errors"] = [render.error_dict(e) for e in tally.rejected]

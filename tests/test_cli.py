@@ -25,7 +25,7 @@ def test_screen_examples_table():
     r = run("screen", CASES)
     assert r.exit_code == 0, r.output
     assert "SLE-ELIGIBLE" in r.output and "SSC-ELIGIBLE" in r.output
-    assert "0 rejected" in r.output
+    assert "every record was read" in r.output
 
 
 def test_single_patient_table_lists_every_criterion_with_components():
@@ -82,11 +82,14 @@ def test_help_teaches_with_examples():
 def test_fhir_bundles_screen_without_error_and_say_what_was_mapped(tmp_path):
     r = run("screen", FHIR, "--format", "json")
     assert r.exit_code == 0, r.output
-    doc = json.loads(r.output)
+    doc = json.loads(r.stdout)
     assert doc["summary"]["screened"] == 5 and doc["summary"]["rejected"] == 0
+    # the folder's one other file is named, not skipped silently
+    assert r.stderr.strip() == (f"note: {FHIR}: 1 file not read (not a record file: "
+                                ".yaml .yml .json .jsonl .ndjson): SOURCE.md")
     for res in doc["results"]:
         notes = " ".join(res["notes"])
-        assert "not found in bundle" in notes and "anc" in notes
+        assert "not found: " in notes and "anc" in notes
         assert any("creatinine" in n for n in res["notes"])
         assert res["overall"] in ("undetermined", "ineligible")
 
@@ -111,12 +114,12 @@ def test_explain_text_names_reason_criterion_and_near_miss():
     assert r.exit_code == 0, r.output
     lines = r.output.splitlines()
     assert lines[1].startswith("Ineligible")  # the answer first
-    assert "Why: ANC 0.9 x10^9/L (needs >= 1 x10^9/L; SLE-IN-7b, SSC-IN-4b)" in r.output
+    assert "Why: ANC 0.9 x10^9/L on 2026-02-24 (needs >= 1 x10^9/L; SLE-IN-7b, SSC-IN-4b)" in r.output
     assert "Bone marrow function" in r.output  # the registry sentence
-    assert "eligible if ANC >= 1 x10^9/L (now 0.9) on retest" in r.output
+    assert "eligible for SLE if ANC >= 1 x10^9/L (now 0.9) on retest" in r.output
     # the closed world in words, never as "diagnoses declared complete"
-    assert "no systemic sclerosis or interstitial lung disease caused by systemic sclerosis in a problem " \
-           "list declared complete" in r.output
+    assert "no systemic sclerosis or interstitial lung disease caused by systemic sclerosis in the problem " \
+           "list, which the record declares complete" in r.output
     assert "observations[" not in r.output
     assert len(lines) == len(set(lines))  # no line twice
 
@@ -147,4 +150,5 @@ def test_screen_explain_adds_reason_columns():
     assert rows[1]["to_measure"] == "measure APTT: eligible if <= 1.5 x ULN; excluded if > 1.5 x ULN"
     j = json.loads(run("screen", CASES / "sle-in-7b-not-met.yaml", "--format", "json", "--explain").output)
     assert j["results"][0]["explanation"]["criteria"] == ["SLE-IN-7b", "SSC-IN-4b"]
-    assert j["results"][0]["explanation"]["answer"] == "ANC 0.9 x10^9/L (needs >= 1 x10^9/L; SLE-IN-7b, SSC-IN-4b)"
+    assert j["results"][0]["explanation"]["answer"] == ("ANC 0.9 x10^9/L on 2026-02-24 (needs >= 1 x10^9/L; "
+                                                         "SLE-IN-7b, SSC-IN-4b)")

@@ -35,7 +35,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 from cohort import synthetic_cohort  # noqa: E402
 
-KBS = ["ct1190b", "ct1190b-amendment1", "nct07193667"]
+AUTHORED = ROOT / "tests" / "data" / "authored" / "nct07432334"  # the authored fixture
+KBS = ["ct1190b", "ct1190b-amendment1", "nct07193667", str(AUTHORED)]
+
+
+def kb_dir(name: str) -> Path:
+    return Path(name) if Path(name).is_absolute() else ROOT / "kb" / name
 
 
 def outcome(r):
@@ -81,7 +86,7 @@ def test_fast_equals_reference_on_a_synthetic_cohort(name, p_missing):
 def test_fast_equals_reference_on_the_example_patients(name):
     kb = load_kb(name)
     fs = []
-    for path in sorted((ROOT / "kb" / name / "cases").glob("*.yaml")):
+    for path in sorted((kb_dir(name) / "cases").glob("*.yaml")):
         if path.name.endswith(".expected.yaml"):
             continue
         for item in load_file(path):

@@ -134,8 +134,8 @@ def test_repeated_result_counted_once():
 def test_notes_not_found_and_counts(path):
     d = mapped(path)
     notes = d["mapping_notes"]
-    [missing] = [n for n in notes if n.startswith("not found in bundle: ")]
-    names = missing.removeprefix("not found in bundle: ").split(", ")
+    [missing] = [n for n in notes if n.startswith("not found: ")]
+    names = missing.removeprefix("not found: ").split(", ")
     assert {"anc", "inr", "spo2", "aptt", "pt", "ana"} <= set(names)
     assert "creatinine" not in names and "hb" not in names
     n_obs = sum(e["resource"]["resourceType"] == "Observation" for e in load(path)["entry"])
@@ -144,7 +144,7 @@ def test_notes_not_found_and_counts(path):
     assert not any(n.startswith("skipped") for n in notes)
     assert int(unused.split()[0]) + len(d["observations"]) + repeats == n_obs
     assert any(n.startswith("diagnoses mapped: ") for n in notes)
-    assert any(n.startswith("drugs mapped: ") for n in notes)
+    assert any(n.startswith("drugs read: ") for n in notes)
     assert any(re.fullmatch(r"\d+ Conditions? not mapped to a vocabulary diagnosis.*", n)
                for n in notes)
     assert not any("\u200b" in n for n in notes)
@@ -161,8 +161,8 @@ def test_lvef_present_where_source_says_none():
 def test_screening_date_latest_or_given():
     d = mapped(TOM)
     assert d["screening_date"] == "2020-06-02"  # the simvastatin MedicationRequest
-    assert ("screening date taken as the latest clinical date in the bundle: 2020-06-02"
-            in d["mapping_notes"])
+    assert any(n.startswith("screening date taken as the latest clinical date in the resources: 2020-06-02")
+               for n in d["mapping_notes"])
     d = mapped(TOM, screening_date=dt.date(2020, 5, 20))
     assert d["screening_date"] == "2020-05-20"
     assert not any(n.startswith("screening date taken") for n in d["mapping_notes"])
@@ -214,7 +214,6 @@ def test_entry_not_an_object():
      "entry[5].resource.resourceType"),
     (lambda b: b["entry"][5]["resource"].update(effectiveDateTime="2020-13-45"),
      "entry[5].resource.effectiveDateTime"),
-    (lambda b: b["entry"][5]["resource"].update(foo=1), "entry[5].resource.foo"),
     (lambda b: b["entry"][5]["resource"].pop("status"), "entry[5].resource.status"),
     (lambda b: b["entry"][5].update(resource=[]), "entry[5].resource"),
     (lambda b: b.update(entry={}), "entry"),
@@ -230,6 +229,15 @@ def test_broken_bundles(change, field):
     assert isinstance(err, RecordError), err
     assert err.field == field
     assert "\n" not in str(err) and str(err).startswith("tom.json: patient ")
+
+
+def test_elements_r4_does_not_define_are_found_by_full_validation():
+    bundle = load(TOM)
+    bundle["entry"][5]["resource"]["foo"] = 1
+    assert isinstance(bundle_to_record(bundle, "tom.json"), dict)  # typed decoding: not read
+    err = bundle_to_record(bundle, "tom.json", validate=True)
+    assert isinstance(err, RecordError) and err.field == "entry[5].resource.foo"
+    assert "not an element" in err.reason
 
 
 def test_not_a_mapping():
@@ -296,12 +304,13 @@ def hand(*resources: dict, **kw) -> dict:
 def test_prednisone_and_sle():
     d = hand(PREDNISONE, SLE)
     assert d["medications"] == [{"drug": "prednisone", "start": "2023-11-02", "end": None,
-                                 "display": "Prednisone 5 MG Oral Tablet", "route": "oral",
-                                 "dose": 10, "unit": "mg"}]
+                                 "end_known": True, "display": "Prednisone 5 MG Oral Tablet",
+                                 "route": "oral", "dose": 10, "unit": "mg", "dose_changes": []}]
     assert d["diagnoses"] == [{"code": "sle", "onset": "2019-03-04",
                                "display": "Systemic lupus erythematosus"}]
     assert d["screening_date"] == "2023-11-02"
-    assert any(n.startswith("drugs mapped: prednisone from MedicationStatement text")
+    assert any(n.startswith("drugs read: prednisone (text)") for n in d["mapping_notes"])
+    assert any(n.startswith("course prednisone oral from 2023-11-02, ongoing, 10 mg/day: 1 statement")
                for n in d["mapping_notes"])
     assert any(n.startswith("diagnoses mapped: sle from SNOMED 55464009")
                for n in d["mapping_notes"])
@@ -347,7 +356,7 @@ def test_daily_dose(dosages, dose):
 
 
 def test_medication_statuses_routes_and_references():
-    stopped = med_request(status="stopped")
+    stopped = med_request(status="stopped", authoredOn="2021-06-01")
     cancelled = med_request(id="mr2", status="cancelled")
     iv = med_request(id="mr3",
                      medicationCodeableConcept={"text": "cyclophosphamide 500 MG Injection"},
@@ -365,13 +374,16 @@ def test_medication_statuses_routes_and_references():
     meds = {m["drug"]: m for m in d["medications"]}
     assert sorted(meds) == ["cyclophosphamide", "hydroxychloroquine", "mycophenolate_mofetil",
                             "rituximab"]
-    assert meds["mycophenolate_mofetil"]["end"] is None
-    assert any("status stopped but no end date" in n for n in d["mapping_notes"])
+    # stopped with no stop date: ended on a day not known, after the day it was ordered
+    assert (meds["mycophenolate_mofetil"]["end"], meds["mycophenolate_mofetil"]["end_known"]) == \
+        ("2021-06-01", False)
+    assert any("mycophenolate_mofetil other from 2021-06-01, ended on an unknown day after 2021-06-01"
+               in n for n in d["mapping_notes"])
     assert any("status cancelled" in n for n in d["mapping_notes"])
     assert meds["cyclophosphamide"]["route"] == "iv"
     assert meds["rituximab"]["route"] == "other"
     assert meds["hydroxychloroquine"]["route"] == "oral"
-    assert any(n.startswith("1 MedicationRequest/MedicationStatement not mapped") and
+    assert any(n.startswith("1 medication resource not mapped") and
                "Simvastatin 10 MG" in n for n in d["mapping_notes"])
 
 
@@ -379,7 +391,9 @@ def test_statement_end_date():
     ms = copy.deepcopy(PREDNISONE)
     ms["effectivePeriod"]["end"] = "2024-01-10"
     [m] = hand(ms)["medications"]
-    assert m["end"] == "2024-01-10"
+    assert m["end"] is None  # ongoing at the screening date (the latest clinical date, its start)
+    [m] = hand(ms, screening_date=dt.date(2024, 2, 1))["medications"]
+    assert (m["end"], m["end_known"]) == ("2024-01-10", True)
 
 
 def test_observation_details():
@@ -408,13 +422,14 @@ def test_observation_details():
     assert creat["reference_range"] == {"low": 45, "high": 90, "unit": "umol/L"}
     assert got[("alt", "2023-05-01")]["value"] == 30
     assert ("alt", "2023-05-02") not in got  # entered-in-error
-    assert not any(o["code"] == "bilirubin_total" for o in d["observations"])  # "<0.1" is a bound
+    [bili] = [o for o in d["observations"] if o["code"] == "bilirubin_total"]
+    assert (bili["value"], bili["comparator"]) == (0.1, "<")  # a bound: read as an interval
     assert got[("ana", "2023-05-01")]["value"] == "positive"
     assert got[("anti_dsdna", "2023-05-01")]["value"] == "negative"
     assert ("anti_dsdna", "2023-04-01") not in got
     assert not any(o["code"] == "hb" for o in d["observations"])  # partial date
     notes = "\n".join(d["mapping_notes"])
-    for text in ("status entered-in-error", "is a bound", "'1:80 speckled'", "partial",
+    for text in ("status entered-in-error", "'1:80 speckled'", "partial",
                  "1 Observation not used by any criterion"):
         assert text in notes
     assert d["screening_date"] == "2023-05-02"
@@ -454,7 +469,7 @@ def test_patient_details_and_other_subjects():
     assert d["sex"] == "unknown" and "birth_date" not in d
     assert d["diagnoses"] == []
     notes = "\n".join(d["mapping_notes"])
-    assert "is not the bundle's Patient" in notes and "1985 is partial" in notes
+    assert "is not the Patient" in notes and "1985 is partial" in notes
     assert isinstance(record.parse_record(d, "hand.json"), Loaded)
 
 

@@ -72,23 +72,40 @@ def explanation(name: str, **kw):
 def test_default_graph_is_the_chosen_explanation_only():
     g = explanation("sle-in-7b-not-met")
     findings = [n for n, d in g.nodes(data=True) if d["kind"] == "finding"]
-    assert [g.nodes[n]["label"] for n in findings] == ["ANC 0.9 x10^9/L (needs >= 1 x10^9/L)"]
+    labels = [g.nodes[n]["label"].replace("\n", " ") for n in findings]
+    assert labels[0] == "ANC 0.9 x10^9/L on 2026-02-24 (needs >= 1 x10^9/L)"
     assert set(g.successors(findings[0])) == {"SLE-IN-7b", "SSC-IN-4b"}
+    # SSc's own reason is drawn too: no SSc in the complete problem list (it alone excludes SSc,
+    # so fixing the ANC does not make SSc eligible)
+    assert labels[1].startswith("no systemic sclerosis or interstitial lung disease")
+    assert set(g.successors(findings[1])) == {"SSC-IN-1", "SSC-IN-2"}
+    assert "2 separate reasons" in g.nodes["pop:ssc"]["label"].replace("\n", " ")
     assert g.edges["SLE-IN-7b", "pop:sle"]["relation"] == "violates"
     assert g.edges["pop:sle", "overall"]["relation"] == "violates"
     assert g.nodes["others:sle"]["label"].replace("\n", " ") == "10 other SLE criteria: 10 satisfied"
-    assert g.number_of_nodes() == 8  # the full graph had 131
-    # undetermined: the findings to measure, dashed, to the criteria they would decide
+    assert "not satisfied" not in g.nodes["others:ssc"]["label"].replace("\n", " ")  # SSC-IN-1/2 are drawn
+    assert g.number_of_nodes() == 11  # the full graph had 131
+    # undetermined: the findings to measure, dashed, in the plan's order, to the criteria they would decide
     g = explanation("sle-referral-labs-pending")
     todo = [d["label"].split("\n")[0] for n, d in g.nodes(data=True) if d["kind"] == "unknown"]
-    assert todo == ["1. record hydration assistance", "2. measure ALT?", "3. measure AST?",
-                    "4. measure total bilirubin?", "5. measure INR or APTT?"]
-    assert {b for _, b in g.out_edges("measure:5")} == {"SLE-IN-7d"}
+    assert todo == ["1. measure ALT?", "2. measure AST?", "3. measure total bilirubin?",
+                    "4. measure INR or APTT?", "5. record hydration assistance"]
+    assert {b for _, b in g.out_edges("measure:4")} == {"SLE-IN-7d"}
+    # a population with nothing drawn says why; it does not decide an SLE-led verdict alone
+    assert "problem list is not declared complete" in g.nodes["pop:ssc"]["label"].replace("\n", " ")
     # eligible: only the eligible population's criteria, every one of them drawn
     g = explanation("sle-eligible")
     crit = {n for n, d in g.nodes(data=True) if d["kind"] == "criterion"}
     assert crit == {c.id for c in KB.criteria if c.population == "sle"}
     assert g.number_of_nodes() < 30
+    # the ineligible population does not point into an eligible overall verdict as if it excluded
+    assert g.edges["pop:ssc", "overall"]["relation"] == "context"
+    assert [n for n in g.nodes if g.nodes[n]["kind"] == "criterion"] == sorted(
+        crit, key=[c.id for c in KB.criteria].index)  # protocol order
+    # criteria whose sentence has no heading get its opening words
+    g = explanation("ssc-eligible")
+    assert g.nodes["SSC-IN-2"]["label"] == "SSC-IN-2: met\nCombined with interstitial\npneumonia caused by SSc"
+    assert all("\n" in g.nodes[c.id]["label"] for c in KB.criteria if c.population == "ssc")
 
 
 def test_mermaid_has_population_clusters(tmp_path):

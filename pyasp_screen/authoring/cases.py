@@ -26,9 +26,14 @@ from pyasp_screen.knowledge.kb import KBError, load_kb
 
 @dataclass
 class CaseResult:
+    """One example patient: passed, the differences from its expectations (one line each),
+    and the statuses it got (condition ID -> met | not_met | unknown; empty if it could not
+    be screened)."""
+
     name: str
     passed: bool
     differences: list[str] = field(default_factory=list)
+    statuses: dict[str, str] = field(default_factory=dict)
 
 
 def example_cases(kb_dir: Path, pattern: str | None = None) -> list[Path]:
@@ -66,25 +71,81 @@ def run_case(kb_dir: Path, case: Path, engines: dict) -> CaseResult:
     except RecordInvalid as e:
         return CaseResult(case.stem, False, [f"field {e.field}: {e.reason}"])
     diffs = []
+    stated = {**(expected.get("statuses") or {}), **(expected.get("components") or {})}
     if "overall" in expected and result.overall != expected["overall"]:
-        diffs.append(f"overall: expected {expected['overall']}, got {result.overall}")
+        why = "; ".join(filter(None, (_responsible(kb, result, pop, stated) for pop in kb.populations)))
+        diffs.append(f"overall: expected {expected['overall']}, got {result.overall}" + (f" ({why})" if why else ""))
     for pop, v in (expected.get("verdicts") or {}).items():
         if result.verdicts.get(pop) != v:
-            diffs.append(f"verdict {pop}: expected {v}, got {result.verdicts.get(pop, '(no such population)')}")
-    for cid, v in {**(expected.get("statuses") or {}), **(expected.get("components") or {})}.items():
-        got = result.statuses.get(cid, "(no such criterion)")
+            why = _responsible(kb, result, pop, stated) if pop in kb.populations else ""
+            diffs.append(f"verdict {pop}: expected {v}, got {result.verdicts.get(pop, '(no such population)')}"
+                         + (f" ({why})" if why else ""))
+    for cid, v in stated.items():
+        got = result.statuses.get(cid, "(no such criterion or component)")
         if got != v:
             diffs.append(f"{cid}: expected {v}, got {got}")
     for c in result.contradictions:
         diffs.append(f"{c}: both holds and fails (a knowledge-base error)")
     if not any(k in expected for k in ("overall", "verdicts", "statuses", "components")):
         diffs.append("the expected file states nothing to check")
-    return CaseResult(case.stem, not diffs, diffs)
+    return CaseResult(case.stem, not diffs, diffs, dict(result.statuses))
+
+
+def _responsible(kb, result, pop: str, stated: dict) -> str:
+    """The criteria that make a population's verdict what it is: those against the patient
+    (an inclusion not met, an exclusion met) for ineligible, those unknown for undetermined;
+    each marked when the expectations do not state it."""
+    verdict = result.verdicts.get(pop)
+    against = {"inclusion": "not_met", "exclusion": "met"}
+    names = []
+    for c in kb.criteria:
+        if c.population not in (pop, "all"):
+            continue
+        status = result.statuses.get(c.id, "unknown")
+        if (verdict == "ineligible" and status == against[c.kind]) or \
+                (verdict == "undetermined" and status == "unknown"):
+            names.append(f"{c.id} {status}" + ("" if c.id in stated else ", not in the expectations"))
+    if not names:
+        return ""
+    label = kb.population_labels.get(pop, pop)
+    return f"{label}: " + "; ".join(names) if len(kb.populations) > 1 else "; ".join(names)
 
 
 def run_cases(kb_dir: Path, pattern: str | None = None) -> list[CaseResult]:
     engines: dict = {}
     return [run_case(kb_dir, c, engines) for c in example_cases(kb_dir, pattern)]
+
+
+@dataclass
+class Coverage:
+    """How many example patients reached each status, per condition in protocol order
+    (``counts``: condition ID -> {met, not_met, unknown} -> patients)."""
+
+    counts: dict[str, dict[str, int]]
+
+    def gaps(self, components: bool = False) -> dict[str, list[str]]:
+        """Status -> the criteria (with ``components``, also the components) no example reached."""
+        out: dict[str, list[str]] = {}
+        for cid, n in self.counts.items():
+            if "." in cid and not components:
+                continue
+            for status, k in n.items():
+                if k == 0:
+                    out.setdefault(status, []).append(cid)
+        return out
+
+
+def coverage(kb_dir: Path, results: list[CaseResult]) -> Coverage:
+    """Which statuses the example patients reached, criterion by criterion and component by
+    component (patients that could not be screened are left out)."""
+    kb = load_kb(kb_dir)
+    counts = {cid: {"met": 0, "not_met": 0, "unknown": 0}
+              for c in kb.criteria for cid in (c.id, *c.components)}
+    for r in results:
+        for cid, status in r.statuses.items():
+            if cid in counts and status in counts[cid]:
+                counts[cid][status] += 1
+    return Coverage(counts)
 
 
 SKELETON_MANIFEST = """\

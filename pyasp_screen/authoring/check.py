@@ -22,6 +22,7 @@ parser (which executes nothing) before it is ever handed to a solver. Findings a
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
@@ -48,10 +49,16 @@ VALUES = {"true", "false", "yes", "no", "positive", "negative", "indeterminate",
 MANIFEST_KEYS = {"name", "title", "version", "protocol", "programs", "populations", "parameters", "extends"}
 
 
-def check_kb_dir(kb_dir: Path, exactness: bool = True) -> list[Problem]:
+def check_kb_dir(kb_dir: Path, exactness: bool = True, params: dict[str, str] | None = None,
+                 every_reading: bool = False) -> list[Problem]:
     """Every problem of a knowledge base folder, its manifest, vocabulary and cases included.
-    ``exactness``: also run the brute-force exactness check (a few seconds; only when nothing
-    else is wrong)."""
+
+    ``exactness``: also run the exactness check (a few seconds; only when nothing else is
+    wrong), under the parameters ``params`` (NAME -> text, as --param gives them; default: the
+    manifest's) and, with ``every_reading``, under every other value of each choice and
+    boolean parameter of the rules, one at a time (:func:`readings`). A problem found under
+    other values than the manifest's says which ("with sledai_exclude_cns=false: ...")."""
+    overrides = dict(params or {})
     resolved = resolve(kb_dir)
     problems = list(resolved.problems)
     m = resolved.manifest
@@ -90,17 +97,68 @@ def check_kb_dir(kb_dir: Path, exactness: bool = True) -> list[Problem]:
     problems += _rules(parsed, params, m.path, populations, vocab)
     problems += _clingo_messages(sources, params)
     criteria = {a.text(0) for r in parsed.rules for a in r.heads if a.name == "criterion" and a.text(0)}
-    problems += _cases(kb_dir, criteria, populations)
+    parts = {a.text(1) for r in parsed.rules for a in r.heads if a.name in ("all_of", "any_of") and a.text(1)}
+    problems += _cases(kb_dir, criteria, populations, parts, params)
     for name in FINDINGS_PARAMETERS:
         if name not in params:
             problems.append(Problem(str(m.path), 1, 1, f"parameter {name} (stage: findings) is not declared: "
                                     "the findings stage needs it (copy it from kb/ct1190b/manifest.yaml)"))
     problems += _sentences_in_protocol(resolved, parsed)
-    if exactness and not problems:
-        from pyasp_screen.authoring.exactness import exactness_problems
+    try:
+        from pyasp_screen.knowledge.kb import load_kb
 
-        problems += exactness_problems(kb_dir)
+        compiled = load_kb(kb_dir)
+    except KBError:
+        compiled = None  # what stops it is reported above
+    if compiled is not None:
+        problems += _never_known(compiled, parsed)
+        problems += _parameters_linked(compiled, parsed)
+    if exactness and not problems:
+        problems += exactness_under_readings(kb_dir, overrides, every_reading)
     return problems
+
+
+def readings(kb) -> list[dict[str, str]]:
+    """The other readings of a compiled knowledge base: for each choice or boolean parameter
+    the rules read (stage asp), each value it does not have, one parameter at a time."""
+    out = []
+    for p in kb.parameters.values():
+        if p.stage != "asp" or p.kind not in ("choice", "boolean"):
+            continue
+        values = p.choices if p.kind == "choice" else ("true", "false")
+        out += [{p.name: v} for v in values if v != p.asp_constant()]
+    return out
+
+
+def exactness_under_readings(kb_dir: Path, params: dict[str, str], every_reading: bool) -> list[Problem]:
+    """The exactness check under ``params``, and with ``every_reading`` under each of
+    :func:`readings` too; a problem already found under an earlier reading is not repeated."""
+    from pyasp_screen.authoring.exactness import check_exactness
+    from pyasp_screen.knowledge.kb import load_kb
+
+    try:
+        kb = load_kb(kb_dir, params)
+    except KBError as e:
+        return [Problem(str(kb_dir / "manifest.yaml"), 1, 1, f"cannot be loaded for the exactness check: {e}")]
+    out, seen = [], set()
+    scenarios = [dict(params)] + ([{**params, **r} for r in readings(kb)] if every_reading else [])
+    for scenario in scenarios:
+        try:
+            this = kb if scenario == params else kb.with_parameters(scenario)
+        except KBError as e:
+            out.append(Problem(str(kb_dir / "manifest.yaml"), 1, 1, f"{_reading(scenario)}cannot be loaded: {e}"))
+            continue
+        for p in check_exactness(this):
+            key = (p.file, p.line, p.message.split(" for a record")[0])  # the same fault
+            if key in seen:
+                continue
+            seen.add(key)
+            out.append(Problem(p.file, p.line, p.column, _reading(scenario) + p.message))
+    return out
+
+
+def _reading(scenario: dict[str, str]) -> str:
+    return f"with {', '.join(f'{k}={v}' for k, v in scenario.items())}: " if scenario else ""
 
 
 def _from_message(text: str) -> Problem:
@@ -174,7 +232,7 @@ def _rules(parsed: analysis.Parsed, parameters: dict, manifest: Path, population
                 defined.setdefault(a.text(0), a.location)
                 if a.text(1):
                     defined.setdefault(f"part:{a.text(1)}", a.location)
-            elif a.name == "check" and len(a.args) == 4 and a.text(0):
+            elif a.name in ("check", "check_ever") and len(a.args) == 4 and a.text(0):
                 defined.setdefault(a.text(0), a.location)
                 checks.append((a.text(0), a.text(1) or "", a.text(3) or "", a.location))
     for cid, (kind, pop, loc) in kinds.items():
@@ -191,11 +249,26 @@ def _rules(parsed: analysis.Parsed, parameters: dict, manifest: Path, population
                                     "check/4, all_of/2 or any_of/2)"))
         if cid not in sentences:
             problems.append(Problem(*locs[0], f"{cid} has no registry_sentence/2: cite the sentence it encodes"))
+    parts = {cond[5:] for cond in defined if cond.startswith("part:")}
+    read_conditions = {a.text(1) for r in parsed.rules for a in r.body if a.name in ("holds", "fails") and a.text(1)}
     for cond, loc in defined.items():
         if cond.startswith("part:"):
             continue
         if cond.split(".")[0] not in criteria:
             problems.append(Problem(*loc, f"rules for {cond}, but no criterion {cond.split('.')[0]} is declared"))
+        elif cond not in criteria and cond not in parts and cond not in read_conditions:
+            parent = cond.rsplit(".", 1)[0]
+            problems.append(Problem(*loc, f"rules for {cond}, but no all_of/any_of lists it as a part (of "
+                                    f"{parent}?): it decides nothing and is never shown "
+                                    f"(all_of(\"{parent}\", (..., \"{cond}\")) or a misspelt ID?)"))
+    for r in parsed.rules:
+        for a in r.heads:
+            if a.name in ("all_of", "any_of") and len(a.args) == 2 and a.text(0) and a.text(1) \
+                    and a.text(1) not in defined:
+                never = "never be met" if a.name == "all_of" else "never be ruled out"
+                problems.append(Problem(*a.location, f"{a.text(1)} is a part of {a.text(0)} but no rule decides "
+                                        f"it (holds/2, fails/2, check/4, all_of/2 or any_of/2): it stays unknown "
+                                        f"for every patient, so {a.text(0)} can {never}"))
     for cid, loc in sentences.items():
         if cid not in criteria:
             problems.append(Problem(*loc, f"registry sentence for {cid}, which is not declared"))
@@ -229,6 +302,98 @@ def _rules(parsed: analysis.Parsed, parameters: dict, manifest: Path, population
             problems.append(Problem(*loc, f"{threshold} is in {p.unit or 'no unit'} but {name} is compared in "
                                     f"{kind.unit}: give the threshold in {kind.unit}"))
     return problems
+
+
+# Shared predicates that read a finding's most recent result within its look-back window
+# (kb/lib/core.lp): the argument naming the finding.
+WINDOWED = {"current/4": 1, "current_result/3": 1, "in_window/3": 1, "newer_in_window/3": 1,
+            "result_in_window/3": 1, "newer_result/3": 1}
+# ... and every result within its history window (history_window/2)
+HISTORY = {"result_ever/3": 1, "result_never/3": 1, "ever_in_window/4": 1}
+# Shared predicates whose "no" needs the scheme's items declared (scheme_item/2): a complete
+# scheme closes only the items it knows.
+CLOSED_BY_ITEMS = {"item_no/3", "item_maybe/3", "scheme_recorded/2"}
+
+
+def _never_known(kb, parsed: analysis.Parsed) -> list[Problem]:
+    """Mistakes that leave a criterion unknown for every patient whatever the record says:
+    a result read without a look-back window (no result is ever current), an item a scheme
+    does not declare (a complete scheme never closes it), a scheme with no items at all."""
+    out, said = [], set()
+    windows = set(kb.windows)
+    for r in parsed.rules:
+        for a in r.heads:
+            if a.name == "check_ever" and len(a.args) == 4 and a.text(1) and a.text(1) not in kb.history_windows \
+                    and (a.text(1), "history") not in said:
+                said.add((a.text(1), "history"))
+                out.append(Problem(*a.location, _no_window(a.text(1), a.text(0) or "it", "history_window")))
+            if a.name == "check" and len(a.args) == 4 and a.text(1) and a.text(1) not in windows \
+                    and (a.text(1), "check") not in said and any(c[1] == a.text(1) for c in kb.checks):
+                said.add((a.text(1), "check"))
+                out.append(Problem(*a.location, _no_window(a.text(1), a.text(0) or "it")))
+        for a in r.body:
+            pos = WINDOWED.get(a.signature)
+            name = a.text(pos) if pos is not None else None
+            if name and name not in windows and (name, "read") not in said and name not in kb.parameters:
+                said.add((name, "read"))
+                out.append(Problem(*a.location, _no_window(name, "the rule")))
+            pos = HISTORY.get(a.signature)
+            name = a.text(pos) if pos is not None else None
+            if name and name not in kb.history_windows and (name, "history") not in said \
+                    and name not in kb.parameters:
+                said.add((name, "history"))
+                out.append(Problem(*a.location, _no_window(name, "the rule", "history_window")))
+            if a.signature in CLOSED_BY_ITEMS or a.signature == "item_yes/3":
+                scheme = a.text(1)
+                items = kb.scheme_items.get(scheme or "", frozenset())
+                if not scheme or scheme in kb.parameters or (scheme, "items") in said:
+                    continue
+                if not items and a.signature in CLOSED_BY_ITEMS:
+                    said.add((scheme, "items"))
+                    out.append(Problem(*a.location, f"{scheme} has no items declared (scheme_item({scheme}, Item); "
+                                       "the score schemes' are in lib/scores.lp): a record's complete: "
+                                       f"[{scheme}] closes nothing, so {a.name} never holds"))
+                item = a.text(2) if len(a.args) == 3 else None
+                if items and item and item not in items and item not in kb.parameters \
+                        and (scheme, item) not in said:
+                    said.add((scheme, item))
+                    hint = difflib.get_close_matches(item, items, n=2)
+                    out.append(Problem(*a.location, f"{item} is not an item of {scheme}"
+                                       + (f" (did you mean {', '.join(hint)}?)" if hint else "")
+                                       + f": no record can state it and a complete {scheme} never closes it "
+                                       + (f"(the organ systems are those of kb/lib/vocabulary.yaml's organs: "
+                                          f"{', '.join(sorted(items))})" if scheme == "organ_involvement" else
+                                          f"(declare scheme_item({scheme}, {item}) if it is one)")))
+    return out
+
+
+def _no_window(name: str, who: str, declaration: str = "window") -> str:
+    if declaration == "history_window":
+        return (f"{name} is read as every result within its history window, but no history_window({name}, "
+                f"Days) is declared: no result of it is ever read and {who} stays unknown for every patient "
+                f"(declare history_window({name}, some_history_days))")
+    return (f"{name} is read as the most recent result within its look-back window, but no window({name}, "
+            f"Days) is declared: no result of it is ever read and {who} stays unknown for every patient "
+            f"(declare window({name}, some_window_days) in the rules, or window: in vocabulary.yaml)")
+
+
+def _parameters_linked(kb, parsed: analysis.Parsed) -> list[Problem]:
+    """A parameter the rules use must lead to the criteria it changes (params shows them as
+    "used by"); one used only where the compiled knowledge base cannot follow it to a
+    criterion is reported, with the fix (used_by: in the manifest)."""
+    out = []
+    where: dict[str, tuple] = {}
+    for r in parsed.rules:
+        for name, loc in r.identifiers:
+            if name in kb.parameters:
+                where.setdefault(name, loc)
+    for name, loc in where.items():
+        p = kb.parameters[name]
+        if p.stage == "asp" and not kb.parameter_uses.get(name):
+            out.append(Problem(*loc, f"parameter {name} is used here but no criterion's rules lead to this rule: "
+                               f"params cannot say which criteria it changes (add used_by: [criterion IDs] to "
+                               f"its declaration in manifest.yaml)"))
+    return out
 
 
 GROUND_SECONDS = 20
@@ -320,8 +485,13 @@ def _from_clingo(msg: str, advice: str) -> Problem:
     return Problem("<clingo>", 0, 0, f"{text} ({advice})")
 
 
-def _cases(kb_dir: Path, criteria: set[str], populations: dict) -> list[Problem]:
-    """Example patients' expectations must name criteria and populations that exist."""
+def _cases(kb_dir: Path, criteria: set[str], populations: dict, parts: set[str] = frozenset(),
+           parameters: dict | None = None) -> list[Problem]:
+    """Example patients' expectations must name criteria, components, populations and
+    parameters that exist, and parameter values the manifest accepts."""
+    from pyasp_screen.knowledge.kb import _parse_value
+
+    parameters = parameters or {}
     problems = []
     words = {"met", "not_met", "unknown", "eligible", "ineligible", "undetermined"}
     real = Path(os.path.realpath(kb_dir))
@@ -338,8 +508,27 @@ def _cases(kb_dir: Path, criteria: set[str], populations: dict) -> list[Problem]
             problems.append(Problem(str(exp), 1, 1, "expected a mapping (overall:, verdicts:, statuses:)"))
             continue
         for cid in list((data.get("statuses") or {})) + list((data.get("components") or {})):
-            if str(cid).split(".")[0] not in criteria:
-                problems.append(Problem(str(exp), _line_of(exp, str(cid)), 1, f"{cid}: no such criterion"))
+            cid = str(cid)
+            if cid.split(".")[0] not in criteria:
+                problems.append(Problem(str(exp), _line_of(exp, cid), 1, f"{cid}: no such criterion"))
+            elif cid not in criteria and cid not in parts:
+                siblings = sorted(p for p in parts if p.startswith(cid.split(".")[0] + "."))
+                hint = difflib.get_close_matches(cid, siblings, n=2)
+                problems.append(Problem(str(exp), _line_of(exp, cid), 1, f"{cid}: no such component" + (
+                    f" (did you mean {', '.join(hint)}?)" if hint else
+                    f" ({cid.split('.')[0]} has {', '.join(siblings) if siblings else 'none'})")))
+        for name, value in (data.get("params") or {}).items() if isinstance(data.get("params"), dict) else ():
+            name = str(name)
+            if name not in parameters:
+                hint = difflib.get_close_matches(name, parameters, n=2)
+                problems.append(Problem(str(exp), _line_of(exp, name), 1, f"params: {name} is not a parameter of this "
+                                        "knowledge base" + (f" (did you mean {', '.join(hint)}?)" if hint else "")))
+                continue
+            raw = str(value).lower() if isinstance(value, bool) else str(value)
+            try:
+                _parse_value(parameters[name], raw, f"params: {name}")
+            except KBError as e:
+                problems.append(Problem(str(exp), _line_of(exp, name), 1, str(e)))
         for pop in (data.get("verdicts") or {}):
             if pop not in populations:
                 problems.append(Problem(str(exp), _line_of(exp, str(pop)), 1, f"{pop}: no such population"))

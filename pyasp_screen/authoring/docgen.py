@@ -49,6 +49,13 @@ def facts(vocab: Vocabulary) -> list[tuple[str, str, str]]:
          "Treatment course K: days counted from the screening date (day 0; earlier days negative; "
          "EndDay 0 while ongoing)."),
         ("dose_change/3", "P, K, Day", "The dose of course K changed on Day."),
+        ("dose_change_unknown/3", "P, K, Day",
+         "The dose of course K may have changed on Day: from then it is not known (an order whose daily dose "
+         "cannot be computed)."),
+        ("course_end_unknown/2", "P, K",
+         "Course K ended on a day that is not known: after its EndDay (the last day it is known to have been "
+         "taken) and on or before the screening date."),
+        ("deceased/1", "P", "The patient is deceased (never eligible: kb/lib/core.lp)."),
         ("gc_dose_per_kg/4", "P, K, Lo, Hi",
          "Highest prednisone-equivalent dose of glucocorticoid course K per kg body weight "
          "(mg/kg/day, half-step grid)."),
@@ -97,6 +104,10 @@ def vocabulary_markdown(vocab: Vocabulary | None = None, source: str = "kb/lib/v
     for d in vocab.drugs.values():
         star = " *" if d.name in vocab.glucocorticoids else ""
         out.append(f"| `{d.name}`{star} | {', '.join(d.rxnorm) or '-'} | {', '.join(d.names)} |")
+    out += ["", "## Events", "", "Growth factors (`growth_factors[].drug`): "
+            + ", ".join(f"`{g}`" for g in sorted(vocab.growth_factors)) + ". Transfusions: the SNOMED CT "
+            "procedures " + (", ".join(f"{c} ({p})" for c, p in vocab.transfusion_procedures.items()) or "-") + " (and, in an OMOP CDM, their "
+            "descendants; docs/omop.md)."]
     out += ["", "## Assessments", "", "| name | values | meaning |", "|---|---|---|"]
     for a in vocab.assessments.values():
         out.append(f"| `{a.name}` | {' / '.join(a.values)} | {a.label}{' (every dated entry read)' if a.event else ''} |")

@@ -28,7 +28,7 @@ import msgspec
 from pyasp_screen.engine.engine import Engine, Result
 from pyasp_screen.engine.screening import Screened
 from pyasp_screen.explain.explainer import Reason, ScopeExplanation, explain
-from pyasp_screen.explain.summary import summarise
+from pyasp_screen.explain.summary import event_caveats, summarise
 from pyasp_screen.findings.derive import derive
 from pyasp_screen.inputs.record import (
     Assessment,
@@ -157,6 +157,7 @@ class Comparison:
     changed: list[tuple[str, str, str]]         # (criterion or component, before, after)
     explanation: ScopeExplanation               # the what-if's overall verdict
     answer: dict                                # the new verdict in brief (render.short_explanation)
+    caveats: list = None                        # events that would undo what the edit makes met
 
     @property
     def reason(self) -> Reason | None:
@@ -170,7 +171,7 @@ class Comparison:
                 "before": {"overall": self.before.overall, **self.before.verdicts},
                 "after": {"overall": self.after.overall, **self.after.verdicts},
                 "criteria_changed": [{"id": c, "before": x, "after": y} for c, x, y in self.changed],
-                "answer": self.answer,
+                "answer": self.answer, "caveats": self.caveats or [],
                 "reason": ({"findings": reason.findings, "criteria": reason.criteria} if reason else None),
                 "missing": ({g: [" + ".join(r.findings) for r in rs] for g, rs in ex.missing.items()}
                             if ex.missing else None)}
@@ -195,9 +196,14 @@ def compare(record: Record, sets: list[str], unsets: list[str], base: KnowledgeB
     (_, before), (findings, after) = outcomes
     explained = explain(what_if, findings, max_results=10, scopes=["overall"])
     scopes = explained[1]
-    answer = short_explanation(summarise(what_if, Screened(record.id, findings, after), 10, ["overall"], explained))
+    patient = Screened(record.id, findings, after)
+    answer = short_explanation(summarise(what_if, patient, 10, ["overall"], explained))
     ids = list(dict.fromkeys(base.criterion_ids() + what_if.criterion_ids()))
     changed = [(c, before.statuses.get(c, "unknown"), after.statuses.get(c, "unknown"))
                for c in ids if before.statuses.get(c) != after.statuses.get(c)]
     edits = {"set": list(sets), "unset": list(unsets), "parameters": kb_header(what_if)["parameters_changed"]}
-    return Comparison(edits, before, after, changed, scopes[0], answer)
+    # a result the edit sets counts only if no transfusion or growth factor was used to reach
+    # it (SLE-IN-7b): asked of the engine for the criteria the edit makes met
+    caveats = event_caveats(what_if, patient, explained, [c for c, x, y in changed if y == "met"]) \
+        if sets else []
+    return Comparison(edits, before, after, changed, scopes[0], answer, caveats)

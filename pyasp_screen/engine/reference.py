@@ -1,10 +1,10 @@
 """The reference engine: the knowledge base as written, grounded with a batch of findings.
 
 This is the engine as it was before the compiled fast path of :mod:`.engine` (main at
-4d7c90b), kept unchanged as the reference every faster path is checked against
-(tests/test_engine_fast.py, bench/bench_screen.py) and as the baseline of the benchmarks
-("a fresh Control per patient" is this engine with batches of one). It grounds the
-programs' own text, every rule as the author wrote it, and reads statuses through bitmask
+4cc576f, with the grounding limits of issue 13), kept unchanged as the reference every
+faster path is checked against (tests/test_engine_fast.py, bench/bench_screen.py) and as
+the baseline of the benchmarks ("a fresh Control per patient" is this engine with batches
+of one). It grounds the programs' own text, every rule as the author wrote it, and reads statuses through bitmask
 projections of holds/2 and fails/2 (see ReferenceEngine._row_rule).
 
 The program's meaning (statuses met / not_met / unknown, verdicts eligible / ineligible /
@@ -18,8 +18,9 @@ from collections.abc import Iterable
 
 import clingo
 
-from pyasp_screen.engine.results import EngineError, Result
+from pyasp_screen.engine.results import EngineError, GroundingStopped, Result
 from pyasp_screen.findings.derive import Findings, asp_string
+from pyasp_screen.knowledge.grounding import GroundingLimit, run_bounded
 from pyasp_screen.knowledge.kb import KnowledgeBase
 from pyasp_screen.knowledge.vocabulary import FACT_PREDICATES
 
@@ -90,11 +91,14 @@ class ReferenceEngine:
         return statuses
 
     def solve_program(self, facts: str, vocabulary_facts: dict[str, list[str]] | None = None,
-                      ) -> list[clingo.Symbol]:
+                      patients: int = 1) -> list[clingo.Symbol]:
         """Ground and solve the KB with ``facts``; the shown symbols of the one model.
 
         ``vocabulary_facts`` (predicate name -> facts without the final period, every one of
         the vocabulary's arity) are more facts, passed by the faster route of _term_facts.
+        ``patients``: how many patients the facts are of, which sets the grounding's time
+        and memory limits (:mod:`pyasp_screen.knowledge.grounding`). Raises EngineError, or
+        GroundingStopped past a limit.
         """
         messages: list[str] = []
         ctl = clingo.Control(self._args, logger=lambda code, msg: messages.append(msg))
@@ -106,20 +110,28 @@ class ReferenceEngine:
                 facts += "".join(f + ".\n" for fs in vocabulary_facts.values() for f in fs)
             else:
                 program += rules
+
+        def ground_and_solve() -> list[clingo.Symbol] | None:
+            try:
+                ctl.add("base", [], program)
+                if facts:
+                    ctl.add("base", [], facts)
+                ctl.ground([("base", [])], context=context)
+            except RuntimeError as e:
+                if "bad_alloc" in str(e):
+                    raise
+                raise EngineError(" ".join(messages[0].split()) if messages else "grounding failed") from None
+            with ctl.solve(yield_=True) as handle:
+                for model in handle:
+                    return model.symbols(shown=True)
+            return None
+
         try:
-            ctl.add("base", [], program)
-            if facts:
-                ctl.add("base", [], facts)
-            ctl.ground([("base", [])], context=context)
-        except RuntimeError:
-            raise EngineError(" ".join(messages[0].split()) if messages else "grounding failed") from None
-        symbols: list[clingo.Symbol] = []
-        with ctl.solve(yield_=True) as handle:
-            for model in handle:
-                symbols = model.symbols(shown=True)
-                break
-            else:
-                raise EngineError(f"knowledge base {self.kb.name} has no answer set for these findings")
+            symbols = run_bounded(ground_and_solve, kb=self.kb.name, patients=patients, interrupt=ctl.interrupt)
+        except GroundingLimit as e:
+            raise GroundingStopped(str(e)) from None
+        if symbols is None:
+            raise EngineError(f"knowledge base {self.kb.name} has no answer set for these findings")
         return symbols
 
     @staticmethod
@@ -186,7 +198,7 @@ class ReferenceEngine:
                     groups[name].append(fact)
                 else:
                     groups[name] = [fact]
-        symbols = self.solve_program("".join(other), groups)
+        symbols = self.solve_program("".join(other), groups, patients=len(batch))
         n_masks, n_pop = 2 * self._masks, len(self._populations)
         for sym in symbols:
             if sym.name == "contradiction":

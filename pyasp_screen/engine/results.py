@@ -9,6 +9,11 @@ class EngineError(Exception):
     """clingo failed on a knowledge base (a KB bug, not a patient's property)."""
 
 
+class GroundingStopped(EngineError):
+    """Grounding passed its time or memory limit (a rule that grounds without end); the
+    message names the knowledge base (:mod:`pyasp_screen.knowledge.grounding`)."""
+
+
 @dataclass
 class Result:
     """The screening result of one patient.

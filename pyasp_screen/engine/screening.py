@@ -44,13 +44,17 @@ class Screened:
 
 
 def prepare(item: Loaded | RecordError, kb: KnowledgeBase) -> tuple[Loaded, Findings] | RecordError:
-    """Findings for one loaded record, or the RecordError that rejects it."""
+    """Findings for one loaded record, or the RecordError that rejects it. Never raises: a
+    failure of ours on one record rejects that record, with the reason, not the batch."""
     if isinstance(item, RecordError):
         return item
     try:
         return item, derive(item.record, kb)
     except RecordInvalid as e:
         return RecordError(item.file, item.record.id, e.field, e.reason)
+    except Exception as e:  # noqa: BLE001 - reported per record, the run goes on
+        return RecordError(item.file, item.record.id, None, f"could not be screened ({type(e).__name__}: "
+                           f"{' '.join(str(e).split())}); please report this")
 
 
 def screen_records(items: Iterable[Loaded | RecordError], kb: KnowledgeBase,

@@ -29,7 +29,9 @@ from dataclasses import dataclass, field
 
 import clingo
 
+from pyasp_screen.engine.engine import GroundingStopped
 from pyasp_screen.findings.derive import Findings, fmt
+from pyasp_screen.knowledge.grounding import GroundingLimit, run_bounded
 from pyasp_screen.knowledge.kb import KB_PARTS, SCALE, KnowledgeBase
 
 SHOW = "#show status/3.\n#show verdict/3.\n#show overall/2.\n#show pick/1.\n"
@@ -80,7 +82,8 @@ def units_of(findings: Findings) -> list[Unit]:
         if f.name == "patient":
             continue
         head = f.sources[0] if f.sources else ""
-        if head.startswith("medications[") and f.fact.startswith(("course(", "dose_change(", "gc_dose_per_kg(")):
+        if head.startswith("medications[") and f.fact.startswith(("course(", "dose_change(", "gc_dose_per_kg(",
+                                                                          "course_end_unknown(", "dose_change_unknown(")):
             key = head.split(".")[0]               # a course with its dose changes: one unit
         elif head.startswith("group:"):         # facts a caller grouped explicitly
             key = head
@@ -445,7 +448,10 @@ class Explainer:
     def _ground(self, lines: list[str]) -> clingo.Control:
         ctl = clingo.Control(self.kb.clingo_args() + ["--warn=none"])
         ctl.add("base", [], self.kb.program_text() + "\n#program base.\n" + SHOW + "\n".join(lines))
-        ctl.ground(KB_PARTS)
+        try:  # under the time and memory limits of every grounding
+            run_bounded(lambda: ctl.ground(KB_PARTS), kb=self.kb.name, patients=1)
+        except GroundingLimit as e:
+            raise GroundingStopped(str(e)) from None
         return ctl
 
     def _assumptions(self, which: str, known: Iterable[int], free: Iterable[str] = (),

@@ -16,6 +16,7 @@ fact also gets a human description (``Finding``) for explanations and output.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -70,6 +71,7 @@ class Findings:
     patient: str
     findings: list[Finding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    screening_date: date | None = None  # the date the patient was screened at
     not_done: list[str] = field(default_factory=list)
     # True when every fact is a predicate of the fact vocabulary with its arity and ground
     # arguments, as derive() writes them: the engine may then pass them to clingo as terms
@@ -93,7 +95,14 @@ def asp_string(text: str) -> str:
 
 
 def fmt(value: Fraction, places: int = 3) -> str:
-    """A Fraction for people: at most ``places`` decimals, trailing zeros dropped."""
+    """A Fraction for people: at most ``places`` decimals, trailing zeros dropped; a value of
+    a million million or more (only ever an impossible one, quoted in its error) in
+    scientific notation, 1e+308."""
+    if abs(value) >= 10**12:
+        try:
+            return format(float(value), ".6g")
+        except OverflowError:  # past a float's range
+            return f"{'-' * (value < 0)}about 1e+{len(str(abs(int(value)))) - 1}"
     q = Decimal(value.numerator) / Decimal(value.denominator)
     text = format(round(q, places), "f")
     return text.rstrip("0").rstrip(".") if "." in text else text
@@ -222,6 +231,28 @@ def _crcl_data(crcl, scr, when, days, label, used, weight, height, age, sex, whe
     return _dated(when, days, value=number(crcl), unit="mL/min", method="Cockcroft-Gault", inputs=inputs)
 
 
+TITRE = re.compile(r"^\s*1\s*:\s*(\d+)\s*$")
+
+
+def _is_titre(unit: str) -> bool:
+    """Is a finding measured as a titre ({titer}: the reciprocal of the highest dilution
+    still positive)?"""
+    return unit.replace(" ", "") in ("{titer}", "{titre}")
+
+
+def _titre(raw: str, unit: str | None, kind, where: str) -> tuple[int, str]:
+    """A titre written as laboratories write it, "1:80", as its reciprocal dilution (80) in
+    the finding's unit; any other text is refused by name. A unit given with it must be the
+    finding's own (a titre has no other)."""
+    m = TITRE.match(raw)
+    if m is None:
+        raise RecordInvalid(where, f"{raw!r} is not a titre (1:80) or a number ({kind.name} is measured in "
+                            f"{kind.unit}, the reciprocal dilution: 1:80 is 80)")
+    if unit not in (None, "", kind.unit):
+        raise RecordInvalid(where.rsplit(".", 1)[0] + ".unit", f"a titre {raw} is in {kind.unit}, not {unit!r}")
+    return int(m.group(1)), kind.unit
+
+
 @lru_cache(maxsize=1 << 16)
 def _plausible_value(kind, raw, unit: str | None) -> Fraction | None:
     """An observation's value in its finding's unit if it converts and is plausible, else
@@ -298,6 +329,10 @@ class _Builder:
             self.age = None
         if r.sex != "unknown":
             self.add(f"sex({self.p},{r.sex})", "sex", f"sex {r.sex}", "sex")
+        if r.deceased is not None and r.deceased is not False:
+            when = f" on {r.deceased}" if not isinstance(r.deceased, bool) else ""
+            self.add(f"deceased({self.p})", "deceased", f"patient deceased{when}: never eligible", "deceased")
+            self.out.notes.append(f"patient deceased{when}: never counted eligible")
         for cat in dict.fromkeys(r.complete):
             self.add(f"complete({self.p},{cat})", f"complete:{cat}",
                      f"{cat.replace('_', ' ')} declared complete", "complete")
@@ -345,13 +380,34 @@ class _Builder:
                                         f"({kind.name} is qualitative)")
                 qualitative.setdefault((kind.name, days), []).append((value, obs.date, where))
                 continue
-            if isinstance(obs.value, (str, bool)):
+            raw, unit = obs.value, obs.unit
+            if isinstance(raw, str) and _is_titre(kind.unit):
+                try:
+                    raw, unit = _titre(raw, unit, kind, f"{where}.value")
+                except RecordInvalid as e:
+                    if obs.source is None:
+                        raise
+                    self.out.notes.append(f"{obs.source} ({kind.label}, {obs.display or obs.code}, "
+                                          f"{obs.value}): {e.reason}: result not used")
+                    continue
+            if isinstance(raw, (str, bool)):
                 raise RecordInvalid(f"{where}.value", f"{obs.value!r} is not a number "
                                     f"({kind.name} is measured in {kind.unit})")
-            value = _plausible_value(kind, obs.value, obs.unit)
+            value = _plausible_value(kind, raw, unit)
             if value is None:  # the slow path, which names the field and the reason
-                value = self._canonical(kind, obs.value, obs.unit, f"{where}.unit")
-                self._plausible(kind, value, f"{where}.value", obs.value, obs.unit)
+                try:
+                    value = self._canonical(kind, raw, unit, f"{where}.unit")
+                    self._plausible(kind, value, f"{where}.value", obs.value, unit)
+                except RecordInvalid as e:
+                    if obs.source is None:
+                        raise
+                    # An EHR's result: that observation is unusable, the patient is screened.
+                    self.out.notes.append(f"{obs.source} ({kind.label}, {obs.display or obs.code}, "
+                                          f"{obs.value} {obs.unit or '(no unit)'}): {e.reason}: result not used")
+                    continue
+            if obs.comparator is not None:
+                self._bound(kind, obs, value, days, where)
+                continue
             if kind.name == "spo2" and not (obs.room_air if obs.room_air is not None
                                             else self.kb.param("spo2_unflagged_is_room_air")):
                 self.out.notes.append(f"{where}: SpO2 not known to be on room air, not read")
@@ -398,6 +454,30 @@ class _Builder:
         self._fvc_decline(fvcs)
         for change in self.kb.changes:
             self._change(change, series.get(change.finding, []))
+
+    def _bound(self, kind, obs, value: Fraction, days: int, where: str) -> None:
+        """A result written as a bound ("<0.2", ">90"): the interval it states, on the grid.
+        v < b is Hi = grid(b) - 1 when b is on the grid (else grid(b)); v > b likewise Lo."""
+        op = obs.comparator
+        label = f"{kind.label} {op}{obs.value} {obs.unit or ''}".strip()
+        if kind.name in ("weight", "height", "creatinine"):
+            self.out.notes.append(f"{where}: {label} is only a bound: not used for CrCl")
+            return
+        name, bound = kind.name, value
+        if kind.uln:
+            uln = self._uln(kind, obs, where)
+            name, bound = kind.name + "_x_uln", clinical.uln_multiple(value, uln)
+        g = grid(bound)
+        on_grid = g % 2 == 0
+        low = grid(kind.plausible[0]) if kind.plausible and not kind.uln else 0
+        if kind.plausible and kind.uln:
+            low = 0
+        if op in ("<", "<="):
+            lo, hi = min(low, g), (g - 1 if op == "<" and on_grid else g)
+        else:
+            lo, hi = (g + 1 if op == ">" and on_grid else g), UNBOUNDED
+        self.add(f"quantity({self.p},{name},{lo},{hi},{days})", name,
+                 f"{label} ({obs.date}): only a bound, read as an interval", where)
 
     def _same_day(self, name: str, days: int, entries: list) -> None:
         """One quantity fact per test and day. Differing results of one day are kept as an
@@ -583,8 +663,8 @@ class _Builder:
                 elif drug != dose.drug:
                     continue
                 wheres.append(where)
-                doses = self._gc_doses(med, where) if med.dose is not None else []
-                if not doses:
+                doses = self._gc_doses(med, where)
+                if not doses or doses[-1] is None:  # no dose recorded, or not known at screening
                     known = False
                     continue
                 mg = doses[-1]
@@ -692,9 +772,30 @@ class _Builder:
         if a.total is not None:
             if not 0 <= a.total <= 105:
                 raise RecordInvalid(f"{where}.total", f"SLEDAI-2K total {a.total} is impossible (0-105)")
+            self._total_agrees("sledai2k_descriptors", a.total, a.descriptors, f"{where}.total", "SLEDAI-2K")
             self.add(f"sledai2k_total({self.p},{a.total})", "sledai2k_total",
                      f"SLEDAI-2K total {a.total} (recorded total, {when})", f"{where}.total",
                      data=partial(_dated, when, days, value=a.total, unit="{score}"))
+
+    def _total_agrees(self, scheme: str, total: int, items: dict, where: str, label: str) -> None:
+        """A recorded total beside the items it is the sum of (the knowledge base's
+        scheme_weight/3) must lie between what the items allow: present ones count, absent
+        ones do not, unknown ones (and, unless the scheme is declared complete, unrecorded
+        ones) may. Otherwise the record contradicts itself: a total of 12 with every
+        descriptor absent is not silently read as 0 (the descriptors decide when recorded)."""
+        weights = self.kb.scheme_weights.get(scheme)
+        closed = scheme in self.r.complete
+        if not weights or not (items or closed):
+            return
+        low = sum(w for i, w in weights.items() if items.get(i) is True)
+        high = low + sum(w for i, w in weights.items()
+                         if items.get(i) == "unknown" or (i not in items and not closed))
+        if not low <= total <= high:
+            allowed = f"{low}" if low == high else f"{low} to {high}"
+            basis = "declared complete" if closed else "recorded"
+            group = self.v.scheme_groups.get(scheme, scheme)
+            raise RecordInvalid(where, f"{label} total {total} contradicts the {group} {basis} with it, which "
+                                f"sum to {allowed}: correct the total or the {group}")
 
     def organs(self) -> None:
         self._items("organ_involvement", self.r.organ_involvement, "organ_involvement")
@@ -747,31 +848,48 @@ class _Builder:
             end = 0 if med.end is None or med.end >= self.today else -(self.today - med.end).days
             if end < start:
                 raise RecordInvalid(f"{where}.end", f"end {med.end} is before start {med.start}")
+            if med.end is not None and not med.end_known:
+                span = f"from {med.start}, ended on an unknown day after {med.end}"
+            else:
+                span = f"from {med.start} to {med.end or 'screening (ongoing)'}"
             self.add(f"course({self.p},{k},{drug},{med.route},{start},{end})", f"course:{drug}",
-                     f"{drug.replace('_', ' ')} {med.route} from {med.start} to {med.end or 'screening (ongoing)'}", where)
+                     f"{drug.replace('_', ' ')} {med.route} {span}", where)
+            if med.end is not None and not med.end_known:
+                self.add(f"course_end_unknown({self.p},{k})", f"course:{drug}",
+                         f"{drug.replace('_', ' ')}: the day it ended is not known (after {med.end})", where)
             for j, ch in enumerate(med.dose_changes):
                 day = -self.days_before(ch.date, f"{where}.dose_changes[{j}].date")
                 if ch.date < med.start:
                     raise RecordInvalid(f"{where}.dose_changes[{j}].date",
                                         f"dose change on {ch.date} is before the course started ({med.start})")
-                dose = exact_field(ch.dose, f"{where}.dose_changes[{j}].dose")
-                self.add(f"dose_change({self.p},{k},{day})", f"dose_change:{drug}",
-                         f"{drug.replace('_', ' ')} dose changed to {fmt(dose)} {med.unit or 'mg'}/day on {ch.date}",
-                         f"{where}.dose_changes[{j}]")
+                dose = exact_field(ch.dose, f"{where}.dose_changes[{j}].dose") if ch.dose is not None else None
+                shown = f"{fmt(dose)} {med.unit or 'mg'}/day" if dose is not None else "an unknown dose"
+                if ch.changed is True:
+                    self.add(f"dose_change({self.p},{k},{day})", f"dose_change:{drug}",
+                             f"{drug.replace('_', ' ')} dose changed to {shown} on {ch.date}",
+                             f"{where}.dose_changes[{j}]")
+                elif ch.changed == "unknown":
+                    self.add(f"dose_change_unknown({self.p},{k},{day})", f"dose_change:{drug}",
+                             f"{drug.replace('_', ' ')} dose {shown} from {ch.date} (it may have changed)",
+                             f"{where}.dose_changes[{j}]")
             if drug not in self.v.glucocorticoids:
                 continue
             doses = self._gc_doses(med, where)
-            if weight is not None and doses:
-                per_kg = max(_prednisone_equivalent_mg(drug, d) for d in doses) / weight[0]
+            known = [d for d in doses if d is not None]
+            if weight is not None and known:
+                # With a dose not known at some time the highest is only a lower bound.
+                per_kg = max(_prednisone_equivalent_mg(drug, d) for d in known) / weight[0]
                 g = grid(per_kg)
-                self.add(f"gc_dose_per_kg({self.p},{k},{g},{g})", f"gc_dose_per_kg:{drug}",
-                         f"{drug} up to {fmt(per_kg, 2)} mg/kg/day prednisone-equivalent", where, weight[1],
+                hi = g if len(known) == len(doses) else UNBOUNDED
+                self.add(f"gc_dose_per_kg({self.p},{k},{g},{hi})", f"gc_dose_per_kg:{drug}",
+                         f"{drug} {'up to' if hi == g else 'at least'} {fmt(per_kg, 2)} mg/kg/day "
+                         "prednisone-equivalent", where, weight[1],
                          data={"value": number(per_kg), "unit": "mg/kg/day", "basis": "prednisone-equivalent",
-                               "inputs": {"drug": drug, "highest_dose_mg_per_day": number(max(doses)),
+                               "inputs": {"drug": drug, "highest_dose_mg_per_day": number(max(known)),
                                           "weight": {"value": number(weight[0]), "unit": "kg", "field": weight[1]}}})
             if end == 0 and med.route == "oral":
                 steroid_sources.append(where)
-                if doses:
+                if doses and doses[-1] is not None:
                     steroid_total += _prednisone_equivalent_mg(drug, doses[-1])
                     steroid_parts.append({"drug": drug, "dose_mg_per_day": number(doses[-1]), "field": where,
                                           "prednisone_equivalent_mg_per_day":
@@ -804,20 +922,24 @@ class _Builder:
             return value, f"observations[{i}]"
         return self._canonical(kind, o.value, o.unit, f"observations[{i}].unit"), f"observations[{i}]"
 
-    def _gc_doses(self, med: Medication, where: str) -> list[Fraction]:
-        """Daily doses in mg, in date order up to the screening date (start dose first)."""
-        if med.dose is None:
+    def _gc_doses(self, med: Medication, where: str) -> list[Fraction | None]:
+        """Daily doses in mg, in date order up to the screening date (start dose first); None
+        for a time the dose is not known. [] when no dose is recorded at all."""
+        if med.dose is None and all(c.dose is None for c in med.dose_changes):
             return []
         unit = med.unit or "mg"
         try:
             factor = units.ucum_factor(unit, "mg")
         except units.UnitError as e:
             raise RecordInvalid(f"{where}.unit", str(e)) from None
-        doses = [(med.start, exact_field(med.dose, f"{where}.dose"))]
-        doses += [(c.date, exact_field(c.dose, f"{where}.dose_changes[{j}].dose"))
+        doses = [(med.start, exact_field(med.dose, f"{where}.dose") if med.dose is not None else None)]
+        doses += [(c.date, exact_field(c.dose, f"{where}.dose_changes[{j}].dose") if c.dose is not None else None)
                   for j, c in enumerate(med.dose_changes) if c.date <= self.today]
-        out = []
+        out: list[Fraction | None] = []
         for _, d in sorted(doses, key=lambda t: t[0]):
+            if d is None:
+                out.append(None)
+                continue
             if d < 0 or d * factor > MAX_DAILY_DOSE_MG:
                 raise RecordInvalid(f"{where}.dose", f"daily dose {fmt(d)} {unit} is impossible "
                                     f"(0 to {fmt(MAX_DAILY_DOSE_MG)} mg)")
@@ -844,6 +966,7 @@ def derive(record: Record, kb: KnowledgeBase) -> Findings:
     code or unit, an impossible value, a date after the screening date.
     """
     findings = _Builder(record, kb).build()
+    findings.screening_date = record.screening_date
     findings.notes[:0] = list(record.mapping_notes)
     findings.vocabulary_only = True
     return findings

@@ -55,16 +55,19 @@ from typing import Any
 
 import msgspec
 
+from pyasp_screen.inputs.limits import InputRefused, display_path, iter_lines, open_input, scan_json_depth
 from pyasp_screen.inputs.record import Loaded, RecordError, parse_record
 from pyasp_screen.knowledge.vocabulary import Vocabulary
 
-__all__ = ["PatientResources", "is_bulk_export", "iter_bulk_patients", "to_record"]
+__all__ = ["ExportPlan", "PatientResources", "export_diagnostics", "is_bulk_export",
+           "iter_bulk_patients", "plan_export", "to_record"]
 
 log = logging.getLogger(__name__)
 
 PATIENT = "Patient"
 #: Resource types joined to their patient, in the order they follow the Patient line.
-JOINED = ("Observation", "Condition", "MedicationStatement", "MedicationRequest")
+JOINED = ("Observation", "Condition", "MedicationStatement", "MedicationRequest",
+          "MedicationDispense", "MedicationAdministration", "Procedure", "QuestionnaireResponse")
 _RANK = {t: i for i, t in enumerate(JOINED)}
 _READ = frozenset((PATIENT, *JOINED))
 _PATIENT_REF = re.compile(r"(?:^|/)Patient/([^/]+)(?:/_history/[^/]*)?$")
@@ -120,10 +123,14 @@ def _head(raw: bytes) -> tuple[str | None, Any, Any]:
         pass  # a field of an unexpected JSON type (or not an object): look again, loosely
     except msgspec.DecodeError as e:
         raise _BadLine(_malformed(raw, e)) from None
+    except RecursionError:
+        raise _BadLine(scan_json_depth(raw).reason) from None
     try:
         data = _decode_any(raw)
     except msgspec.DecodeError as e:
         raise _BadLine(f"malformed JSON: {e}") from None
+    except RecursionError:
+        raise _BadLine(scan_json_depth(raw).reason) from None
     if not isinstance(data, dict):
         raise _BadLine(f"a line must be a JSON object (one FHIR resource), got {_json_type(data)}")
     rt = data.get("resourceType")
@@ -150,8 +157,229 @@ def _patient_of(ref: str) -> str | None:
 
 
 def _ndjson_files(folder: Path) -> list[Path]:
-    return sorted((p for p in folder.iterdir() if p.suffix.lower() == ".ndjson" and p.is_file()),
+    # Not only regular files: a named pipe or a device named *.ndjson is refused by name
+    # when it is read (limits.open_input), never skipped silently.
+    return sorted((p for p in folder.iterdir() if p.suffix.lower() == ".ndjson" and not p.is_dir()),
                   key=lambda p: p.name)
+
+
+# -- what the export holds: manifest, resource files, export diagnostics --------------------------
+
+_MANIFEST_MAX = 16 * _MIB
+
+
+@dataclass(frozen=True)
+class ExportPlan:
+    """Which files of an export folder hold resources, and what the export says about itself.
+
+    resource_files: the NDJSON files read (in name order); diagnostics: one line per thing
+    the export reports about itself (its manifest, its ``log.ndjson`` events, the issues of its
+    OperationOutcome error files, files not read and why), for people: not errors."""
+
+    resource_files: tuple[Path, ...]
+    diagnostics: tuple[str, ...]
+    manifest: Path | None = None
+
+
+def _manifest(folder: Path) -> tuple[Path, dict] | None:
+    """The export's output manifest (Bulk Data IG: a JSON object with an ``output`` list)."""
+    for p in sorted(folder.glob("*.json"), key=lambda p: p.name):
+        try:
+            if not p.is_file() or p.stat().st_size > _MANIFEST_MAX:
+                continue
+            data = msgspec.json.decode(p.read_bytes())
+        except (OSError, msgspec.DecodeError):
+            continue
+        if isinstance(data, dict) and isinstance(data.get("output"), list):
+            return p, data
+    return None
+
+
+def _url_file(url: object) -> str | None:
+    from urllib.parse import unquote, urlparse
+
+    if not isinstance(url, str) or not url:
+        return None
+    name = unquote(urlparse(url).path.rstrip("/").rsplit("/", 1)[-1])
+    return name or None
+
+
+def _first_object(path: Path) -> dict | None | bool:
+    """The first non-blank line of a file as a JSON object; False if it is not JSON."""
+    try:
+        with open_input(path) as fh:  # regular files only, lines of bounded length
+            for _, raw in iter_lines(fh):
+                if isinstance(raw, InputRefused):
+                    return False
+                raw = raw.strip().removeprefix(b"\xef\xbb\xbf")
+                if raw:
+                    try:
+                        data = _decode_any(raw)
+                    except (msgspec.DecodeError, RecursionError):
+                        return False
+                    return data if isinstance(data, dict) else False
+    except (OSError, InputRefused):
+        return False  # read as a resource file: the reader names what is wrong with it
+    return None
+
+
+def _lines_of(path: Path, limit: int = 200) -> list[dict]:
+    out = []
+    try:
+        with open_input(path) as fh:  # regular files only, lines of bounded length
+            for _, raw in iter_lines(fh):
+                if isinstance(raw, InputRefused):
+                    out.append({"_malformed": raw.reason})
+                    continue
+                raw = raw.strip()
+                if not raw:
+                    continue
+                try:
+                    data = _decode_any(raw)
+                except (msgspec.DecodeError, RecursionError):
+                    out.append({"_malformed": raw[:80].decode("utf-8", "replace")})
+                    continue
+                out.append(data if isinstance(data, dict) else {"_value": data})
+                if len(out) >= limit:
+                    break
+    except OSError as e:
+        out.append({"_error": str(e.strerror or e)})
+    except InputRefused as e:
+        out.append({"_error": e.reason})
+    return out
+
+
+def _compact(detail: object, width: int = 160) -> str:
+    if isinstance(detail, dict):
+        text = ", ".join(f"{k} {_compact(v, 60)}" for k, v in detail.items() if v not in (None, "", [], {}))
+    elif isinstance(detail, list):
+        text = "; ".join(_compact(v, 60) for v in detail)
+    else:
+        text = str(detail)
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def _log_lines(path: Path) -> list[str]:
+    """An export log (log.ndjson: one event per line, as SMART's Bulk Data server writes it)."""
+    out = []
+    for e in _lines_of(path):
+        if "_malformed" in e or "_error" in e or "_value" in e:
+            out.append(f"{path.name}: a line that is not an event: {_compact(e)}")
+            continue
+        event = e.get("eventId") or e.get("event") or "event"
+        when = e.get("timestamp") or e.get("time") or ""
+        detail = {k: v for k, v in e.items() if k not in ("eventId", "event", "timestamp", "time", "exportId")}
+        if isinstance(detail.get("eventDetail"), dict):
+            detail = detail["eventDetail"]
+        out.append(f"{path.name}: {event}{' at ' + str(when) if when else ''}"
+                   + (f": {_compact(detail)}" if detail else ""))
+    return out
+
+
+def _outcome_lines(path: Path) -> list[str]:
+    """The issues of an error file (OperationOutcome resources, one per line)."""
+    out = []
+    for r in _lines_of(path):
+        if r.get("resourceType") != "OperationOutcome":
+            out.append(f"{path.name}: not an OperationOutcome: {_compact(r, 100)}")
+            continue
+        for issue in r.get("issue") or [{}]:
+            if not isinstance(issue, dict):
+                continue
+            details = issue.get("details") if isinstance(issue.get("details"), dict) else {}
+            text = issue.get("diagnostics") or details.get("text") or ""
+            out.append(f"{path.name}: {issue.get('severity', 'issue')} {issue.get('code', '')}"
+                       f"{': ' + _compact(text) if text else ''}".rstrip())
+    return out
+
+
+def plan_export(folder: Path) -> ExportPlan:
+    """What to read in an export folder (FHIR Bulk Data Access IG, $export output).
+
+    With an output manifest (a ``*.json`` object with an ``output`` list): the files its
+    ``output`` names (by the last segment of each ``url``) are read; its ``error`` files are
+    OperationOutcome diagnostics; any other ``.ndjson`` is not read (a ``log.ndjson`` is shown
+    as the export's log). Without a manifest: a file named after a FHIR resource type
+    (``Observation.000.ndjson``), or whose first line is a resource of such a type, is read;
+    ``OperationOutcome`` files are diagnostics; a file of JSON objects without a
+    ``resourceType`` (``log.ndjson``) is the export's log; a file whose first line is not JSON
+    is read, so that its lines are reported one by one. Never raises.
+    """
+    from pyasp_screen.inputs.fhir import is_resource_type
+
+    folder = Path(folder)
+    try:
+        ndjson = _ndjson_files(folder)
+    except OSError as e:
+        return ExportPlan((), (f"cannot read the export folder: {e.strerror or e}",))
+    diagnostics: list[str] = []
+    found = _manifest(folder)
+    if found is not None:
+        mpath, m = found
+        by_name = {p.name: p for p in ndjson}
+        read: list[Path] = []
+        types = Counter()
+        for o in m["output"]:
+            name = _url_file(o.get("url") if isinstance(o, dict) else None)
+            if name is None:
+                diagnostics.append(f"{mpath.name}: an output entry without a url: {_compact(o, 100)}")
+                continue
+            if name in by_name:
+                if by_name[name] not in read:
+                    read.append(by_name[name])
+                    types[str(o.get("type", "?"))] += 1
+            else:
+                diagnostics.append(f"{mpath.name}: output {name} ({o.get('type', '?')}, count "
+                                   f"{o.get('count', '?')}) is not in the folder: not read")
+        errors = []
+        for o in m.get("error") or []:
+            name = _url_file(o.get("url") if isinstance(o, dict) else None)
+            if name and name in by_name:
+                errors.append(by_name[name])
+            elif name:
+                diagnostics.append(f"{mpath.name}: error file {name} is not in the folder")
+        diagnostics.insert(0, f"{mpath.name}: export manifest, transactionTime {m.get('transactionTime', '?')},"
+                           f" {len(m['output'])} output files ({', '.join(f'{t} x{n}' for t, n in types.items()) or 'none here'}),"
+                           f" {len(m.get('error') or [])} error files")
+        for p in errors:
+            diagnostics += _outcome_lines(p) or [f"{p.name}: error file with no issue"]
+        for p in ndjson:
+            if p in read or p in errors:
+                continue
+            first = _first_object(p)
+            if isinstance(first, dict) and "resourceType" not in first:
+                diagnostics += _log_lines(p)
+            else:
+                diagnostics.append(f"{p.name}: not listed in the manifest's output: not read")
+        return ExportPlan(tuple(sorted(read, key=lambda p: p.name)), tuple(diagnostics), mpath)
+    read = []
+    for p in ndjson:
+        prefix = p.name.split(".", 1)[0]
+        if prefix == "OperationOutcome":
+            diagnostics += _outcome_lines(p) or [f"{p.name}: error file with no issue"]
+            continue
+        if prefix in JOINED or prefix == PATIENT or is_resource_type(prefix):
+            read.append(p)
+            continue
+        first = _first_object(p)
+        if isinstance(first, dict) and isinstance(first.get("resourceType"), str):
+            if first["resourceType"] == "OperationOutcome":
+                diagnostics += _outcome_lines(p)
+            else:
+                read.append(p)  # named otherwise, but holds resources
+        elif isinstance(first, dict):
+            diagnostics += _log_lines(p)
+        elif first is None:
+            diagnostics.append(f"{p.name}: empty")
+        else:
+            read.append(p)  # not JSON: read, so that each bad line is reported
+    return ExportPlan(tuple(read), tuple(diagnostics))
+
+
+def export_diagnostics(folder: Path) -> list[str]:
+    """What an export says about itself (manifest, log, error files), one line each; not errors
+    (see :func:`plan_export`)."""
+    return list(plan_export(folder).diagnostics)
 
 
 def is_bulk_export(path: Path) -> bool:
@@ -222,15 +450,19 @@ def iter_bulk_patients(folder: Path, *, workdir: Path | None = None,
     folder = Path(folder)
     where = str(folder)
     try:
-        files = _ndjson_files(folder)
+        if not _ndjson_files(folder):
+            yield RecordError(where, None, None, "empty FHIR Bulk Data export: no .ndjson file")
+            return
     except OSError as e:
         yield RecordError(where, None, None, f"cannot read the export folder: {e.strerror or e}")
         return
+    files = list(plan_export(folder).resource_files)
     if not files:
-        yield RecordError(where, None, None, "empty FHIR Bulk Data export: no .ndjson file")
+        yield RecordError(where, None, None, "FHIR Bulk Data export without a resource file"
+                          " (see its diagnostics: pyasp_screen.inputs.bulk.export_diagnostics)")
         return
-    names = [str(f) for f in files]
-    total = sum(f.stat().st_size for f in files)
+    names = [display_path(f) for f in files]
+    total = sum(f.stat().st_size for f in files if f.is_file())
     k = max(1, -(-total // max(1, partition_bytes)))
     flush_bytes = max(_MIB // 16, min(partition_bytes, 16 * _MIB))
 
@@ -240,12 +472,18 @@ def iter_bulk_patients(folder: Path, *, workdir: Path | None = None,
         n_patients = n_resources = 0
         for fidx, path in enumerate(files):
             try:
-                fh = path.open("rb")
+                fh = open_input(path)
+            except InputRefused as e:
+                yield RecordError(names[fidx], None, None, e.reason)
+                continue
             except OSError as e:
                 yield RecordError(names[fidx], None, None, f"cannot read file: {e.strerror or e}")
                 continue
             with fh:
-                for lineno, raw in enumerate(fh, 1):
+                for lineno, raw in iter_lines(fh):
+                    if isinstance(raw, InputRefused):
+                        yield RecordError(f"{names[fidx]}:{lineno}", None, None, raw.reason)
+                        continue
                     raw = raw.rstrip(b"\r\n")
                     if lineno == 1:
                         raw = raw.removeprefix(b"\xef\xbb\xbf")
@@ -343,46 +581,20 @@ def _partition(path: Path, names: list[str]) -> Iterator[PatientResources | Reco
 
 # -- one patient -> record ------------------------------------------------------------------------
 
-_ENTRY = re.compile(r"^entry\[(\d+)\](?:\.resource)?(.*)$")
-
-
 def to_record(p: PatientResources, screening_date: date | None = None,
-              vocabulary: Vocabulary | None = None) -> Loaded | RecordError:
-    """Validate and map one patient's lines: a FHIR ``collection`` Bundle is built from them
-    (entries with ``fullUrl`` ``<type>/<id>``) and read by
-    :func:`pyasp_screen.inputs.fhir.bundle_to_record` (fhir.resources R4B validation, the same
-    mapping as a Bundle file), then validated by :func:`pyasp_screen.inputs.record.parse_record`.
+              vocabulary: Vocabulary | None = None, *, validate: bool = False) -> Loaded | RecordError:
+    """Decode and map one patient's lines with :func:`pyasp_screen.inputs.fhir.lines_to_record`
+    (typed decoding of the resources read; ``validate`` also validates them with
+    fhir.resources), then validate the record with :func:`pyasp_screen.inputs.record.parse_record`.
 
     The record's ``source`` is ``FHIR Bulk Data export <p.file>``. A RecordError names
-    ``p.file`` and the patient; a field inside a resource is named ``<type>/<id>.<field>``
-    instead of the Bundle's ``entry[i].resource.<field>``. Pure function of its arguments,
-    picklable, safe to run in a worker process. Never raises for bad content.
+    ``p.file`` and the patient; a field inside a resource is named ``<type>/<id>.<field>``.
+    Pure function of its arguments, picklable, safe to run in a worker process. Never raises
+    for bad content.
     """
-    from pyasp_screen.inputs import (
-        fhir,  # fhir.resources is heavy: import only when needed
-    )
+    from pyasp_screen.inputs import fhir
 
-    entries: list[dict] = []
-    for i, raw in enumerate(p.lines):
-        try:
-            resource = _decode_any(raw)
-        except msgspec.DecodeError as e:
-            return RecordError(p.file, p.patient, f"lines[{i}]", f"malformed JSON: {e}")
-        entry: dict[str, Any] = {"resource": resource}
-        if isinstance(resource, dict) and isinstance(resource.get("id"), str):
-            entry["fullUrl"] = f"{resource.get('resourceType')}/{resource['id']}"
-        entries.append(entry)
-    bundle = {"resourceType": "Bundle", "type": "collection", "entry": entries}
-    result = fhir.bundle_to_record(bundle, p.file, screening_date, vocabulary)
+    result = fhir.lines_to_record(p.lines, p.file, p.patient, screening_date, vocabulary, validate=validate)
     if isinstance(result, RecordError):
-        m = _ENTRY.match(result.field or "")
-        if m and int(m[1]) < len(entries):
-            r = entries[int(m[1])]["resource"]
-            name = entries[int(m[1])].get("fullUrl") or (
-                f"{r.get('resourceType')}[line {int(m[1]) + 1}]" if isinstance(r, dict)
-                else f"lines[{m[1]}]")
-            result = RecordError(result.file, result.patient or p.patient,
-                                 name + m[2], result.reason)
         return result
-    result["source"] = f"FHIR Bulk Data export {p.file}"
     return parse_record(result, p.file)

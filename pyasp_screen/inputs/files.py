@@ -1,73 +1,120 @@
 """Stage 1 of the pipeline: record files and folders, read into validated records.
 
 :func:`load_file` reads one file: a native record (YAML or JSON; one record, a list, or
-``{"patients": [...]}``, validated by :func:`pyasp_screen.inputs.record.parse_record`) or a FHIR
-R4 Bundle (mapped by :mod:`pyasp_screen.inputs.fhir`). :func:`expand_paths` and
-:func:`load_paths` walk files and folders. Nothing here raises for bad content: each problem
-is one :class:`~pyasp_screen.inputs.record.RecordError` and reading goes on.
+``{"patients": [...]}``, validated by :func:`pyasp_screen.inputs.record.parse_record`), a FHIR
+R4 Bundle (mapped by :mod:`pyasp_screen.inputs.fhir`), or JSON Lines (``.jsonl``,
+``.ndjson``: a record per line, :func:`record_from_line`). :func:`walk_inputs` says what every
+path given is: a record file, a JSON Lines file, a FHIR Bulk Data export folder, or a folder
+walked for them (sorted, recursive; other files are named in a note, never skipped
+silently). :func:`load_paths` reads them all except Bulk exports
+(:mod:`pyasp_screen.inputs.sources` reads every kind).
+
+Every reader applies the bounds of :mod:`pyasp_screen.inputs.limits` (size, nesting depth,
+YAML aliases; regular files only inside folders). Nothing here raises for bad content: each
+problem is one :class:`~pyasp_screen.inputs.record.RecordError` and reading goes on.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
 import yaml
 
-from pyasp_screen.inputs.record import Loaded, RecordError, parse_record
+from pyasp_screen.inputs.bulk import is_bulk_export
+from pyasp_screen.inputs.limits import (
+    InputRefused,
+    decode_json,
+    display_path,
+    id_problem,
+    iter_lines,
+    load_yaml,
+    open_input,
+    read_input,
+)
+from pyasp_screen.inputs.record import Loaded, Record, RecordError, parse_record
 from pyasp_screen.knowledge.vocabulary import Vocabulary
+
+RECORD_SUFFIXES = (".yaml", ".yml", ".json")
+JSONL_SUFFIXES = (".jsonl", ".ndjson")
+EXPECTED_SUFFIXES = (".expected.yaml", ".expected.yml")  # a test case's expectations (authoring)
+
+Notify = Callable[[str], None]
 
 
 def _is_fhir(data: object) -> bool:
     return isinstance(data, dict) and data.get("resourceType") == "Bundle"
 
 
-def _parse_text(path: Path, text: str) -> object:
-    if path.suffix.lower() == ".json":
-        return json.loads(text)
-    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+def _from_data(data: object, file: str, screening_date: dt.date | None,
+               vocabulary: Vocabulary | None = None, validate_fhir: bool = False) -> Loaded | RecordError:
+    """One record from decoded JSON/YAML: a FHIR Bundle mapped (with ``vocabulary``'s codes;
+    ``validate_fhir``: also validated with fhir.resources), or a native record."""
+    if _is_fhir(data):
+        from pyasp_screen.inputs import (
+            fhir,  # FHIR parsing is heavy: import only when needed
+        )
+
+        result = fhir.bundle_to_record(data, file, screening_date, vocabulary, validate=validate_fhir)
+        return result if isinstance(result, RecordError) else parse_record(result, file)
+    return parse_record(data, file)
 
 
 def load_file(path: Path, screening_date: dt.date | None = None,
-              vocabulary: Vocabulary | None = None) -> Iterator[Loaded | RecordError]:
-    """Yield every record of one file (native YAML/JSON or FHIR Bundle), or its errors.
-    ``vocabulary``: the codes a FHIR Bundle is mapped with (default: the shared library's).
+              vocabulary: Vocabulary | None = None, *, validate_fhir: bool = False,
+              in_folder: bool = False) -> Iterator[Loaded | RecordError]:
+    """Yield every record of one file (native YAML/JSON, FHIR Bundle, or JSON Lines by its
+    suffix), or its errors. ``vocabulary``: the codes a FHIR Bundle is mapped with (default:
+    the shared library's); ``validate_fhir``: also validate FHIR with fhir.resources.
+    ``in_folder``: the file was found in a folder (then only a regular file is read; see
+    :func:`pyasp_screen.inputs.limits.open_input`).
 
-    Never raises for bad content: malformed YAML/JSON yields one RecordError for the file;
-    each invalid record yields its own RecordError and the others are still yielded.
+    Never raises for bad content: malformed YAML/JSON, a file too large or too deep, yields
+    one RecordError for the file; each invalid record yields its own RecordError and the
+    others are still yielded.
     """
-    file = str(path)
+    file = display_path(path)
+    if path.suffix.lower() in JSONL_SUFFIXES:
+        for item in iter_json_lines(path, in_folder=in_folder):
+            yield item if isinstance(item, RecordError) else record_from_line(
+                item[1], item[0], screening_date, vocabulary, validate_fhir=validate_fhir)
+        return
     try:
-        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is tolerated
-    except UnicodeDecodeError:
-        yield RecordError(file, None, None, "not a text file (records are UTF-8 YAML or JSON)")
+        raw = read_input(path, in_folder=in_folder)
+    except InputRefused as e:
+        yield RecordError(file, None, None, e.reason)
         return
     except OSError as e:
         yield RecordError(file, None, None, f"cannot read file: {e.strerror or e}")
         return
     try:
-        data = _parse_text(path, text)
+        text = raw.decode("utf-8-sig")  # a byte-order mark is tolerated
+    except UnicodeDecodeError:
+        yield RecordError(file, None, None, "not a text file (records are UTF-8 YAML or JSON)")
+        return
+    try:
+        data = decode_json(text) if path.suffix.lower() == ".json" else load_yaml(text)
+    except InputRefused as e:
+        yield RecordError(file, e.patient, e.field, e.reason)
+        return
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         yield RecordError(file, None, None, f"malformed YAML: {where}{problem}")
         return
-    except json.JSONDecodeError as e:
-        yield RecordError(file, None, None, f"malformed JSON: line {e.lineno}, column {e.colno}: {e.msg}")
-        return
-    except ValueError as e:  # YAML dates like 2026-02-30, JSON numbers of 5000 digits
-        yield RecordError(file, None, None, f"malformed {path.suffix.lstrip('.').upper() or 'record'}: {e}")
+    except ValueError as e:  # JSON syntax; YAML dates like 2026-02-30; JSON numbers of 5000 digits
+        if hasattr(e, "lineno"):
+            yield RecordError(file, None, None, f"malformed JSON: line {e.lineno}, column {e.colno}: {e.msg}")
+        else:
+            yield RecordError(file, None, None, f"malformed {path.suffix.lstrip('.').upper() or 'record'}: {e}")
         return
     if _is_fhir(data):
-        from pyasp_screen.inputs import (
-            fhir,  # FHIR parsing is heavy: import only when needed
-        )
-
-        result = fhir.bundle_to_record(data, file, screening_date, vocabulary)
-        yield result if isinstance(result, RecordError) else parse_record(result, file)
+        yield _from_data(data, file, screening_date, vocabulary, validate_fhir)
         return
     if isinstance(data, dict) and "patients" in data and "id" not in data:
         data = data["patients"]
@@ -88,31 +135,174 @@ def load_file(path: Path, screening_date: dt.date | None = None,
         yield parse_record(data, file)
 
 
-RECORD_SUFFIXES = (".yaml", ".yml", ".json")
+# ---------------------------------------------------------------------------------------
+# JSON Lines: one record per line
+
+def iter_json_lines(path: Path, *, in_folder: bool = False) -> Iterator[tuple[str, bytes] | RecordError]:
+    """(``path:line``, raw line) for every non-blank line of a JSON Lines file, undecoded; a
+    file that cannot be read, or a line too long, is a RecordError in its place. A
+    byte-order mark on the first line is dropped."""
+    name = display_path(path)
+    try:
+        fh = open_input(path, in_folder=in_folder)
+    except InputRefused as e:
+        yield RecordError(name, None, None, e.reason)
+        return
+    except OSError as e:
+        yield RecordError(name, None, None, f"cannot read file: {e.strerror or e}")
+        return
+    lines = 0
+    with fh:
+        try:
+            for n, line in iter_lines(fh):
+                if isinstance(line, InputRefused):
+                    lines += 1
+                    yield RecordError(f"{name}:{n}", None, None, line.reason)
+                    continue
+                if n == 1 and line.startswith(b"\xef\xbb\xbf"):
+                    line = line[3:]
+                if line.strip():
+                    lines += 1
+                    yield f"{name}:{n}", line
+        except OSError as e:
+            yield RecordError(name, None, None, f"cannot read file: {e.strerror or e}")
+            return
+    if not lines:
+        yield RecordError(name, None, None, "the file holds no record (JSON Lines: one record per line)")
 
 
-def expand_paths(paths: list[Path]) -> Iterator[Path | RecordError]:
-    """Files as given, folders expanded to their record files (sorted, recursive); a missing
-    path yields a RecordError."""
+_RECORD_DECODER = msgspec.json.Decoder(Record, strict=False)
+
+
+def record_from_line(data: bytes, file: str, screening_date: dt.date | None = None,
+                     vocabulary: Vocabulary | None = None, *, validate_fhir: bool = False) -> Loaded | RecordError:
+    """One JSON Lines record (a native record or a FHIR Bundle, mapped with ``vocabulary``),
+    validated; ``file`` is ``path:line``. Never raises for bad content."""
+    # The fast path: a valid native record decodes straight into a Record. Anything else
+    # (invalid, a FHIR Bundle, an empty or unprintable id, too deep for msgspec) goes the
+    # general way below, which names the problem exactly as for a record file.
+    try:
+        record = _RECORD_DECODER.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        record = None
+    if record is not None and record.id.strip() and id_problem(record.id) is None:
+        return Loaded(file, record)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return RecordError(file, None, None, f"not UTF-8 text (byte 0x{data[e.start]:02x} "
+                           f"at column {e.start + 1}); JSON Lines files are UTF-8")
+    try:
+        decoded = decode_json(text)
+    except InputRefused as e:
+        return RecordError(file, e.patient, e.field, e.reason)
+    except ValueError as e:
+        msg = getattr(e, "msg", str(e))
+        col = getattr(e, "colno", None)
+        return RecordError(file, None, None, f"malformed JSON{f' at column {col}' if col else ''}: {msg}")
+    return _from_data(decoded, file, screening_date, vocabulary, validate_fhir)
+
+
+# ---------------------------------------------------------------------------------------
+# Paths: files, folders, exports
+
+@dataclass(frozen=True)
+class Found:
+    """One input: ``kind`` is ``record`` (a YAML/JSON file), ``jsonl`` (JSON Lines) or
+    ``bulk`` (a FHIR Bulk Data export folder); ``in_folder``: found by walking a folder."""
+
+    path: Path
+    kind: str
+    in_folder: bool = False
+
+
+def _kind(path: Path) -> str:
+    return "jsonl" if path.suffix.lower() in JSONL_SUFFIXES else "record"
+
+
+def walk_inputs(paths: list[Path], notify: Notify | None = None) -> Iterator[Found | RecordError]:
+    """What to read for every path given, in a stable order: a file as given (its kind by
+    its suffix), a Bulk export folder as one input, any other folder walked (entries sorted
+    by name, subfolders in place; a Bulk export inside is read as one). In folders, files
+    that are not record files are named to ``notify`` (one note per folder), test-case
+    expectations (``*.expected.yaml``) excepted; a symbolic link that loops is not followed.
+    A missing path, or a folder with nothing to read, is a RecordError."""
     for p in paths:
         if p.is_dir():
-            files = sorted(f for f in p.rglob("*") if f.suffix.lower() in RECORD_SUFFIXES
-                           and not f.name.endswith((".expected.yaml", ".expected.yml")))
-            if not files:
-                yield RecordError(str(p), None, None, "folder holds no .yaml/.yml/.json record")
-            yield from files
+            if is_bulk_export(p):
+                yield Found(p, "bulk")
+                continue
+            found = 0
+            for item in _walk_folder(p, set(), notify):
+                found += isinstance(item, Found)
+                yield item
+            if not found:
+                yield RecordError(display_path(p), None, None,
+                                  "folder holds no .yaml/.yml/.json/.jsonl record and no FHIR Bulk export")
         elif p.exists():
-            yield p
+            yield Found(p, _kind(p))
         else:
-            yield RecordError(str(p), None, None, "no such file or folder")
+            yield RecordError(display_path(p), None, None, "no such file or folder")
+
+
+def _walk_folder(folder: Path, seen: set, notify: Notify | None) -> Iterator[Found | RecordError]:
+    try:
+        st = folder.stat()
+        if (st.st_dev, st.st_ino) in seen:
+            if notify:
+                notify(f"{display_path(folder)}: a symbolic link back to a folder being read; not followed")
+            return
+        seen = seen | {(st.st_dev, st.st_ino)}
+        with os.scandir(folder) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except OSError as e:
+        yield RecordError(display_path(folder), None, None, f"cannot read the folder: {e.strerror or e}")
+        return
+    others: list[str] = []
+    for entry in entries:
+        path = Path(entry.path)
+        name = entry.name.lower()
+        try:
+            is_dir = entry.is_dir()
+        except OSError:
+            is_dir = False
+        if is_dir:
+            if is_bulk_export(path):
+                yield Found(path, "bulk", in_folder=True)
+            else:
+                yield from _walk_folder(path, seen, notify)
+        elif name.endswith(EXPECTED_SUFFIXES):
+            continue
+        elif name.endswith(RECORD_SUFFIXES) or name.endswith(JSONL_SUFFIXES):
+            yield Found(path, _kind(path), in_folder=True)
+        else:
+            others.append(display_path(entry.name))
+    if others and notify:
+        shown = ", ".join(others[:5]) + (f", ... ({len(others) - 5} more)" if len(others) > 5 else "")
+        notify(f"{display_path(folder)}: {len(others)} file{'s' * (len(others) != 1)} not read (not a record "
+               f"file: {' '.join(RECORD_SUFFIXES + JSONL_SUFFIXES)}): {shown}")
+
+
+def expand_paths(paths: list[Path], notify: Notify | None = None) -> Iterator[Path | RecordError]:
+    """The files of :func:`walk_inputs` as paths (a Bulk export folder as its own path)."""
+    for f in walk_inputs(paths, notify):
+        yield f if isinstance(f, RecordError) else f.path
 
 
 def load_paths(paths: list[Path], screening_date: dt.date | None = None,
-               vocabulary: Vocabulary | None = None) -> Iterator[Loaded | RecordError]:
+               vocabulary: Vocabulary | None = None, notify: Notify | None = None) -> Iterator[Loaded | RecordError]:
     """Every record of every file and folder given, in order. ``screening_date`` applies
-    to FHIR Bundles (native records carry their own)."""
-    for p in expand_paths(paths):
-        if isinstance(p, RecordError):
-            yield p
+    to FHIR Bundles (native records carry their own). A FHIR Bulk export is read by
+    :func:`pyasp_screen.inputs.sources.iter_items` only."""
+    for f in walk_inputs(paths, notify):
+        if isinstance(f, RecordError):
+            yield f
+        elif f.kind == "bulk":
+            yield RecordError(display_path(f.path), None, None, "a FHIR Bulk Data export: read it with "
+                              "pyasp_screen.inputs.sources.iter_items (as cohort does)")
         else:
-            yield from load_file(p, screening_date, vocabulary)
+            yield from load_file(f.path, screening_date, vocabulary, in_folder=f.in_folder)
+
+
+__all__ = ["Found", "expand_paths", "iter_json_lines", "load_file", "load_paths",
+           "record_from_line", "walk_inputs"]

@@ -20,6 +20,8 @@ from typing import Literal, Union
 
 import msgspec
 
+from pyasp_screen.inputs.limits import id_problem, one_line
+
 Tristate = Union[bool, Literal["unknown"]]
 
 
@@ -52,6 +54,12 @@ class Observation(msgspec.Struct, forbid_unknown_fields=True):
     status: Literal["final", "not_done", "unknown"] = "final"
     reference_range: Union[ReferenceRange, None] = None
     room_air: Union[bool, None] = None
+    # "<", "<=", ">", ">=": the value is only a bound ("<0.2"), read as the interval it says.
+    comparator: Union[Literal["<", "<=", ">", ">="], None] = None
+    # Where the result was read from (a FHIR resource: "Observation/abc"). A result with a
+    # source whose unit cannot be read, or whose value is impossible, is set aside with a note
+    # naming it; the patient is still screened (a native result is rejected instead).
+    source: Union[str, None] = None
 
 
 class Diagnosis(msgspec.Struct, forbid_unknown_fields=True):
@@ -98,13 +106,21 @@ class Assessment(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class DoseChange(msgspec.Struct, forbid_unknown_fields=True):
+    """The daily dose from ``date`` on: ``dose`` null when it is not known from then (an order
+    whose daily dose cannot be computed). ``changed``: true (the dose changed on that day),
+    unknown (it may have: the dose before or after is not known) or false (the dose is only
+    stated, not changed)."""
+
     date: dt.date
-    dose: float
+    dose: Union[float, None]
+    changed: Tristate = True
 
 
 class Medication(msgspec.Struct, forbid_unknown_fields=True):
-    """A treatment course. ``dose`` is the daily dose at ``start`` in ``unit`` (mg);
-    ``end`` absent or null means ongoing."""
+    """A treatment course. ``dose`` is the daily dose at ``start`` in ``unit`` (mg), null when
+    not known; ``end`` absent or null means ongoing. ``end_known: false``: the course ended on a
+    day that is not known, after ``end`` (the last day it is known to have been taken: a stopped
+    order without a stop date) and on or before the screening date."""
 
     drug: str
     start: dt.date
@@ -114,6 +130,7 @@ class Medication(msgspec.Struct, forbid_unknown_fields=True):
     dose: Union[float, None] = None
     unit: Union[str, None] = None
     end: Union[dt.date, None] = None
+    end_known: bool = True
     dose_changes: list[DoseChange] = []
 
 
@@ -127,7 +144,7 @@ class Event(msgspec.Struct, forbid_unknown_fields=True):
 
 Category = Literal["diagnoses", "medications", "transfusions", "growth_factors",
                    "sledai2k_descriptors", "eular_acr_2019_sle_items",
-                   "acr_eular_2013_ssc_items", "organ_involvement"]
+                   "acr_eular_2013_ssc_items", "organ_involvement", "results"]
 
 
 class Record(msgspec.Struct, forbid_unknown_fields=True):
@@ -138,6 +155,8 @@ class Record(msgspec.Struct, forbid_unknown_fields=True):
     screening_date: dt.date
     birth_date: Union[dt.date, None] = None
     sex: Literal["female", "male", "unknown"] = "unknown"
+    # Deceased (FHIR Patient.deceased[x]): true, or the date of death. Never eligible.
+    deceased: Union[bool, dt.date, None] = None
     complete: list[Category] = []
     diagnoses: list[Diagnosis] = []
     classification: Classifications = msgspec.field(default_factory=Classifications)
@@ -162,6 +181,17 @@ class RecordError:
     patient: str | None
     field: str | None
     reason: str
+
+    def __post_init__(self) -> None:
+        # Every part is shown on one line and must encode in any output: a line break, a
+        # control character or a lone surrogate (an ID, a file name, a code quoted in the
+        # reason) is written as an escape.
+        for name in ("file", "patient", "field", "reason"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                clean = one_line(value)
+                if clean is not value:
+                    object.__setattr__(self, name, clean)
 
     def __str__(self) -> str:
         parts = [self.file]
@@ -214,6 +244,8 @@ def parse_record(data: object, file: str) -> Loaded | RecordError:
         return RecordError(file, None, None, f"a record must be a mapping, got {type(data).__name__}")
     if patient is not None and not patient.strip():
         return RecordError(file, None, "id", "the patient id is empty")
+    if patient is not None and (problem := id_problem(patient)):
+        return RecordError(file, patient, "id", problem)
     try:
         record = msgspec.convert(data, Record, strict=False)
     except msgspec.ValidationError as e:

@@ -1,6 +1,6 @@
 """Stage 1 at cohort scale: the records of a run as a stream of work items, in a stable order.
 
-A cohort run reads, besides record files and folders (:func:`pyasp_screen.inputs.record.load_paths`):
+A cohort run reads, besides record files and folders (:func:`pyasp_screen.inputs.files.load_paths`):
 
 - **JSON Lines** of native records (``.jsonl``, or ``.ndjson`` whose lines are not FHIR
   resources): one record per line, https://jsonlines.org/;
@@ -16,24 +16,33 @@ process is cheap: split files into lines and find each item's patient ID
 
 The order of items is a pure function of the inputs (files in the order given, folders
 sorted, lines in file order, a Bulk export in :mod:`pyasp_screen.inputs.bulk`'s order), which is
-what lets ``--resume`` skip the first N items of a run.
+what lets ``--resume`` skip the first N items of a run. Folders are walked by
+:func:`pyasp_screen.inputs.files.walk_inputs` (JSON Lines files and Bulk exports inside them
+are read too; other files are named in a note), and every reader keeps the bounds of
+:mod:`pyasp_screen.inputs.limits`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
 
-from pyasp_screen.inputs.files import expand_paths, load_file
-from pyasp_screen.inputs.record import Loaded, Record, RecordError, parse_record
+from pyasp_screen.inputs.files import (
+    JSONL_SUFFIXES,
+    Notify,
+    iter_json_lines,
+    load_file,
+    record_from_line,
+    walk_inputs,
+)
+from pyasp_screen.inputs.limits import display_path
+from pyasp_screen.inputs.record import Loaded, RecordError
 from pyasp_screen.knowledge.vocabulary import Vocabulary
-
-JSONL_SUFFIXES = (".jsonl", ".ndjson")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,76 +59,76 @@ class _IdOnly(msgspec.Struct):
     id: object = None
 
 
+class _TypeOnly(msgspec.Struct):
+    resourceType: object = None
+
+
 _ID_DECODER = msgspec.json.Decoder(_IdOnly)
-_RECORD_DECODER = msgspec.json.Decoder(Record, strict=False)
+_TYPE_DECODER = msgspec.json.Decoder(_TypeOnly)
 
 
-def _is_bulk_export(path: Path) -> bool:
-    from pyasp_screen.inputs.bulk import is_bulk_export
-
-    return is_bulk_export(path)
-
-
-def _first_line(path: Path) -> bytes:
-    with open(path, "rb") as fh:
-        for line in fh:
-            if line.strip():
-                return line
-    return b""
+def _resource_type(line: bytes) -> object:
+    try:
+        return _TYPE_DECODER.decode(line.removeprefix(b"\xef\xbb\xbf")).resourceType
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        return None
 
 
-def iter_jsonl(path: Path) -> Iterator[RawLine | RecordError]:
+def iter_jsonl(path: Path, *, in_folder: bool = False) -> Iterator[RawLine | RecordError]:
     """The records of a JSON Lines file as raw lines; blank lines are skipped (their number
-    still counts). A FHIR Bulk resource file given on its own is refused as a whole: it has
-    to be read with its export folder, where its patients are."""
-    try:
-        first = _first_line(path)
-    except OSError as e:
-        yield RecordError(str(path), None, None, f"cannot read file: {e.strerror or e}")
+    still counts), a line too long is its RecordError. A FHIR Bulk resource file given on its
+    own is refused as a whole: it has to be read with its export folder, where its patients
+    are."""
+    lines = iter_json_lines(path, in_folder=in_folder)
+    first = next(lines, None)
+    if first is None:
         return
-    try:
-        head = json.loads(first.removeprefix(b"\xef\xbb\xbf")) if first else None
-    except ValueError:
-        head = None
-    if isinstance(head, dict) and "resourceType" in head and head["resourceType"] != "Bundle":
-        yield RecordError(str(path), None, None,
-                          f"this is a FHIR Bulk Data file ({head['resourceType']} resources): give the "
-                          "folder that holds it and its Patient file, so its resources are joined to patients")
-        return
-    lines = 0
-    with open(path, "rb") as fh:
-        for n, line in enumerate(fh, 1):
-            if n == 1 and line.startswith(b"\xef\xbb\xbf"):  # a byte-order mark is tolerated
-                line = line[3:]
-            if line.strip():
-                lines += 1
-                yield RawLine(f"{path}:{n}", line)
-    if not lines:
-        yield RecordError(str(path), None, None, "the file holds no record (JSON Lines: one record per line)")
+    if not isinstance(first, RecordError):
+        rt = _resource_type(first[1])
+        if isinstance(rt, str) and rt and rt != "Bundle":
+            yield RecordError(display_path(path), None, None,
+                              f"this is a FHIR Bulk Data file ({rt} resources): give the folder that "
+                              "holds it and its Patient file, so its resources are joined to patients")
+            return
+    for item in itertools.chain([first], lines):
+        yield item if isinstance(item, RecordError) else RawLine(*item)
 
 
 def iter_items(paths: list[Path], screening_date: dt.date | None = None,
-               workdir: Path | None = None,
-               vocabulary: Vocabulary | None = None) -> Iterator[Loaded | RecordError | RawLine | object]:
+               workdir: Path | None = None, vocabulary: Vocabulary | None = None, *,
+               validate_fhir: bool = False, notify: Notify | None = None,
+               ) -> Iterator[Loaded | RecordError | RawLine | object]:
     """Every work item of every input, in a stable order: Loaded / RecordError for record
     files, RawLine for JSON Lines, :class:`pyasp_screen.inputs.bulk.PatientResources` for a Bulk
-    export folder. ``workdir`` holds a Bulk export's temporary partitions."""
+    export folder (also one inside a folder given), :class:`pyasp_screen.inputs.omop.OmopPerson`
+    for an OMOP database (:class:`pyasp_screen.inputs.omop.source.OmopSource`). ``workdir``
+    holds a Bulk export's temporary partitions; ``vocabulary`` maps the FHIR codes of Bundle files
+    (default: the shared library's); ``notify`` is told of files in folders that are not read."""
     for p in paths:
-        if p.is_dir() and _is_bulk_export(p):
-            from pyasp_screen.inputs.bulk import iter_bulk_patients
+        if not isinstance(p, Path):  # an OMOP database: its persons, ordered by person_id
+            yield from p.persons(vocabulary)
+        else:
+            yield from _iter_path(p, screening_date, workdir, vocabulary, validate_fhir, notify)
 
-            yield from iter_bulk_patients(p, workdir=workdir)
-            continue
-        if p.is_file() and p.suffix.lower() in JSONL_SUFFIXES:
-            yield from iter_jsonl(p)
-            continue
-        for f in expand_paths([p]):
-            if isinstance(f, RecordError):
-                yield f
-            elif f.suffix.lower() in JSONL_SUFFIXES:
-                yield from iter_jsonl(f)
-            else:
-                yield from load_file(f, screening_date, vocabulary)
+
+def _iter_path(path: Path, screening_date, workdir, vocabulary, validate_fhir, notify):
+    """The work items of one file or folder given (iter_items)."""
+    for found in walk_inputs([path], notify):
+        if isinstance(found, RecordError):
+            yield found
+        elif found.kind == "bulk":
+            from pyasp_screen.inputs.bulk import export_diagnostics, iter_bulk_patients
+
+            if found.in_folder and notify:  # (the command shows those of an export it is given)
+                for line in export_diagnostics(found.path):
+                    notify(f"{display_path(found.path)}: export diagnostics (what the export reports; "
+                           f"not errors): {line}")
+            yield from iter_bulk_patients(found.path, workdir=workdir)
+        elif found.kind == "jsonl":
+            yield from iter_jsonl(found.path, in_folder=found.in_folder)
+        else:
+            yield from load_file(found.path, screening_date, vocabulary, validate_fhir=validate_fhir,
+                                 in_folder=found.in_folder)
 
 
 def count_hint(paths: list[Path]) -> int | None:
@@ -127,6 +136,9 @@ def count_hint(paths: list[Path]) -> int | None:
     their line count), for a progress bar; None when it is not."""
     total = 0
     for p in paths:
+        if not isinstance(p, Path):  # an OMOP database: its person rows
+            total += p.count()
+            continue
         if not (p.is_file() and p.suffix.lower() in JSONL_SUFFIXES):
             return None
         try:
@@ -138,52 +150,41 @@ def count_hint(paths: list[Path]) -> int | None:
 
 
 def patient_of(item: object) -> str | None:
-    """The patient ID of an item, decoded as cheaply as possible (None if it has none)."""
+    """The patient ID of an item, decoded as cheaply as possible (None if it has none).
+    Never raises."""
     if isinstance(item, Loaded):
         return item.record.id
     if isinstance(item, RawLine):
         try:
             pid = _ID_DECODER.decode(item.data).id
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
             return None
         return pid if isinstance(pid, str) else None
-    return getattr(item, "patient", None)
+    pid = getattr(item, "patient", None)
+    return pid if isinstance(pid, str) else None
 
 
 def materialize(item: object, screening_date: dt.date | None = None,
-                vocabulary: Vocabulary | None = None) -> Loaded | RecordError:
-    """Turn a work item into a validated record (in the process that screens it).
-    ``vocabulary``: the codes FHIR resources are mapped with (default: the shared library's)."""
-    if isinstance(item, (Loaded, RecordError)):
-        return item
-    if isinstance(item, RawLine):
-        # The fast path: a valid native record decodes straight into a Record. Anything else
-        # (invalid, a FHIR Bundle, an empty id) goes the general way below, which names the
-        # problem exactly as for a record file.
-        try:
-            record = _RECORD_DECODER.decode(item.data)
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            record = None
-        if record is not None and record.id.strip():
-            return Loaded(item.file, record)
-        try:
-            text = item.data.decode("utf-8")
-        except UnicodeDecodeError as e:
-            return RecordError(item.file, None, None, f"not UTF-8 text (byte 0x{item.data[e.start]:02x} "
-                               f"at column {e.start + 1}); JSON Lines files are UTF-8")
-        try:
-            data = json.loads(text)
-        except ValueError as e:
-            msg = getattr(e, "msg", str(e))
-            col = getattr(e, "colno", None)
-            return RecordError(item.file, None, None,
-                               f"malformed JSON{f' at column {col}' if col else ''}: {msg}")
-        if isinstance(data, dict) and data.get("resourceType") == "Bundle":
-            from pyasp_screen.inputs import fhir
+                vocabulary: Vocabulary | None = None, *, validate_fhir: bool = False) -> Loaded | RecordError:
+    """Turn a work item into a validated record (in the process that screens it), FHIR codes
+    mapped with ``vocabulary`` (default: the shared library's); ``validate_fhir``: also
+    validate FHIR resources with fhir.resources. Never raises: a failure of ours on one
+    record rejects that record, with the reason, and the run goes on."""
+    try:
+        if isinstance(item, (Loaded, RecordError)):
+            return item
+        if isinstance(item, RawLine):
+            return record_from_line(item.data, item.file, screening_date, vocabulary, validate_fhir=validate_fhir)
+        from pyasp_screen.inputs.bulk import to_record
 
-            result = fhir.bundle_to_record(data, item.file, screening_date, vocabulary)
-            return result if isinstance(result, RecordError) else parse_record(result, item.file)
-        return parse_record(data, item.file)
-    from pyasp_screen.inputs.bulk import to_record
+        from pyasp_screen.inputs.omop import OmopPerson
 
-    return to_record(item, screening_date, vocabulary)
+        if isinstance(item, OmopPerson):
+            from pyasp_screen.inputs.omop.mapping import to_record as omop_record
+
+            return omop_record(item, screening_date, vocabulary)
+        return to_record(item, screening_date, vocabulary, validate=validate_fhir)
+    except Exception as e:  # noqa: BLE001 - reported per record, the run goes on
+        return RecordError(str(getattr(item, "file", "?")), patient_of(item), None,
+                           f"could not be read ({type(e).__name__}: {' '.join(str(e).split())}); "
+                           "please report this")

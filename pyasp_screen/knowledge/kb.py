@@ -26,6 +26,7 @@ Parameters with ``stage: findings`` are read by :mod:`pyasp_screen.findings.deri
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
@@ -36,6 +37,7 @@ import clingo
 
 from pyasp_screen.knowledge import analysis, yamlfile
 from pyasp_screen.knowledge.analysis import Atom, Location, Rule, constant
+from pyasp_screen.knowledge.grounding import GroundingLimit, run_bounded
 from pyasp_screen.knowledge.paths import builtin_kb_root
 from pyasp_screen.knowledge.resolve import ProgramFile, Resolved, resolve
 from pyasp_screen.knowledge.vocabulary import (
@@ -184,10 +186,13 @@ class KnowledgeBase:
     criteria: tuple[Criterion, ...] = ()
     conditions: dict[str, Condition] = field(default_factory=dict)
     scheme_items: dict[str, frozenset[str]] = field(default_factory=dict)
+    # scheme_weight(Scheme, Item, Weight): a scheme's recorded total is the sum of these
+    scheme_weights: dict[str, dict[str, int]] = field(default_factory=dict)
     # check(C, Name, Op, T) thresholds (T x1000), window(Name, Days), kb_diagnosis(D),
     # event_window(E, Days), event_category(E, Category)
     checks: tuple[tuple[str, str, str, int], ...] = ()
     windows: dict[str, int] = field(default_factory=dict)
+    history_windows: dict[str, int] = field(default_factory=dict)  # history_window(Name, Days)
     diagnoses: frozenset[str] = frozenset()
     event_windows: dict[str, int] = field(default_factory=dict)
     event_categories: dict[str, str] = field(default_factory=dict)
@@ -435,13 +440,22 @@ def _parse(sources: tuple[ProgramFile, ...]) -> analysis.Parsed:
 
 
 def _vocabulary_windows(vocab: Vocabulary, resolved: Resolved) -> tuple[ProgramFile, ...]:
-    """``window(Name, W).`` for every finding of the knowledge base's own vocabulary that
-    declares its look-back (``window:``), as a program of its own."""
+    """Programs made from the vocabulary, each a program of its own: the organ systems of
+    ``organs:`` as the items of the scheme organ_involvement (so a record's
+    ``complete: [organ_involvement]`` closes every organ system a record may name, in every
+    knowledge base), and ``window(Name, W).`` for every finding of the knowledge base's own
+    vocabulary that declares its look-back (``window:``)."""
+    out = []
+    library_file = vocab.files[0] if vocab.files else "kb/lib/vocabulary.yaml"
+    if vocab.organs:
+        items = "; ".join(vocab.organs)
+        out.append(ProgramFile(f"{library_file} (organs:)", f"scheme_item(organ_involvement, ({items})).\n",
+                               library_file))
     lines = [f"window({o.name},{o.window})." for o in vocab.observations.values() if o.window is not None]
-    if not lines:
-        return ()
-    file = str(resolved.vocabulary[-1][0])
-    return (ProgramFile(f"{file} (window:)", "\n".join(lines) + "\n", file),)
+    if lines:
+        file = str(resolved.vocabulary[-1][0])
+        out.append(ProgramFile(f"{file} (window:)", "\n".join(lines) + "\n", file))
+    return tuple(out)
 
 
 # ---------------------------------------------------------------------------------------
@@ -468,9 +482,17 @@ def _compile(kb: KnowledgeBase) -> KnowledgeBase:
             raise KBError(f"knowledge base {kb.directory}: criterion {cid}: population {info['population']!r} is "
                           f"not declared in manifest.yaml (populations: {', '.join(kb.populations) or 'none'})")
 
+    # components in the order the rules list them (all_of/any_of, pools in order), each
+    # followed by its own parts: the protocol's order, as for criteria
+    listed: dict[str, tuple] = {}
+    for n, r in enumerate(kb.rules):
+        for i, a in enumerate(r.heads):
+            if a.name in ("all_of", "any_of") and len(a.args) == 2 and a.text(1):
+                listed.setdefault(a.text(1), (n, i))
+
     def flatten(c: str, seen=()) -> list[str]:
         out = []
-        for s in parts.get(c, []):
+        for s in sorted(parts.get(c, []), key=lambda s: (listed.get(s, (len(kb.rules), 0)), s)):
             if s in seen:
                 continue
             out.append(s)
@@ -484,14 +506,16 @@ def _compile(kb: KnowledgeBase) -> KnowledgeBase:
                 declared.setdefault(a.text(0), a.location)
     crits = tuple(
         Criterion(cid, info["population"], info["kind"], sentences.get(cid, ""),
-                  tuple(sorted(dict.fromkeys(flatten(cid)))), declared.get(cid))
-        for cid, info in sorted(criteria.items(), key=lambda kv: _criterion_order(kv[0])))
+                  tuple(dict.fromkeys(flatten(cid))), declared.get(cid))
+        for cid, info in sorted(criteria.items(), key=lambda kv: _criterion_order(
+            kv[0], kv[1], list(kb.populations), declared.get(kv[0]))))
     numbers = {}
     checks = []
     for c, n, op, t in ground.get("check/4", ()):
         if t.lstrip("-").isdigit():
             checks.append((c, n, op, int(t)))
-    for sig, target in (("window/2", "windows"), ("event_window/2", "event_windows")):
+    for sig, target in (("window/2", "windows"), ("event_window/2", "event_windows"),
+                        ("history_window/2", "history_windows")):
         numbers[target] = {a: int(b) for a, b in ground.get(sig, ()) if b.lstrip("-").isdigit()}
     changes, doses, vocabulary = _derived_declarations(kb, ground)
     live = tuple(r for r in kb.rules if _live(r, kb.parameters))
@@ -513,12 +537,22 @@ def _compile(kb: KnowledgeBase) -> KnowledgeBase:
         for cond in (c.id, *c.components):
             for p in conditions[cond].parameters if cond in conditions else ():
                 uses.setdefault(p, set()).add(c.id)
+    # a criterion uses the parameters of every rule its conditions lead to under any
+    # interpretation, dead rules too: sledai_counted(D) :- ..., sledai_exclude_cns = false.
+    # is dead under the default true, and still what that parameter changes
+    alive = {id(r) for r in live}
+    every = _Reader(kb.rules, ground_terms, set(kb.parameters), any_interpretation=True,
+                    dead=tuple(r for r in kb.rules if id(r) not in alive))
+    for c in crits:
+        for cond in (c.id, *c.components):
+            for p in every.condition(cond)[1]:
+                uses.setdefault(p, set()).add(c.id)
     # a rule naming a criterion's condition uses its parameters under any interpretation
     # (check(..., ssc_fvc_decline_min) :- ssc_progressive_definition = fvc_decline.)
     top = {cond: c.id for c in crits for cond in (c.id, *c.components)}
     for r in kb.rules:
         named = {a.text(1) if a.name in CONDITION_PREDICATES else a.text(0) for a in r.heads
-                 if a.name in ("holds", "fails", "check", "all_of", "any_of")}
+                 if a.name in ("holds", "fails", "check", "check_ever", "all_of", "any_of")}
         for cond in named & set(top):
             for name, _ in r.identifiers:
                 if name in kb.parameters:
@@ -528,7 +562,8 @@ def _compile(kb: KnowledgeBase) -> KnowledgeBase:
     return replace(
         kb, criteria=crits, conditions=conditions,
         scheme_items={k: frozenset(v) for k, v in _group(ground.get("scheme_item/2", ())).items()},
-        checks=tuple(sorted(checks)), windows=numbers["windows"],
+        scheme_weights=_weights(ground.get("scheme_weight/3", ())),
+        checks=tuple(sorted(checks)), windows=numbers["windows"], history_windows=numbers["history_windows"],
         diagnoses=frozenset(a[0] for a in ground.get("kb_diagnosis/1", ())),
         event_windows=numbers["event_windows"],
         event_categories={a: b for a, b in ground.get("event_category/2", ())},
@@ -597,6 +632,14 @@ def _derived_declarations(kb: KnowledgeBase, ground) -> tuple[tuple[Change, ...]
     return tuple(changes), tuple(doses), v
 
 
+def _weights(atoms) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for scheme, item, weight in atoms:
+        if weight.lstrip("-").isdigit():
+            out.setdefault(scheme, {})[item] = int(weight)
+    return out
+
+
 def _group(pairs) -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
     for a, b in pairs:
@@ -611,12 +654,16 @@ def _population_label(pop: str, text: str) -> str:
     return pop.upper()
 
 
-def _criterion_order(cid: str) -> tuple:
-    """Protocol order: population prefix as listed, inclusion before exclusion, then number."""
-    pop, _, rest = cid.partition("-")
-    kind, _, num = rest.partition("-")
-    digits = "".join(ch for ch in num if ch.isdigit())
-    return (pop, 0 if kind == "IN" else 1, int(digits or 0), num)
+def _criterion_order(cid: str, info: dict, populations: list[str], where: Location | None) -> tuple:
+    """Protocol order: by population as the manifest lists them (criteria of every population
+    first), inclusions before exclusions, then by ID with its numbers compared as numbers
+    (INC-2 before INC-10, SLE-IN-7a before SLE-IN-7b), then where they are declared. Never
+    alphabetical: EX-1 sorts before INC-1, which no protocol does."""
+    pop = info["population"]
+    rank = -1 if pop == "all" else populations.index(pop) if pop in populations else len(populations)
+    natural = tuple((0, int(part), "") if part.isdigit() else (1, 0, part.lower())
+                    for part in re.findall(r"\d+|\D+", cid))
+    return (rank, 0 if info["kind"] == "inclusion" else 1, natural, where or ("", 0, 0))
 
 
 def _symbol_text(s: clingo.Symbol) -> str:
@@ -632,9 +679,15 @@ def _ground_declarations(kb: KnowledgeBase) -> tuple[dict[str, list[tuple[str, .
     tables), by predicate signature: arguments as text, and as analysis terms."""
     messages: list[str] = []
     ctl = clingo.Control(kb.clingo_args() + ["--warn=none"], logger=lambda code, msg: messages.append(msg))
-    try:
+
+    def ground() -> None:
         ctl.add("base", [], kb.program_text())
         ctl.ground(KB_PARTS)
+
+    try:  # under the time and memory limits of every grounding (a rule may never end)
+        run_bounded(ground, kb=kb.name)
+    except GroundingLimit as e:
+        raise KBError(str(e)) from None
     except RuntimeError:
         detail = " ".join(messages[0].split()) if messages else "cannot ground"
         raise KBError(f"knowledge base {kb.directory}: {detail}") from None
@@ -704,9 +757,19 @@ class _Reader:
     an atom of a predicate derived without patients (declarations, drug classes) binds the
     rule's variables to each of its ground atoms."""
 
-    def __init__(self, live: tuple[Rule, ...], ground: dict[str, list[tuple[str, ...]]], params: set[str]):
+    def __init__(self, live: tuple[Rule, ...], ground: dict[str, list[tuple[str, ...]]], params: set[str],
+                 any_interpretation: bool = False, dead: tuple[Rule, ...] = ()):
         self.defs: dict[str, list[Rule]] = {}
         self.params = params
+        # any_interpretation: ``live`` holds every rule, dead ones too, and a declaration that
+        # some dead rule could define counts as matched even if no ground atom matches it
+        # (agent_class(telitacicept, b_cell) :- telitacicept_is_b_cell = true.): for the
+        # parameters a condition uses under some value of them
+        self.any_interpretation = any_interpretation
+        self.maybe: dict[str, list[Atom]] = {}
+        for r in dead if any_interpretation else ():
+            for a in r.heads:
+                self.maybe.setdefault(a.signature, []).append(a)
         # the heads defining each predicate, by the argument that names what they are about
         # (the condition of holds/2 and fails/2, the first otherwise) when it is a constant
         self.heads: dict[str, tuple[dict[object, list], list]] = {}
@@ -845,6 +908,9 @@ class _Reader:
                         grown.append(nb)
                     if len(grown) > MAX_BRANCHES:
                         return out
+            if not grown and any(_unify(h.args, tuple(_bind(t, b) for t in atom.args), self.params) is not None
+                                 for h in self.maybe.get(atom.signature, ()) for b in out):
+                continue  # another value of a parameter may define a matching atom
             out = grown  # no atom matches: the rule cannot fire under that binding
             if not out:
                 return []
@@ -937,18 +1003,20 @@ def _conditions(kb: KnowledgeBase, live: tuple[Rule, ...], ground, ground_terms,
     deciding: dict[str, list[Rule]] = {}  # condition -> the live rules naming it in their head
     for r in live:
         named = {a.text(1) if a.name in CONDITION_PREDICATES else a.text(0) for a in r.heads
-                 if a.name in ("holds", "fails", "check", "all_of", "any_of")}
+                 if a.name in ("holds", "fails", "check", "check_ever", "all_of", "any_of")}
         for cid in named - {None}:
             deciding.setdefault(cid, []).append(r)
     out: dict[str, Condition] = {}
+    refers: dict[str, frozenset[str]] = {}  # condition -> the conditions its rules read (holds/2, fails/2)
     for cid in ids:
         reads, params, rules = set(), set(), []
-        r, p, _ = reader.condition(cid)
+        r, p, refs = reader.condition(cid)
+        refers[cid] = frozenset(refs) - {cid}
         reads |= r
         params |= p
         for r in deciding.get(cid, ()):
             rules.append(r.location)
-            if any(a.name in ("check", "all_of", "any_of") for a in r.heads):
+            if any(a.name in ("check", "check_ever", "all_of", "any_of") for a in r.heads):
                 params |= {name for name, _ in r.identifiers if name in kb.parameters}
         thresholds = []
         for c, n, op, t in ground.get("check/4", ()):
@@ -960,13 +1028,16 @@ def _conditions(kb: KnowledgeBase, live: tuple[Rule, ...], ground, ground_terms,
                              tuple(parts.get(cid, ())), tuple(rules))
 
     def union(cid: str, seen: tuple = ()) -> tuple[set, set]:
+        # a condition reads what its parts read, and what the conditions its rules read do
+        # (holds(P,"SLE-IN-5") in another criterion's rule)
         c = out[cid]
         reads, params = set(c.reads), set(c.parameters)
-        for part in c.parts:
-            if part in out and part not in seen:
+        for part in (*c.parts, *sorted(refers.get(cid, ()))):
+            if part in out and part not in seen and part != cid:
                 r, p = union(part, seen + (cid,))
                 reads |= r
-                params |= p
+                if part in c.parts:
+                    params |= p
         return reads, params
 
     return {cid: replace(c, reads=frozenset(union(cid)[0]), parameters=frozenset(union(cid)[1]))

@@ -47,6 +47,8 @@ from dataclasses import dataclass, field
 import clingo
 from clingo import ast
 
+from pyasp_screen.knowledge.grounding import run_bounded
+
 # A rule is left as written when its static literals have more bindings than this: the
 # instances would cost more to ground, batch after batch, than the join they save.
 MAX_INSTANCES = 64
@@ -496,7 +498,8 @@ def _instance(rule, plan: _Plan, env: dict, inst: dict, k: int, static: set,
 
 def specialise(program: str, clingo_args: Sequence[str],
                dynamic_roots: Iterable[tuple[str, int]], split: bool = True,
-               needed: Iterable[tuple[str, int]] | None = None, unfold: bool = True) -> Specialised:
+               needed: Iterable[tuple[str, int]] | None = None, unfold: bool = True,
+               name: str = "program") -> Specialised:
     """Specialise ``program`` to its static facts (see the module docstring).
 
     ``clingo_args``: the -c parameter definitions it will be grounded with (the static
@@ -508,13 +511,15 @@ def specialise(program: str, clingo_args: Sequence[str],
     costs more to process than its join).
     ``needed``: the predicates the caller reads; rules that cannot contribute to them are
     dropped (constraints are kept). None keeps every rule.
+    ``name``: the knowledge base's name, in the error of a static part that grounds past
+    the limits of every grounding (:mod:`pyasp_screen.knowledge.grounding`).
     Other program parts (``status``) are kept as written unless ``split`` (they would read
     the old names); #show statements are dropped (callers show what they read,
     :meth:`Specialised.shown`).
     Raises Unsupported for a program this compiler leaves alone (choices or other
     non-deterministic constructs in the static part, theory atoms, scripts, classical
-    negation, parts with parameters), and RuntimeError if clingo cannot ground the static
-    part.
+    negation, parts with parameters), RuntimeError if clingo cannot ground the static
+    part, and GroundingLimit if that grounding passes its time or memory limit.
     """
     statements: list = []
     others: dict[str, list[str]] = {}  # other program parts, kept as written
@@ -596,7 +601,7 @@ def specialise(program: str, clingo_args: Sequence[str],
 
     ctl = clingo.Control(list(clingo_args) + ["--warn=none"])
     ctl.add("base", [], "\n".join(keep + [_text(r) for r in static_rules] + helpers))
-    ctl.ground([("base", [])])
+    run_bounded(lambda: ctl.ground([("base", [])]), kb=name)  # under the limits of every grounding
     facts: dict[tuple[str, int], list[str]] = {}
     inst: dict[str, list[tuple]] = {}
     static_true: set[str] = set()

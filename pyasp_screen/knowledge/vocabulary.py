@@ -82,22 +82,31 @@ class ObservationKind:
 
 @dataclass(frozen=True)
 class DiagnosisKind:
-    """A diagnosis: SNOMED CT concept ids and ICD-10 code prefixes that map to it."""
+    """A diagnosis: SNOMED CT concept ids and ICD-10 code prefixes that map to it.
+
+    also: the diagnoses it is a form of (lupus nephritis is SLE: a record of it is a record of
+    them too); organ: the organ system an active one involves (organ involvement); subtype_codes:
+    ICD-10 code -> the subtype it gives (M34.1 CR(E)ST syndrome: limited SSc)."""
 
     name: str
     label: str
     snomed: tuple[str, ...] = ()
     icd10: tuple[str, ...] = ()
+    also: tuple[str, ...] = ()
+    organ: str | None = None
+    subtype_codes: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class DrugKind:
-    """A drug (ingredient): RxNorm ingredient codes and lower-case free-text fragments."""
+    """A drug (ingredient): RxNorm ingredient codes, WHO ATC codes and lower-case free-text
+    fragments."""
 
     name: str
     label: str
     rxnorm: tuple[str, ...] = ()
     names: tuple[str, ...] = ()
+    atc: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -144,17 +153,24 @@ class Vocabulary:
     scheme_labels: dict[str, str]                 # item category -> label ("SLEDAI-2K")
     scheme_groups: dict[str, str]                 # item category -> its items ("SLEDAI-2K descriptors")
     acronyms: tuple[str, ...]                     # words item labels write in capitals
+    # FHIR readers: SNOMED CT procedures read as a transfusion (code -> product) or as dialysis,
+    # and the LOINC codes of pulse-oximetry components that say whether SpO2 was on room air.
+    transfusion_procedures: dict[str, str] = field(default_factory=dict)
+    dialysis_procedures: frozenset[str] = frozenset()
+    room_air_components: dict[str, str] = field(default_factory=dict)
     files: tuple[str, ...] = ()
     # indexes, filled by __post_init__
     loinc_to_observation: dict[str, str] = field(default_factory=dict)
     snomed_to_diagnosis: dict[str, str] = field(default_factory=dict)
     rxnorm_to_drug: dict[str, str] = field(default_factory=dict)
+    atc_to_drug: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
         set_(self, "loinc_to_observation", {c: o.name for o in self.observations.values() for c in o.loinc})
         set_(self, "snomed_to_diagnosis", {c: d.name for d in self.diagnoses.values() for c in d.snomed})
         set_(self, "rxnorm_to_drug", {c: d.name for d in self.drugs.values() for c in d.rxnorm})
+        set_(self, "atc_to_drug", {c: d.name for d in self.drugs.values() for c in d.atc})
 
     def diagnosis_from_icd10(self, code: str) -> str | None:
         """Map an ICD-10 code to a vocabulary diagnosis by longest listed prefix, or None."""
@@ -235,7 +251,8 @@ def _item_label(item: str, acronyms: tuple[str, ...]) -> str:
 FACT_PREDICATES = {"patient/1", "age/2", "sex/2", "complete/2", "quantity/5", "qualitative/4",
                    "diagnosis/3", "diagnosis_unknown/2", "disease_duration_months/3", "classification/3",
                    "item/4", "item_unknown/3", "sledai2k_assessed/2", "sledai2k_total/2", "assessment/4",
-                   "course/6", "dose_change/3", "gc_dose_per_kg/4", "event/3"}
+                   "course/6", "dose_change/3", "gc_dose_per_kg/4", "event/3",
+                   "course_end_unknown/2", "dose_change_unknown/3", "deceased/1"}
 
 
 # ---------------------------------------------------------------------------------------
@@ -247,17 +264,19 @@ LOINC = re.compile(r"^\d{1,7}-\d$")
 SCTID = re.compile(r"^\d{6,18}$")
 ICD10 = re.compile(r"^[A-Z]\d[0-9A-Z](\.[0-9A-Z]{1,4})?$")
 RXCUI = re.compile(r"^\d{1,8}$")
+ATC = re.compile(r"^[A-Z]\d\d[A-Z][A-Z]\d\d$")
 
 SECTION_KEYS = {
     "observations": {"label", "kind", "unit", "plausible", "loinc", "uln", "analyte_units", "window"},
-    "diagnoses": {"label", "snomed", "icd10"},
-    "drugs": {"label", "rxnorm", "names"},
+    "diagnoses": {"label", "snomed", "icd10", "also_diagnoses", "organ", "subtype_codes"},
+    "drugs": {"label", "rxnorm", "names", "atc"},
     "assessments": {"label", "values", "event"},
     "derived": {"label", "unit", "from"},
 }
-CODE_KEYS = {"loinc", "snomed", "icd10", "rxnorm", "names", "analyte_units"}
+CODE_KEYS = {"loinc", "snomed", "icd10", "rxnorm", "names", "analyte_units", "atc"}
 LIBRARY_ONLY = {"qualitative_values", "glucocorticoids", "growth_factors", "categories", "organs",
-                "classification_schemes", "schemes", "acronyms", "derived"}
+                "classification_schemes", "schemes", "acronyms", "derived",
+                "transfusion_procedures", "dialysis_procedures", "room_air_components"}
 TOP_KEYS = set(SECTION_KEYS) | LIBRARY_ONLY
 
 
@@ -392,15 +411,27 @@ def _observation(d: _Declaration, name: str, spec: dict, keys: tuple) -> Observa
 
 
 def _diagnosis(d: _Declaration, name: str, spec: dict, keys: tuple) -> DiagnosisKind:
+    subtypes = spec.get("subtype_codes") or {}
+    if not isinstance(subtypes, dict):
+        raise d.error(keys + ("subtype_codes",), "expected ICD-10 code: subtype pairs")
+    for code, sub in subtypes.items():
+        if not ICD10.match(str(code)) or not isinstance(sub, str) or not NAME.match(sub):
+            raise d.error(keys + ("subtype_codes", code), "expected an ICD-10 code and a subtype name")
+    organ = spec.get("organ")
+    if organ is not None and (not isinstance(organ, str) or not NAME.match(organ)):
+        raise d.error(keys + ("organ",), "expected an organ system name")
     return DiagnosisKind(name, _label(d, keys, spec, name),
                          _strings(d, keys + ("snomed",), spec.get("snomed"), SCTID, "a SNOMED CT concept id"),
-                         _strings(d, keys + ("icd10",), spec.get("icd10"), ICD10, "an ICD-10 code or prefix (M34.81)"))
+                         _strings(d, keys + ("icd10",), spec.get("icd10"), ICD10, "an ICD-10 code or prefix (M34.81)"),
+                         _strings(d, keys + ("also_diagnoses",), spec.get("also_diagnoses"), NAME, "a diagnosis name"),
+                         organ, {str(k): str(v) for k, v in subtypes.items()})
 
 
 def _drug(d: _Declaration, name: str, spec: dict, keys: tuple) -> DrugKind:
     names = tuple(n.lower() for n in _strings(d, keys + ("names",), spec.get("names"), what="a name fragment"))
     return DrugKind(name, _label(d, keys, spec, name.replace("_", " ")),
-                    _strings(d, keys + ("rxnorm",), spec.get("rxnorm"), RXCUI, "an RxNorm ingredient code"), names)
+                    _strings(d, keys + ("rxnorm",), spec.get("rxnorm"), RXCUI, "an RxNorm ingredient code"), names,
+                    _strings(d, keys + ("atc",), spec.get("atc"), ATC, "a WHO ATC code (L04AA06)"))
 
 
 def _assessment(d: _Declaration, name: str, spec: dict, keys: tuple) -> AssessmentKind:
@@ -459,7 +490,7 @@ def _show(value) -> str:
 
 def _codes(kind) -> list[tuple[str, str]]:
     out = []
-    for key in ("loinc", "snomed", "rxnorm"):
+    for key in ("loinc", "snomed", "rxnorm", "atc"):
         out += [(key, c) for c in getattr(kind, key, ())]
     return out
 
@@ -527,6 +558,10 @@ def _build(declarations: list[_Declaration]) -> Vocabulary:
         organs=_strings(lib_d, ("organs",), lists.get("organs"), NAME, "a name"),
         classification_schemes=schemes, classification_labels=class_labels, scheme_labels=scheme_labels, scheme_groups=scheme_groups,
         acronyms=_strings(lib_d, ("acronyms",), lists.get("acronyms")),
+        transfusion_procedures={str(k): str(v) for k, v in (lists.get("transfusion_procedures") or {}).items()},
+        dialysis_procedures=frozenset(_strings(lib_d, ("dialysis_procedures",), lists.get("dialysis_procedures"),
+                                               SCTID, "a SNOMED CT concept id")),
+        room_air_components={str(k): str(v) for k, v in (lists.get("room_air_components") or {}).items()},
         files=tuple(str(d.path) for d in declarations))
 
 

@@ -23,6 +23,7 @@ undecided. Exports: :func:`write` (by file extension: .dot .svg .png .pdf .graph
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import textwrap
 from pathlib import Path
@@ -56,14 +57,31 @@ def _relation(status: str, kind: str = "inclusion") -> str:
 
 
 def _wrap(text: str, width: int = 30) -> str:
-    """A label on lines of about ``width`` characters (nothing is cut off)."""
-    return "\n".join(textwrap.wrap(text, width, break_on_hyphens=False, break_long_words=False)) or text
+    """A label on lines of about ``width`` characters (nothing is cut off); a last line of
+    a word or two ("ULN)") is avoided by wrapping a little wider."""
+    lines = textwrap.wrap(text, width, break_on_hyphens=False, break_long_words=False)
+    for extra in (4, 8):
+        if len(lines) > 1 and len(lines[-1]) < 9:
+            lines = textwrap.wrap(text, width + extra, break_on_hyphens=False, break_long_words=False)
+    return "\n".join(lines) or text
 
 
 def _title(sentence: str) -> str:
-    """The heading of a registry sentence ("Bone marrow function"), when it has one."""
+    """The heading of a registry sentence ("Bone marrow function"), or, for a sentence
+    without one, its opening words ("Combined with interstitial pneumonia caused by SSc")
+    up to a clause, never cut inside a word (the tooltip has the sentence)."""
     head = sentence.split(":", 1)[0].strip()
-    return head if ":" in sentence and len(head) <= 40 else ""
+    if ":" in sentence and len(head) <= 40:
+        return head
+    first = re.split(r"[,;:.](?:\s|$)", sentence.strip(), maxsplit=1)[0].strip()
+    if len(first) <= 90:
+        return first
+    words, out = first.split(), ""
+    for w in words:
+        if len(out) + len(w) + 1 > 44:
+            break
+        out = f"{out} {w}".strip()
+    return out + " ..."
 
 
 def build_explanation(summary: dict, kb: KnowledgeBase) -> nx.DiGraph:
@@ -90,12 +108,17 @@ def build_explanation(summary: dict, kb: KnowledgeBase) -> nx.DiGraph:
         if line["population"] not in pops:
             continue
         node = f"pop:{line['population']}"
+        label = _wrap(f"{kb.populations.get(line['population'], line['name'])}: {line['verdict']}", 26)
+        n_reasons = 1 + len(line.get("other_reasons", []))
+        if line["verdict"] == "ineligible" and n_reasons > 1:
+            label += f"\n({n_reasons} separate reasons,\neach enough alone)"
         g.add_node(node, kind="population", population=line["population"], status=line["verdict"],
-                   label=_wrap(f"{kb.populations.get(line['population'], line['name'])}: {line['verdict']}", 26),
-                   tooltip=line["text"], highlight=True)
+                   label=label, tooltip=line["text"], highlight=True, text=line["text"])
         if scope == "overall":
+            # a population decides the overall verdict if its verdict is the overall one
+            decides = line["verdict"] == summary["overall"]
             g.add_edge(node, "overall", relation={"eligible": "supports", "ineligible": "violates"}
-                       .get(line["verdict"], "undecided"))
+                       .get(line["verdict"], "undecided") if decides else "context")
 
     def criterion_node(cid: str) -> str:
         c = crit[cid]
@@ -136,7 +159,7 @@ def build_explanation(summary: dict, kb: KnowledgeBase) -> nx.DiGraph:
                 for m in members:
                     cmps = [need[(m, c)] for c in cids if (m, c) in need]
                     needs = "; ".join(dict.fromkeys(c["need_text"] for c in cmps))
-                    text = f"{cmps[0]['value_text']} ({needs})" if cmps else words.get(m, findings[m]["text"])
+                    text = f"{cmps[0].get('dated_text', cmps[0]['value_text'])} ({needs})" if cmps else words.get(m, findings[m]["text"])
                     lines.append(("• " if group else "") + _wrap(text, 38))
                 g.add_node(node, kind="finding", label="\n".join(lines), status="known", highlight=True,
                            tooltip="; ".join(findings[m]["text"] for m in members), findings=", ".join(members))
@@ -157,6 +180,42 @@ def build_explanation(summary: dict, kb: KnowledgeBase) -> nx.DiGraph:
                          or crit[cid].population == "all"):
                     criterion_node(cid)
                     g.add_edge(node, cid, relation="undecided")
+    # an ineligible population's own reason, where the chosen one does not show it (SSc
+    # excluded by its problem list as well as by the ANC that excludes SLE)
+    if a["verdict"] == "ineligible":
+        for line in summary["populations"]:
+            pop, reason = line["population"], line.get("reason")
+            if pop not in pops or line["verdict"] != "ineligible" or not reason:
+                continue
+            if any(cid in g for cid in reason["criteria"]):
+                continue
+            cmps = {(m["finding_id"], m["criterion"]): m for m in reason.get("comparisons", [])}
+            for k, part in enumerate(reason.get("parts", [])):
+                node = f"reason:{pop}:{k}"
+                lines = []
+                for fid in part["finding_ids"]:
+                    hit = [cmps[(fid, c)] for c in part["criteria"] if (fid, c) in cmps]
+                    text = (f"{hit[0]['dated_text']} ({hit[0]['need_text']})" if hit else
+                            dict(zip(reason["finding_ids"], reason["findings"])).get(fid, findings[fid]["text"]))
+                    lines.append(_wrap(text, 38))
+                g.add_node(node, kind="finding", label="\n".join(lines), status="known", highlight=True,
+                           tooltip=part["text"], findings=", ".join(part["finding_ids"]))
+                for cid in part["criteria"]:
+                    criterion_node(cid)
+                    g.add_edge(node, cid, relation=_relation(status_of.get(cid, {}).get("status", "unknown"),
+                                                             crit[cid].kind))
+    # a population none of whose criteria is drawn says why in its own node
+    for line in summary["populations"]:
+        node = f"pop:{line['population']}"
+        if node in g and not any(d.get("population") == line["population"] and d["kind"] == "criterion"
+                                 for _, d in g.nodes(data=True)):
+            why = ""
+            if line.get("rule_out"):
+                slot = line["rule_out"]["slot"]
+                why = (f"(not ruled out: the {_category(slot)} is not declared complete)"
+                       if slot.startswith("complete:") else f"({line['rule_out']['text']} would rule it out)")
+            if why and len(why) <= 70:  # a longer reason is in the tooltip
+                g.nodes[node]["label"] += "\n" + _wrap(why, 30)
     # every other criterion of a drawn population, in one node
     for pop in pops:
         if f"pop:{pop}" not in g:
@@ -166,15 +225,42 @@ def build_explanation(summary: dict, kb: KnowledgeBase) -> nx.DiGraph:
             continue  # none drawn: the population's verdict node says it (its tooltip: why)
         counts: dict[str, int] = {}
         for c in others:  # by effect: an exclusion not met is satisfied, like an inclusion met
-            effect = {"supports": "satisfied", "violates": "failed", "undecided": "unknown"}[
+            effect = {"supports": "satisfied", "violates": "not satisfied", "undecided": "unknown"}[
                 _relation(status_of.get(c.id, {}).get("status", "unknown"), c.kind)]
             counts[effect] = counts.get(effect, 0) + 1
-        text = ", ".join(f"{counts[e]} {e}" for e in ("satisfied", "failed", "unknown") if e in counts)
+        text = ", ".join(f"{counts[e]} {e}" for e in ("satisfied", "not satisfied", "unknown") if e in counts)
         g.add_node(f"others:{pop}", kind="others", population=pop, status="other", highlight=False,
                    label=_wrap(f"{len(others)} other {summary_name(kb, pop)} criteria: {text}", 26),
                    tooltip=", ".join(f"{c.id} {status_of.get(c.id, {}).get('status', 'unknown')}" for c in others))
         g.add_edge(f"others:{pop}", f"pop:{pop}", relation="context")
-    return g
+    return _in_protocol_order(g, kb)
+
+
+def _in_protocol_order(g: nx.DiGraph, kb: KnowledgeBase) -> nx.DiGraph:
+    """The same graph with criteria (and the findings drawn to them) in protocol order, so
+    that Graphviz lays them out top to bottom as the registry lists them."""
+    order = {c.id: k for k, c in enumerate(kb.criteria)}
+
+    def rank(node) -> tuple:
+        d = g.nodes[node]
+        if d["kind"] == "criterion":
+            return (1, order.get(node, 999))
+        if d["kind"] == "unknown" and node.startswith("measure:"):  # the plan's own order
+            return (0, int(node.split(":")[1]))
+        if d["kind"] in ("finding", "unknown"):
+            return (0, min((order.get(t, 999) for t in g.successors(node)), default=999))
+        return (2, 0)
+    h = nx.DiGraph(**g.graph)
+    for node in sorted(g.nodes, key=rank):
+        h.add_node(node, **g.nodes[node])
+    for a, b in sorted(g.edges, key=lambda e: (rank(e[0]), rank(e[1]))):
+        h.add_edge(a, b, **g.edges[a, b])
+    return h
+
+
+def _category(slot: str) -> str:
+    cat = slot.split(":", 1)[1]
+    return {"diagnoses": "problem list", "medications": "medication history"}.get(cat, cat.replace("_", " "))
 
 
 def summary_name(kb: KnowledgeBase, pop: str) -> str:
@@ -225,15 +311,15 @@ def build(ex: Explainer, explanation: ScopeExplanation | None = None, show: str 
         if c.id not in keep:
             continue
         status = now.get(c.id, "unknown")
-        g.add_node(c.id, kind="criterion", label=f"{c.id}: {status}", status=status,
+        g.add_node(c.id, kind="criterion", label=f"{c.id}: {status.replace('_', ' ')}", status=status,
                    effect=_relation(status, c.kind), population=c.population, tooltip=c.sentence,
                    criterion=c.id, highlight=False)
         for pop in pops if c.population == "all" else [c.population]:
             g.add_edge(c.id, f"pop:{pop}", relation=_relation(status, c.kind))
         for part in c.components:
             st = now.get(part, "unknown")
-            short = f"{c.id.split('-', 1)[1]} {part.split('.', 1)[1].replace('_', ' ')}"
-            g.add_node(part, kind="component", label=f"{short}: {st}", status=st, effect=_relation(st, c.kind),
+            short = f"{c.id} {part.split('.', 1)[1].replace('_', ' ')}"  # "EX-1 organ", never "1 organ"
+            g.add_node(part, kind="component", label=f"{short}: {st.replace('_', ' ')}", status=st, effect=_relation(st, c.kind),
                        population=c.population, tooltip=c.sentence, criterion=c.id, highlight=False)
         for part in c.components:
             parent = _parent(part, c)
@@ -363,7 +449,7 @@ def to_pydot(g: nx.DiGraph, kb: KnowledgeBase):
     for pop in list(kb.populations) + ["all"]:
         label = kb.populations.get(pop, "all populations")
         clusters[pop] = pydot.Cluster(f"pop_{pop}", label=label, style="rounded", color="#90a4ae",
-                                      fontname="Helvetica", fontsize="11")
+                                      fontname="Helvetica", fontsize="11", labelloc="b")
     explanation_only = g.graph.get("view") == "explanation"
     any_highlight = not explanation_only and any(d.get("highlight") and d["kind"] in ("finding", "unknown")
                                                  for _, d in g.nodes(data=True))
@@ -400,6 +486,10 @@ def to_pydot(g: nx.DiGraph, kb: KnowledgeBase):
     for c in clusters.values():
         if c.get_nodes():
             dot.add_subgraph(c)
+    if explanation_only:
+        # few crossing-reduction passes keep the nodes in the order given (criteria in
+        # protocol order, findings beside them): the picture reads like the registry
+        dot.set("mclimit", "0.01")
     for a, b, d in g.edges(data=True):
         rel = d.get("relation", "supports")
         faded = any_highlight and g.nodes[a]["kind"] in ("finding", "unknown", "field") and not g.nodes[a].get("highlight")
@@ -423,6 +513,14 @@ def to_pydot(g: nx.DiGraph, kb: KnowledgeBase):
         legend.add_node(pydot.Node("legend_unknown_finding", label=_quote("unknown finding (to measure)"),
                                    shape="ellipse", style="dashed", color="#f9a825", fontname="Helvetica",
                                    fontsize="9"))
+    if any(d["kind"] in ("population", "overall") for _, d in g.nodes(data=True)):
+        legend.add_node(pydot.Node("legend_verdict", label=_quote("a verdict (a population's, or overall)"),
+                                   shape="doubleoctagon", fontname="Helvetica", fontsize="9", color="#616161"))
+    if any(d["kind"] == "others" for _, d in g.nodes(data=True)):
+        legend.add_node(pydot.Node("legend_others", label=_quote("the population's other criteria, counted\n"
+                                                                 "(satisfied: inclusion met or exclusion not met)"),
+                                   shape="box", style="dashed,rounded", color="#b0bec5", fontcolor="#607d8b",
+                                   fontname="Helvetica", fontsize="9"))
     if not explanation_only:
         legend.add_node(pydot.Node("legend_chosen", label=_quote("chosen explanation"), shape="box",
                                    penwidth="2.5", color="#1565c0", fontname="Helvetica", fontsize="9"))
@@ -521,7 +619,7 @@ def plot_attrition(summary, kb: KnowledgeBase, path: Path) -> None:
     fig, axes = plt.subplots(1, len(pops), figsize=(6.5 * len(pops), 5.5), squeeze=False)
     for ax, pop in zip(axes[0], pops):
         rows = summary.attrition(pop)
-        labels = ["screened"] + [r[0] for r in rows]
+        labels = ["pre-screened"] + [r[0] for r in rows]
         remaining = [summary.screened] + [r[2] for r in rows]
         settled = [summary.screened] + [r[3] for r in rows]
         y = range(len(labels))
@@ -532,12 +630,16 @@ def plot_attrition(summary, kb: KnowledgeBase, path: Path) -> None:
         ax.set_yticks(list(y), labels, fontsize=8)
         ax.invert_yaxis()
         label = kb.populations.get(pop, pop)
-        ax.set_title(f"{label}: attrition in protocol order", fontsize=10)
+        ax.set_title(f"{label}: attrition in protocol order\nafter the last criterion: {remaining[-1]} not excluded, "
+                     f"{settled[-1]} with every criterion met", fontsize=10)
         ax.set_xlabel("patients")
         ax.legend(fontsize=8, loc="lower right")
-    from pyasp_screen.outputs.render import kb_title
+    from pyasp_screen.outputs.render import kb_header, parameters_line
 
-    fig.suptitle(f"{kb_title(kb)}: {summary.screened} patients screened", fontsize=11, wrap=True)
+    title = f"{kb.name} v{kb.version}: {summary.screened} patients pre-screened"
+    changed = parameters_line(kb_header(kb)["parameters_changed"])
+    title += f"\n{changed}" if changed else " (protocol defaults)"
+    fig.suptitle(title, fontsize=11, wrap=True)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -22,7 +22,7 @@ from pyasp_screen.explain.summary import derived_values, short_answer
 from pyasp_screen.inputs.record import RecordError
 from pyasp_screen.knowledge.kb import KnowledgeBase
 
-OUTPUT_VERSION = "2"  # 2: results[].derived; explain leads with its answer (docs/output.md)
+OUTPUT_VERSION = "3"  # 3: explain names every reason, what it does not try, the knowledge base's choices (docs/output.md)
 STATUS_STYLE = {"met": "green", "not_met": "red", "unknown": "yellow",
                 "eligible": "bold green", "ineligible": "bold red", "undetermined": "bold yellow"}
 
@@ -53,6 +53,8 @@ def result_dict(s: Screened, kb: KnowledgeBase) -> dict:
     return {
         "patient": r.patient,
         "file": s.file,
+        "screening_date": s.findings.screening_date.isoformat() if s.findings.screening_date else None,
+        "deceased": any(f.name == "deceased" for f in s.findings.findings),
         "overall": r.overall,
         "verdicts": {pop: r.verdicts.get(pop, "undetermined") for pop in kb.populations},
         "criteria": criteria,
@@ -98,8 +100,17 @@ def short_explanation(summary: dict) -> dict:
     return out
 
 
-def write_json(outcomes: list[Screened | RecordError], kb: KnowledgeBase, out: IO[str],
-               explanations: dict | None = None) -> None:
+def json_text(doc: dict) -> str:
+    """The JSON text every ``--format json`` prints (and the web API returns): indented by
+    two, UTF-8 characters as they are, one final newline."""
+    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+
+
+def screen_document(outcomes: list[Screened | RecordError], kb: KnowledgeBase,
+                    explanations: dict | None = None) -> dict:
+    """The ``screen --format json`` document (docs/output.md): header, summary, one result
+    per screened patient, one error per rejected record. ``explanations`` maps
+    ``id(Screened)`` to its summary (screen --explain)."""
     results = []
     for o in outcomes:
         if isinstance(o, Screened):
@@ -114,8 +125,12 @@ def write_json(outcomes: list[Screened | RecordError], kb: KnowledgeBase, out: I
         "results": results,
         "errors": [error_dict(o) for o in outcomes if isinstance(o, RecordError)],
     }
-    json.dump(doc, out, indent=2, ensure_ascii=False)
-    out.write("\n")
+    return doc
+
+
+def write_json(outcomes: list[Screened | RecordError], kb: KnowledgeBase, out: IO[str],
+               explanations: dict | None = None) -> None:
+    out.write(json_text(screen_document(outcomes, kb, explanations)))
 
 
 def csv_header(kb: KnowledgeBase) -> list[str]:
@@ -164,49 +179,82 @@ def population_label(kb: KnowledgeBase, pop: str) -> str:
 
 def write_table(outcomes: list[Screened | RecordError], kb: KnowledgeBase, console: Console,
                 details: bool, explanations: dict | None = None) -> None:
-    """A row per patient; with ``details``, every criterion of every patient."""
+    """A row per patient; with ``details``, every criterion of every patient. The answer
+    (with ``explanations``) comes right after the verdicts; the file column only where the
+    file name says more than the patient ID."""
     screened = [o for o in outcomes if isinstance(o, Screened)]
-    changed = parameters_line(kb_header(kb)["parameters_changed"])
-    if changed and details:
-        console.print(escape(changed), highlight=False, soft_wrap=True)
+    changed = parameters_line(kb_header(kb)["parameters_changed"], _parameter_details(kb))
+    if changed:
+        console.print(escape(f"*** {changed}. ***"), highlight=False, soft_wrap=True)
     if details:
         for s in screened:
             _patient_table(s, kb, console)
     elif screened:
         from rich import box
 
-        table = Table(title=escape(f"{kb_title(kb)}: {len(screened)} patient(s) screened"),
+        n = len(screened)
+        table = Table(title=escape(f"{kb.name} v{kb.version}: {n} patient{'s' if n != 1 else ''} pre-screened "
+                                   "against the registry criteria"),
                       title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1),
                       collapse_padding=True)
-        wide = console.width >= 120
+        def stem(path: str) -> str:
+            name = path.rsplit("/", 1)[-1]
+            return name.rsplit(".", 1)[0] if "." in name else name
+        show_file = any(stem(s.file).lower() != s.result.patient.lower() for s in screened)
         table.add_column("patient", overflow="fold", min_width=14)
-        if wide:
+        if show_file:
             table.add_column("file", overflow="fold")
         table.add_column("overall", no_wrap=True)
         for pop in kb.populations:
             table.add_column(population_label(kb, pop), no_wrap=True)
-        table.add_column("excluded by", overflow="fold")
-        table.add_column("unknown", justify="right", no_wrap=True, min_width=7)
         if explanations is not None:
-            table.add_column("answer (reason / what to measure / thinnest margins)", overflow="fold")
+            table.add_column("answer (the reason, what to get, or the value closest to a threshold)",
+                             overflow="fold", ratio=1)
+        else:
+            table.add_column("not met", overflow="fold")
+            table.add_column("criteria unknown", justify="right", no_wrap=True)
         for s in screened:
             r = s.result
-            failing = excluded_by(s, kb)
-            unknown = sum(1 for c in kb.criteria if r.statuses.get(c.id) == "unknown")
-            cells = [escape(r.patient)] + ([escape(s.file.rsplit("/", 1)[-1])] if wide else []) + [_styled(r.overall),
-                     *[_styled(r.verdicts.get(p, "undetermined")) for p in kb.populations],
-                     ", ".join(failing) or "-", str(unknown)]
+            deceased = " (deceased)" if any(f.name == "deceased" for f in s.findings.findings) else ""
+            cells = [escape(r.patient)] + ([escape(s.file.rsplit("/", 1)[-1])] if show_file else []) + [
+                _styled(r.overall) + deceased, *[_styled(r.verdicts.get(p, "undetermined")) for p in kb.populations]]
             if explanations is not None:
                 cells.append(escape(short_answer(explanations[id(s)])))
+            else:
+                failing = excluded_by(s, kb)
+                by_pop = [f"{population_label(kb, p)}: {', '.join(c for c in failing if _pop_of(kb, c) in (p, 'all'))}"
+                          for p in kb.populations if any(_pop_of(kb, c) in (p, "all") for c in failing)]
+                unknown = sum(1 for c in kb.criteria if r.statuses.get(c.id) == "unknown"
+                              and (c.population == "all" or r.verdicts.get(c.population) == "undetermined"))
+                cells += ["; ".join(by_pop) or "-", str(unknown)]
             table.add_row(*cells)
         console.print(table)
+        pops = " or ".join(population_label(kb, p) for p in kb.populations)
+        console.print(escape(f"overall: eligible if eligible for {pops}; undetermined: the record does not yet "
+                             "decide it (a missing result or list)."
+                             + ("" if explanations is not None else
+                                " not met: the criteria excluding the patient, by population; criteria unknown: "
+                                "those the record cannot decide yet, in populations still undetermined.")),
+                      highlight=False, soft_wrap=True)
     for o in outcomes:
         if isinstance(o, RecordError):
             console.print(f"[red]rejected[/] {escape(str(o))}", highlight=False, soft_wrap=True)
     s = summary(outcomes, kb)
-    console.print(f"{s['screened']} screened ({s['overall']['eligible']} eligible, "
-                  f"{s['overall']['ineligible']} ineligible, {s['overall']['undetermined']} undetermined), "
-                  f"{s['rejected']} rejected", highlight=False)
+    rejected = (f"{s['rejected']} record{'s' if s['rejected'] != 1 else ''} could not be read (listed above)"
+                if s["rejected"] else "every record was read")
+    console.print(f"{s['screened']} pre-screened ({s['overall']['eligible']} eligible, "
+                  f"{s['overall']['ineligible']} ineligible, {s['overall']['undetermined']} undetermined); "
+                  f"{rejected}", highlight=False)
+
+
+def _pop_of(kb: KnowledgeBase, cid: str) -> str:
+    return next((c.population for c in kb.criteria if c.id == cid), "all")
+
+
+def _parameter_details(kb: KnowledgeBase) -> list[dict]:
+    from pyasp_screen.explain.summary import parameter_view
+
+    return [parameter_view(kb, p.name) for p in kb.parameters.values() if p.value != p.default]
 
 
 def excluded_by(s: Screened, kb: KnowledgeBase) -> list[str]:
@@ -226,7 +274,9 @@ def _patient_table(s: Screened, kb: KnowledgeBase, console: Console) -> None:
     r = s.result
     verdicts = ", ".join(f"{population_label(kb, p)} {_styled(r.verdicts.get(p, 'undetermined'))}"
                          for p in kb.populations)
-    console.print(f"\n[bold]{escape(r.patient)}[/] ({escape(s.file)}): overall {_styled(r.overall)}; {verdicts}",
+    deceased = ", deceased" if any(f.name == "deceased" for f in s.findings.findings) else ""
+    when = f", screened at {s.findings.screening_date}" if s.findings.screening_date else ""
+    console.print(f"\n[bold]{escape(r.patient)}[/] ({escape(s.file)}{when}): overall {_styled(r.overall)}{deceased}; {verdicts}",
                   highlight=False)
     table = Table(show_header=True, box=None, pad_edge=False)
     table.add_column("criterion")
@@ -238,11 +288,12 @@ def _patient_table(s: Screened, kb: KnowledgeBase, console: Console) -> None:
                           for p in c.components)
         table.add_row(c.id, c.kind, _styled(r.statuses.get(c.id, "unknown")), parts)
     console.print(table)
+    compared = {name for _, name, _, _ in kb.checks}  # a derived value no criterion reads is not printed
     for f in s.findings.findings:
-        if f.name in ("crcl", "prednisone_equivalent") or f.name.endswith("_x_uln"):
+        if (f.name in ("crcl", "prednisone_equivalent") or f.name.endswith("_x_uln")) and f.name in compared:
             days = (f.data or {}).get("days_before_screening")
             window = kb.windows.get(f.name)
-            stale = (f"  [{days} days before screening, outside the {window}-day window: not read, "
+            stale = (f"  [{days} days before screening, outside the {window}-day look-back: not used, "
                      "so the criteria using it stay unknown]" if days is not None and window is not None
                      and days > window else "")
             console.print(f"  value: {escape(f.text)}{stale}", highlight=False, soft_wrap=True)
@@ -269,58 +320,79 @@ def explanation_dict(summary: dict) -> dict:
     return summary
 
 
+def explain_document(summaries: list[dict], rejected: list[RecordError], kb: KnowledgeBase) -> dict:
+    """The ``explain --format json`` document: header, one :func:`explanation_dict` per
+    screened patient (its summary), one error per rejected record."""
+    return {"pyasp_screen_output": OUTPUT_VERSION, "knowledge_base": kb_header(kb),
+            "patients": [explanation_dict(d) for d in summaries],
+            "errors": [error_dict(o) for o in rejected]}
+
+
 def _cap(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def parameters_line(changed: dict) -> str | None:
-    """"Parameters changed from the protocol defaults: crcl_min=30 mL/min", or None."""
+def parameters_line(changed: dict, detail: list[dict] | None = None) -> str | None:
+    """"Parameters changed from the protocol defaults: crcl_min=30 mL/min (default 50
+    mL/min; used by SLE-IN-7a, SSC-IN-4a)", or None."""
     if not changed:
         return None
-    return "Parameters changed from the protocol defaults: " + ", ".join(f"{k}={v}" for k, v in changed.items())
+    by = {d["name"]: d for d in detail or []}
+
+    def one(k, v):
+        d = by.get(k)
+        if d is None:
+            return f"{k}={v}"
+        used = f"; used by {', '.join(d['used_by'])}" if d["used_by"] else ""
+        return f"{k}={v} (default {d['default']}{used})"
+    return "Parameters changed from the protocol defaults: " + ", ".join(one(k, v) for k, v in changed.items())
 
 
 STEPS_SHOWN = 8  # steps of a long plan printed without --details
+TASK_HEADINGS = {"lab": "Tests", "chart": "From the chart"}
 
 
-def write_summary_text(doc: dict, out: IO[str], details: bool = False) -> None:
+def _criteria_tag(ids: list[str]) -> str:
+    return f"  [{', '.join(ids)}]" if ids else ""
+
+
+def _on_record(c: dict) -> str:
+    """"INR 1.9 = 1.58 x ULN on 2026-02-24 (needs <= 1.5 x ULN: not met, SLE-IN-7d)"."""
+    state = "met" if c["holds"] else "not met"
+    if c["kind"] == "exclusion":
+        state = "applies" if c["holds"] else "does not apply"
+    return f"{c['dated_text']} ({c['need_text']}: {state}, {c['criterion']})"
+
+
+def write_summary_text(doc: dict, out: IO[str], details: bool = False, hint: str | None = None) -> None:
     """One patient's explanation for people: the answer first, then (``details``) every
     explanation, each population only where it differs from the overall one; last, the
-    registry sentence of every criterion the text names."""
+    registry sentence of every criterion the text names, and ``hint`` (the command that
+    prints more). No program words: every statement is the summary's (explain/summary.py)."""
     import io
     import re
 
     final = out
     out = io.StringIO()
     scope = doc.get("scope", "overall")
-    where = f" ({doc['file']})" if doc.get("file") else ""
-    out.write(f"{doc['patient']}{where}\n")
+    changed = parameters_line(doc["parameters_changed"], doc.get("parameters"))
+    if changed:  # a banner: this is not a protocol-default run
+        out.write(f"*** {changed}. ***\n")
+    when = f", screening date {doc['screening_date']}" if doc.get("screening_date") else ""
+    out.write(f"{doc['patient']}{when}\n")
     if scope == "overall":
         out.write(f"{_cap(doc['headline'])}.\n")
     else:
         name = next(p["name"] for p in doc["populations"] if p["population"] == scope)
-        out.write(f"{name} (--population {scope}): {doc['headline']}.\n")
+        out.write(f"{name} only: {doc['headline']}.\n")
+    if doc.get("with_defaults"):
+        w = doc["with_defaults"]
+        out.write(f"  With the protocol defaults: {w['overall']}"
+                  + "".join(f"; {p['name']} {w['verdicts'].get(p['population'], '?')}" for p in doc["populations"])
+                  + ".\n")
     a = doc["answer"]
     if a["verdict"] == "undetermined":
-        steps = a.get("to_measure", [])
-        if steps and "then" not in a:  # no way to eligibility the explanation can see
-            out.write("  What could still exclude (each alone):\n")
-        elif len(steps) == 1:
-            out.write("  To settle it:\n")
-        elif steps:
-            out.write("  In this order (a result that alone could exclude comes first):\n")
-        shown = steps if details or len(steps) <= STEPS_SHOWN + 1 else steps[:STEPS_SHOWN]
-        for k, st in enumerate(shown, 1):
-            crit = f"  [{', '.join(st['criteria'])}]" if st["criteria"] else ""
-            out.write(f"   {k}. {st['action']} {st['text']}{crit}\n")
-            if st.get("note"):
-                out.write(f"      note: {st['note']}\n")
-        if len(shown) < len(steps):
-            rest = steps[len(shown):]
-            out.write(f"   ... and {len(rest)} more: {', '.join(st['label'] for st in rest)} (--details)\n")
-        if a.get("other_ways_to_eligible"):
-            n = a["other_ways_to_eligible"]
-            out.write(f"  ({n} other, longer way{'s' if n > 1 else ''} to eligibility: --details)\n")
+        _write_plan(doc, a, out, details)
     elif a["verdict"] == "ineligible":
         parts = a.get("reason", {}).get("parts", [])
         if len(parts) == 1:
@@ -329,45 +401,63 @@ def write_summary_text(doc: dict, out: IO[str], details: bool = False) -> None:
             out.write("  Why (these findings together; one line per criterion they settle):\n")
             for part in parts:
                 out.write(f"   - {part['text']}\n")
-        if a.get("nearest_miss"):
-            out.write(f"  Nearest miss: {a['nearest_miss']['text']}\n")
+        miss = a.get("nearest_miss")
+        if miss:
+            caveat = "; ".join(c["text"] for c in miss.get("caveats", []))
+            out.write(f"  Nearest miss: {miss['text']}" + (f", {caveat}" if caveat else "") + "\n")
         else:
             out.write("  Nearest miss: none; no change of the recorded values alone would do it\n")
-        if a.get("other_reasons"):
-            n = a["other_reasons"]
-            out.write(f"  ({n} other sufficient reason{'s' if n > 1 else ''}: --details)\n")
+        named = a.get("other_reasons_named", [])
+        if named:
+            out.write("  Each also enough alone: " + "; ".join(named)
+                      + (f" (and {a['other_reasons'] - len(named)} more)" if a["other_reasons"] > len(named) else "")
+                      + "\n")
     else:
-        out.write(f"  {_cap(a['text'])}.\n")
+        text = _cap(a["text"]) + "."
+        for p in a.get("no_exclusions", []):
+            name = next((x["name"] for x in doc["populations"] if x["population"] == p), p)
+            text += f" The knowledge base has no exclusion criteria for {name}: check the full protocol for any."
+        out.write(f"  {text}\n")
         margins = a.get("thinnest_margins", [])
         if margins:
-            out.write("  Thinnest margins:\n")
+            out.write("  Closest to their thresholds:\n")
             for m in margins[:3]:
-                out.write(f"   - {m['text']}\n")
-        if a.get("rests_on"):
-            out.write("  Also rests on these lists declared complete: "
-                      f"{', '.join(x['short'] for x in a['rests_on'])}\n")
-        if a.get("other_reasons"):
-            swaps = [f"{' + '.join(x['use']) or 'nothing'} instead of {' + '.join(x['instead_of']) or 'nothing'}"
-                     for x in a.get("swaps", []) if len(x["use"]) + len(x["instead_of"]) <= 2][:3]
-            n = a["other_reasons"]
-            text = f"  {n} other set{'s' if n > 1 else ''} of findings also suffice"
-            out.write(text + (f", e.g. {'; '.join(swaps)}" if swaps else "") + " (--details)\n")
+                rel = f", {m['relative']}" if m.get("relative") else ""
+                out.write(f"   - {m['dated_text']} ({m['need_text']}{rel}; {m['criterion']})\n")
+        if a.get("scores"):
+            out.write("  Scores: " + "; ".join(f"{x['text']} ({', '.join(x['criteria'])})" for x in a["scores"]) + "\n")
+        if a.get("evidence"):
+            out.write("  The other criteria rest on:\n")
+            for ev in a["evidence"]:
+                out.write(f"   {ev['criterion']}: {'; '.join(ev['findings'])}\n")
+        swaps = [x for x in a.get("swaps", []) if len(x["use"]) + len(x["instead_of"]) == 2 and x["use"]
+                 and x["instead_of"]]
+        if swaps:
+            out.write("  Other findings on record would do as well: " + "; ".join(
+                f"{x['use'][0]} in place of {x['instead_of'][0]}"
+                + (f" ({', '.join(x['criteria'])})" if x.get("criteria") else "") for x in swaps[:4]) + "\n")
     if scope == "overall":
         for line in doc["populations"]:
             if not line["same_as_overall"]:
                 out.write(f"{line['text']}\n")
-    useless = next((e.get("cannot_change_outcome", []) for e in doc["explanations"]
-                    if e["scope"] == scope and "cannot_change_outcome" in e), [])
-    if useless and not details:
-        out.write(f"Not needed: {len(useless)} other unknown findings cannot change the outcome (--details lists them).\n")
     for note in doc["notes"]:
-        out.write(f"Not read: {note}\n")
+        out.write(f"Not used: {note}.\n")
+    if a["verdict"] == "undetermined" and not details:
+        n = a.get("cannot_change_outcome", 0)
+        if n:
+            out.write(f"Nothing else unknown can change the outcome ({n} other finding{'s' if n != 1 else ''}"
+                      " unknown, no need to get them).\n")
     if doc["closed_world"]:
-        out.write("Declared complete in the record: " + ", ".join(
-            c["text"].removesuffix(" declared complete") for c in doc["closed_world"]) + ".\n")
-    changed = parameters_line(doc["parameters_changed"])
-    if changed:
-        out.write(changed + ".\n")
+        names = [c["name"] for c in doc["closed_world"]]
+        relied = [c["name"] for c in doc["closed_world"] if c.get("relied_on")]
+        text = ("The record declares these lists complete (what a list does not hold counts as absent): "
+                + ", ".join(names) + ".")
+        if relied and a["verdict"] == "eligible":
+            text += f" The eligibility relies on: {', '.join(x['short'] for x in a.get('rests_on', []))}."
+        out.write(text + "\n")
+    if doc.get("interpretations"):
+        out.write("Not in the registry, the knowledge base's reading: "
+                  + "; ".join(i["text"] for i in doc["interpretations"]) + ".\n")
     if details:
         _write_details(doc, out)
     if details and not doc["complete"]:
@@ -379,6 +469,76 @@ def write_summary_text(doc: dict, out: IO[str], details: bool = False) -> None:
         final.write("Criteria (registry sentences):\n")
         for c in named:
             final.write(f'  {c["id"]}: "{c["sentence"]}"\n')
+    if hint:
+        final.write(f"{hint}\n")
+
+
+def _few(label: str, most: int = 5) -> str:
+    """"SLEDAI-2K descriptors: alopecia, CVA, ... and 15 more" (the data keep every item)."""
+    head, sep, items = label.partition(": ")
+    parts = items.split(", ") if sep else []
+    if len(parts) <= most + 1:
+        return label
+    return f"{head}: {', '.join(parts[:most])} and {len(parts) - most} more"
+
+
+def _write_plan(doc: dict, a: dict, out: IO[str], details: bool) -> None:
+    """What to get for an undetermined patient, by task (tests, then the chart)."""
+    steps = a.get("to_measure", [])
+    for u in a.get("unexplored", []):
+        may = "" if u["category"] == "medications" else "; recording them may settle it"
+        out.write(f"  Not tried by the explanation (it cannot try them one by one): {u['text']}, which "
+                  f"{', '.join(u['criteria'])} {'reads' if len(u['criteria']) == 1 else 'read'}{may}.\n")
+    shown = steps if details or len(steps) <= STEPS_SHOWN + 1 else steps[:STEPS_SHOWN]
+    for task in ("lab", "chart"):
+        mine = [st for st in shown if st.get("task", "chart") == task]
+        if not mine:
+            continue
+        heading = TASK_HEADINGS[task]
+        if "then" not in a:  # no way to eligibility the explanation can see
+            heading = f"What could still exclude, each alone ({heading.lower()})"
+        days = {st["window"]["days"] for st in mine if st.get("window")}
+        if task == "lab" and len(days) == 1 and all(st.get("window") for st in mine):
+            heading += f" (a result counts if taken at most {days.pop()} days before the screening date)"
+        out.write(f"  {heading}:\n")
+        for st in mine:
+            crit = _criteria_tag(st["criteria"])
+            window = ""
+            if task == "lab" and st.get("window") and len({s.get("window", {}).get("days") for s in mine}) > 1:
+                window = f" (within {st['window']['days']} days before screening)"
+            out.write(f"   - {st['text']}{window}{crit}\n")
+            if st.get("note"):
+                out.write(f"     {_cap(st['note'])}.\n")
+            for c in st.get("on_record", []):
+                out.write(f"     On record: {_on_record(c)}.\n")
+    if len(shown) < len(steps):
+        rest = steps[len(shown):]
+        out.write(f"   ... and {len(rest)} more: {', '.join(st['label'] for st in rest)}\n")
+    if "then" in a and len(steps) > 1:
+        alone = [st for st in steps if st["can_exclude_alone"]]
+        if len(alone) == len(steps):
+            out.write("  Any one of these outside its limits excludes on its own.\n")
+        elif alone:
+            rest = [st for st in steps if not st["can_exclude_alone"]]
+            if all(st["any_of"] for st in rest) and len(rest) == 1:  # "INR or APTT": only both together
+                out.write("  Any one of these outside its limits excludes on its own, except "
+                          + rest[0]["label"] + (", which excludes only if both are out" if len(rest[0]["findings"]) == 2
+                                                else ", which excludes only if all are out") + ".\n")
+            else:
+                out.write("  Each of these alone excludes if outside its limits: "
+                          + ", ".join(st["label"] for st in alone) + ".\n")
+    if a.get("other_ways_to_eligible"):
+        n = a["other_ways_to_eligible"]
+        out.write(f"  ({n} other, longer way{'s' if n > 1 else ''} to eligibility exist.)\n")
+    if a.get("cannot_tell"):
+        labels = [_few(x) for x in a["cannot_tell"]]
+        shown = "; ".join(labels[:6]) + (f"; and {len(labels) - 6} more" if len(labels) > 6 else "")
+        what = " and ".join(u["label"] for u in a.get("unexplored", []))
+        if what:
+            out.write(f"  Whether these matter depends on {what}, which the explanation does not try: {shown}.\n")
+        else:
+            out.write("  The explanation cannot judge whether these matter (no value it tries settles the verdict "
+                      f"both ways): {shown}.\n")
 
 
 def _write_details(doc: dict, out: IO[str]) -> None:
@@ -428,11 +588,17 @@ def _write_details(doc: dict, out: IO[str]) -> None:
                 for line in _compressed_sets(sets):
                     out.write(f"     {line}\n")
                 if not sets:
-                    out.write("     nothing the explanation hypothesises could do it (it does not invent "
-                              "treatment courses)\n" if goal == "eligible" else "     nothing left unknown could do it\n")
+                    untried = "; ".join(u["text"] for u in doc.get("unexplored", [])) or \
+                        "something the explanation does not try"
+                    out.write("     nothing the explanation tries (a lab value, diagnosis, assessment or declaration) "
+                              f"could; the verdict is undetermined, so a fuller record could: {untried}\n")
             if e.get("cannot_change_outcome"):
                 out.write("    Unknown, but cannot change the outcome (no need to order them):\n")
                 for label in e["cannot_change_outcome"]:
+                    out.write(f"     - {label}\n")
+            if e.get("cannot_tell"):
+                out.write("    Unknown; whether they matter depends on what the explanation does not try:\n")
+                for label in e["cannot_tell"]:
                     out.write(f"     - {label}\n")
     out.write("  Findings on record (age against the look-back window):\n")
     for f in doc["findings"]:
@@ -509,36 +675,58 @@ def _derived_text(d: dict) -> str:
 # Cohorts (pyasp-screen cohort) and protocol versions (pyasp-screen diff)
 # ---------------------------------------------------------------------------------------
 
-def write_cohort_table(summary, kb: KnowledgeBase, console: Console) -> None:
+def write_cohort_table(summary, kb: KnowledgeBase, console: Console, defaults=None) -> None:
+    """A cohort for people: verdict counts (beside the protocol defaults' when ``defaults``,
+    the same cohort's CohortSummary under the default parameters, is given), criterion
+    counts, attrition per population."""
     d = summary.as_dict()
-    console.print(f"[bold]{escape(kb.name)} v{escape(kb.version)}[/]: {d['screened']} screened, "
-                  f"{d['rejected']} rejected", highlight=False)
-    changed = parameters_line(kb_header(kb)["parameters_changed"])
+    changed = parameters_line(kb_header(kb)["parameters_changed"], _parameter_details(kb))
     if changed:
-        console.print(escape(changed), highlight=False, soft_wrap=True)
-    t = Table(title="verdicts", title_justify="left")
+        console.print(escape(f"*** {changed}. ***"), highlight=False, soft_wrap=True)
+    rejected = (f"{d['rejected']} record{'s' if d['rejected'] != 1 else ''} could not be read (listed below)"
+                if d["rejected"] else "every record was read")
+    console.print(f"[bold]{escape(kb.name)} v{escape(kb.version)}[/]: {d['screened']} patients pre-screened; "
+                  f"{rejected}", highlight=False)
+    base = defaults.as_dict() if defaults is not None else None
+    t = Table(title="verdicts (overall: eligible if eligible for "
+                    + " or ".join(population_label(kb, p) for p in kb.populations) + ")", title_justify="left")
     t.add_column("")
     for v in ("eligible", "ineligible", "undetermined"):
         t.add_column(v, justify="right")
-    t.add_row("overall", *[str(d["overall"][v]) for v in ("eligible", "ineligible", "undetermined")])
+        if base is not None:
+            t.add_column(f"{v} (defaults)", justify="right", style="dim")
+
+    def row(counts, base_counts):
+        cells = []
+        for v in ("eligible", "ineligible", "undetermined"):
+            cells.append(str(counts[v]))
+            if base_counts is not None:
+                cells.append(str(base_counts[v]))
+        return cells
+    t.add_row("overall", *row(d["overall"], base["overall"] if base else None))
     for pop in kb.populations:
-        t.add_row(population_label(kb, pop), *[str(d["populations"][pop][v])
-                                                for v in ("eligible", "ineligible", "undetermined")])
+        t.add_row(population_label(kb, pop), *row(d["populations"][pop], base["populations"][pop] if base else None))
     console.print(t)
-    t = Table(title="criteria (only failing: the patient's one failing criterion in that population; "
-                    "gain: ... and every other criterion met)", title_justify="left")
-    for col in ("criterion", "kind", "met", "not met", "unknown", "only failing", "gain"):
+    if base is not None:
+        console.print("(defaults): the same patients with every parameter at the protocol default.", highlight=False)
+    t = Table(title=f"criteria (counts over all {d['screened']} patients, both populations; sole failing: "
+                    "patients for whom this is the one criterion not satisfied in its population; would be "
+                    "eligible: those of them with every other criterion satisfied)", title_justify="left")
+    for col in ("criterion", "kind", "met", "not met", "unknown", "sole failing", "would be eligible"):
         t.add_column(col, justify="left" if col in ("criterion", "kind") else "right")
     for c in d["criteria"]:
+        def cell(counts: dict) -> str:
+            if len(counts) == 1:  # one population: the number alone
+                return str(next(iter(counts.values())))
+            return " ".join(f"{population_label(kb, p)} {n}" for p, n in counts.items())
         t.add_row(c["id"], c["kind"], str(c["met"]), str(c["not_met"]), str(c["unknown"]),
-                  " ".join(f"{population_label(kb, p)} {n}" for p, n in c["only_failing"].items()),
-                  " ".join(f"{population_label(kb, p)} {n}" for p, n in c["gain"].items()))
+                  cell(c["only_failing"]), cell(c["gain"]))
     console.print(t)
     for pop in kb.populations:
         t = Table(title=f"attrition, {population_label(kb, pop)} (protocol order)", title_justify="left")
         for col in ("criterion", "excluded here", "remaining", "remaining with every criterion so far met"):
             t.add_column(col, justify="left" if col == "criterion" else "right")
-        t.add_row("(screened)", "", str(d["screened"]), str(d["screened"]))
+        t.add_row("(pre-screened)", "", str(d["screened"]), str(d["screened"]))
         for row in d["attrition"][pop]:
             t.add_row(row["criterion"], str(row["excluded"]), str(row["remaining"]), str(row["all_met_so_far"]))
         console.print(t)
@@ -593,3 +781,62 @@ def write_diff_text(doc: dict, out: IO[str]) -> None:
         out.write(f"\n{p['patient']} ({p['file']}): {changed}\n")
         for c in p["criteria"]:
             out.write(f"  {c['id']}: {c['before']} -> {c['after']}\n")
+
+
+# ---------------------------------------------------------------------------------------
+# What-if (pyasp-screen whatif)
+# ---------------------------------------------------------------------------------------
+
+def edit_words(edit: str, kb: KnowledgeBase) -> str:
+    """A --set edit for people: "anc=1.2" is "ANC 1.2 x10^9/L"; "hb=11g/dL" "Hb 11 g/dL"."""
+    import re
+
+    from pyasp_screen.knowledge.vocabulary import display_unit
+
+    name, _, value = edit.partition("=")
+    name, value = name.strip(), value.strip()
+    v = kb.vocabulary
+    if name in v.observations:
+        o = v.observations[name]
+        if o.qualitative:
+            return f"{o.label} {value}"
+        m = re.match(r"^\s*([-+]?[\d.]+(?:[eE][-+]?\d+)?)\s*(.*)$", value)
+        if m:
+            unit = display_unit(m.group(2) or o.unit)
+            return f"{o.label} {m.group(1)}{' ' + unit if unit else ''}"
+    if name in v.diagnoses:
+        return f"{v.diagnoses[name].label} {value}"
+    if name in v.assessments:
+        return f"{v.assessments[name].label}: {value}"
+    if name == "complete":
+        return f"{value.replace('_', ' ')} declared complete"
+    return f"{name.replace('_', ' ')} {value}"
+
+
+def whatif_lines(doc: dict, comparison, kb: KnowledgeBase) -> list[str]:
+    """``whatif`` for people: the edits in words, the verdicts side by side, the criteria
+    that change, and what the what-if patient's verdict rests on, said as a hypothesis
+    ("would be eligible"), with the events that would undo an edited result."""
+    edits = [edit_words(e, kb) for e in doc["edits"]["set"]] + [f"{u} unknown" for u in doc["edits"]["unset"]]
+    edits += [f"parameter {k}={v}" for k, v in doc["edits"]["parameters"].items()]
+    retest = " (a new result dated on the screening date)" if doc["edits"]["set"] else ""
+    out = [f"{doc['patient']}: as recorded, and what if {', '.join(edits)}{retest}"]
+    out.append(f"  {'':<9} {'as recorded':>12}    what if")
+    for scope in doc["before"]:
+        label = "overall" if scope == "overall" else population_label(kb, scope)
+        x, y = doc["before"][scope], doc["after"][scope]
+        out.append((f"  {label:<9} {x:>12} -> {y:<12}" + ("  (changed)" if x != y else "")).rstrip())
+    changed = comparison.changed
+    out.append("Criteria whose status would change:" if changed else "No criterion would change status.")
+    for c, x, y in changed:
+        out.append(f"  {c}: {x.replace('_', ' ')} -> {y.replace('_', ' ')}")
+    after = doc["after"]["overall"]
+    a = doc["answer"]
+    text = a["answer"]
+    if after == "eligible" and text.startswith("eligible"):
+        out.append(f"With this change the patient would be {text}")
+    else:
+        out.append(f"With this change the patient would be {after}: {text}")
+    for c in doc.get("caveats", []):
+        out.append(f"  This holds {c['text']}.")
+    return out

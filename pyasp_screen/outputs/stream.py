@@ -190,6 +190,32 @@ def encode(rows: list[dict], fmt: str, layout: Layout):
 # Writing and resuming
 
 
+def _lock(path: Path, fmt: str) -> int:
+    """Take the results file's lock: an exclusive ``flock`` on the file itself (created
+    empty if missing, never truncated here) or on the Parquet folder, held by the open
+    descriptor returned until the run closes it, and released by the kernel whatever ends
+    the run (a kill included). Raises ResultsError if another run holds it."""
+    import fcntl
+
+    try:
+        if fmt == "parquet":
+            if path.exists() and not path.is_dir():
+                raise ResultsError(f"{path}: exists and is not a Parquet folder")
+            path.mkdir(parents=False, exist_ok=True)
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | os.O_CLOEXEC)
+        else:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    except OSError as e:
+        raise ResultsError(f"{path}: cannot write: {e.strerror or e}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise ResultsError(f"{path} is in use by another run (a run writing it holds its lock): wait for "
+                           "that run to end, or write to another file") from None
+    return fd
+
+
 def run_record_path(path: Path) -> Path:
     """Where a results file's run record is kept: ``FILE.run.json`` beside a .jsonl/.csv
     file, ``_run.json`` inside a Parquet folder."""
@@ -220,7 +246,9 @@ class ResultsFile:
     :meth:`write` each batch's encoded rows in order, and :meth:`close`.
 
     Every write is flushed, so after a kill the file holds whole batches plus at most one
-    torn line (or one unfinished Parquet part), which :meth:`resume` removes.
+    torn line (or one unfinished Parquet part), which :meth:`resume` removes. From create or
+    resume to close, the run holds the file's lock: a second run on the same file (two
+    --resume, two --overwrite at once) is refused before it changes anything.
     """
 
     def __init__(self, path: Path, fmt: str, layout: Layout, run: dict | None = None):
@@ -231,30 +259,47 @@ class ResultsFile:
         self._part_writer = None
         self._part_rows = 0
         self._part_index = 0
+        self._lock_fd: int | None = None
 
     @classmethod
     def create(cls, path: Path, layout: Layout, run: dict | None = None) -> "ResultsFile":
         """A new results file (an existing one is replaced). ``run``: what identifies the
         run (command, knowledge bases, parameters, inputs), kept beside it for --resume."""
         rf = cls(path, format_of(path), layout, run)
+        rf._lock_fd = _lock(path, rf.fmt)
+        rf._start()
+        return rf
+
+    def _start(self) -> None:
+        """Empty the (locked) results file and write this run's record. The old run record
+        goes first: a run killed in between leaves no rows with no record, which --resume
+        starts afresh, never rows beside the record of another run."""
+        path = self.path
         try:
-            if rf.fmt == "parquet":
-                if path.exists() and not path.is_dir():
-                    raise ResultsError(f"{path}: exists and is not a Parquet folder")
-                path.mkdir(parents=False, exist_ok=True)
+            run_record_path(path).unlink(missing_ok=True)
+            if self.fmt == "parquet":
                 for old in list(path.glob("part-*.parquet")) + list(path.glob(".part-*.tmp")):
                     old.unlink()
             else:
-                rf._fh = open(path, "wb")
-                if rf.fmt == "csv":
-                    rf._write_bytes(",".join(layout.columns()).encode() + b"\n")
-            if run is not None:
+                self._fh = open(path, "wb")
+                if self.fmt == "csv":
+                    self._write_bytes(",".join(self.layout.columns()).encode() + b"\n")
+            if self.run is not None:
                 tmp = run_record_path(path).with_suffix(".tmp")
-                tmp.write_text(json.dumps(run, indent=2) + "\n", encoding="utf-8")
+                tmp.write_text(json.dumps(self.run, indent=2) + "\n", encoding="utf-8")
                 os.replace(tmp, run_record_path(path))
         except OSError as e:
+            self.close()
             raise ResultsError(f"{path}: cannot write: {e.strerror or e}") from None
-        return rf
+
+    def _holds_no_row(self) -> bool:
+        if self.fmt == "parquet":
+            return not any(self.path.glob("part-*.parquet"))
+        with open(self.path, "rb") as fh:
+            head = fh.read(1 << 16)
+        lines = [line for line in head.split(b"\n") if line.strip()]
+        return not lines or (self.fmt == "csv" and len(lines) == 1 and
+                             lines[0].rstrip(b"\r") == ",".join(self.layout.columns()).encode())
 
     @classmethod
     def resume(cls, path: Path, layout: Layout, run: dict | None = None) -> tuple["ResultsFile", Iterator[dict]]:
@@ -269,6 +314,19 @@ class ResultsFile:
         fmt = format_of(path)
         if not path.exists():
             return cls.create(path, layout, run), iter(())
+        rf = cls(path, fmt, layout, run)
+        rf._lock_fd = _lock(path, fmt)  # before anything is read or cut
+        try:
+            if run is not None and not run_record_path(path).exists() and rf._holds_no_row():
+                rf._start()  # a run stopped before its first row and its record: afresh
+                return rf, iter(())
+            return rf, rf._reopen(run)
+        except BaseException:
+            rf.close()
+            raise
+
+    def _reopen(self, run: dict | None) -> Iterator[dict]:
+        path, fmt = self.path, self.fmt
         if run is not None:
             try:
                 kept = json.loads(run_record_path(path).read_text(encoding="utf-8"))
@@ -280,14 +338,12 @@ class ResultsFile:
                 raise ResultsError(f"{path} was written by another run ({diffs[0]}"
                                    f"{f'; and {len(diffs) - 1} more difference(s)' if len(diffs) > 1 else ''}); "
                                    "resume with the same command and unchanged inputs, or start afresh with --overwrite")
-        rf = cls(path, fmt, layout, run)
         try:
             if fmt == "parquet":
-                return rf, rf._resume_parquet()
-            rows = rf._resume_text()
+                return self._resume_parquet()
+            return self._resume_text()
         except OSError as e:
             raise ResultsError(f"{path}: cannot resume: {e.strerror or e}") from None
-        return rf, rows
 
     def _resume_text(self) -> Iterator[dict]:
         with open(self.path, "rb+") as fh:
@@ -409,10 +465,15 @@ class ResultsFile:
         self._part_index += 1
 
     def close(self) -> None:
-        if self.fmt == "parquet":
-            self._finish_part()
-        elif self._fh is not None:
-            self._fh.close()
+        try:
+            if self.fmt == "parquet":
+                self._finish_part()
+            elif self._fh is not None:
+                self._fh.close()
+        finally:
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)  # the lock goes with it
+                self._lock_fd = None
 
 
 def read_rows(path: Path, layout: Layout) -> Iterable[dict]:

@@ -41,8 +41,9 @@ from pathlib import Path
 from pyasp_screen.extras import MissingExtra, require
 from pyasp_screen.cohorts.cohort import CohortSummary, DiffTally, changed_criteria
 from pyasp_screen.engine.screening import Screened, screen_records
-from pyasp_screen.inputs.record import Loaded, RecordError
+from pyasp_screen.inputs.record import RecordError
 from pyasp_screen.inputs.sources import materialize, patient_of
+from pyasp_screen.knowledge import grounding
 from pyasp_screen.knowledge.kb import KnowledgeBase
 from pyasp_screen.outputs.stream import Layout, cohort_row, diff_row, encode, error_row
 
@@ -57,6 +58,7 @@ class Job:
     screening_date: dt.date | None = None
     fmt: str | None = None
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
+    validate_fhir: bool = False  # FHIR input also validated with fhir.resources
 
     @property
     def layout(self) -> Layout:
@@ -83,25 +85,15 @@ class BatchResult:
     tally: CohortSummary | DiffTally
 
 
-def _safe_materialize(item, when: dt.date | None, vocabulary=None) -> Loaded | RecordError:
-    """A record, or the error that rejects it; a failure of ours on one record rejects that
-    record with the reason instead of losing the batch."""
-    try:
-        return materialize(item, when, vocabulary)
-    except Exception as e:  # noqa: BLE001 - reported per record, the run goes on
-        file = getattr(item, "file", "?")
-        return RecordError(str(file), patient_of(item), None,
-                           f"could not be read ({type(e).__name__}: {e}); please report this")
-
-
 def screen_batch(job: Job, batch: Batch) -> BatchResult:
     """Screen one batch with the job's knowledge base(s); runs in a worker or in-process."""
     # Records are read with each knowledge base's vocabulary (FHIR codes it maps), once per
-    # distinct vocabulary.
+    # distinct vocabulary; a record that cannot be read is its own error (materialize).
     by_vocabulary: dict[int, list] = {}
     for kb in job.kbs:
         if id(kb.vocabulary) not in by_vocabulary:
-            by_vocabulary[id(kb.vocabulary)] = [_safe_materialize(it, job.screening_date, kb.vocabulary)
+            by_vocabulary[id(kb.vocabulary)] = [materialize(it, job.screening_date, kb.vocabulary,
+                                                            validate_fhir=job.validate_fhir)
                                                 for it in batch.items]
     runs = [list(screen_records(by_vocabulary[id(kb.vocabulary)], kb, batch_size=len(batch.items) or 1,
                                 freeze=False))
@@ -140,12 +132,13 @@ def screen_batch(job: Job, batch: Batch) -> BatchResult:
 _WORKER_JOB: Job | None = None
 
 
-def _init_worker(job: Job, main_pid: int) -> None:
+def _init_worker(job: Job, main_pid: int, workers: int = 1) -> None:
     import signal
     import threading
 
     global _WORKER_JOB
     _WORKER_JOB = job
+    grounding.set_share(workers)  # the workers share the machine's memory
     # Ctrl-C reaches the whole process group: the main process stops the run and keeps
     # what is written; a worker has nothing to say about it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -185,6 +178,10 @@ class Runner:
     def close(self) -> None:
         pass
 
+    def abort(self) -> None:
+        """The run failed or was stopped: end without waiting for batches in flight."""
+        self.close()
+
 
 class InProcess(Runner):
     def __init__(self, job: Job):
@@ -214,7 +211,7 @@ def _pool(job: Job, workers: int):
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["pyasp_screen.scale.distribute", "pyasp_screen.scale.preload"])
     return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                               initargs=(job, os.getpid()), max_tasks_per_child=BATCHES_PER_WORKER)
+                               initargs=(job, os.getpid(), workers), max_tasks_per_child=BATCHES_PER_WORKER)
 
 
 _DASK_POOL: tuple[str, object] | None = None  # (job token, pool) of this Dask worker process
@@ -254,6 +251,13 @@ class Processes(Runner):
         return self.pool.submit(_screen_in_worker, batch)
 
     def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def abort(self) -> None:
+        # The batches in flight will not be written (a knowledge base past its grounding
+        # limit would make each of them wait out its limit): the workers are ended now.
+        for proc in list(getattr(self.pool, "_processes", {}).values()):
+            proc.terminate()
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
@@ -427,6 +431,8 @@ def run_identity(command: str, kbs: tuple[KnowledgeBase, ...], inputs: list[Path
                 "programs": hashlib.sha256(kb.program_text().encode()).hexdigest()[:16]}
 
     def input_id(p: Path) -> dict:
+        if not isinstance(p, Path):  # an OMOP database: its own identity (tables' row counts)
+            return p.identity()
         out: dict = {"path": str(p.resolve())}
         try:
             if p.is_dir():
@@ -453,7 +459,8 @@ def run(items: Iterable, job: Job, *, jobs: int = 1, scheduler: str | None = Non
 
     ``skip``: items already done by an interrupted run (resumed), not screened again; the
     last of them must have patient ID ``last_skipped`` (when known), or the inputs changed.
-    ``seen``: the patient IDs met so far (those of the skipped items, when resuming).
+    ``seen``: where patient IDs are kept (the skipped items' are added to it, as an
+    uninterrupted run would have).
     ``notify``: told of anything the user should know about where the run goes.
     ``jobs``: worker processes; 0 screens in this process (the single-process baseline;
     memory then grows slowly with the cohort, see BATCHES_PER_WORKER).
@@ -468,9 +475,15 @@ def run(items: Iterable, job: Job, *, jobs: int = 1, scheduler: str | None = Non
     try:
         it = iter(items)
         if skip:
+            # The items already done are read again (not screened) so that the patient IDs
+            # they hold are seen exactly as in an uninterrupted run: a later repeat is the
+            # same duplicate, with the same message.
             last = None
-            for last in islice(it, skip):
-                pass
+            done = 0
+            while done < skip and (chunk := list(islice(it, min(batch_size, skip - done)))):
+                _dedupe(chunk, seen)
+                done += len(chunk)
+                last = chunk[-1]
             now = (patient_of(last), _item_file(last)) if last is not None else None
             if now is None or (last_skipped is not None and now[1] != last_skipped[1]) or \
                     (last_skipped is not None and None not in (now[0], last_skipped[0]) and now[0] != last_skipped[0]):
@@ -518,5 +531,8 @@ def _runner(job: Job, jobs: int, scheduler: str | None) -> Iterator[Runner]:
         r = InProcess(job)
     try:
         yield r
-    finally:
+    except BaseException:
+        r.abort()
+        raise
+    else:
         r.close()
