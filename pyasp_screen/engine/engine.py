@@ -70,7 +70,7 @@ def specialised(kb: KnowledgeBase) -> Specialised | str:
             # may ground without end, and the engine must then stop at the grounding limit as
             # the programs as written do (tests/test_hardening.py), not screen as if it were
             # not there. Dropping them was within the noise of bench_engine on CT1190B.
-            _SPECIALISED[key] = specialise(key[0], key[1], roots, needed=None, name=kb.name)
+            _SPECIALISED[key] = specialise(key[0], key[1], roots, needed=None, kb_name=kb.name)
         except (Unsupported, RuntimeError, GroundingLimit) as e:
             _SPECIALISED[key] = f"not specialised: {e}"
     return _SPECIALISED[key]

@@ -499,7 +499,7 @@ def _instance(rule, plan: _Plan, env: dict, inst: dict, k: int, static: set,
 def specialise(program: str, clingo_args: Sequence[str],
                dynamic_roots: Iterable[tuple[str, int]], split: bool = True,
                needed: Iterable[tuple[str, int]] | None = None, unfold: bool = True,
-               name: str = "program") -> Specialised:
+               kb_name: str = "program") -> Specialised:
     """Specialise ``program`` to its static facts (see the module docstring).
 
     ``clingo_args``: the -c parameter definitions it will be grounded with (the static
@@ -511,7 +511,7 @@ def specialise(program: str, clingo_args: Sequence[str],
     costs more to process than its join).
     ``needed``: the predicates the caller reads; rules that cannot contribute to them are
     dropped (constraints are kept). None keeps every rule.
-    ``name``: the knowledge base's name, in the error of a static part that grounds past
+    ``kb_name``: the knowledge base's name, in the error of a static part that grounds past
     the limits of every grounding (:mod:`pyasp_screen.knowledge.grounding`).
     Other program parts (``status``) are kept as written unless ``split`` (they would read
     the old names); #show statements are dropped (callers show what they read,
@@ -601,7 +601,7 @@ def specialise(program: str, clingo_args: Sequence[str],
 
     ctl = clingo.Control(list(clingo_args) + ["--warn=none"])
     ctl.add("base", [], "\n".join(keep + [_text(r) for r in static_rules] + helpers))
-    run_bounded(lambda: ctl.ground([("base", [])]), kb=name)  # under the limits of every grounding
+    run_bounded(lambda: ctl.ground([("base", [])]), kb=kb_name)  # under the limits of every grounding
     facts: dict[tuple[str, int], list[str]] = {}
     inst: dict[str, list[tuple]] = {}
     static_true: set[str] = set()
