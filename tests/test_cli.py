@@ -150,5 +150,5 @@ def test_screen_explain_adds_reason_columns():
     assert rows[1]["to_measure"] == "measure APTT: eligible if <= 1.5 x ULN; excluded if > 1.5 x ULN"
     j = json.loads(run("screen", CASES / "sle-in-7b-not-met.yaml", "--format", "json", "--explain").output)
     assert j["results"][0]["explanation"]["criteria"] == ["SLE-IN-7b", "SSC-IN-4b"]
-    assert j["results"][0]["explanation"]["answer"] == ("ANC 0.9 x10^9/L on 2026-02-24 (needs >= 1 x10^9/L; "
+    assert j["results"][0]["explanation"]["answer"] == ("SLE and SSc: ANC 0.9 x10^9/L on 2026-02-24 (needs >= 1 x10^9/L; "
                                                          "SLE-IN-7b, SSC-IN-4b)")

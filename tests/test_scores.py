@@ -362,9 +362,14 @@ def test_sledai2k_recorded_total_without_descriptors(total, status):
     assert_sledai(sledai(total=total, complete=False), status)
 
 
-def test_sledai2k_descriptors_decide_over_a_recorded_total():
-    # scores.lp: recorded descriptors (6 points, complete) decide over a recorded total of 10.
-    assert_sledai(sledai(["rash", "alopecia", "mucosal_ulcers"], total=10), "not_met")
+def test_sledai2k_total_contradicted_by_complete_descriptors_is_a_record_error():
+    # Descriptors declared complete sum to 6 (rash 2, alopecia 2, mucosal ulcers 2); a recorded
+    # total of 10 contradicts them: the record is refused at sledai2k[0].total (docs/records.md),
+    # never screened on either number. A total the descriptors agree with is screened.
+    from pyasp_screen.inputs.record import RecordInvalid
+    with pytest.raises(RecordInvalid, match=r"sledai2k\[0\]\.total: .*contradicts.*sum to 6"):
+        sledai(["rash", "alopecia", "mucosal_ulcers"], total=10)
+    assert_sledai(sledai(["rash", "alopecia", "mucosal_ulcers"], total=6), "not_met")
 
 
 def test_sledai2k_outside_the_screening_window_is_unknown():

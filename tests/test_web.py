@@ -303,7 +303,7 @@ def test_at_a_glance_answers_first(client):
     excluded = _text(client.get(f"/record?path={EXCLUDED}").text)
     glance = excluded[excluded.index("At a glance"):excluded.index("What if")]
     assert "Excluded by" in glance and "ANC 0.9 x10^9/L (2026-02-24)" in glance
-    assert "Nearest miss" in glance and "eligible if ANC >= 1 x10^9/L" in glance
+    assert "Nearest miss" in glance and "eligible for SLE if ANC >= 1 x10^9/L" in glance
     undetermined = _text(client.get(f"/record?path={UNDETERMINED}").text)
     glance = undetermined[undetermined.index("At a glance"):undetermined.index("What if")]
     assert "Measure next" in glance and "onset 6 completed months before screening" in glance
