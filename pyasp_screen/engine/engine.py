@@ -39,7 +39,7 @@ from pyasp_screen.knowledge.kb import KnowledgeBase
 from pyasp_screen.knowledge.specialise import Specialised, Unsupported, specialise
 from pyasp_screen.knowledge.vocabulary import FACT_PREDICATES
 
-__all__ = ["Engine", "EngineError", "GroundingStopped", "Result", "VOCABULARY_ARITY"]
+__all__ = ["VOCABULARY_ARITY", "Engine", "EngineError", "GroundingStopped", "Result"]
 
 # The findings stage's predicates (docs/vocabulary.md): name -> arity.
 VOCABULARY_ARITY = {sig.split("/")[0]: int(sig.split("/")[1]) for sig in FACT_PREDICATES}
