@@ -27,10 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cohort import synthetic_cohort  # noqa: E402
 
+from pyasp_screen.engine.batch import batch_facts, term_facts  # noqa: E402
 from pyasp_screen.engine.engine import Engine  # noqa: E402
 from pyasp_screen.engine.reference import ReferenceEngine  # noqa: E402
 from pyasp_screen.findings import units  # noqa: E402
-from pyasp_screen.findings.derive import asp_string, derive  # noqa: E402
+from pyasp_screen.findings.derive import derive  # noqa: E402
 from pyasp_screen.inputs.record import parse_record  # noqa: E402
 from pyasp_screen.knowledge.kb import load_kb  # noqa: E402
 
@@ -40,15 +41,10 @@ STEPS = ("group facts", "facts as terms", "add program", "ground", "solve + read
 def batch_steps(engine, batch) -> tuple[dict[str, float], list]:
     c = time.process_time
     t = c()
-    groups: dict[str, list[str]] = {}
-    for slot, f in enumerate(batch):
-        pid, term = asp_string(f.patient), str(slot)
-        for finding in f.findings:
-            fact = finding.fact.replace(pid, term, 1)
-            groups.setdefault(fact[:fact.find("(")], []).append(fact)
+    _, _, groups = batch_facts(list(batch))
     steps = {"group facts": c() - t}
     t = c()
-    context, rules = engine._term_facts(groups)
+    context, rules = term_facts(groups)
     steps["facts as terms"] = c() - t
     t = c()
     ctl = clingo.Control(engine._args)

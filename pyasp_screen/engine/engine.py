@@ -32,17 +32,15 @@ from collections.abc import Iterable
 
 import clingo
 
+from pyasp_screen.engine.batch import VOCABULARY_ARITY, batch_facts, ground_and_solve
 from pyasp_screen.engine.results import EngineError, GroundingStopped, Result
-from pyasp_screen.findings.derive import Findings, asp_string
-from pyasp_screen.knowledge.grounding import GroundingLimit, run_bounded
+from pyasp_screen.findings.derive import Findings
+from pyasp_screen.knowledge.grounding import GroundingLimit
 from pyasp_screen.knowledge.kb import KnowledgeBase
 from pyasp_screen.knowledge.specialise import Specialised, Unsupported, specialise
-from pyasp_screen.knowledge.vocabulary import FACT_PREDICATES
 
 __all__ = ["VOCABULARY_ARITY", "Engine", "EngineError", "GroundingStopped", "Result"]
 
-# The findings stage's predicates (docs/vocabulary.md): name -> arity.
-VOCABULARY_ARITY = {sig.split("/")[0]: int(sig.split("/")[1]) for sig in FACT_PREDICATES}
 
 # What screening reads: statuses (holds/2, fails/2) and verdicts. A contradiction (a
 # knowledge-base error, core.lp's contradiction/2) is a condition both held and failed.
@@ -114,72 +112,13 @@ class Engine:
         and memory limits (:mod:`pyasp_screen.knowledge.grounding`). Raises EngineError, or
         GroundingStopped past a limit.
         """
-        messages: list[str] = []
-        ctl = clingo.Control(self._args, logger=lambda code, msg: messages.append(msg))
-        context = None
-        program = program or self._program
-        if vocabulary_facts:
-            context, rules = self._term_facts(vocabulary_facts)
-            if context is None:  # a fact that is not a plain term: the text route for all
-                facts += "".join(f + ".\n" for fs in vocabulary_facts.values() for f in fs)
-            else:
-                program += rules
+        def read(model: clingo.Model) -> tuple[list, object]:
+            symbols = model.symbols(shown=True)
+            raw = getattr(symbols, "_p_symbols", None)  # clingo's handles, read in one call
+            return (list(raw) if raw is not None else list(symbols)), symbols
 
-        def ground_and_solve() -> tuple[list, object] | None:
-            try:
-                ctl.add("base", [], program)
-                if facts:
-                    ctl.add("base", [], facts)
-                ctl.ground([("base", [])], context=context)
-            except RuntimeError as e:
-                if "bad_alloc" in str(e):
-                    raise
-                raise EngineError(" ".join(messages[0].split()) if messages else "grounding failed") from None
-            with ctl.solve(yield_=True) as handle:
-                for model in handle:
-                    symbols = model.symbols(shown=True)
-                    raw = getattr(symbols, "_p_symbols", None)  # clingo's handles, read in one call
-                    return (list(raw) if raw is not None else list(symbols)), symbols
-            return None
-
-        try:
-            answer = run_bounded(ground_and_solve, kb=self.kb.name, patients=patients, interrupt=ctl.interrupt)
-        except GroundingLimit as e:
-            raise GroundingStopped(str(e)) from None
-        if answer is None:
-            raise EngineError(f"knowledge base {self.kb.name} has no answer set for these findings")
-        return answer
-
-    @staticmethod
-    def _term_facts(groups: dict[str, list[str]]):
-        """Facts as clingo terms instead of program text (facts of the vocabulary only, with
-        its arities: see Findings.vocabulary_only).
-
-        clingo parses every fact of a program as a statement of its own, at ~40,000 machine
-        instructions each: for ~30 facts a patient that was a third of all clingo work. Parsed
-        as the arguments of one term per predicate instead (clingo.parse_term), and handed
-        to the grounder by one rule per predicate,
-            quantity(X0,...,X4) :- quantity(X0,...,X4) = @engine_facts(quantity).
-        the same atoms become facts at about half the cost. Returns (context, rules), or
-        (None, "") if some fact does not parse as a term (then the caller adds them as text).
-        """
-        terms: dict[str, list[clingo.Symbol]] = {}
-        rules = []
-        for name, facts in groups.items():
-            try:
-                terms[name] = clingo.parse_term(f"engine_facts({','.join(facts)})",
-                                                message_limit=0).arguments
-            except RuntimeError:
-                return None, ""
-            xs = ",".join(f"X{i}" for i in range(VOCABULARY_ARITY[name]))
-            rules.append(f"{name}({xs}) :- {name}({xs}) = @engine_facts({name}).")
-
-        class Context:
-            @staticmethod
-            def engine_facts(name: clingo.Symbol) -> list[clingo.Symbol]:
-                return terms[name.name]
-
-        return Context(), "\n" + "\n".join(rules) + "\n"
+        return ground_and_solve(self._args, program or self._program, facts, vocabulary_facts, read,
+                                kb_name=self.kb.name, patients=patients)
 
     def _decode(self, sym: clingo.Symbol) -> tuple:
         """(kind, slot, payload) of a shown atom: kind _MET/_NOT_MET with (condition ID,
@@ -222,41 +161,20 @@ class Engine:
         return True
 
     def screen(self, batch: Iterable[Findings]) -> list[Result]:
-        """Screen a batch of patients in one grounding; results in input order.
-
-        In the ground program a patient is its position in the batch (0, 1, ...), not its
-        ID: clingo keeps every symbol it ever made for the life of the process
-        (potassco/clingo#203), so ID-bearing atoms would grow memory with every patient
-        screened, while position-bearing ones recur from batch to batch.
-        """
+        """Screen a batch of patients in one grounding; results in input order (a patient
+        is its position in the batch: :func:`.batch.batch_facts`)."""
         batch = list(batch)
         if not batch:
             return []
         ids = [f.patient for f in batch]
         if len(set(ids)) != len(ids):
             raise ValueError("patient IDs must be unique within a batch")
-        # Findings the findings stage wrote take the faster route of _term_facts; the facts
-        # of hand-made findings are added as program text.
-        groups: dict[str, list[str]] = {}
-        other: list[str] = []
-        program = None
-        for slot, f in enumerate(batch):
-            if not f.vocabulary_only:
-                if program is None and not self._facts_are_vocabulary(f):
-                    program = self._as_written
-                other.append(f.program(slot))
-                continue
-            # Every fact's first argument is the quoted ID, and its first occurrence: a
-            # predicate name before it cannot hold a quote.
-            pid, term = asp_string(f.patient), str(slot)
-            for finding in f.findings:
-                fact = finding.fact.replace(pid, term, 1)
-                name = fact[:fact.find("(")]
-                if name in groups:
-                    groups[name].append(fact)
-                else:
-                    groups[name] = [fact]
-        keys, symbols = self.solve_program("".join(other), groups, program, patients=len(ids))
+        # Findings the findings stage wrote take the faster route of batch.term_facts; the
+        # facts of hand-made findings are added as program text (and, unless every one is a
+        # vocabulary fact, screened by the knowledge base as written).
+        handmade, text, groups = batch_facts(batch)
+        program = self._as_written if any(not self._facts_are_vocabulary(f) for f in handmade) else None
+        keys, symbols = self.solve_program(text, groups, program, patients=len(ids))
         return self._results(ids, keys, symbols)
 
     def _results(self, ids: list[str], keys: list, symbols) -> list[Result]:
