@@ -11,6 +11,10 @@ synthetic patients by bench/cohort.py) and each size, the same cohort is screene
     jobs1   pyasp-screen cohort --jobs 1
     jobs2   pyasp-screen cohort --jobs 2
     dask2   pyasp-screen cohort --scheduler local --jobs 2   (a Dask LocalCluster of 2 workers)
+    ref2    pyasp-screen cohort --jobs 2 with the reference engine (the knowledge base as
+            written, PYASP_SCREEN_ENGINE=reference): the baseline of the compiled engine
+    base2   pyasp-screen cohort --jobs 2 with the code of another checkout, --baseline-tree DIR
+            (for example ``git worktree add /tmp/pyasp-base 4cc576f``, before the speed work)
 
 each as a separate process, one after the other in the same run, writing every patient's row
 to a results file (--results .jsonl) and the summary as JSON. Timed: everything, from the
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -42,7 +47,10 @@ CONFIGS = {
     "jobs1": ["--jobs", "1"],
     "jobs2": ["--jobs", "2"],
     "dask2": ["--scheduler", "local", "--jobs", "2"],
+    "ref2": ["--jobs", "2"],   # --jobs 2 with the reference engine (PYASP_SCREEN_ENGINE=reference)
+    "base2": ["--jobs", "2"],  # --jobs 2 with the code of --baseline-tree
 }
+REFERENCE = {"ref2"}
 
 
 def generate(data: Path, fmt: str, n: int) -> Path:
@@ -64,10 +72,10 @@ def generate(data: Path, fmt: str, n: int) -> Path:
     return target
 
 
-def measure(cmd: list[str]) -> tuple[float, float, int]:
+def measure(cmd: list[str], env: dict | None = None, cwd: Path | None = None) -> tuple[float, float, int]:
     """Run a command; its wall time, peak resident memory of its process tree (MiB), exit code."""
     t0 = time.perf_counter()
-    proc = psutil.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = psutil.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=cwd)
     peak = 0
     while proc.poll() is None:
         total = 0
@@ -123,7 +131,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     ap.add_argument("--formats", nargs="+", choices=["jsonl", "bulk"], default=["jsonl", "bulk"])
-    ap.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS))
+    ap.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=[c for c in CONFIGS if c not in ("ref2", "base2")],
+                    help="configurations, in this order (ref2 and base2 on request)")
+    ap.add_argument("--baseline-tree", type=Path, help="another checkout, for the base2 configuration")
     ap.add_argument("--data", type=Path, help="folder for the generated cohorts (kept); default: a temporary one")
     ap.add_argument("--single", nargs=3, metavar=("SRC", "RESULTS", "SUMMARY"), help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -136,8 +146,10 @@ def main() -> None:
     if data is None:
         tmp = tempfile.TemporaryDirectory(prefix="pyasp-bench-")
         data = Path(tmp.name)
+    data = data.resolve()
     exe = shutil.which("pyasp-screen") or sys.exit("pyasp-screen is not on PATH: pip install the project first")
-    print(f"machine: {psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB")
+    print(f"machine: {psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB; "
+          f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} (1, 5, 15 min)")
     rows = []
     try:
         for fmt in args.formats:
@@ -149,12 +161,23 @@ def main() -> None:
                     work = data / f"run-{fmt}-{n}-{name}"
                     work.mkdir(exist_ok=True)
                     results, summary = work / "results.jsonl", work / "summary.json"
-                    if CONFIGS[name] is None:
+                    if name == "base2":
+                        if args.baseline_tree is None:
+                            sys.exit("base2 needs --baseline-tree DIR")
+                        cmd = [sys.executable, "-m", "pyasp_screen.cli", "cohort", str(src), *CONFIGS[name],
+                               "--results", str(results), "--format", "json", "-o", str(summary)]
+                    elif CONFIGS[name] is None:
                         cmd = [sys.executable, __file__, "--single", str(src), str(results), str(summary)]
                     else:
                         cmd = [exe, "cohort", str(src), *CONFIGS[name], "--results", str(results),
                                "--format", "json", "-o", str(summary)]
-                    wall, peak, rc = measure(cmd)
+                    env, cwd = None, None
+                    if name in REFERENCE:
+                        env = {**os.environ, "PYASP_SCREEN_ENGINE": "reference"}
+                    if name == "base2":  # run there, or `python -m` would import this tree's code
+                        cwd = args.baseline_tree.resolve()
+                        env = {**os.environ, "PYTHONPATH": str(cwd)}
+                    wall, peak, rc = measure(cmd, env, cwd)
                     same = None
                     if rc in (0, 1):
                         d = (digest(results), digest(summary))
@@ -180,6 +203,15 @@ def main() -> None:
             if (fmt, n, "jobs1") in by and (fmt, n, "jobs2") in by:
                 print(f"{fmt} {n:,}: --jobs 2 is {by[(fmt, n, 'jobs2')] / by[(fmt, n, 'jobs1')]:.2f}x --jobs 1 "
                       "(aim: at least 1.7x)")
+    for fmt in args.formats:
+        for n in args.sizes:
+            if (fmt, n, "jobs2") in by and (fmt, n, "ref2") in by:
+                print(f"{fmt} {n:,}: --jobs 2 is {by[(fmt, n, 'jobs2')] / by[(fmt, n, 'ref2')]:.2f}x --jobs 2 with the "
+                      "reference engine (same run, results identical as above)")
+            if (fmt, n, "jobs2") in by and (fmt, n, "base2") in by:
+                print(f"{fmt} {n:,}: --jobs 2 is {by[(fmt, n, 'jobs2')] / by[(fmt, n, 'base2')]:.2f}x --jobs 2 with the "
+                      f"code of {args.baseline_tree} (same run)")
+    print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     for fmt, n, name, wall, rate, peak, *_ in rows:
         if name != "single":
             print(f"{fmt} {n:,} {name}: a million patients would take {1e6 / rate / 60:.1f} min at this rate "

@@ -197,3 +197,14 @@ def test_a_deceased_patient_s_graph_draws_the_death_to_the_populations(tmp_path)
               and g.out_degree(n) >= 1 and all(t.startswith("pop:") for t in g.successors(n))]
     assert {t for t in g.successors(dead)} == {"pop:sle", "pop:ssc"}
     assert all(g.edges[dead, t]["relation"] == "violates" for t in g.successors(dead))
+
+
+def test_an_exclusion_s_status_says_what_it_means(tmp_path):
+    # Drawn green, "SSC-EX-2: not met" read as a failure to a coordinator (second reader):
+    # an exclusion says "does not apply" / "excludes".
+    r = CliRunner().invoke(main, ["graph", str(CASES / "ssc-eligible.yaml"), "-o", str(tmp_path / "g.json")])
+    assert r.exit_code == 0, r.output
+    g = nx.node_link_graph(json.loads((tmp_path / "g.json").read_text()), edges="links")
+    labels = {n: d["label"] for n, d in g.nodes(data=True) if d.get("kind") == "criterion"}
+    assert labels["SSC-EX-2"].startswith("SSC-EX-2: not met: does not apply")
+    assert labels["SSC-IN-2"].startswith("SSC-IN-2: met\n")

@@ -6,6 +6,21 @@ the (stratified) program holds every patient's statuses and verdicts. One Contro
 batch instead of one per patient is what makes cohort screening fast (bench/bench_screen.py
 compares both).
 
+What a batch costs, and what this module does about it (profiles in docs/scale.md):
+
+- the program is the knowledge base *specialised to its static facts*
+  (:mod:`pyasp_screen.knowledge.specialise`, once per knowledge base and process): static
+  atoms are facts, rules are instantiated for the static bindings they join with, and
+  conditional literals over static conditions (all_of/2, any_of/2, a population's criteria)
+  are plain conjunctions;
+- statuses are read straight from the shown holds/2, fails/2, verdict/3 and overall/2 atoms,
+  as clingo's integer symbol handles decoded once per distinct atom: a patient is its batch
+  position, so the same atoms recur batch after batch;
+- findings reach clingo as terms, not program text (:meth:`Engine._term_facts`).
+
+The reference engine (:mod:`.reference`) grounds the programs as written; both give the same
+results (tests/test_engine_fast.py, and bench/bench_screen.py on every run).
+
 The program's meaning (statuses met / not_met / unknown, verdicts eligible / ineligible /
 undetermined, exact under the completion semantics of docs/semantics.md) is defined in
 kb/lib/core.lp; this module only runs clingo and reads the answer.
@@ -14,109 +29,82 @@ kb/lib/core.lp; this module only runs clingo and reads the answer.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
 import clingo
 
-from pyasp_screen.findings.derive import Findings, asp_string
-from pyasp_screen.knowledge.grounding import GroundingLimit, run_bounded
+from pyasp_screen.engine.batch import VOCABULARY_ARITY, batch_facts, ground_and_solve
+from pyasp_screen.engine.results import EngineError, GroundingStopped, Result
+from pyasp_screen.findings.derive import Findings
+from pyasp_screen.knowledge.grounding import GroundingLimit
 from pyasp_screen.knowledge.kb import KnowledgeBase
-from pyasp_screen.knowledge.vocabulary import FACT_PREDICATES
+from pyasp_screen.knowledge.specialise import Specialised, Unsupported, specialise
 
-# The findings stage's predicates (docs/vocabulary.md): name -> arity.
-VOCABULARY_ARITY = {sig.split("/")[0]: int(sig.split("/")[1]) for sig in FACT_PREDICATES}
-
-
-class EngineError(Exception):
-    """clingo failed on a knowledge base (a KB bug, not a patient's property)."""
+__all__ = ["VOCABULARY_ARITY", "Engine", "EngineError", "GroundingStopped", "Result"]
 
 
-class GroundingStopped(EngineError):
-    """Grounding passed its time or memory limit (a rule that grounds without end); the
-    message names the knowledge base (:mod:`pyasp_screen.knowledge.grounding`)."""
+# What screening reads: statuses (holds/2, fails/2) and verdicts. A contradiction (a
+# knowledge-base error, core.lp's contradiction/2) is a condition both held and failed.
+SHOWN = [("holds", 2), ("fails", 2), ("verdict", 3), ("overall", 2)]
+SHOW = "\n#show.\n" + "".join(f"#show {n}/{a}.\n" for n, a in SHOWN)
+
+# (program text, clingo arguments) -> Specialised, or the reason it is not specialised
+_SPECIALISED: dict[tuple[str, tuple[str, ...]], Specialised | str] = {}
+# (program, conditions) -> {symbol handle: decoded atom}: handles are process-wide
+_DECODED: dict[tuple, dict] = {}
+
+_MET, _NOT_MET, _VERDICT, _OVERALL, _OTHER = range(5)
 
 
-@dataclass
-class Result:
-    """The screening result of one patient.
-
-    statuses: criterion or component ID -> met | not_met | unknown;
-    verdicts: population -> eligible | ineligible | undetermined; overall: the same words;
-    contradictions: condition IDs both held and failed (a knowledge-base error).
-    """
-
-    patient: str
-    statuses: dict[str, str] = field(default_factory=dict)
-    verdicts: dict[str, str] = field(default_factory=dict)
-    overall: str = "undetermined"
-    contradictions: list[str] = field(default_factory=list)
+def specialised(kb: KnowledgeBase) -> Specialised | str:
+    """The knowledge base specialised to its static facts (cached per program and
+    parameters), or the reason it could not be (then the programs are used as written)."""
+    key = (kb.program_text(), tuple(kb.clingo_args()))
+    if key not in _SPECIALISED:
+        if len(_SPECIALISED) > 16:
+            _SPECIALISED.clear()
+        roots = [(n, a) for n, a in VOCABULARY_ARITY.items()]
+        try:
+            # Every rule is kept (needed=None), even one whose atoms nobody reads: such a rule
+            # may ground without end, and the engine must then stop at the grounding limit as
+            # the programs as written do (tests/test_hardening.py), not screen as if it were
+            # not there. Dropping them was within the noise of bench_engine on CT1190B.
+            _SPECIALISED[key] = specialise(key[0], key[1], roots, needed=None, kb_name=kb.name)
+        except (Unsupported, RuntimeError, GroundingLimit) as e:
+            _SPECIALISED[key] = f"not specialised: {e}"
+    return _SPECIALISED[key]
 
 
 class Engine:
-    """Screens findings against one knowledge base. The KB text is read once."""
+    """Screens findings against one knowledge base. The KB is compiled once per process."""
 
     def __init__(self, kb: KnowledgeBase):
         self.kb = kb
         self._conditions = [c for crit in kb.criteria for c in (crit.id, *crit.components)]
+        self._index = {c: i for i, c in enumerate(self._conditions)}
         self._populations = list(kb.populations)
-        self._program = kb.program_text() + "\n" + self._row_rule()
+        self._pop_index = {p: i for i, p in enumerate(self._populations)}
         self._args = kb.clingo_args() + ["--warn=none"]
-
-    # Bits per status mask: clingo integers are 32-bit signed, so 30 bits keep every #sum
-    # of distinct powers of two below 2**30.
-    MASK_BITS = 30
-
-    def _row_rule(self) -> str:
-        """One shown atom per patient carrying all its statuses and verdicts.
-
-        Reading ~70 status/3 atoms per patient through the clingo API costs more than
-        grounding them, and so does joining them into one atom (a rule body of ~70 status
-        literals per patient was a third of all grounding). Instead, condition number i of
-        self._conditions is given the bit 2**(i mod 30) of mask i // 30, and the conditions
-        of each status met and not_met are summed into masks:
-            row(P, Met0, ..., Metk, NotMet0, ..., NotMetk, V1, ..., Vm, Overall)
-        in the order of self._populations for the verdicts. A condition in neither mask is
-        unknown (core.lp's status/3 gives exactly one of the three). Nothing is decided by these rules:
-        they only project the knowledge base's own holds/2, fails/2, verdict/3 and overall/2.
-        """
-        w = self.MASK_BITS
-        n_masks = max(1, -(-len(self._conditions) // w))
-        self._masks = n_masks
-        lines = [f"engine_condition_bit({asp_string(c)},{i // w},{2 ** (i % w)})."
-                 for i, c in enumerate(self._conditions)]
-        # met is holds/2 and not_met is fails/2 (kb/lib/core.lp); status/3 itself is in a
-        # program part screening does not ground.
-        lines.append(f"engine_mask(K) :- K = 0..{n_masks - 1}.")
-        lines.append("engine_status_mask(P,met,K,M) :- patient(P), engine_mask(K),\n"
-                     "    M = #sum{ B,C : holds(P,C), engine_condition_bit(C,K,B) }.")
-        lines.append("engine_status_mask(P,not_met,K,M) :- patient(P), engine_mask(K),\n"
-                     "    M = #sum{ B,C : fails(P,C), engine_condition_bit(C,K,B) }.")
-        body = ["patient(P)"]
-        body += [f"engine_status_mask(P,met,{k},M{k})" for k in range(n_masks)]
-        body += [f"engine_status_mask(P,not_met,{k},N{k})" for k in range(n_masks)]
-        body += [f"verdict(P,{pop},V{i})" for i, pop in enumerate(self._populations)]
-        body.append("overall(P,O)")
-        head = ",".join(["P"] + [f"M{k}" for k in range(n_masks)] + [f"N{k}" for k in range(n_masks)]
-                        + [f"V{i}" for i in range(len(self._populations))] + ["O"])
-        return ("\n".join(lines) + f"\n#show.\n#show contradiction/2.\n"
-                f"#show row({head}) : {', '.join(body)}.\n")
-
-    def _statuses(self, masks: list[str]) -> dict[str, str]:
-        """Statuses from the row's met and not_met masks (as text), in condition order."""
-        statuses = dict.fromkeys(self._conditions, "unknown")
-        conditions, w, k = self._conditions, self.MASK_BITS, self._masks
-        for offset, status in ((0, "met"), (k, "not_met")):
-            for j in range(k):
-                m = int(masks[offset + j])
-                while m:
-                    low = m & -m
-                    statuses[conditions[j * w + low.bit_length() - 1]] = status
-                    m ^= low
-        return statuses
+        spec = specialised(kb)
+        self.specialised = spec if isinstance(spec, Specialised) else None
+        self.not_specialised = spec if isinstance(spec, str) else None
+        self._as_written = kb.program_text() + SHOW
+        self._program = (spec.text + spec.shown(SHOWN)) if self.specialised else self._as_written
+        key = (self._program, tuple(self._conditions), tuple(self._populations))
+        if key not in _DECODED and len(_DECODED) > 8:
+            _DECODED.clear()
+        self._decoded = _DECODED.setdefault(key, {})  # symbol handle (or Symbol) -> decoded atom
+        # A split predicate of one argument (the patient): what its atoms stand for.
+        self._by_name: dict[str, tuple] = {}
+        for (name, arity), (orig, orig_arity, fixed) in (spec.origins.items() if self.specialised else ()):
+            if arity == 1 and len(fixed) == orig_arity - 1 and 0 not in dict(fixed):
+                args = [clingo.Number(0)] + [v for _, v in sorted(fixed)]
+                kind, _, payload = self._decode_original(orig, args)
+                self._by_name[name] = (kind, payload)
 
     def solve_program(self, facts: str, vocabulary_facts: dict[str, list[str]] | None = None,
-                      patients: int = 1) -> list[clingo.Symbol]:
-        """Ground and solve the KB with ``facts``; the shown symbols of the one model.
+                      program: str | None = None, patients: int = 1) -> tuple[list, object]:
+        """Ground and solve the KB with ``facts``; (keys, symbols) of the one model's shown
+        atoms, keys being clingo's symbol handles where the clingo module exposes them.
 
         ``vocabulary_facts`` (predicate name -> facts without the final period, every one of
         the vocabulary's arity) are more facts, passed by the faster route of _term_facts.
@@ -124,118 +112,102 @@ class Engine:
         and memory limits (:mod:`pyasp_screen.knowledge.grounding`). Raises EngineError, or
         GroundingStopped past a limit.
         """
-        messages: list[str] = []
-        ctl = clingo.Control(self._args, logger=lambda code, msg: messages.append(msg))
-        context = None
-        program = self._program
-        if vocabulary_facts:
-            context, rules = self._term_facts(vocabulary_facts)
-            if context is None:  # a fact that is not a plain term: the text route for all
-                facts += "".join(f + ".\n" for fs in vocabulary_facts.values() for f in fs)
-            else:
-                program += rules
+        def read(model: clingo.Model) -> tuple[list, object]:
+            symbols = model.symbols(shown=True)
+            raw = getattr(symbols, "_p_symbols", None)  # clingo's handles, read in one call
+            return (list(raw) if raw is not None else list(symbols)), symbols
 
-        def ground_and_solve() -> list[clingo.Symbol] | None:
+        return ground_and_solve(self._args, program or self._program, facts, vocabulary_facts, read,
+                                kb_name=self.kb.name, patients=patients)
+
+    def _decode(self, sym: clingo.Symbol) -> tuple:
+        """(kind, slot, payload) of a shown atom: kind _MET/_NOT_MET with (condition ID,
+        status), _VERDICT with (population index, verdict), _OVERALL with the verdict;
+        _OTHER for an atom screening does not read."""
+        text = str(sym)
+        paren = text.find("(")
+        entry = self._by_name.get(text[:paren])
+        if entry is not None and text[paren + 1:-1].isdigit():  # split: name(slot)
+            return (entry[0], int(text[paren + 1:-1]), entry[1])
+        if self.specialised:
+            return self._decode_original(*self.specialised.original(sym))
+        return self._decode_original(sym.name, sym.arguments)
+
+    def _decode_original(self, name: str, args: list) -> tuple:
+        if not args or args[0].type != clingo.SymbolType.Number or args[0].number < 0:
+            return (_OTHER, 0, None)
+        slot = args[0].number
+        if name in ("holds", "fails") and len(args) == 2 and args[1].type == clingo.SymbolType.String:
+            return (_MET, slot, (args[1].string, "met")) if name == "holds" else \
+                (_NOT_MET, slot, (args[1].string, "not_met"))
+        if name == "verdict" and len(args) == 3 and args[1].type == clingo.SymbolType.Function:
+            p = self._pop_index.get(args[1].name)
+            if p is not None and args[2].type == clingo.SymbolType.Function:
+                return (_VERDICT, slot, (p, args[2].name))
+        if name == "overall" and len(args) == 2 and args[1].type == clingo.SymbolType.Function:
+            return (_OVERALL, slot, args[1].name)
+        return (_OTHER, slot, None)
+
+    def _facts_are_vocabulary(self, f: Findings) -> bool:
+        """Whether every fact of hand-made findings is a vocabulary predicate with its arity
+        (the specialised program is exact for those; anything else takes the KB as written)."""
+        for finding in f.findings:
             try:
-                ctl.add("base", [], program)
-                if facts:
-                    ctl.add("base", [], facts)
-                ctl.ground([("base", [])], context=context)
-            except RuntimeError as e:
-                if "bad_alloc" in str(e):
-                    raise
-                raise EngineError(" ".join(messages[0].split()) if messages else "grounding failed") from None
-            with ctl.solve(yield_=True) as handle:
-                for model in handle:
-                    return model.symbols(shown=True)
-            return None
-
-        try:
-            symbols = run_bounded(ground_and_solve, kb=self.kb.name, patients=patients, interrupt=ctl.interrupt)
-        except GroundingLimit as e:
-            raise GroundingStopped(str(e)) from None
-        if symbols is None:
-            raise EngineError(f"knowledge base {self.kb.name} has no answer set for these findings")
-        return symbols
-
-    @staticmethod
-    def _term_facts(groups: dict[str, list[str]]):
-        """Facts as clingo terms instead of program text (facts of the vocabulary only, with
-        its arities: see Findings.vocabulary_only).
-
-        clingo parses every fact of a program as a statement of its own, at ~40,000 machine
-        instructions each: for ~30 facts a patient that was a third of all clingo work. Parsed
-        as the arguments of one term per predicate instead (clingo.parse_term), and handed
-        to the grounder by one rule per predicate,
-            quantity(X0,...,X4) :- quantity(X0,...,X4) = @engine_facts(quantity).
-        the same atoms become facts at about half the cost. Returns (context, rules), or
-        (None, "") if some fact does not parse as a term (then the caller adds them as text).
-        """
-        terms: dict[str, list[clingo.Symbol]] = {}
-        rules = []
-        for name, facts in groups.items():
-            try:
-                terms[name] = clingo.parse_term(f"engine_facts({','.join(facts)})",
-                                                message_limit=0).arguments
+                sym = clingo.parse_term(finding.fact, message_limit=0)
             except RuntimeError:
-                return None, ""
-            xs = ",".join(f"X{i}" for i in range(VOCABULARY_ARITY[name]))
-            rules.append(f"{name}({xs}) :- {name}({xs}) = @engine_facts({name}).")
-
-        class Context:
-            @staticmethod
-            def engine_facts(name: clingo.Symbol) -> list[clingo.Symbol]:
-                return terms[name.name]
-
-        return Context(), "\n" + "\n".join(rules) + "\n"
+                return False
+            if sym.type != clingo.SymbolType.Function or VOCABULARY_ARITY.get(sym.name) != len(sym.arguments):
+                return False
+        return True
 
     def screen(self, batch: Iterable[Findings]) -> list[Result]:
-        """Screen a batch of patients in one grounding; results in input order.
-
-        In the ground program a patient is its position in the batch (0, 1, ...), not its
-        ID: clingo keeps every symbol it ever made for the life of the process
-        (potassco/clingo#203), so ID-bearing atoms would grow memory with every patient
-        screened, while position-bearing ones recur from batch to batch.
-        """
+        """Screen a batch of patients in one grounding; results in input order (a patient
+        is its position in the batch: :func:`.batch.batch_facts`)."""
         batch = list(batch)
         if not batch:
             return []
         ids = [f.patient for f in batch]
         if len(set(ids)) != len(ids):
             raise ValueError("patient IDs must be unique within a batch")
-        results = [Result(pid) for pid in ids]
-        # Findings the findings stage wrote take the faster route of _term_facts; the facts
-        # of hand-made findings are added as program text.
-        groups: dict[str, list[str]] = {}
-        other: list[str] = []
-        for slot, f in enumerate(batch):
-            if not f.vocabulary_only:
-                other.append(f.program(slot))
-                continue
-            # Every fact's first argument is the quoted ID, and its first occurrence: a
-            # predicate name before it cannot hold a quote.
-            pid, term = asp_string(f.patient), str(slot)
-            for finding in f.findings:
-                fact = finding.fact.replace(pid, term, 1)
-                name = fact[:fact.find("(")]
-                if name in groups:
-                    groups[name].append(fact)
-                else:
-                    groups[name] = [fact]
-        symbols = self.solve_program("".join(other), groups, patients=len(batch))
-        n_masks, n_pop = 2 * self._masks, len(self._populations)
-        for sym in symbols:
-            if sym.name == "contradiction":
-                args = sym.arguments
-                results[args[0].number].contradictions.append(args[1].string)
-                continue
-            # row(Slot,Met0,...,NotMet0,...,V1,...,Vm,O): integers and plain names only.
-            fields = str(sym)[4:-1].split(",")
-            res = results[int(fields[0])]
-            res.statuses = self._statuses(fields[1:1 + n_masks])
-            res.verdicts = dict(zip(self._populations, fields[1 + n_masks:1 + n_masks + n_pop]))
-            res.overall = fields[-1]
-        missing = [r.patient for r in results if not r.statuses]
-        if missing:
-            raise EngineError(f"knowledge base {self.kb.name} gave no statuses for {missing[0]}")
+        # Findings the findings stage wrote take the faster route of batch.term_facts; the
+        # facts of hand-made findings are added as program text (and, unless every one is a
+        # vocabulary fact, screened by the knowledge base as written).
+        handmade, text, groups = batch_facts(batch)
+        program = self._as_written if any(not self._facts_are_vocabulary(f) for f in handmade) else None
+        keys, symbols = self.solve_program(text, groups, program, patients=len(ids))
+        return self._results(ids, keys, symbols)
+
+    def _results(self, ids: list[str], keys: list, symbols) -> list[Result]:
+        """Results from the shown atoms (``keys``: their handles, ``symbols``: the atoms)."""
+        n = len(ids)
+        # One list per kind and slot; a decoded atom is (kind, slot, payload): a status atom's
+        # payload is (condition ID, status), a verdict's (population index, verdict).
+        lists = tuple([[] for _ in range(n + 1)] for _ in range(_OTHER + 1))
+        decoded, decode = self._decoded, self._decode
+        if len(decoded) > 1_000_000:  # bounded: atoms of batch positions recur, others may not
+            decoded.clear()
+        for i, key in enumerate(keys):
+            d = decoded.get(key)
+            if d is None:
+                d = decoded[key] = decode(symbols[i])
+            lists[d[0]][d[1] if d[1] < n else n].append(d[2])
+        met, not_met, verdicts, overall = lists[_MET], lists[_NOT_MET], lists[_VERDICT], lists[_OVERALL]
+        template = dict.fromkeys(self._conditions, "unknown")
+        pops = self._populations
+        n_pops = len(pops)
+        results = []
+        for slot, pid in enumerate(ids):
+            if len(overall[slot]) != 1 or len({p for p, _ in verdicts[slot]}) != n_pops:
+                raise EngineError(f"knowledge base {self.kb.name} gave no statuses for {pid}")
+            statuses = template.copy()
+            statuses.update(met[slot])
+            statuses.update(not_met[slot])  # a contradiction reads not_met, as the reference does
+            contradictions = []
+            if met[slot] and not_met[slot]:
+                contradictions = sorted({c for c, _ in met[slot]} & {c for c, _ in not_met[slot]})
+            if len(statuses) != len(template):  # holds/fails of an ID that is no condition
+                statuses = {c: statuses[c] for c in template}
+            v = dict(verdicts[slot])
+            results.append(Result(pid, statuses, {p: v[i] for i, p in enumerate(pops)},
+                                  overall[slot][0], contradictions))
         return results

@@ -380,7 +380,8 @@ class Explainer:
         self.slots = slots if slots is not None else value_classes(kb, findings, self.units)
         self.slot_keys = list(self.slots)
         self.known_slots = {u.slot for u in self.units if u.slot}
-        self.unknown_slots = [s for s in self.slot_keys if s not in _settled_slots(kb, self.units)]
+        settled = _settled_slots(kb, self.units)
+        self.unknown_slots = [s for s in self.slot_keys if s not in settled]
         self.populations = list(kb.populations)
         self.members = _category_members(self.units)
         self.calls = 0
@@ -442,6 +443,7 @@ class Explainer:
                                  dict(zip(target_keys, lits(ctl, "target", target_args))))
         self._free_lits = lits(self.full, "free", [[clingo.Number(i)] for i in range(len(self.slot_keys))])
         self._force_lits = lits(self.full, "force", [[clingo.Number(j)] for j in range(len(self.hyps))])
+        self._decoded: dict = {}  # shown atom (its handle) -> (name, arguments as Python values)
 
     def _ground(self, lines: list[str]) -> clingo.Control:
         ctl = clingo.Control(self.kb.clingo_args() + ["--warn=none"])
@@ -488,20 +490,43 @@ class Explainer:
         which = "full" if free or picks else "lean"
         ctl = self.full if which == "full" else self.lean
         found: list = []
+
+        def on_model(m) -> None:
+            symbols = m.symbols(shown=True)
+            raw = getattr(symbols, "_p_symbols", None)  # clingo's handles, read in one call
+            found.append(_Atoms(symbols, list(raw) if raw is not None else None))
+
         result = ctl.solve(assumptions=self._assumptions(which, known, free, target, picks),
-                           on_model=lambda m: found.append(list(m.symbols(shown=True))))
+                           on_model=on_model)
         return found[0] if result.satisfiable else None
+
+    def _decode(self, atoms) -> list[tuple]:
+        """(name, arguments) of each shown atom, with arguments as strings, names or numbers;
+        decoded once per distinct atom (a patient's atoms recur from solve to solve)."""
+        keys = getattr(atoms, "keys", None)
+        out = []
+        for i, sym in enumerate(atoms) if keys is None else enumerate(keys):
+            d = self._decoded.get(sym)
+            if d is None:
+                a = atoms[i]
+                d = (a.name, tuple(x.string if x.type == clingo.SymbolType.String else
+                                 x.number if x.type == clingo.SymbolType.Number else
+                                 x.name if x.type == clingo.SymbolType.Function and not x.arguments else str(x)
+                                 for x in a.arguments))
+                self._decoded[sym] = d
+            out.append(d)
+        return out
 
     # -- the three questions -------------------------------------------------------------
     def verdict(self, known: Iterable[int] | None = None) -> dict[str, str]:
         """Verdict per scope ("overall" and each population) with ``known`` units (all)."""
         atoms = self.solve(range(len(self.units)) if known is None else known)
         out = {}
-        for a in atoms:
-            if a.name == "overall":
-                out["overall"] = a.arguments[1].name
-            elif a.name == "verdict":
-                out[a.arguments[1].name] = a.arguments[2].name
+        for name, args in self._decode(atoms):
+            if name == "overall":
+                out["overall"] = args[1]
+            elif name == "verdict":
+                out[args[1]] = args[2]
         return out
 
     def atoms(self, signatures: Iterable[tuple[str, int]], known: Iterable[int] | None = None,
@@ -548,10 +573,20 @@ class Explainer:
         return [a.symbol for a in self.lean.symbolic_atoms.by_signature(name, arity) if a.is_fact]
 
     def statuses(self, atoms) -> dict[str, str]:
-        return {a.arguments[1].string: a.arguments[2].name for a in atoms if a.name == "status"}
+        """Condition ID -> met | not_met | unknown, in the model ``atoms``."""
+        return {args[1]: args[2] for name, args in self._decode(atoms) if name == "status"}
 
     def picks(self, atoms) -> list[Hypothesis]:
-        return [self.hyps[a.arguments[0].number] for a in atoms if a.name == "pick"]
+        return [self.hyps[args[0]] for name, args in self._decode(atoms) if name == "pick"]
+
+
+class _Atoms(list):
+    """The shown atoms of a model (a list of clingo Symbols), with clingo's handles of them
+    (``keys``, None where the clingo module does not expose them) for decoding once."""
+
+    def __init__(self, symbols, keys):
+        super().__init__(symbols)
+        self.keys = keys
 
 
 # ---------------------------------------------------------------------------------------
@@ -591,10 +626,20 @@ def smallest_minimal_sets(n: int, holds: Callable[[frozenset[int]], bool], most:
     means the map ran out: every minimal set was returned.
     """
     cache: dict[frozenset[int], bool] = {}
+    holding: list[frozenset[int]] = []   # sets known to hold (a superset holds too)
+    failing: list[frozenset[int]] = []   # sets known not to (a subset does not either)
 
     def test(s: frozenset[int]) -> bool:
         if s not in cache:
-            cache[s] = holds(s)
+            # Upward closed: a set holds if a subset is known to, and does not if a superset
+            # is known not to; only the other questions reach the solver.
+            if any(t <= s for t in holding):
+                cache[s] = True
+            elif any(s <= f for f in failing):
+                cache[s] = False
+            else:
+                cache[s] = holds(s)
+                (holding if cache[s] else failing).append(s)
         return cache[s]
 
     if not test(frozenset(range(n))):
@@ -602,13 +647,14 @@ def smallest_minimal_sets(n: int, holds: Callable[[frozenset[int]], bool], most:
     mp = clingo.Control(["--opt-mode=opt"])
     mp.add("base", [], f"{{ x(0..{n - 1}) }}.\n#minimize {{ 1,I : x(I) }}." if n else "")
     mp.ground([("base", [])])
+    x_of = {clingo.Function("x", [clingo.Number(i)]): i for i in range(n)}  # the map's atoms
     minimal: list[frozenset[int]] = []
     maximal_not: list[frozenset[int]] = []
     for k in range(10_000):
         best: list[frozenset[int]] = []
 
         def on_model(m) -> None:
-            best.append(frozenset(sym.arguments[0].number for sym in m.symbols(atoms=True) if sym.name == "x"))
+            best.append(frozenset(x_of[sym] for sym in m.symbols(atoms=True)))
 
         if not mp.solve(on_model=on_model).satisfiable:
             return minimal, maximal_not, True
@@ -623,6 +669,8 @@ def smallest_minimal_sets(n: int, holds: Callable[[frozenset[int]], bool], most:
             maximal_not.append(grown)
             rest = [e for e in range(n) if e not in grown]
             clause = (":- " + ", ".join(f"not x({e})" for e in rest) + ".") if rest else ":- ."
+        # (Added through the grounder: the solver's order of search, and so which of equally
+        # small sets comes first, depends on how a clause arrives; the backend changed it.)
         mp.add(f"b{k}", [], clause)
         mp.ground([(f"b{k}", [])])
     return minimal, maximal_not, False

@@ -272,6 +272,24 @@ def _plausible_value(kind, raw, unit: str | None) -> Fraction | None:
     return value
 
 
+@lru_cache(maxsize=1 << 12)
+def _plausible_uln(kind, raw, unit: str | None) -> Fraction | None:
+    """A reference range's upper limit in its finding's unit if it converts and is
+    plausible (above 0, at most the plausible maximum), else None (then the caller's slow
+    path reports why). Cached: a laboratory prints the same ULN on every result."""
+    try:
+        uln = units.to_canonical(kind, exact(raw), unit)
+    except (ValueError, OverflowError, TypeError, units.UnitError):
+        return None
+    return uln if 0 < uln <= kind.plausible[1] else None
+
+
+# Exact arithmetic on values that recur across a cohort (the same result, the same ULN, the
+# same dose): cached, as a Fraction costs microseconds per operation.
+_uln_multiple = lru_cache(maxsize=1 << 16)(clinical.uln_multiple)
+_prednisone_equivalent_mg = lru_cache(maxsize=1 << 12)(clinical.prednisone_equivalent_mg)
+
+
 class _Builder:
     """Collects the findings of one record; raises RecordInvalid on impossible content."""
 
@@ -413,7 +431,7 @@ class _Builder:
                 creatinines.append((obs.date, value, where))
             elif kind.uln:
                 uln = self._uln(kind, obs, where)
-                ratio = clinical.uln_multiple(value, uln)
+                ratio = _uln_multiple(value, uln)
                 if self.kb.changes:
                     series.setdefault(kind.name + "_x_uln", []).append((obs.date, ratio, where))
                 text = partial(_observation_text, kind, value, obs.date, uln)
@@ -525,6 +543,10 @@ class _Builder:
     def _uln(self, kind, obs, where: str) -> Fraction:
         rr = obs.reference_range
         if rr is not None and rr.high is not None:
+            if kind.plausible is not None and not isinstance(rr.high, (str, bool)):
+                uln = _plausible_uln(kind, rr.high, rr.unit or obs.unit)
+                if uln is not None:
+                    return uln
             uln = self._canonical(kind, rr.high, rr.unit or obs.unit, f"{where}.reference_range.unit")
             low, high = kind.plausible
             if not (0 < uln <= high):
@@ -867,7 +889,7 @@ class _Builder:
             known = [d for d in doses if d is not None]
             if weight is not None and known:
                 # With a dose not known at some time the highest is only a lower bound.
-                per_kg = max(clinical.prednisone_equivalent_mg(drug, d) for d in known) / weight[0]
+                per_kg = max(_prednisone_equivalent_mg(drug, d) for d in known) / weight[0]
                 g = grid(per_kg)
                 hi = g if len(known) == len(doses) else UNBOUNDED
                 self.add(f"gc_dose_per_kg({self.p},{k},{g},{hi})", f"gc_dose_per_kg:{drug}",
@@ -879,10 +901,10 @@ class _Builder:
             if end == 0 and med.route == "oral":
                 steroid_sources.append(where)
                 if doses and doses[-1] is not None:
-                    steroid_total += clinical.prednisone_equivalent_mg(drug, doses[-1])
+                    steroid_total += _prednisone_equivalent_mg(drug, doses[-1])
                     steroid_parts.append({"drug": drug, "dose_mg_per_day": number(doses[-1]), "field": where,
                                           "prednisone_equivalent_mg_per_day":
-                                          number(clinical.prednisone_equivalent_mg(drug, doses[-1]))})
+                                          number(_prednisone_equivalent_mg(drug, doses[-1]))})
                 else:
                     steroid_known = False
         # The oral prednisone-equivalent dose at screening is a point value only when the
@@ -905,7 +927,11 @@ class _Builder:
         if not ws:
             return None
         _, i, o = max(ws, key=lambda t: (t[0], t[1]))
-        return self._canonical(self.v.observations["weight"], o.value, o.unit, f"observations[{i}].unit"), f"observations[{i}]"
+        kind = self.v.observations["weight"]
+        value = _plausible_value(kind, o.value, o.unit)
+        if value is not None:
+            return value, f"observations[{i}]"
+        return self._canonical(kind, o.value, o.unit, f"observations[{i}].unit"), f"observations[{i}]"
 
     def _gc_doses(self, med: Medication, where: str) -> list[Fraction | None]:
         """Daily doses in mg, in date order up to the screening date (start dose first); None

@@ -61,6 +61,12 @@ def _registry():
     return PintUcumRegistry()
 
 
+def load_registry() -> None:
+    """Build the UCUM registry now (about 1.5 CPU-seconds) instead of at the first conversion:
+    a process that forks workers builds it once for all of them (scale/preload.py)."""
+    _registry()
+
+
 def _strip_annotations(unit: str) -> str:
     """The unit without its annotations, which carry no dimension (UCUM section 2.5: an
     annotation is a unit of 1): one standing for a factor of its own becomes 1

@@ -56,6 +56,15 @@ def _relation(status: str, kind: str = "inclusion") -> str:
     return "supports" if status == good else "violates"
 
 
+def _status_words(status: str, kind: str) -> str:
+    """A criterion's status for people: an exclusion "not met" is drawn green, so it says
+    what that means ("not met: does not apply"; "met: excludes")."""
+    words = status.replace("_", " ")
+    if kind == "exclusion" and status in ("met", "not_met"):
+        words += ": excludes" if status == "met" else ": does not apply"
+    return words
+
+
 def _wrap(text: str, width: int = 30) -> str:
     """A label on lines of about ``width`` characters (nothing is cut off); a last line of
     a word or two ("ULN)") is avoided by wrapping a little wider."""
@@ -127,7 +136,7 @@ def build_explanation(summary: dict, kb: KnowledgeBase) -> nx.DiGraph:
             title = _title(c.sentence)
             g.add_node(cid, kind="criterion", criterion=cid, population=c.population, status=status,
                        effect=_relation(status, c.kind), tooltip=c.sentence, highlight=True,
-                       label=f"{cid}: {status.replace('_', ' ')}" + (f"\n{_wrap(title, 28)}" if title else ""))
+                       label=f"{cid}: {_status_words(status, c.kind)}" + (f"\n{_wrap(title, 28)}" if title else ""))
             for pop in (pops if c.population == "all" else [c.population]):
                 if f"pop:{pop}" in g:
                     g.add_edge(cid, f"pop:{pop}", relation=_relation(status, c.kind))
@@ -324,7 +333,7 @@ def build(ex: Explainer, explanation: ScopeExplanation | None = None, show: str 
         if c.id not in keep:
             continue
         status = now.get(c.id, "unknown")
-        g.add_node(c.id, kind="criterion", label=f"{c.id}: {status.replace('_', ' ')}", status=status,
+        g.add_node(c.id, kind="criterion", label=f"{c.id}: {_status_words(status, c.kind)}", status=status,
                    effect=_relation(status, c.kind), population=c.population, tooltip=c.sentence,
                    criterion=c.id, highlight=False)
         for pop in pops if c.population == "all" else [c.population]:

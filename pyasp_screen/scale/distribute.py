@@ -207,9 +207,9 @@ def _pool(job: Job, workers: int):
     from concurrent.futures import ProcessPoolExecutor
 
     # forkserver: workers do not inherit this process's threads (progress bar, Dask),
-    # and start fast, the modules already imported.
+    # and start fast, the modules already imported and the unit registry built (preload).
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["pyasp_screen.scale.distribute"])
+    ctx.set_forkserver_preload(["pyasp_screen.scale.distribute", "pyasp_screen.scale.preload"])
     return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
                                initargs=(job, os.getpid(), workers), max_tasks_per_child=BATCHES_PER_WORKER)
 

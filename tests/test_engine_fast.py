@@ -1,0 +1,245 @@
+"""The fast engine (the knowledge base specialised to its static facts, pyasp_screen.engine.engine)
+gives exactly the results of the reference engine (the programs as written,
+pyasp_screen.engine.reference) on many generated patients of every bundled knowledge base,
+in batches of every size; and the specialiser itself keeps answer sets on small programs
+built to exercise each of its steps.
+
+The completion-semantics oracle (test_semantics.py, test_explain.py) checks the fast engine
+against brute force independently.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+from collections import Counter
+from pathlib import Path
+
+import clingo
+import pytest
+from clingo import ast
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from oracle import SLOTS, as_findings
+from pyasp_screen.engine.engine import VOCABULARY_ARITY, Engine, specialised
+from pyasp_screen.engine.reference import ReferenceEngine
+from pyasp_screen.findings.derive import derive
+from pyasp_screen.inputs.files import load_file
+from pyasp_screen.inputs.record import RecordError, RecordInvalid, parse_record
+from pyasp_screen.knowledge import specialise as spec
+from pyasp_screen.knowledge.kb import load_kb
+from pyasp_screen.knowledge.specialise import Specialised, Unsupported, specialise
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+from cohort import synthetic_cohort  # noqa: E402
+
+AUTHORED = ROOT / "tests" / "data" / "authored" / "nct07432334"  # the authored fixture
+KBS = ["ct1190b", "ct1190b-amendment1", "nct07193667", str(AUTHORED)]
+
+
+def kb_dir(name: str) -> Path:
+    return Path(name) if Path(name).is_absolute() else ROOT / "kb" / name
+
+
+def outcome(r):
+    return (r.patient, r.statuses, r.verdicts, r.overall, sorted(r.contradictions))
+
+
+def findings_of(kb, records):
+    out = []
+    for rec in records:
+        try:
+            out.append(derive(parse_record(rec, "cohort").record, kb))
+        except RecordInvalid:
+            pass
+    return out
+
+
+@pytest.mark.parametrize("name", KBS)
+def test_specialised_for_every_bundled_kb(name):
+    """Every bundled knowledge base compiles (no fallback to the programs as written)."""
+    s = specialised(load_kb(name))
+    assert isinstance(s, Specialised), s
+    assert s.unfolded > 0 and s.origins  # something was compiled
+
+
+@pytest.mark.parametrize("name", KBS)
+@pytest.mark.parametrize("p_missing", [0.0, 0.15, 0.6])
+def test_fast_equals_reference_on_a_synthetic_cohort(name, p_missing):
+    kb = load_kb(name)
+    fs = findings_of(kb, synthetic_cohort(250, seed=7 + int(100 * p_missing), p_missing=p_missing))
+    assert len(fs) > 200
+    fast, ref = Engine(kb), ReferenceEngine(kb)
+    want = [outcome(r) for r in ref.screen(fs)]
+    for size in (37, len(fs)):
+        got = [outcome(r) for i in range(0, len(fs), size) for r in fast.screen(fs[i:i + size])]
+        assert got == want, f"batch size {size}"
+    assert [outcome(fast.screen([f])[0]) for f in fs[:25]] == want[:25]  # batches of one
+    # not a vacuous comparison: the cohort reaches several verdicts and statuses
+    assert len(Counter(w[3] for w in want)) >= 2
+    assert {s for w in want for s in w[1].values()} == {"met", "not_met", "unknown"}
+
+
+@pytest.mark.parametrize("name", KBS)
+def test_fast_equals_reference_on_the_example_patients(name):
+    kb = load_kb(name)
+    fs = []
+    for path in sorted((kb_dir(name) / "cases").glob("*.yaml")):
+        if path.name.endswith(".expected.yaml"):
+            continue
+        for item in load_file(path):
+            if not isinstance(item, RecordError):
+                try:
+                    fs.append(derive(item.record, kb))
+                except RecordInvalid:
+                    pass
+    assert fs
+    ids = Counter(f.patient for f in fs)
+    fs = [f for f in fs if ids[f.patient] == 1]  # a batch needs unique IDs
+    assert [outcome(r) for r in Engine(kb).screen(fs)] == [outcome(r) for r in ReferenceEngine(kb).screen(fs)]
+
+
+@st.composite
+def small_records(draw):
+    slots = sorted(SLOTS)
+    unknown = draw(st.sets(st.sampled_from(slots), max_size=8))
+    return {s: None if s in unknown else draw(st.integers(0, len(SLOTS[s]) - 1)) for s in slots}
+
+
+KB = load_kb("ct1190b")
+FAST, REF = Engine(KB), ReferenceEngine(KB)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(small_records(), min_size=1, max_size=12))
+def test_fast_equals_reference_on_hand_made_findings(records):
+    """Findings written as program text (the oracle's records), in batches."""
+    batch = [as_findings(a, f"p{i}") for i, a in enumerate(records)]
+    assert [outcome(r) for r in FAST.screen(batch)] == [outcome(r) for r in REF.screen(batch)]
+
+
+def test_facts_outside_the_vocabulary_take_the_programs_as_written():
+    """A hand-made fact the specialised program was not compiled for (here a static predicate
+    given as a patient's fact) is screened with the knowledge base as written."""
+    base = as_findings({s: 0 for s in SLOTS}, "q")
+    extra = base.findings + [type(base.findings[0])('window(anc,1000)', "x", "x")]
+    odd = type(base)(base.patient, extra)
+    assert [outcome(r) for r in FAST.screen([odd])] == [outcome(r) for r in REF.screen([odd])]
+
+
+# ---------------------------------------------------------------------------------------
+# The specialiser on small programs
+
+def answer(program: str, facts: str, s: Specialised | None = None) -> set[str]:
+    """The one answer set's atoms (split ones read back as the original atoms)."""
+    ctl = clingo.Control(["--warn=none"])
+    ctl.add("base", [], program + "\n" + facts)
+    ctl.ground([("base", [])])
+    out: set[str] = set()
+
+    def on_model(m):
+        for sym in m.symbols(atoms=True):
+            if s is not None:
+                name, args = s.original(sym)
+                sym = clingo.Function(name, args)
+            out.add(str(sym))
+
+    assert ctl.solve(on_model=on_model).satisfiable
+    return out
+
+
+PROGRAM = """
+#const lim = 5.
+limit(x, 3). limit(y, 7). limit(z, lim).
+group(g1, x). group(g1, y). group(g2, z).
+blocked(y).
+small(N) :- limit(N, T), T < 6.
+above(P, N) :- val(P, N, V), limit(N, T), V > T, not blocked(N).
+all_above(P, G) :- person(P), group(G, _), above(P, N) : group(G, N).
+some_above(P, G) :- group(G, N), above(P, N).
+none(P, G) :- person(P), group(G, _), not some_above(P, G).
+total(P, S) :- person(P), S = #sum { V, N : val(P, N, V), small(N) }.
+older(P, N) :- val(P, N, V), val(P, N, W), W < V.
+flag(P, c) :- above(P, x).
+flag(P, d) :- above(P, z), not flag(P, c).
+odd(P) :- flag(P, e).
+"""
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.sampled_from(["x", "y", "z", "w"]), st.integers(0, 9)),
+                max_size=12))
+def test_specialised_program_has_the_same_answer_set(vals):
+    """Unfolding (static joins, negative static literals, #const names, conditional literals
+    over static conditions), splitting (flag/2 on its constant, an atom of a constant no rule
+    derives) and aggregates left as written: the same atoms as the program as written."""
+    facts = "".join(f"person({p}). val({p},{n},{v})." for p, n, v in vals)
+    s = specialise(PROGRAM, [], [("person", 1), ("val", 3)])
+    assert s.unfolded and s.origins
+    dynamic = {"above", "all_above", "some_above", "none", "total", "older", "flag", "odd", "person", "val"}
+    want = {a for a in answer(PROGRAM, facts) if a.split("(")[0] in dynamic}
+    got = {a for a in answer(s.text, facts, s) if a.split("(")[0] in dynamic}
+    assert got == want
+
+
+def test_parameters_are_compiled_in():
+    """-c values reach the static part: the specialised program is for those values."""
+    for value, expected in (("5", True), ("9", False)):
+        s = specialise(PROGRAM, ["-c", f"lim={value}"], [("person", 1), ("val", 3)])
+        atoms = answer(s.text, "person(1). val(1,z,7).", s)
+        assert ("above(1,z)" in atoms) is expected
+
+
+@pytest.mark.parametrize("text", [
+    "{ a }. b(P) :- p(P), a.",                    # a choice in the static part
+    "a :- not b. b :- not a. c(P) :- p(P), a.",   # a static part with two answer sets
+    "q(P) :- p(P). #minimize { 1,P : q(P) }.",    # optimisation
+    "-a. b(P) :- p(P), -a.",                      # classical negation
+])
+def test_unsupported_programs_are_refused(text):
+    with pytest.raises(Unsupported):
+        specialise(text, [], [("p", 1)])
+
+
+@pytest.mark.parametrize("name", KBS)
+def test_the_tree_prints_every_rule_back(name):
+    """The specialiser's tuples print every rule of the bundled knowledge bases as clingo
+    reads it (parsed again, the same rule)."""
+    statements = []
+    ast.parse_string(load_kb(name).program_text(), statements.append)
+    n = 0
+    for stm in statements:
+        if stm.ast_type != ast.ASTType.Rule:
+            continue
+        for rule in stm.unpool():
+            again = []
+            ast.parse_string(spec._text(spec._tree(rule)), again.append)
+            assert str(again[-1]) == str(rule)
+            n += 1
+    assert n > 50
+
+
+def test_a_batch_of_many_patients_keeps_positions():
+    """Results come back in input order whatever the order of the model's atoms."""
+    fs = findings_of(KB, synthetic_cohort(120, seed=3))
+    random.Random(5).shuffle(fs)
+    got = FAST.screen(fs)
+    assert [r.patient for r in got] == [f.patient for f in fs]
+    assert [outcome(r) for r in got] == [outcome(r) for r in REF.screen(fs)]
+
+
+def test_vocabulary_arity_is_the_fact_vocabulary():
+    assert VOCABULARY_ARITY["quantity"] == 5 and VOCABULARY_ARITY["patient"] == 1
+
+
+def test_a_specialised_program_survives_pickling():
+    """clingo Symbols pickle as process-local handles: the split constants travel as text."""
+    import pickle
+
+    s = specialised(KB)
+    again = pickle.loads(pickle.dumps(s))
+    assert again.text == s.text
+    assert {k: (n, a, [str(v) for _, v in f]) for k, (n, a, f) in again.origins.items()} == \
+        {k: (n, a, [str(v) for _, v in f]) for k, (n, a, f) in s.origins.items()}
