@@ -256,5 +256,5 @@ def load_postgres(folder: Path, url: str, schema: str) -> None:
                     copy.write(chunk)
         for table in TABLES:  # the CDM's DDL indexes person_id (OHDSI CommonDataModel, indices)
             pg.execute(f'CREATE INDEX ON "{schema}".{table} (person_id)')
-        pg.execute(f'ANALYZE')
+        pg.execute('ANALYZE')
         pg.commit()

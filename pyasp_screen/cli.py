@@ -656,9 +656,6 @@ def whatif(record, sets, unsets, kb, params, params_file, fmt, patient_id):
     except EditError as e:
         raise click.UsageError(str(e)) from None
     doc = comparison.document()
-    before, after, kb2, reason = comparison.before, comparison.after, new_kb, comparison.reason
-    changed = comparison.changed
-    answer = comparison.answer
     if fmt == "json":
         json.dump(doc, sys.stdout, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")

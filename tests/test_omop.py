@@ -34,7 +34,7 @@ from pyasp_screen.cli import main
 from pyasp_screen.extras import install_command
 from pyasp_screen.engine.screening import Screened, screen_records
 from pyasp_screen.inputs.files import load_file
-from pyasp_screen.inputs.omop import OmopError, OmopSettings
+from pyasp_screen.inputs.omop import OmopSettings
 from pyasp_screen.inputs.omop.source import OmopSource
 from pyasp_screen.inputs.record import RecordError
 from pyasp_screen.inputs.sources import materialize

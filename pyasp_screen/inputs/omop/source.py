@@ -486,7 +486,6 @@ class OmopSource:
         return out
 
     def _concept(self, alias: str):
-        sa = _sa()
         t = self._table("concept", "concept_id", "concept_name", "vocabulary_id", "concept_code")
         return t.alias(alias)
 
