@@ -288,3 +288,28 @@ def test_reading_status_in_a_rule_is_a_problem(kb):
     lp.write_text(lp.read_text() + 'fails(P,"INC-1") :- status(P,"INC-1",unknown).\n')
     p = only(check_kb_dir(kb), r"status/3 is read here")
     assert p.line == len(lp.read_text().splitlines()) and "holds/2 and fails/2" in p.message
+
+
+def test_a_misspelt_finding_in_check_4_is_named_with_the_closest_name(kb):
+    # A fresh user's typo (hgb for hb) passed check and surfaced only as "INC-2 unknown" in test.
+    edit(kb / "criteria.lp", 'check("INC-1", anc, ge, anc_min).', 'check("INC-1", ancc, ge, anc_min).')
+    p = only(check_kb_dir(kb), r"ancc in check/4 is not a finding of the vocabulary")
+    assert p.file.endswith("criteria.lp") and p.line == 16
+    assert p.message.endswith("did you mean anc?") and "INC-1 stays unknown for every patient" in p.message
+
+
+def test_holds_with_its_arguments_swapped_is_named(kb):
+    lp = kb / "criteria.lp"
+    lp.write_text(lp.read_text() + 'holds("INC-1",P) :- patient(P).\n')
+    p = only(check_kb_dir(kb), r"holds/2 takes the patient first")
+    assert p.line == len(lp.read_text().splitlines()) and 'write holds(P,"INC-1")' in p.message
+
+
+def test_the_bundled_knowledge_bases_read_only_findings_of_their_vocabulary():
+    # the name check has no false alarm on what the project ships (nor on the authored fixture)
+    from pyasp_screen.authoring.check import check_kb_dir as check_dir
+    root = Path(__file__).resolve().parent.parent
+    for folder in (root / "kb" / "ct1190b", root / "kb" / "nct07193667",
+                   root / "tests" / "data" / "authored" / "nct07432334"):
+        assert not [str(p) for p in check_dir(folder) if "not a finding of the vocabulary" in p.message
+                    or "takes the patient first" in p.message], folder

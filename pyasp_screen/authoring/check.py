@@ -226,6 +226,11 @@ def _rules(parsed: analysis.Parsed, parameters: dict, manifest: Path, population
                     problems.append(Problem(*a.location, f"{a.text(0)}: a second registry sentence; "
                                             "one criterion, one sentence"))
                 sentences[a.text(0)] = a.location
+            elif a.name in ("holds", "fails") and len(a.args) == 2 and a.text(0) is not None:
+                # holds(P, Condition): a constant first is the arguments swapped (or no patient)
+                problems.append(Problem(*a.location, f"{a.name}/2 takes the patient first, then the condition: "
+                                        f"its first argument here is the constant {a.text(0)} (arguments "
+                                        f"swapped? write {a.name}(P,\"{a.text(0)}\"))"))
             elif a.name in ("holds", "fails") and len(a.args) == 2 and a.text(1):
                 defined.setdefault(a.text(1), a.location)
             elif a.name in ("all_of", "any_of") and len(a.args) == 2 and a.text(0):
@@ -286,7 +291,18 @@ def _rules(parsed: analysis.Parsed, parameters: dict, manifest: Path, population
     for name, p in parameters.items():
         if p.stage == "asp" and name not in used:
             problems.append(Problem(str(manifest), 1, 1, f"parameter {name} is declared but no rule uses it"))
+    # the quantities a check/4 may compare: the vocabulary's, their multiples of the ULN, the
+    # derived values, and names the rules themselves declare (change/5, daily_dose/3, helpers)
+    declared = {n for r in parsed.rules for a in r.heads if a.name not in ("check", "check_ever", "window")
+                for arg in a.args for n, _ in analysis._symbols(arg)}
+    quantities = (set(vocab.observations) | {f"{n}_x_uln" for n, o in vocab.observations.items() if o.uln}
+                  | set(vocab.derived) | declared)
     for cond, name, threshold, loc in checks:
+        if name and name not in quantities:
+            near = difflib.get_close_matches(name, sorted(quantities), n=1, cutoff=0.5)
+            problems.append(Problem(*loc, f"{name} in check/4 is not a finding of the vocabulary "
+                                    f"(docs/vocabulary.md), so {cond} stays unknown for every patient"
+                                    + (f": did you mean {near[0]}?" if near else "")))
         if threshold and not threshold.lstrip("-").isdigit() and threshold not in parameters:
             problems.append(Problem(*loc, f"{threshold} in check/4 is not a declared parameter: declare it in "
                                     f"{manifest.name} (thresholds are parameters, never bare numbers)"))
