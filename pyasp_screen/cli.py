@@ -100,20 +100,18 @@ def patient_option(f):
                              "Bulk export that holds many.")(f)
 
 
-def _of_patient(outcomes: list, patient_id: str | None, record) -> list:
-    """The outcomes (Screened, Loaded or RecordError) of the patient ``patient_id``, all when
-    None; no such patient among them is a usage error (exit 2) naming how many were read."""
+def _of_patient(items: list, patient_id: str | None, record) -> list:
+    """The read records (Loaded or RecordError) of the patient ``patient_id``, all when None;
+    no such patient among them is a usage error (exit 2) naming how many were read."""
     if patient_id is None:
-        return outcomes
+        return items
 
     def pid(o):
-        if isinstance(o, RecordError):
-            return o.patient
-        return o.result.patient if isinstance(o, Screened) else o.record.id
-    mine = [o for o in outcomes if pid(o) == patient_id]
+        return o.patient if isinstance(o, RecordError) else o.record.id
+    mine = [o for o in items if pid(o) == patient_id]
     if not mine:
         raise click.UsageError(f"--patient {patient_id}: no patient of that id in {record} "
-                               f"({len(outcomes)} record(s) read)")
+                               f"({len(items)} record(s) read)")
     return mine
 
 
@@ -486,12 +484,13 @@ def explain_cmd(record, kb, max_results, fmt, params, params_file, screening_dat
     _check_output(output, inputs)
     when = screening_date.date() if screening_date else None
     try:
-        outcomes = list(screen_records(_items(inputs, when, knowledge, validate_fhir), knowledge))
+        # --patient picks the record before screening: one patient of an export is screened alone
+        items = _of_patient(list(_items(inputs, when, knowledge, validate_fhir)), patient_id, record)
+        outcomes = list(screen_records(items, knowledge))
     except OmopError as e:
         click.echo(f"Error: {e}", err=True)
         sys.exit(2)
     _omop_after(inputs)
-    outcomes = _of_patient(outcomes, patient_id, record)
     rejected = [o for o in outcomes if isinstance(o, RecordError)]
     for o in rejected:
         click.echo(f"rejected: {o}", err=True)
@@ -705,7 +704,8 @@ def graph(record, output, kb, params, params_file, show, population, screening_d
         raise click.UsageError(f"-o {output}: unknown format; use one of {', '.join(graphs.FORMATS)}")
     _check_output(output, (record,))
     when = screening_date.date() if screening_date else None
-    outcomes = _of_patient(list(screen_records(_items((record,), when, knowledge), knowledge)), patient_id, record)
+    outcomes = list(screen_records(_of_patient(list(_items((record,), when, knowledge)), patient_id, record),
+                                   knowledge))
     for o in outcomes:
         if isinstance(o, RecordError):
             click.echo(f"rejected: {o}", err=True)
