@@ -53,6 +53,7 @@ _SPECIALISED: dict[tuple[str, tuple[str, ...]], Specialised | str] = {}
 _DECODED: dict[tuple, dict] = {}
 
 _MET, _NOT_MET, _VERDICT, _OVERALL, _OTHER = range(5)
+_VERDICTS = frozenset({"eligible", "ineligible", "undetermined"})
 
 
 def specialised(kb: KnowledgeBase) -> Specialised | str:
@@ -74,6 +75,24 @@ def specialised(kb: KnowledgeBase) -> Specialised | str:
     return _SPECIALISED[key]
 
 
+def compiled(kbs: Iterable[KnowledgeBase]) -> dict:
+    """The specialised programs of these knowledge bases (:func:`specialised`), as a mapping
+    to hand to another process's :func:`adopt_compiled`: a worker process that adopts them
+    does not specialise again (about half a CPU-second for CT1190B, paid by every worker
+    that replaces one)."""
+    out = {}
+    for kb in kbs:
+        specialised(kb)
+        key = (kb.program_text(), tuple(kb.clingo_args()))
+        out[key] = _SPECIALISED[key]
+    return out
+
+
+def adopt_compiled(programs: dict) -> None:
+    """Use specialised programs made by :func:`compiled` (in another process) in this one."""
+    _SPECIALISED.update(programs)
+
+
 class Engine:
     """Screens findings against one knowledge base. The KB is compiled once per process."""
 
@@ -83,6 +102,8 @@ class Engine:
         self._index = {c: i for i, c in enumerate(self._conditions)}
         self._populations = list(kb.populations)
         self._pop_index = {p: i for i, p in enumerate(self._populations)}
+        # A condition ID as clingo prints it, a quoted string with its escapes.
+        self._quoted = {str(clingo.String(c)): c for c in self._conditions}
         self._args = kb.clingo_args() + ["--warn=none"]
         spec = specialised(kb)
         self.specialised = spec if isinstance(spec, Specialised) else None
@@ -123,12 +144,32 @@ class Engine:
     def _decode(self, sym: clingo.Symbol) -> tuple:
         """(kind, slot, payload) of a shown atom: kind _MET/_NOT_MET with (condition ID,
         status), _VERDICT with (population index, verdict), _OVERALL with the verdict;
-        _OTHER for an atom screening does not read."""
+        _OTHER for an atom screening does not read.
+
+        Read from the atom's text where its shape is one screening knows (a split atom
+        ``name(slot)``, ``holds(slot,"ID")``, ``verdict(slot,pop,v)``, ``overall(slot,v)``):
+        a new worker meets every atom of every batch position once, and reading a clingo
+        Symbol's arguments costs about 20 times more. Any other shape is read from the
+        Symbol."""
         text = str(sym)
         paren = text.find("(")
-        entry = self._by_name.get(text[:paren])
-        if entry is not None and text[paren + 1:-1].isdigit():  # split: name(slot)
-            return (entry[0], int(text[paren + 1:-1]), entry[1])
+        name, inner = text[:paren], text[paren + 1:-1]
+        entry = self._by_name.get(name)
+        if entry is not None and inner.isdigit():  # split: name(slot)
+            return (entry[0], int(inner), entry[1])
+        slot, _, rest = inner.partition(",")
+        if slot.isdigit():
+            if name == "holds" or name == "fails":
+                condition = self._quoted.get(rest)
+                if condition is not None:
+                    return (_MET, int(slot), (condition, "met")) if name == "holds" else \
+                        (_NOT_MET, int(slot), (condition, "not_met"))
+            elif name == "verdict":
+                pop, _, verdict = rest.partition(",")
+                if pop in self._pop_index and verdict in _VERDICTS:
+                    return (_VERDICT, int(slot), (self._pop_index[pop], verdict))
+            elif name == "overall" and rest in _VERDICTS:
+                return (_OVERALL, int(slot), rest)
         if self.specialised:
             return self._decode_original(*self.specialised.original(sym))
         return self._decode_original(sym.name, sym.arguments)

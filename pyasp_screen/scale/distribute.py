@@ -40,6 +40,7 @@ from pathlib import Path
 
 from pyasp_screen.extras import MissingExtra, require
 from pyasp_screen.cohorts.cohort import CohortSummary, DiffTally, changed_criteria
+from pyasp_screen.engine.engine import adopt_compiled, compiled
 from pyasp_screen.engine.screening import Screened, screen_records
 from pyasp_screen.inputs.record import RecordError
 from pyasp_screen.inputs.sources import materialize, patient_of
@@ -132,12 +133,14 @@ def screen_batch(job: Job, batch: Batch) -> BatchResult:
 _WORKER_JOB: Job | None = None
 
 
-def _init_worker(job: Job, main_pid: int, workers: int = 1) -> None:
+def _init_worker(job: Job, main_pid: int, workers: int = 1, programs: dict | None = None) -> None:
     import signal
     import threading
 
     global _WORKER_JOB
     _WORKER_JOB = job
+    if programs:  # the knowledge bases compiled once, by the process that made the pool
+        adopt_compiled(programs)
     grounding.set_share(workers)  # the workers share the machine's memory
     # Ctrl-C reaches the whole process group: the main process stops the run and keeps
     # what is written; a worker has nothing to say about it.
@@ -202,7 +205,8 @@ BATCHES_PER_WORKER = 40
 
 def _pool(job: Job, workers: int):
     """A pool of ``workers`` processes that screen batches of ``job``, each replaced after
-    BATCHES_PER_WORKER batches."""
+    BATCHES_PER_WORKER batches. The knowledge bases are compiled here, once, and handed to
+    every worker (a replaced worker would otherwise compile them again)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -211,7 +215,8 @@ def _pool(job: Job, workers: int):
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["pyasp_screen.scale.distribute", "pyasp_screen.scale.preload"])
     return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                               initargs=(job, os.getpid(), workers), max_tasks_per_child=BATCHES_PER_WORKER)
+                               initargs=(job, os.getpid(), workers, compiled(job.kbs)),
+                               max_tasks_per_child=BATCHES_PER_WORKER)
 
 
 _DASK_POOL: tuple[str, object] | None = None  # (job token, pool) of this Dask worker process
