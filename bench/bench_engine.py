@@ -38,7 +38,7 @@ from pyasp_screen.knowledge.kb import load_kb  # noqa: E402
 STEPS = ("group facts", "facts as terms", "add program", "ground", "solve + read", "results")
 
 
-def batch_steps(engine, batch) -> tuple[dict[str, float], list]:
+def batch_steps(engine, batch) -> tuple[dict[str, float], list, int]:
     c = time.process_time
     t = c()
     _, _, groups = batch_facts(list(batch))
@@ -60,6 +60,7 @@ def batch_steps(engine, batch) -> tuple[dict[str, float], list]:
         raw = getattr(symbols, "_p_symbols", None)
         keys = list(raw) if raw is not None else list(symbols)
     steps["solve + read"] = c() - t
+    atoms = ctl.statistics["problem"]["lp"]["atoms"]
     t = c()
     ids = [f.patient for f in batch]
     if isinstance(engine, Engine):
@@ -67,7 +68,7 @@ def batch_steps(engine, batch) -> tuple[dict[str, float], list]:
     else:  # the reference engine's own decoding, through its public path
         results = engine.screen(batch)
     steps["results"] = c() - t if isinstance(engine, Engine) else 0.0
-    return steps, results
+    return steps, results, atoms
 
 
 def main() -> None:
@@ -97,13 +98,25 @@ def main() -> None:
             e.screen(b)
     out: dict[str, dict[str, float]] = {name: dict.fromkeys(STEPS, 0.0) for name in engines}
     results: dict[str, list] = {}
+    atoms: dict[str, int] = {}
     for name, e in engines.items():
         results[name] = []
+        atoms[name] = 0
         for b in batches:
-            steps, res = batch_steps(e, b)
+            steps, res, a = batch_steps(e, b)
             for k, v in steps.items():
                 out[name][k] += v
+            atoms[name] += a
             results[name] += [(r.patient, r.statuses, r.verdicts, r.overall) for r in res]
+    # A worker replaced after BATCHES_PER_WORKER batches meets every shown atom anew: the
+    # results step again with an empty table of decoded atoms.
+    cold = Engine(kb)
+    cold._decoded = {}
+    t_cold = 0.0
+    for b in batches:
+        t = time.process_time()
+        cold.screen(b)
+        t_cold += time.process_time() - t
     n = len(findings)
     print(f"{n} synthetic patients, batches of {args.batch_size}; CPU µs per patient")
     print(f"  records (validate, msgspec):  {t_parse / n * 1e6:7.1f}")
@@ -115,6 +128,11 @@ def main() -> None:
     tot = {name: sum(v.values()) / n * 1e6 for name, v in out.items()}
     print(f"  {'engine total':28} {tot['fast']:8.1f} {tot['reference']:10.1f}   ({tot['reference'] / tot['fast']:.2f}x)")
     print("  (*) the reference engine's decoding is inside its solve + read (it reads one row atom a patient)")
+    print(f"  engine total in a new worker    {t_cold / n * 1e6:8.1f}   (every shown atom decoded anew)")
+    print(f"  ground atoms per patient (clingo statistics): fast {atoms['fast'] / n:.0f}, "
+          f"reference {atoms['reference'] / n:.0f}; grounding µs per atom: fast "
+          f"{out['fast']['ground'] / max(atoms['fast'], 1) * 1e6:.2f}, "
+          f"reference {out['reference']['ground'] / max(atoms['reference'], 1) * 1e6:.2f}")
     print(f"results identical: {results['fast'] == results['reference']}")
     print(f"load average at the end {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 

@@ -340,6 +340,12 @@ def main() -> None:
     """
 
 
+def _default_jobs() -> int:
+    from pyasp_screen.scale.distribute import default_jobs
+
+    return default_jobs()
+
+
 @main.command()
 @click.argument("records", nargs=-1, required=True, type=INPUT)
 @click.option("--kb", metavar="DIR", help=KB_HELP)
@@ -359,9 +365,11 @@ def main() -> None:
               help="Patients grounded together in one clingo program.")
 @click.option("--facts", "show_facts", is_flag=True,
               help="Print the ASP facts each record becomes (what the rules read), not the verdicts.")
+@click.option("-j", "--jobs", type=click.IntRange(1, 512), default=_default_jobs, show_default="every core",
+              help="Worker processes for --explain (patients are explained on every core).")
 @omop_options
 def screen(records, kb, fmt, params, params_file, details, with_explain, screening_date, output, validate_fhir,
-           batch_size, show_facts, **omop):
+           batch_size, show_facts, jobs, **omop):
     """Screen RECORDS (YAML/JSON records, FHIR R4 Bundles, or folders of them; or persons of an
     OMOP CDM database: duckdb:///cdm.duckdb --person-id 42, postgresql://user@host/db).
 
@@ -387,7 +395,7 @@ def screen(records, kb, fmt, params, params_file, details, with_explain, screeni
     when = screening_date.date() if screening_date else None
     try:
         outcomes = list(screen_records(_items(records, when, knowledge, validate_fhir), knowledge, batch_size))
-        explanations = _explain_all(outcomes, knowledge) if with_explain else None
+        explanations = _explain_all(outcomes, knowledge, jobs) if with_explain else None
         with _open_output(output) as out:
             if show_facts:
                 from pyasp_screen.outputs.facts import write_facts
@@ -416,12 +424,13 @@ def screen(records, kb, fmt, params, params_file, details, with_explain, screeni
     sys.exit(1 if rejected else 0)
 
 
-def _explain_all(outcomes, knowledge) -> dict:
+def _explain_all(outcomes, knowledge, jobs: int) -> dict:
     """The overall answer of every screened patient (explain/summary.py), by id()."""
-    from pyasp_screen.explain.summary import summarise
+    from pyasp_screen.scale.explain_all import summarise_all
 
-    return {id(o): summarise(knowledge, o, max_results=5, scopes=["overall"])
-            for o in outcomes if isinstance(o, Screened)}
+    screened = [o for o in outcomes if isinstance(o, Screened)]
+    summaries = summarise_all(knowledge, screened, jobs=jobs, max_results=5, scopes=["overall"])
+    return {id(o): s for o, s in zip(screened, summaries)}
 
 
 @main.command(name="explain")

@@ -350,3 +350,24 @@ def test_text_that_is_not_utf8_is_named_so(tmp_path):
         doc = json.loads((tmp_path / "s.json").read_text())
         assert doc["rejected"] == 1 and doc["screened"] >= 1
         assert "not UTF-8 text (byte 0x" in doc["errors"][0]["message"]
+
+
+def test_explanations_on_every_core_are_those_of_one_process():
+    """screen --explain hands patients to worker processes (scale/explain_all.py): every
+    summary, in input order, is the one summarise() gives in this process, and the command
+    line prints the same with --jobs 1 and --jobs 2."""
+    from pyasp_screen.explain.summary import summarise
+    from pyasp_screen.inputs.files import load_file
+    from pyasp_screen.scale.explain_all import MIN_PER_WORKER, summarise_all
+
+    kb = load_kb()
+    cases = sorted((ROOT / "kb" / "ct1190b" / "cases").glob("*.yaml"))[:6 * MIN_PER_WORKER]
+    items = [it for c in cases for it in load_file(c)]
+    screened = [o for o in screen_records(items, kb) if not isinstance(o, RecordError)]
+    assert len(screened) >= 2 * MIN_PER_WORKER  # enough for two workers
+    here = [summarise(kb, s, max_results=5, scopes=["overall"]) for s in screened]
+    assert summarise_all(kb, screened, jobs=2, max_results=5, scopes=["overall"]) == here
+    one = cli("screen", *cases, "--explain", "--format", "json", "--jobs", "1")
+    two = cli("screen", *cases, "--explain", "--format", "json", "--jobs", "2")
+    assert one.exit_code == two.exit_code  # 1: some example files are records meant to be rejected
+    assert one.output == two.output and '"explanation"' in one.output

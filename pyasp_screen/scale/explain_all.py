@@ -1,0 +1,60 @@
+"""Stage 5 at cohort scale: every screened patient's explanation at a glance, on every core.
+
+``screen --explain`` explains each patient on its own (:func:`pyasp_screen.explain.summary.
+summarise`: one grounding per patient, then solves under assumptions). Patients are
+independent, so :func:`summarise_all` hands them to worker processes in chunks, started from
+a fork server as cohort screening's workers are (:mod:`pyasp_screen.scale.distribute`), and
+returns the summaries in input order. Each summary is the one :func:`summarise` gives in this
+process (tests/test_scale.py compares them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pyasp_screen.engine.screening import Screened
+from pyasp_screen.explain.summary import summarise
+from pyasp_screen.knowledge.kb import KnowledgeBase
+
+# Fewer patients than this a worker are explained in this process: starting a worker (a
+# process, the knowledge base unpickled) costs about as much as explaining a few patients.
+MIN_PER_WORKER = 4
+
+_KB: KnowledgeBase | None = None
+_OPTIONS: dict = {}
+
+
+def _init(kb: KnowledgeBase, options: dict) -> None:
+    global _KB, _OPTIONS
+    _KB, _OPTIONS = kb, options
+
+
+def _one(screened: Screened) -> dict:
+    assert _KB is not None, "worker started without its knowledge base"
+    return summarise(_KB, screened, **_OPTIONS)
+
+
+def summarise_all(kb: KnowledgeBase, screened: Sequence[Screened], *, jobs: int = 1,
+                  max_results: int = 5, scopes: Sequence[str] | None = ("overall",)) -> list[dict]:
+    """The explanation at a glance (:func:`~pyasp_screen.explain.summary.summarise`) of each
+    of ``screened``, in their order, computed by ``jobs`` worker processes (in this process
+    when ``jobs`` is 1 or there are fewer than MIN_PER_WORKER patients a worker).
+
+    ``max_results`` and ``scopes`` are summarise's. Raises what summarise raises
+    (GroundingStopped for a knowledge base past its grounding limits), from a worker as from
+    this process.
+    """
+    options = {"max_results": max_results, "scopes": list(scopes) if scopes is not None else None}
+    workers = min(jobs, len(screened) // MIN_PER_WORKER)
+    if workers <= 1:
+        return [summarise(kb, s, **options) for s in screened]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["pyasp_screen.scale.explain_all", "pyasp_screen.scale.preload"])
+    # Chunks of a few patients: one slow patient does not hold up a long tail of fast ones.
+    chunk = max(1, min(8, len(screened) // (4 * workers)))
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init,
+                             initargs=(kb, options)) as pool:
+        return list(pool.map(_one, screened, chunksize=chunk))
