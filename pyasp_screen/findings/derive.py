@@ -119,11 +119,14 @@ def grid(value: Fraction) -> int:
     return 2 * whole + (1 if rest else 0)
 
 
+@lru_cache(maxsize=1 << 16)
 def exact(number: float | int) -> Fraction:
     """The exact decimal a record wrote: 1.2 is 6/5, not the binary float nearest to 1.2
     (a float's repr is the shortest decimal that reads back as the same float).
 
-    Raises ValueError for NaN and infinities.
+    Raises ValueError for NaN and infinities. Cached (a cohort repeats its values): numbers
+    a cache finds equal (1, 1.0, True; 0.0, -0.0) have the same exact value, and a NaN is
+    never found (it equals nothing), so it raises each time.
     """
     if isinstance(number, int):
         return Fraction(number)
@@ -219,6 +222,32 @@ def _range_text(texts: list) -> str:
     return " / ".join(t() if callable(t) else t for t in texts) + " (differing results on one day: range read)"
 
 
+def _course_text(drug: str, route: str, start: date, end: date | None, end_known: bool) -> str:
+    if end is not None and not end_known:
+        span = f"from {start}, ended on an unknown day after {end}"
+    else:
+        span = f"from {start} to {end or 'screening (ongoing)'}"
+    return f"{drug.replace('_', ' ')} {route} {span}"
+
+
+def _dose_change_text(drug: str, dose: Fraction | None, unit: str | None, when: date, changed: bool) -> str:
+    shown = f"{fmt(dose)} {unit or 'mg'}/day" if dose is not None else "an unknown dose"
+    if changed:
+        return f"{drug.replace('_', ' ')} dose changed to {shown} on {when}"
+    return f"{drug.replace('_', ' ')} dose {shown} from {when} (it may have changed)"
+
+
+def _per_kg_text(drug: str, point: bool, per_kg: Fraction) -> str:
+    return f"{drug} {'up to' if point else 'at least'} {fmt(per_kg, 2)} mg/kg/day prednisone-equivalent"
+
+
+def _per_kg_data(drug: str, per_kg: Fraction, highest: Fraction, weight: tuple[Fraction, str]) -> dict:
+    """A glucocorticoid course's highest daily dose per kg of body weight, as data."""
+    return {"value": number(per_kg), "unit": "mg/kg/day", "basis": "prednisone-equivalent",
+            "inputs": {"drug": drug, "highest_dose_mg_per_day": number(highest),
+                       "weight": {"value": number(weight[0]), "unit": "kg", "field": weight[1]}}}
+
+
 def _crcl_text(crcl, scr, when, label, used, age, sex) -> str:
     return (f"CrCl {fmt(crcl, 1)} mL/min (Cockcroft-Gault: creatinine {fmt(scr, 2)} mg/dL on {when}, "
             f"{label} {fmt(used, 1)} kg, age {age}, {sex})")
@@ -259,17 +288,34 @@ def _titre(raw: str, unit: str | None, kind, where: str) -> tuple[int, str]:
 
 
 @lru_cache(maxsize=1 << 16)
-def _plausible_value(kind, raw, unit: str | None) -> Fraction | None:
-    """An observation's value in its finding's unit if it converts and is plausible, else
-    None (then the caller's slow path reports why). Cached: a cohort repeats the same values
-    in the same units, and exact conversion is a third of the findings stage's time."""
+def _plausible_value(kind, raw, unit: str | None) -> tuple[Fraction, int] | None:
+    """An observation's value in its finding's unit, and its :func:`grid`, if it converts
+    and is plausible, else None (then the caller's slow path reports why). Cached: a cohort
+    repeats the same values in the same units, and exact conversion is a third of the
+    findings stage's time."""
     try:
         value = units.to_canonical(kind, exact(raw), unit)
     except (ValueError, OverflowError, TypeError, units.UnitError):
         return None
     if kind.plausible is not None and not (kind.plausible[0] <= value <= kind.plausible[1]):
         return None
-    return value
+    return value, grid(value)
+
+
+@lru_cache(maxsize=1 << 16)
+def _on_grid(value: Fraction) -> int:
+    """grid(value), cached for values from the slow path (not repeated often)."""
+    return grid(value)
+
+
+@lru_cache(maxsize=1 << 16)
+def _ratio_of(kind, raw, unit: str | None, uln_n: int, uln_d: int) -> tuple[Fraction, int]:
+    """The multiple of the ULN (``uln_n / uln_d``) of a plausible value (see
+    :func:`_plausible_value`) and its grid. Keyed by the raw value and the ULN's integers,
+    which hash faster than Fractions."""
+    value = _plausible_value(kind, raw, unit)[0]
+    ratio = clinical.uln_multiple(value, Fraction(uln_n, uln_d))
+    return ratio, grid(ratio)
 
 
 @lru_cache(maxsize=1 << 12)
@@ -290,6 +336,49 @@ _uln_multiple = lru_cache(maxsize=1 << 16)(clinical.uln_multiple)
 _prednisone_equivalent_mg = lru_cache(maxsize=1 << 12)(clinical.prednisone_equivalent_mg)
 
 
+def _crcl_fast(age: int, weight: Fraction, scr: Fraction, sex: str) -> tuple[Fraction, int]:
+    """clinical.cockcroft_gault (mL/min) and its grid, the same exact value made in
+    integers: (140 - age) * (wn/wd) / (72 * sn/sd), times 17/20 for women, is one fraction of
+    the products (and the grid's floor and remainder test do not change when a fraction's
+    terms are multiplied by the same positive number). Arguments the formula refuses go to
+    clinical.cockcroft_gault, which raises."""
+    wn, wd, sn, sd = weight.numerator, weight.denominator, scr.numerator, scr.denominator
+    if not (type(age) is int and 0 <= age < clinical.CG_AGE_CEILING and wn > 0 and sn > 0
+            and sex in clinical.SEXES):
+        crcl = clinical.cockcroft_gault(age, weight, scr, sex)
+        return crcl, grid(crcl)
+    num, den = (clinical.CG_AGE_CEILING - age) * wn * sd, clinical.CG_DIVISOR * wd * sn
+    if sex == "female":
+        num, den = num * clinical.CG_FEMALE_FACTOR.numerator, den * clinical.CG_FEMALE_FACTOR.denominator
+    whole, rest = divmod(num * SCALE, den)
+    return Fraction(num, den), 2 * whole + (1 if rest else 0)
+
+
+@lru_cache(maxsize=256)
+def _complete_words(cat: str) -> tuple[str, str]:
+    """(name, text) of the finding that a category is declared complete."""
+    return f"complete:{cat}", f"{cat.replace('_', ' ')} declared complete"
+
+
+@lru_cache(maxsize=1 << 14)
+def _item_words(v, scheme: str, item: str, value) -> tuple[tuple[str, str], str, str]:
+    """What the finding of a score or classification item says, by vocabulary ``v`` (every
+    part but the patient, which comes between ``tail[0]`` and ``tail[1]``): ``((predicate,
+    rest of the arguments), name, text)``. Cached: the same items recur in every record."""
+    if value == "unknown":
+        return ("item_unknown", f"{scheme},{item})"), f"{scheme}:{item}", f"{v.item_label(item)}: unknown"
+    return (("item", f"{scheme},{item},{'yes' if value else 'no'})"), f"{scheme}:{item}",
+            f"{v.scheme_labels.get(scheme, scheme)}: {v.item_label(item)} {'present' if value else 'absent'}")
+
+
+def _first(entry: tuple):
+    return entry[0]
+
+
+# "observations[0]" ... : the field names of a record's first results, made once
+_OBSERVATION_FIELDS = tuple(f"observations[{i}]" for i in range(256))
+
+
 class _Builder:
     """Collects the findings of one record; raises RecordInvalid on impossible content."""
 
@@ -300,10 +389,12 @@ class _Builder:
         self.p = asp_string(record.id)
         self.out = Findings(record.id)
         self.today = record.screening_date
+        self._append = self.out.findings.append
+        self._weights: list[tuple[date, int, object]] = []  # (date, index, observation): final numeric weights
 
     # -- helpers -----------------------------------------------------------
     def add(self, fact: str, name: str, text: str, *sources: str, data=None) -> None:
-        self.out.findings.append(Finding(fact, name, text, sources, data))
+        self._append(Finding(fact, name, text, sources, data))
 
     def _event(self, name: str) -> bool:
         spec = self.v.assessments.get(name)
@@ -343,8 +434,8 @@ class _Builder:
             self.add(f"deceased({self.p})", "deceased", f"patient deceased{when}: never eligible", "deceased")
             self.out.notes.append(f"patient deceased{when}: never counted eligible")
         for cat in dict.fromkeys(r.complete):
-            self.add(f"complete({self.p},{cat})", f"complete:{cat}",
-                     f"{cat.replace('_', ' ')} declared complete", "complete")
+            name, text = _complete_words(cat)
+            self._append(Finding(f"complete({self.p},{cat})", name, text, ("complete",)))
         self.observations()
         self.diagnoses()
         self.classification()
@@ -367,43 +458,56 @@ class _Builder:
         return self.out
 
     def observations(self) -> None:
-        numeric: dict[tuple[str, int], list] = {}      # (name, days) -> [(value, date, where, text)]
+        numeric: dict[tuple[str, int], list] = {}      # (name, days) -> [(value, grid, date, where, text, data)]
         qualitative: dict[tuple[str, int], list] = {}  # (name, days) -> [(value, date, where)]
         weights: list[tuple[date, Fraction, str]] = []
         heights: list[tuple[date, Fraction, str]] = []
         creatinines: list[tuple[date, Fraction, str]] = []
         fvcs: list[tuple[date, Fraction, str]] = []
         series: dict[str, list] = {}  # name -> [(date, value, where)], for the KB's change/5
+        changes = bool(self.kb.changes)
+        today = self.today
+        kinds = self.v.observations
         for i, obs in enumerate(self.r.observations):
-            where = f"observations[{i}]"
-            kind = self._observation_kind(obs, where)
-            days = self.days_before(obs.date, f"{where}.date")
+            where = _OBSERVATION_FIELDS[i] if i < len(_OBSERVATION_FIELDS) else f"observations[{i}]"
+            kind = kinds.get(obs.code) if obs.system == "vocabulary" else None
+            if kind is None:
+                kind = self._observation_kind(obs, where)
+            when = obs.date
+            days = (today - when).days
+            if days < 0:
+                self.days_before(when, f"{where}.date")
+            if kind.name == "weight" and obs.status == "final" and isinstance(obs.value, (int, float)) \
+                    and not isinstance(obs.value, bool):
+                self._weights.append((when, i, obs))
             if obs.status != "final" or obs.value is None:
                 state = obs.status if obs.status != "final" else "no value"
-                self.out.not_done.append(f"{kind.label} ({state}, {obs.date})")
+                self.out.not_done.append(f"{kind.label} ({state}, {when})")
                 continue
+            name = kind.name
             if kind.qualitative:
                 value = self.v.qualitative_values.get(str(obs.value).strip().lower())
                 if value is None:
                     raise RecordInvalid(f"{where}.value", f"{obs.value!r} is not positive or negative "
-                                        f"({kind.name} is qualitative)")
-                qualitative.setdefault((kind.name, days), []).append((value, obs.date, where))
+                                        f"({name} is qualitative)")
+                qualitative.setdefault((name, days), []).append((value, when, where))
                 continue
             raw, unit = obs.value, obs.unit
-            if isinstance(raw, str) and _is_titre(kind.unit):
-                try:
-                    raw, unit = _titre(raw, unit, kind, f"{where}.value")
-                except RecordInvalid as e:
-                    if obs.source is None:
-                        raise
-                    self.out.notes.append(f"{obs.source} ({kind.label}, {obs.display or obs.code}, "
-                                          f"{obs.value}): {e.reason}: result not used")
-                    continue
-            if isinstance(raw, (str, bool)):
-                raise RecordInvalid(f"{where}.value", f"{obs.value!r} is not a number "
-                                    f"({kind.name} is measured in {kind.unit})")
-            value = _plausible_value(kind, raw, unit)
-            if value is None:  # the slow path, which names the field and the reason
+            if type(raw) is not float:  # (the usual case, a float, is neither a titre nor text)
+                if isinstance(raw, str) and _is_titre(kind.unit):
+                    try:
+                        raw, unit = _titre(raw, unit, kind, f"{where}.value")
+                    except RecordInvalid as e:
+                        if obs.source is None:
+                            raise
+                        self.out.notes.append(f"{obs.source} ({kind.label}, {obs.display or obs.code}, "
+                                              f"{obs.value}): {e.reason}: result not used")
+                        continue
+                if isinstance(raw, (str, bool)):
+                    raise RecordInvalid(f"{where}.value", f"{obs.value!r} is not a number "
+                                        f"({name} is measured in {kind.unit})")
+            fast = _plausible_value(kind, raw, unit)
+            if fast is None:  # the slow path, which names the field and the reason
                 try:
                     value = self._canonical(kind, raw, unit, f"{where}.unit")
                     self._plausible(kind, value, f"{where}.value", obs.value, unit)
@@ -414,38 +518,45 @@ class _Builder:
                     self.out.notes.append(f"{obs.source} ({kind.label}, {obs.display or obs.code}, "
                                           f"{obs.value} {obs.unit or '(no unit)'}): {e.reason}: result not used")
                     continue
+                g = _on_grid(value)
+            else:
+                value, g = fast
             if obs.comparator is not None:
                 self._bound(kind, obs, value, days, where)
                 continue
-            if kind.name == "spo2" and not (obs.room_air if obs.room_air is not None
-                                            else self.kb.param("spo2_unflagged_is_room_air")):
+            if name == "spo2" and not (obs.room_air if obs.room_air is not None
+                                       else self.kb.param("spo2_unflagged_is_room_air")):
                 self.out.notes.append(f"{where}: SpO2 not known to be on room air, not read")
                 continue
-            if self.kb.changes:
-                series.setdefault(kind.name, []).append((obs.date, value, where))
-            if kind.name == "weight":
-                weights.append((obs.date, value, where))
-            elif kind.name == "height":
-                heights.append((obs.date, value, where))
-            elif kind.name == "creatinine":
-                creatinines.append((obs.date, value, where))
+            if changes:
+                series.setdefault(name, []).append((when, value, where))
+            if name == "weight":
+                weights.append((when, value, where))
+            elif name == "height":
+                heights.append((when, value, where))
+            elif name == "creatinine":
+                creatinines.append((when, value, where))
             elif kind.uln:
                 uln = self._uln(kind, obs, where)
-                ratio = _uln_multiple(value, uln)
-                if self.kb.changes:
-                    series.setdefault(kind.name + "_x_uln", []).append((obs.date, ratio, where))
-                text = partial(_observation_text, kind, value, obs.date, uln)
-                data = partial(_observation_data, kind, value, obs.date, days, uln,
+                if fast is None:
+                    ratio = clinical.uln_multiple(value, uln)
+                    rg = grid(ratio)
+                else:
+                    ratio, rg = _ratio_of(kind, raw, unit, uln.numerator, uln.denominator)
+                if changes:
+                    series.setdefault(name + "_x_uln", []).append((when, ratio, where))
+                text = partial(_observation_text, kind, value, when, uln)
+                data = partial(_observation_data, kind, value, when, days, uln,
                                obs.reference_range is not None and obs.reference_range.high is not None)
-                numeric.setdefault((kind.name + "_x_uln", days), []).append((ratio, obs.date, where, text, data))
+                numeric.setdefault((name + "_x_uln", days), []).append((ratio, rg, when, where, text, data))
             else:
-                if kind.name == "fvc_pct_predicted":
-                    fvcs.append((obs.date, value, where))
-                text = partial(_observation_text, kind, value, obs.date, None)
-                data = partial(_observation_data, kind, value, obs.date, days, None, False)
-                if kind.name == "spo2":  # on room air as recorded, or read so (parameter)
+                if name == "fvc_pct_predicted":
+                    fvcs.append((when, value, where))
+                text = partial(_observation_text, kind, value, when, None)
+                data = partial(_observation_data, kind, value, when, days, None, False)
+                if name == "spo2":  # on room air as recorded, or read so (parameter)
                     data = partial(_with, data, room_air="recorded" if obs.room_air else "assumed")
-                numeric.setdefault((kind.name, days), []).append((value, obs.date, where, text, data))
+                numeric.setdefault((name, days), []).append((value, g, when, where, text, data))
         for (name, days), entries in qualitative.items():
             values = {v for v, _, _ in entries}
             wheres = [w for _, _, w in entries]
@@ -459,8 +570,13 @@ class _Builder:
             self.add(f"qualitative({self.p},{name},{value},{days})", name,
                      f"{label} {value} ({entries[0][1]})", *wheres,
                      data=partial(_dated, entries[0][1], days, value=value))
+        append, p = self._append, self.p
         for (name, days), entries in numeric.items():
-            self._same_day(name, days, entries)
+            if len(entries) == 1:  # _same_day's usual case, inline
+                _, g, _, where, text, data = entries[0]
+                append(Finding(f"quantity({p},{name},{g},{g},{days})", name, text, (where,), data))
+            else:
+                self._same_day(name, days, entries)
         self._crcl(creatinines, weights, heights)
         self._fvc_decline(fvcs)
         for change in self.kb.changes:
@@ -493,24 +609,24 @@ class _Builder:
     def _same_day(self, name: str, days: int, entries: list) -> None:
         """One quantity fact per test and day. Differing results of one day are kept as an
         interval: Lo from the lowest, Hi from the highest, so a threshold between them is
-        unknown rather than decided by whichever result happens to be listed last."""
+        unknown rather than decided by whichever result happens to be listed last.
+        ``entries``: [(value, grid(value), date, where, text, data)]."""
         if len(entries) == 1:
-            value, _, where, text, data = entries[0]
-            g = grid(value)
-            self.add(f"quantity({self.p},{name},{g},{g},{days})", name, text, where, data=data)
+            _, g, _, where, text, data = entries[0]
+            self._append(Finding(f"quantity({self.p},{name},{g},{g},{days})", name, text, (where,), data))
             return
-        values = [e[0] for e in entries]
-        lo, hi = min(values), max(values)
-        wheres = [e[2] for e in entries]
-        data = partial(_range_data, [e[4] for e in entries], lo, hi)
+        low, high = min(entries, key=_first), max(entries, key=_first)
+        lo, hi = low[0], high[0]
+        wheres = [e[3] for e in entries]
+        data = partial(_range_data, [e[5] for e in entries], lo, hi)
         if lo == hi:
-            text, data = entries[-1][3], entries[-1][4]
+            text, data = entries[-1][4], entries[-1][5]
         else:
-            texts = [e[3] for e in entries]
+            texts = [e[4] for e in entries]
             text = partial(_range_text, texts)
-            self.out.notes.append(f"{name}: {len(entries)} differing results on {entries[0][1]}; "
+            self.out.notes.append(f"{name}: {len(entries)} differing results on {entries[0][2]}; "
                                   f"{fmt(lo)} to {fmt(hi)} read, thresholds between them stay unknown")
-        self.add(f"quantity({self.p},{name},{grid(lo)},{grid(hi)},{days})", name, text, *wheres, data=data)
+        self.add(f"quantity({self.p},{name},{low[1]},{high[1]},{days})", name, text, *wheres, data=data)
 
     def _observation_kind(self, obs, where: str):
         if obs.system == "loinc":
@@ -577,12 +693,12 @@ class _Builder:
         per_day: dict[int, list] = {}
         latest_height = max(heights, key=lambda t: t[0]) if heights and method != "actual" else None
         for when, scr, where in creatinines:
-            crcl = clinical.cockcroft_gault(self.age, used, scr, self.r.sex)
+            crcl, g = _crcl_fast(self.age, used, scr, self.r.sex)
             text = partial(_crcl_text, crcl, scr, when, label, used, self.age, self.r.sex)
             days = self.days_before(when, where)
             data = partial(_crcl_data, crcl, scr, when, days, label, used, (w_date, weight, w_where),
                            latest_height, self.age, self.r.sex, where, method)
-            per_day.setdefault(days, []).append((crcl, when, where, text, data))
+            per_day.setdefault(days, []).append((crcl, g, when, where, text, data))
         extra = [w_where, "birth_date", "sex"] + ([h_where] if h_where and method != "actual" else [])
         for days, entries in per_day.items():
             self._same_day("crcl", days, entries)
@@ -748,13 +864,8 @@ class _Builder:
         for item, value in items.items():
             if item not in known:
                 raise RecordInvalid(f"{where}.{item}", f"unknown item of {scheme}" + _suggest(item, known))
-            if value == "unknown":
-                self.add(f"item_unknown({self.p},{scheme},{item})", f"{scheme}:{item}",
-                         f"{self.v.item_label(item)}: unknown", f"{where}.{item}")
-            else:
-                self.add(f"item({self.p},{scheme},{item},{'yes' if value else 'no'})", f"{scheme}:{item}",
-                         f"{self.v.scheme_labels.get(scheme, scheme)}: {self.v.item_label(item)} "
-                         f"{'present' if value else 'absent'}", f"{where}.{item}")
+            tail, name, text = _item_words(self.v, scheme, item, value)
+            self._append(Finding(f"{tail[0]}({self.p},{tail[1]}", name, text, (f"{where}.{item}",)))
 
     def classification(self) -> None:
         for scheme, category in self.v.classification_schemes.items():
@@ -859,12 +970,8 @@ class _Builder:
             end = 0 if med.end is None or med.end >= self.today else -(self.today - med.end).days
             if end < start:
                 raise RecordInvalid(f"{where}.end", f"end {med.end} is before start {med.start}")
-            if med.end is not None and not med.end_known:
-                span = f"from {med.start}, ended on an unknown day after {med.end}"
-            else:
-                span = f"from {med.start} to {med.end or 'screening (ongoing)'}"
             self.add(f"course({self.p},{k},{drug},{med.route},{start},{end})", f"course:{drug}",
-                     f"{drug.replace('_', ' ')} {med.route} {span}", where)
+                     partial(_course_text, drug, med.route, med.start, med.end, med.end_known), where)
             if med.end is not None and not med.end_known:
                 self.add(f"course_end_unknown({self.p},{k})", f"course:{drug}",
                          f"{drug.replace('_', ' ')}: the day it ended is not known (after {med.end})", where)
@@ -874,14 +981,13 @@ class _Builder:
                     raise RecordInvalid(f"{where}.dose_changes[{j}].date",
                                         f"dose change on {ch.date} is before the course started ({med.start})")
                 dose = exact_field(ch.dose, f"{where}.dose_changes[{j}].dose") if ch.dose is not None else None
-                shown = f"{fmt(dose)} {med.unit or 'mg'}/day" if dose is not None else "an unknown dose"
                 if ch.changed is True:
                     self.add(f"dose_change({self.p},{k},{day})", f"dose_change:{drug}",
-                             f"{drug.replace('_', ' ')} dose changed to {shown} on {ch.date}",
+                             partial(_dose_change_text, drug, dose, med.unit, ch.date, True),
                              f"{where}.dose_changes[{j}]")
                 elif ch.changed == "unknown":
                     self.add(f"dose_change_unknown({self.p},{k},{day})", f"dose_change:{drug}",
-                             f"{drug.replace('_', ' ')} dose {shown} from {ch.date} (it may have changed)",
+                             partial(_dose_change_text, drug, dose, med.unit, ch.date, False),
                              f"{where}.dose_changes[{j}]")
             if drug not in self.v.glucocorticoids:
                 continue
@@ -893,11 +999,8 @@ class _Builder:
                 g = grid(per_kg)
                 hi = g if len(known) == len(doses) else UNBOUNDED
                 self.add(f"gc_dose_per_kg({self.p},{k},{g},{hi})", f"gc_dose_per_kg:{drug}",
-                         f"{drug} {'up to' if hi == g else 'at least'} {fmt(per_kg, 2)} mg/kg/day "
-                         "prednisone-equivalent", where, weight[1],
-                         data={"value": number(per_kg), "unit": "mg/kg/day", "basis": "prednisone-equivalent",
-                               "inputs": {"drug": drug, "highest_dose_mg_per_day": number(max(known)),
-                                          "weight": {"value": number(weight[0]), "unit": "kg", "field": weight[1]}}})
+                         partial(_per_kg_text, drug, hi == g, per_kg), where, weight[1],
+                         data=partial(_per_kg_data, drug, per_kg, max(known), weight))
             if end == 0 and med.route == "oral":
                 steroid_sources.append(where)
                 if doses and doses[-1] is not None:
@@ -920,17 +1023,17 @@ class _Builder:
                      "prednisone_equivalent", text, *(steroid_sources or ["complete"]), data=data)
 
     def _latest_weight(self):
-        ws = [(o.date, i, o) for i, o in enumerate(self.r.observations)
-              if o.status == "final" and isinstance(o.value, (int, float)) and not isinstance(o.value, bool)
-              and (o.code == "weight" or (o.system == "loinc" and self.v.loinc_to_observation.get(o.code) == "weight"))
-              and o.date <= self.today]
+        """(weight in kg, field) of the latest final numeric weight (on one date the one
+        listed last), or None. observations() collected them: it has checked every result's
+        code and date (a date after screening, or an unknown code, stopped the record)."""
+        ws = self._weights
         if not ws:
             return None
         _, i, o = max(ws, key=lambda t: (t[0], t[1]))
         kind = self.v.observations["weight"]
         value = _plausible_value(kind, o.value, o.unit)
         if value is not None:
-            return value, f"observations[{i}]"
+            return value[0], f"observations[{i}]"
         return self._canonical(kind, o.value, o.unit, f"observations[{i}].unit"), f"observations[{i}]"
 
     def _gc_doses(self, med: Medication, where: str) -> list[Fraction | None]:

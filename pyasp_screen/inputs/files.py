@@ -21,6 +21,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Union
 
 import msgspec
 import yaml
@@ -120,6 +121,12 @@ def load_file(path: Path, screening_date: dt.date | None = None,
     except OSError as e:
         yield RecordError(file, None, None, f"cannot read file: {e.strerror or e}")
         return
+    if path.suffix.lower() == ".json":
+        records = _valid_records(raw)
+        if records is not None:
+            for record in records:
+                yield _own_date(Loaded(file, record), screening_date)
+            return
     try:
         text = raw.decode("utf-8-sig")  # a byte-order mark is tolerated
     except UnicodeDecodeError:
@@ -166,6 +173,41 @@ def load_file(path: Path, screening_date: dt.date | None = None,
         yield RecordError(file, None, None, "the file is empty")
     else:
         yield _own_date(parse_record(data, file), screening_date)
+
+
+class _Patients(msgspec.Struct, forbid_unknown_fields=True):
+    """A record file's ``{"patients": [...]}`` with nothing else in it."""
+
+    patients: list[Record]
+
+
+_RECORDS_DECODER = msgspec.json.Decoder(Union[list[Record], Record], strict=False)
+_PATIENTS_DECODER = msgspec.json.Decoder(_Patients, strict=False)
+
+
+def _valid_records(raw: bytes) -> list[Record] | None:
+    """The records of a JSON record file when every one of them is valid (a record, a
+    non-empty list of records, or ``{"patients": [...]}``), decoded straight into Records by
+    msgspec; None for anything else, which the general path of :func:`load_file` reads and
+    names problem by problem.
+
+    The same records as the general path (json, :func:`~pyasp_screen.inputs.limits.check_tree`,
+    :func:`~pyasp_screen.inputs.record.parse_record`): msgspec's decoding with ``strict=False``
+    is the conversion parse_record makes, and what check_tree refuses cannot pass it: a
+    record nests a few levels only, msgspec refuses NaN and Infinity (not JSON), numbers out
+    of a float's range, lone surrogates (escaped or as bytes) and invalid UTF-8 (a byte-order
+    mark too). IDs are checked as parse_record checks them; any doubt goes the general way."""
+    try:
+        decoded = _RECORDS_DECODER.decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        try:
+            decoded = _PATIENTS_DECODER.decode(raw).patients
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+            return None
+    records = decoded if isinstance(decoded, list) else [decoded]
+    if not records or not all(r.id.strip() and id_problem(r.id) is None for r in records):
+        return None
+    return records
 
 
 # ---------------------------------------------------------------------------------------

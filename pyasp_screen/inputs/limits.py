@@ -276,10 +276,38 @@ def scan_json_depth(data: bytes) -> InputRefused:
     return InputRefused(_too_deep(), _short(parts), one_line(pid) if isinstance(pid, str) else None)
 
 
+# What may make decoded JSON fail check_tree, found in its text: a surrogate written as an
+# escape (\ud800) or as itself; NaN and Infinity; a number that may be past a float's range
+# (an exponent of 100 or more, or 200 digits in a row: below both, |x| < 10**(200 + 99) is
+# finite). It over-matches (the same inside a string, an escaped backslash before "ud800"):
+# then check_tree decides.
+_MAYBE_REFUSED = re.compile(r"\\u[dD][89a-fA-F]|[\ud800-\udfff]|NaN|Infinity|[eE]\+?0*[1-9][0-9]{2}|[0-9]{200}")
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKETS = re.compile(r"[^\[\]{}]+")
+_INNERMOST = re.compile(r"[\[{][\]}]")
+
+
+def _shallow(text: str) -> bool:
+    """Does JSON ``text`` (valid: it decoded) nest at most MAX_DEPTH containers deep, the
+    outermost counted? Then no non-empty container lies MAX_DEPTH keys or indices down, and
+    check_tree finds nothing too deep. Strings are dropped, then the brackets left lose their
+    innermost pairs once per level (regular expressions: no walk in Python)."""
+    brackets = _NOT_BRACKETS.sub("", _JSON_STRING.sub("", text))
+    for _ in range(MAX_DEPTH):
+        if not brackets:
+            return True
+        brackets = _INNERMOST.sub("", brackets)
+    return not brackets
+
+
 def decode_json(text: str | bytes) -> object:
     """JSON decoded by the standard library (its errors name line and column), then checked
     by :func:`check_tree`. Raises ValueError (json.JSONDecodeError) for malformed JSON,
-    InputRefused for JSON too deep, holding a lone surrogate or a number that is not finite."""
+    InputRefused for JSON too deep, holding a lone surrogate or a number that is not finite.
+
+    check_tree's walk of the decoded data is skipped when the text (a str) shows that it
+    would find nothing (no surrogate, no NaN or Infinity, no number that may be out of range,
+    nesting within the limit): the same results, at the cost of a few regular expressions."""
     import json
 
     try:
@@ -287,7 +315,9 @@ def decode_json(text: str | bytes) -> object:
     except RecursionError:
         raise scan_json_depth(text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text) from None
     if isinstance(data, (dict, list)):
-        check_tree(data)
+        # (bytes may be UTF-16 or hold surrogates json reads with surrogatepass: always walked)
+        if isinstance(text, bytes) or _MAYBE_REFUSED.search(text) or not _shallow(text):
+            check_tree(data)
     elif isinstance(data, float) and not math.isfinite(data):
         raise InputRefused(f"not a finite number ({data})")
     return data
