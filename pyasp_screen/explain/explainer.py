@@ -392,7 +392,7 @@ class Explainer:
     def _build(self) -> None:
         pid = next(f.fact for f in self.findings.findings if f.name == "patient")[len("patient("):-1]
         self.pid = pid
-        scopes = ["overall"] + self.populations
+        scopes = self._scopes = ["overall"] + self.populations
         # Externals are declared [free] and every solve assumes a value for each of them:
         # an external left at its default (false) would make a contrary assumption unsat.
         common = [f"patient({pid}).", f"#external known(I) : I = 0..{len(self.units) - 1}. [free]"]
@@ -412,10 +412,14 @@ class Explainer:
         # A free slot chooses among its extreme values only: every criterion is monotone in
         # each finding (docs/semantics.md), so if some value of a quantity settles a
         # verdict, its lowest or highest class does. force(J) sets any value J outright
-        # (to find every value that works, _values_for).
+        # (to find every value that works, _values_for). hyp_off sets none: a question about
+        # the known findings alone assumes it and leaves free/force open, which then change
+        # nothing (a shorter assumption list: :meth:`_assumptions`).
         hyp_lines = [f"#external free(I) : I = 0..{len(self.slot_keys) - 1}. [free]",
                      f"#external force(J) : J = 0..{max(sum(len(self.slots[k].values) for k in self.slot_keys) - 1, 0)}. [free]",
-                     "pick(J) :- force(J)."]
+                     "#external hyp_off. [free]",
+                     "pick(J) :- force(J).",
+                     ":- hyp_off, pick(J)."]
         self.hyps: list[Hypothesis] = []
         for s, key in enumerate(self.slot_keys):
             ids = []
@@ -425,24 +429,42 @@ class Explainer:
                 hyp_lines += [f"{fact} :- pick({ids[-1]})." for fact in h.facts]
             choice = [ids[0], ids[-1]] if self.slots[key].quantity else ids
             hyp_lines.append(f"{{ {'; '.join(f'pick({j})' for j in dict.fromkeys(choice))} }} 1 :- free({s}).")
-        # Two programs: a lean one for "which known findings settle it" (most solves), and
-        # one with every hypothetical value for "which values would".
-        self.lean = self._ground(common)
-        self.full = self._ground(common + hyp_lines)
+        # One program for every question: a lean one without the hypothetical values would
+        # cost a second grounding, for solves hardly cheaper.
         self._slot_index = {k: i for i, k in enumerate(self.slot_keys)}
+        self.ctl = self._ground(common + hyp_lines)
+        atoms = self.ctl.symbolic_atoms
 
-        def lits(ctl, name, args_list):
-            return [ctl.symbolic_atoms[clingo.Function(name, args)].literal for args in args_list]
+        def lits(name, args_list):
+            return [atoms[clingo.Function(name, args)].literal for args in args_list]
 
-        known_args = [[clingo.Number(i)] for i in range(len(self.units))]
+        n_units = len(self.units)
         target_keys = [(sc, t) for sc in scopes for t in SCOPES_TARGETS]
-        target_args = [[clingo.Function(sc), clingo.Function(t)] for sc, t in target_keys]
-        self._lits = {}
-        for which, ctl in (("lean", self.lean), ("full", self.full)):
-            self._lits[which] = (lits(ctl, "known", known_args),
-                                 dict(zip(target_keys, lits(ctl, "target", target_args))))
-        self._free_lits = lits(self.full, "free", [[clingo.Number(i)] for i in range(len(self.slot_keys))])
-        self._force_lits = lits(self.full, "force", [[clingo.Number(j)] for j in range(len(self.hyps))])
+        externals = (lits("known", [[clingo.Number(i)] for i in range(n_units)])
+                     + lits("target", [[clingo.Function(sc), clingo.Function(t)] for sc, t in target_keys])
+                     + lits("hyp_off", [[]])
+                     + lits("free", [[clingo.Number(i)] for i in range(len(self.slot_keys))])
+                     + lits("force", [[clingo.Number(j)] for j in range(len(self.hyps))]))
+        # An assumption list has known(I) at position I, then target(S,T) in the order of
+        # target_keys, hyp_off, free(I), force(J); _none has every one false.
+        self._none = [-lit for lit in externals]
+        self._target_at = {key: n_units + k for k, key in enumerate(target_keys)}
+        hyp_off = n_units + len(target_keys)
+        self._lean_none = self._none[:hyp_off] + [-self._none[hyp_off]]  # up to hyp_off, true
+        self._free_at = hyp_off + 1
+        self._force_at = self._free_at + len(self.slot_keys)
+        # The verdict atoms: (scope, verdict, literal) of each the program has.
+        p = clingo.parse_term(pid)
+        self._verdict_lits = []
+        for sc in scopes:
+            for v in ("eligible", "ineligible", "undetermined"):
+                atom = atoms[clingo.Function("overall", [p, clingo.Function(v)]) if sc == "overall" else
+                             clingo.Function("verdict", [p, clingo.Function(sc), clingo.Function(v)])]
+                if atom is not None:
+                    self._verdict_lits.append((sc, v, atom.literal))
+        self._met: dict = {}  # (known, free, picks) -> targets some model meets (frozensets)
+        self._unmet: dict = {}  # (known, free, picks) -> targets no model meets
+        self._models: dict = {}  # known -> the shown atoms of its one model (None: no model)
         self._decoded: dict = {}  # shown atom (its handle) -> (name, arguments as Python values)
 
     def _ground(self, lines: list[str]) -> clingo.Control:
@@ -454,41 +476,88 @@ class Explainer:
             raise GroundingStopped(str(e)) from None
         return ctl
 
-    def _assumptions(self, which: str, known: Iterable[int], free: Iterable[str] = (),
+    def _assumptions(self, known: Iterable[int], free: Iterable[str] = (),
                      target: tuple[str, str] | None = None, picks: Iterable[int] = ()) -> list[int]:
-        """A literal for every external: those named true, all others false."""
-        known_lits, target_lits = self._lits[which]
-        on = set(known)
-        out = [lit if i in on else -lit for i, lit in enumerate(known_lits)]
-        out += [lit if key == target else -lit for key, lit in target_lits.items()]
-        if which == "full":
-            on_free = {self._slot_index[s] for s in free}
-            out += [lit if i in on_free else -lit for i, lit in enumerate(self._free_lits)]
-            forced = set(picks)
-            out += [lit if j in forced else -lit for j, lit in enumerate(self._force_lits)]
+        """A literal for every external: those named true, all others false; without free
+        slots or picks, hyp_off true instead of every free/force false."""
+        none = self._none
+        out = none.copy() if free or picks else self._lean_none.copy()
+        for i in known:
+            out[i] = -none[i]
+        if target is not None:
+            k = self._target_at[target]
+            out[k] = -none[k]
+        for s in free:
+            k = self._free_at + self._slot_index[s]
+            out[k] = -none[k]
+        for j in picks:
+            k = self._force_at + j
+            out[k] = -none[k]
         return out
+
+    def _targets_met(self, model: clingo.Model) -> set:
+        """The targets (scope, verdict) a model meets, and None (any model meets it): the
+        constraints of _build read the other way round."""
+        true: dict[str, set[str]] = {}
+        for scope, verdict, lit in self._verdict_lits:
+            if model.is_true(lit):
+                true.setdefault(scope, set()).add(verdict)
+        out: set = {None}
+        for scope in self._scopes:
+            vs = true.get(scope, set())
+            out.update((scope, v) for v in vs)
+            if "eligible" not in vs:
+                out.add((scope, "not_eligible"))
+            if "ineligible" not in vs:
+                out.add((scope, "not_ineligible"))
+        return out
+
+    def _ask(self, key: tuple, target, on_model=None) -> bool:
+        """Solve the question ``key`` = (known, free, picks) under ``target``, and note what
+        the answer tells of the other targets: a model found meets every target it meets
+        (targets only add constraints), and without free slots the model is the only one
+        (the program is stratified once every external is fixed), so one solve answers every
+        target of the question."""
+        known, free, picks = key
+        self.calls += 1
+        met: set = set()
+        unique = not free
+
+        def seen(m) -> None:
+            met.update(self._targets_met(m))
+            if on_model is not None:
+                on_model(m)
+
+        ask = None if unique else target
+        sat = self.ctl.solve(assumptions=self._assumptions(known, free, ask, picks), on_model=seen).satisfiable
+        if sat:
+            self._met.setdefault(key, set()).update(met)
+        unmet = self._unmet.setdefault(key, set())
+        if unique:  # the one model meets what it meets, and nothing else
+            unmet.update(t for t in (None, *self._target_at) if t not in met)
+        elif not sat:  # no model meets the target (none at all, if there is no target)
+            unmet.update([target] if target is not None else (None, *self._target_at))
+        return target in met
 
     def holds(self, known: Iterable[int], free: Iterable[str] = (),
               target: tuple[str, str] | None = None, picks: Iterable[int] = ()) -> bool:
         """Is there a model with ``known`` units, ``free`` slots (and ``picks``) meeting
         ``target``? (No model is read: the fast question.)"""
-        key = (frozenset(known), frozenset(free), target, tuple(picks))
-        if key not in self._cache:
-            self.calls += 1
-            which = "full" if free or picks else "lean"
-            ctl = self.full if which == "full" else self.lean
-            self._cache[key] = ctl.solve(
-                assumptions=self._assumptions(which, key[0], key[1], target, key[3])).satisfiable
-        return self._cache[key]
+        key = (frozenset(known), frozenset(free), frozenset(picks))
+        if target in self._met.get(key, ()):
+            return True
+        if target in self._unmet.get(key, ()):
+            return False
+        return self._ask(key, target)
 
     def solve(self, known: Iterable[int], free: Iterable[str] = (),
               target: tuple[str, str] | None = None, picks: Iterable[int] = ()) -> list[clingo.Symbol] | None:
         """The shown atoms of a model with ``known`` units, ``free`` slots and the values
         ``picks`` set, meeting ``target`` (scope, verdict), or None if there is none."""
-        self.calls += 1
-        free, picks = list(free), list(picks)
-        which = "full" if free or picks else "lean"
-        ctl = self.full if which == "full" else self.lean
+        key = (frozenset(known), frozenset(free), frozenset(picks))
+        if not key[1] and key in self._models:  # the one model, read before
+            found = self._models[key]
+            return found if found is not None and target in self._met[key] else None
         found: list = []
 
         def on_model(m) -> None:
@@ -496,9 +565,10 @@ class Explainer:
             raw = getattr(symbols, "_p_symbols", None)  # clingo's handles, read in one call
             found.append(_Atoms(symbols, list(raw) if raw is not None else None))
 
-        result = ctl.solve(assumptions=self._assumptions(which, known, free, target, picks),
-                           on_model=on_model)
-        return found[0] if result.satisfiable else None
+        met = self._ask(key, target, on_model)
+        if not key[1]:
+            self._models[key] = found[0] if found else None
+        return found[0] if met else None
 
     def _decode(self, atoms) -> list[tuple]:
         """(name, arguments) of each shown atom, with arguments as strings, names or numbers;
@@ -537,11 +607,10 @@ class Explainer:
         :meth:`facts`."""
         self.calls += 1
         picks = list(picks)
-        which = "full" if picks else "lean"
-        ctl = self.full if picks else self.lean
+        ctl = self.ctl
         candidates = [a.symbol for sig in signatures for a in ctl.symbolic_atoms.by_signature(*sig)]
         found: list = []
-        ctl.solve(assumptions=self._assumptions(which, range(len(self.units)) if known is None else known,
+        ctl.solve(assumptions=self._assumptions(range(len(self.units)) if known is None else known,
                                                 picks=picks),
                   on_model=lambda m: found.extend(c for c in candidates if m.contains(c)))
         return found
@@ -554,8 +623,6 @@ class Explainer:
         for callers that need a few statuses many times (explain/summary.py)."""
         self.calls += 1
         picks = list(picks)
-        which = "full" if picks else "lean"
-        ctl = self.full if picks else self.lean
         key = tuple(ids)
         if key not in self._status_symbols:
             pid = clingo.parse_term(self.pid)
@@ -563,14 +630,14 @@ class Explainer:
                                          for c in key for st in ("met", "not_met", "unknown")]
         candidates = self._status_symbols[key]
         out: dict[str, str] = {}
-        result = ctl.solve(assumptions=self._assumptions(which, range(len(self.units)) if known is None else known,
-                                                         picks=picks),
-                           on_model=lambda m: out.update({c: st for c, st, sym in candidates if m.contains(sym)}))
+        result = self.ctl.solve(assumptions=self._assumptions(range(len(self.units)) if known is None else known,
+                                                              picks=picks),
+                                on_model=lambda m: out.update({c: st for c, st, sym in candidates if m.contains(sym)}))
         return out if result.satisfiable else None
 
     def facts(self, name: str, arity: int) -> list[clingo.Symbol]:
         """The program's facts of one signature (a score's item table, for example)."""
-        return [a.symbol for a in self.lean.symbolic_atoms.by_signature(name, arity) if a.is_fact]
+        return [a.symbol for a in self.ctl.symbolic_atoms.by_signature(name, arity) if a.is_fact]
 
     def statuses(self, atoms) -> dict[str, str]:
         """Condition ID -> met | not_met | unknown, in the model ``atoms``."""
