@@ -412,14 +412,14 @@ class Explainer:
         # A free slot chooses among its extreme values only: every criterion is monotone in
         # each finding (docs/semantics.md), so if some value of a quantity settles a
         # verdict, its lowest or highest class does. force(J) sets any value J outright
-        # (to find every value that works, _values_for). hyp_off sets none: a question about
-        # the known findings alone assumes it and leaves free/force open, which then change
-        # nothing (a shorter assumption list: :meth:`_assumptions`).
+        # (to find every value that works, _values_for). hyp_off sets every free/force
+        # external false: a question about the known findings alone assumes it instead of
+        # each of them (a shorter assumption list: :meth:`_assumptions`).
         hyp_lines = [f"#external free(I) : I = 0..{len(self.slot_keys) - 1}. [free]",
                      f"#external force(J) : J = 0..{max(sum(len(self.slots[k].values) for k in self.slot_keys) - 1, 0)}. [free]",
                      "#external hyp_off. [free]",
                      "pick(J) :- force(J).",
-                     ":- hyp_off, pick(J)."]
+                     ":- hyp_off, free(I).", ":- hyp_off, force(J)."]
         self.hyps: list[Hypothesis] = []
         for s, key in enumerate(self.slot_keys):
             ids = []
