@@ -465,6 +465,7 @@ class Explainer:
         self._met: dict = {}  # (known, free, picks) -> targets some model meets (frozensets)
         self._unmet: dict = {}  # (known, free, picks) -> targets no model meets
         self._models: dict = {}  # known -> the shown atoms of its one model (None: no model)
+        self._seen: dict = {}  # scope -> [(known, verdict)] of the models read
         self._decoded: dict = {}  # shown atom (its handle) -> (name, arguments as Python values)
 
     def _ground(self, lines: list[str]) -> clingo.Control:
@@ -532,6 +533,11 @@ class Explainer:
         sat = self.ctl.solve(assumptions=self._assumptions(known, free, ask, picks), on_model=seen).satisfiable
         if sat:
             self._met.setdefault(key, set()).update(met)
+            if unique and not picks:
+                for scope in self._scopes:
+                    for v in ("eligible", "ineligible", "undetermined"):
+                        if (scope, v) in met:
+                            self._seen.setdefault(scope, []).append((known, v))
         unmet = self._unmet.setdefault(key, set())
         if unique:  # the one model meets what it meets, and nothing else
             unmet.update(t for t in (None, *self._target_at) if t not in met)
@@ -548,7 +554,27 @@ class Explainer:
             return True
         if target in self._unmet.get(key, ()):
             return False
+        if not free and not picks and target is not None and target[1] in ("eligible", "ineligible"):
+            known_answer = self._by_monotony(key[0], *target)
+            if known_answer is not None:
+                return known_answer
         return self._ask(key, target)
+
+    def _by_monotony(self, known: frozenset[int], scope: str, verdict: str) -> bool | None:
+        """Whether the verdict of ``scope`` is ``verdict`` (eligible or ineligible) with only
+        ``known`` units known, if the verdicts already seen tell (None if not). Knowing more
+        never unsettles a verdict (docs/semantics.md: the property MARCO relies on too):
+        a subset with this verdict gives it, a subset with the other settled verdict or a
+        superset without this one rules it out."""
+        for seen, v in self._seen.get(scope, ()):
+            if seen <= known:
+                if v == verdict:
+                    return True
+                if v != "undetermined":
+                    return False
+            elif v != verdict and known <= seen:
+                return False
+        return None
 
     def solve(self, known: Iterable[int], free: Iterable[str] = (),
               target: tuple[str, str] | None = None, picks: Iterable[int] = ()) -> list[clingo.Symbol] | None:
