@@ -421,8 +421,9 @@ class Explainer:
                      "pick(J) :- force(J).",
                      ":- hyp_off, free(I).", ":- hyp_off, force(J)."]
         self.hyps: list[Hypothesis] = []
+        self._slot_hyps: dict[str, list[int]] = {}  # slot -> its values' indices into hyps
         for s, key in enumerate(self.slot_keys):
-            ids = []
+            ids = self._slot_hyps[key] = []
             for h in self.slots[key].values:
                 ids.append(len(self.hyps))
                 self.hyps.append(h)
@@ -466,6 +467,11 @@ class Explainer:
         self._unmet: dict = {}  # (known, free, picks) -> targets no model meets
         self._models: dict = {}  # known -> the shown atoms of its one model (None: no model)
         self._seen: dict = {}  # scope -> [(known, verdict)] of the models read
+        # (known, picks) -> [(free, targets met)] of models found, [(free, target)] of none
+        self._witnesses: dict = {}
+        self._refuted: dict = {}
+        self._pick_lits = lits("pick", [[clingo.Number(j)] for j in range(len(self.hyps))])
+
         self._decoded: dict = {}  # shown atom (its handle) -> (name, arguments as Python values)
 
     def _ground(self, lines: list[str]) -> clingo.Control:
@@ -524,8 +530,12 @@ class Explainer:
         met: set = set()
         unique = not free
 
+        chosen: dict[str, int | None] = {}  # free slot -> the value the model picks for it
+
         def seen(m) -> None:
             met.update(self._targets_met(m))
+            for slot in free:
+                chosen[slot] = next((j for j in self._slot_hyps[slot] if m.is_true(self._pick_lits[j])), None)
             if on_model is not None:
                 on_model(m)
 
@@ -538,6 +548,16 @@ class Explainer:
                     for v in ("eligible", "ineligible", "undetermined"):
                         if (scope, v) in met:
                             self._seen.setdefault(scope, []).append((known, v))
+            # The model is also one with any free slot's value set outright (force) instead
+            # of chosen, or with a slot not free that it leaves without a value; and a model
+            # with fewer free slots is one with more (a free slot may stay without a value).
+            witnesses = self._witnesses.setdefault((known, picks), [])
+            witnesses.append((free, met))
+            for slot, j in chosen.items():
+                rest = free - {slot}
+                self._witnesses.setdefault((known, picks if j is None else picks | {j}), []).append((rest, met))
+        elif not unique:
+            self._refuted.setdefault((known, picks), []).append((free, target))
         unmet = self._unmet.setdefault(key, set())
         if unique:  # the one model meets what it meets, and nothing else
             unmet.update(t for t in (None, *self._target_at) if t not in met)
@@ -558,6 +578,13 @@ class Explainer:
             known_answer = self._by_monotony(key[0], *target)
             if known_answer is not None:
                 return known_answer
+        elif free or picks:
+            for fewer, met in self._witnesses.get((key[0], key[2]), ()):
+                if target in met and fewer <= key[1]:
+                    return True
+            for more, refuted in self._refuted.get((key[0], key[2]), ()):
+                if refuted == target and key[1] <= more:
+                    return False
         return self._ask(key, target)
 
     def _by_monotony(self, known: frozenset[int], scope: str, verdict: str) -> bool | None:
