@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import clingo
+from clingo import ast
 
 from pyasp_screen.engine.engine import GroundingStopped
 from pyasp_screen.findings.derive import Findings, fmt
@@ -35,6 +36,20 @@ from pyasp_screen.knowledge.grounding import GroundingLimit, run_bounded
 from pyasp_screen.knowledge.kb import KB_PARTS, SCALE, KnowledgeBase
 
 SHOW = "#show status/3.\n#show verdict/3.\n#show overall/2.\n#show pick/1.\n"
+
+# program text -> its statements (clingo AST), parsed once per process: adding them to a
+# Control costs about half of parsing the text again for every patient
+_PARSED: dict[str, list] = {}
+
+
+def _statements(text: str) -> list:
+    if text not in _PARSED:
+        if len(_PARSED) > 8:
+            _PARSED.clear()
+        statements: list = []
+        ast.parse_string(text, statements.append, logger=lambda code, message: None)
+        _PARSED[text] = statements
+    return _PARSED[text]
 
 
 @dataclass(frozen=True)
@@ -476,7 +491,10 @@ class Explainer:
 
     def _ground(self, lines: list[str]) -> clingo.Control:
         ctl = clingo.Control(self.kb.clingo_args() + ["--warn=none"])
-        ctl.add("base", [], self.kb.program_text() + "\n#program base.\n" + SHOW + "\n".join(lines))
+        with ast.ProgramBuilder(ctl) as builder:
+            for statement in _statements(self.kb.program_text()):
+                builder.add(statement)
+        ctl.add("base", [], "#program base.\n" + SHOW + "\n".join(lines))
         try:  # under the time and memory limits of every grounding
             run_bounded(lambda: ctl.ground(KB_PARTS), kb=self.kb.name, patients=1)
         except GroundingLimit as e:
@@ -732,6 +750,9 @@ def _grow(seed: frozenset[int], rest: list[int], test) -> frozenset[int]:
     return _grow(_grow(seed, rest[:half], test), rest[half:], test)
 
 
+_X_OF: dict[int, dict] = {}
+
+
 def smallest_minimal_sets(n: int, holds: Callable[[frozenset[int]], bool], most: int = 10):
     """The subset-minimal sets S of {0..n-1} with holds(S), smallest first, at most ``most``.
 
@@ -767,7 +788,9 @@ def smallest_minimal_sets(n: int, holds: Callable[[frozenset[int]], bool], most:
     mp = clingo.Control(["--opt-mode=opt"])
     mp.add("base", [], f"{{ x(0..{n - 1}) }}.\n#minimize {{ 1,I : x(I) }}." if n else "")
     mp.ground([("base", [])])
-    x_of = {clingo.Function("x", [clingo.Number(i)]): i for i in range(n)}  # the map's atoms
+    if n not in _X_OF:  # the map's atoms x(I) -> I (symbols are process-wide)
+        _X_OF[n] = {clingo.Function("x", [clingo.Number(i)]): i for i in range(n)}
+    x_of = _X_OF[n]
     minimal: list[frozenset[int]] = []
     maximal_not: list[frozenset[int]] = []
     for k in range(10_000):
