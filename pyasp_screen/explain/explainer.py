@@ -447,7 +447,6 @@ class Explainer:
         self._vocabulary_only = all(_is_vocabulary(f) for u in self.units for f in u.facts + u.when_unknown) \
             and (slots is None or all(_is_vocabulary(f) for sl in self.slots.values() for h in sl.values for f in h.facts))
         self.calls = 0
-        self._cache: dict = {}
         self._status_symbols: dict = {}
         self._build()
 
@@ -533,7 +532,6 @@ class Explainer:
         self._witnesses: dict = {}
         self._refuted: dict = {}
         self._pick_lits = lits("pick", [[clingo.Number(j)] for j in range(len(self.hyps))])
-
         self._decoded: dict = {}  # shown atom (its handle) -> (name, arguments as Python values)
 
     def _ground(self, lines: list[str]) -> clingo.Control:
