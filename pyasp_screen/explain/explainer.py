@@ -24,17 +24,76 @@ AI*IA 2020). Every result is re-checked by the same solver before it is reported
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import clingo
+from clingo import ast
 
-from pyasp_screen.engine.engine import GroundingStopped
+from pyasp_screen.engine.batch import VOCABULARY_ARITY
+from pyasp_screen.engine.engine import GroundingStopped, specialised
 from pyasp_screen.findings.derive import Findings, fmt
 from pyasp_screen.knowledge.grounding import GroundingLimit, run_bounded
 from pyasp_screen.knowledge.kb import KB_PARTS, SCALE, KnowledgeBase
+from pyasp_screen.knowledge.specialise import Unsupported, specialise
 
 SHOW = "#show status/3.\n#show verdict/3.\n#show overall/2.\n#show pick/1.\n"
+
+# program text -> its statements (clingo AST), parsed once per process: adding them to a
+# Control costs about half of parsing the text again for every patient
+_PARSED: dict[str, list] = {}
+
+
+def _statements(text: str) -> list:
+    if text not in _PARSED:
+        if len(_PARSED) > 8:
+            _PARSED.clear()
+        statements: list = []
+        ast.parse_string(text, statements.append, logger=lambda code, message: None)
+        _PARSED[text] = statements
+    return _PARSED[text]
+
+
+# (program text, clingo arguments) -> the statements of _kb_statements
+_SPECIALISED: dict[tuple[str, tuple[str, ...]], list] = {}
+
+
+def _kb_statements(kb: KnowledgeBase, vocabulary_only: bool) -> list:
+    """The knowledge base's statements for a patient's program: its programs specialised to
+    their static facts (:func:`~pyasp_screen.knowledge.specialise.specialise` with
+    split=False, unfold=False: the same predicates, the ``status`` part kept, static atoms
+    as facts; about a fifth less grounding), with the knowledge base's own #show
+    statements. The specialised program is exact for rules and facts whose heads are
+    vocabulary predicates (``vocabulary_only``: all the explainer adds are, besides its own
+    predicates); otherwise, or if the knowledge base cannot be specialised (nor screened so,
+    :func:`~pyasp_screen.engine.engine.specialised`), the programs as written."""
+    text = kb.program_text()
+    if not vocabulary_only or isinstance(specialised(kb), str):
+        return _statements(text)
+    key = (text, tuple(kb.clingo_args()))
+    if key not in _SPECIALISED:
+        if len(_SPECIALISED) > 8:
+            _SPECIALISED.clear()
+        try:
+            spec = specialise(text, key[1], list(VOCABULARY_ARITY.items()), split=False, unfold=False,
+                              needed=None, kb_name=kb.name)
+        except (Unsupported, RuntimeError, GroundingLimit):
+            _SPECIALISED[key] = _statements(text)
+        else:
+            shows = [st for st in _statements(text)
+                     if st.ast_type in (ast.ASTType.ShowSignature, ast.ASTType.ShowTerm)]
+            _SPECIALISED[key] = _statements(spec.text) + shows
+    return _SPECIALISED[key]
+
+
+def _is_vocabulary(fact: str) -> bool:
+    """Is ``fact`` (text) a vocabulary predicate with its arity?"""
+    try:
+        sym = clingo.parse_term(fact, message_limit=0)
+    except RuntimeError:
+        return False
+    return sym.type == clingo.SymbolType.Function and VOCABULARY_ARITY.get(sym.name) == len(sym.arguments)
 
 
 @dataclass(frozen=True)
@@ -384,15 +443,17 @@ class Explainer:
         self.unknown_slots = [s for s in self.slot_keys if s not in settled]
         self.populations = list(kb.populations)
         self.members = _category_members(self.units)
+        # every fact the program adds (besides the explainer's own predicates) is vocabulary
+        self._vocabulary_only = all(_is_vocabulary(f) for u in self.units for f in u.facts + u.when_unknown) \
+            and (slots is None or all(_is_vocabulary(f) for sl in self.slots.values() for h in sl.values for f in h.facts))
         self.calls = 0
-        self._cache: dict = {}
         self._status_symbols: dict = {}
         self._build()
 
     def _build(self) -> None:
         pid = next(f.fact for f in self.findings.findings if f.name == "patient")[len("patient("):-1]
         self.pid = pid
-        scopes = ["overall"] + self.populations
+        scopes = self._scopes = ["overall"] + self.populations
         # Externals are declared [free] and every solve assumes a value for each of them:
         # an external left at its default (false) would make a contrary assumption unsat.
         common = [f"patient({pid}).", f"#external known(I) : I = 0..{len(self.units) - 1}. [free]"]
@@ -412,83 +473,207 @@ class Explainer:
         # A free slot chooses among its extreme values only: every criterion is monotone in
         # each finding (docs/semantics.md), so if some value of a quantity settles a
         # verdict, its lowest or highest class does. force(J) sets any value J outright
-        # (to find every value that works, _values_for).
+        # (to find every value that works, _values_for). hyp_off sets every free/force
+        # external false: a question about the known findings alone assumes it instead of
+        # each of them (a shorter assumption list: :meth:`_assumptions`).
         hyp_lines = [f"#external free(I) : I = 0..{len(self.slot_keys) - 1}. [free]",
                      f"#external force(J) : J = 0..{max(sum(len(self.slots[k].values) for k in self.slot_keys) - 1, 0)}. [free]",
-                     "pick(J) :- force(J)."]
+                     "#external hyp_off. [free]",
+                     "pick(J) :- force(J).",
+                     ":- hyp_off, free(I).", ":- hyp_off, force(J)."]
         self.hyps: list[Hypothesis] = []
+        self._slot_hyps: dict[str, list[int]] = {}  # slot -> its values' indices into hyps
         for s, key in enumerate(self.slot_keys):
-            ids = []
+            ids = self._slot_hyps[key] = []
             for h in self.slots[key].values:
                 ids.append(len(self.hyps))
                 self.hyps.append(h)
                 hyp_lines += [f"{fact} :- pick({ids[-1]})." for fact in h.facts]
             choice = [ids[0], ids[-1]] if self.slots[key].quantity else ids
             hyp_lines.append(f"{{ {'; '.join(f'pick({j})' for j in dict.fromkeys(choice))} }} 1 :- free({s}).")
-        # Two programs: a lean one for "which known findings settle it" (most solves), and
-        # one with every hypothetical value for "which values would".
-        self.lean = self._ground(common)
-        self.full = self._ground(common + hyp_lines)
+        # One program for every question: a lean one without the hypothetical values would
+        # cost a second grounding, for solves hardly cheaper.
         self._slot_index = {k: i for i, k in enumerate(self.slot_keys)}
+        self.ctl = self._ground(common + hyp_lines)
+        atoms = self.ctl.symbolic_atoms
 
-        def lits(ctl, name, args_list):
-            return [ctl.symbolic_atoms[clingo.Function(name, args)].literal for args in args_list]
+        def lits(name, args_list):
+            return [atoms[clingo.Function(name, args)].literal for args in args_list]
 
-        known_args = [[clingo.Number(i)] for i in range(len(self.units))]
+        n_units = len(self.units)
         target_keys = [(sc, t) for sc in scopes for t in SCOPES_TARGETS]
-        target_args = [[clingo.Function(sc), clingo.Function(t)] for sc, t in target_keys]
-        self._lits = {}
-        for which, ctl in (("lean", self.lean), ("full", self.full)):
-            self._lits[which] = (lits(ctl, "known", known_args),
-                                 dict(zip(target_keys, lits(ctl, "target", target_args))))
-        self._free_lits = lits(self.full, "free", [[clingo.Number(i)] for i in range(len(self.slot_keys))])
-        self._force_lits = lits(self.full, "force", [[clingo.Number(j)] for j in range(len(self.hyps))])
+        externals = (lits("known", [[clingo.Number(i)] for i in range(n_units)])
+                     + lits("target", [[clingo.Function(sc), clingo.Function(t)] for sc, t in target_keys])
+                     + lits("hyp_off", [[]])
+                     + lits("free", [[clingo.Number(i)] for i in range(len(self.slot_keys))])
+                     + lits("force", [[clingo.Number(j)] for j in range(len(self.hyps))]))
+        # An assumption list has known(I) at position I, then target(S,T) in the order of
+        # target_keys, hyp_off, free(I), force(J); _none has every one false.
+        self._none = [-lit for lit in externals]
+        self._target_at = {key: n_units + k for k, key in enumerate(target_keys)}
+        hyp_off = n_units + len(target_keys)
+        self._lean_none = self._none[:hyp_off] + [-self._none[hyp_off]]  # up to hyp_off, true
+        self._free_at = hyp_off + 1
+        self._force_at = self._free_at + len(self.slot_keys)
+        # The verdict atoms: (scope, verdict, literal) of each the program has.
+        p = clingo.parse_term(pid)
+        self._verdict_lits = []
+        for sc in scopes:
+            for v in ("eligible", "ineligible", "undetermined"):
+                atom = atoms[clingo.Function("overall", [p, clingo.Function(v)]) if sc == "overall" else
+                             clingo.Function("verdict", [p, clingo.Function(sc), clingo.Function(v)])]
+                if atom is not None:
+                    self._verdict_lits.append((sc, v, atom.literal))
+        self._met: dict = {}  # (known, free, picks) -> targets some model meets (frozensets)
+        self._unmet: dict = {}  # (known, free, picks) -> targets no model meets
+        self._models: dict = {}  # known -> the shown atoms of its one model (None: no model)
+        self._seen: dict = {}  # scope -> [(known, verdict)] of the models read
+        # (known, picks) -> [(free, targets met)] of models found, [(free, target)] of none
+        self._witnesses: dict = {}
+        self._refuted: dict = {}
+        self._pick_lits = lits("pick", [[clingo.Number(j)] for j in range(len(self.hyps))])
         self._decoded: dict = {}  # shown atom (its handle) -> (name, arguments as Python values)
 
     def _ground(self, lines: list[str]) -> clingo.Control:
         ctl = clingo.Control(self.kb.clingo_args() + ["--warn=none"])
-        ctl.add("base", [], self.kb.program_text() + "\n#program base.\n" + SHOW + "\n".join(lines))
+        with ast.ProgramBuilder(ctl) as builder:
+            for statement in _kb_statements(self.kb, self._vocabulary_only):
+                builder.add(statement)
+        ctl.add("base", [], "#program base.\n" + SHOW + "\n".join(lines))
         try:  # under the time and memory limits of every grounding
             run_bounded(lambda: ctl.ground(KB_PARTS), kb=self.kb.name, patients=1)
         except GroundingLimit as e:
             raise GroundingStopped(str(e)) from None
         return ctl
 
-    def _assumptions(self, which: str, known: Iterable[int], free: Iterable[str] = (),
+    def _assumptions(self, known: Iterable[int], free: Iterable[str] = (),
                      target: tuple[str, str] | None = None, picks: Iterable[int] = ()) -> list[int]:
-        """A literal for every external: those named true, all others false."""
-        known_lits, target_lits = self._lits[which]
-        on = set(known)
-        out = [lit if i in on else -lit for i, lit in enumerate(known_lits)]
-        out += [lit if key == target else -lit for key, lit in target_lits.items()]
-        if which == "full":
-            on_free = {self._slot_index[s] for s in free}
-            out += [lit if i in on_free else -lit for i, lit in enumerate(self._free_lits)]
-            forced = set(picks)
-            out += [lit if j in forced else -lit for j, lit in enumerate(self._force_lits)]
+        """A literal for every external: those named true, all others false; without free
+        slots or picks, hyp_off true instead of every free/force false."""
+        none = self._none
+        out = none.copy() if free or picks else self._lean_none.copy()
+        for i in known:
+            out[i] = -none[i]
+        if target is not None:
+            k = self._target_at[target]
+            out[k] = -none[k]
+        for s in free:
+            k = self._free_at + self._slot_index[s]
+            out[k] = -none[k]
+        for j in picks:
+            k = self._force_at + j
+            out[k] = -none[k]
         return out
+
+    def _targets_met(self, model: clingo.Model) -> set:
+        """The targets (scope, verdict) a model meets, and None (any model meets it): the
+        constraints of _build read the other way round."""
+        true: dict[str, set[str]] = {}
+        for scope, verdict, lit in self._verdict_lits:
+            if model.is_true(lit):
+                true.setdefault(scope, set()).add(verdict)
+        out: set = {None}
+        for scope in self._scopes:
+            vs = true.get(scope, set())
+            out.update((scope, v) for v in vs)
+            if "eligible" not in vs:
+                out.add((scope, "not_eligible"))
+            if "ineligible" not in vs:
+                out.add((scope, "not_ineligible"))
+        return out
+
+    def _ask(self, key: tuple, target, on_model=None) -> bool:
+        """Solve the question ``key`` = (known, free, picks) under ``target``, and note what
+        the answer tells of the other targets: a model found meets every target it meets
+        (targets only add constraints), and without free slots the model is the only one
+        (the program is stratified once every external is fixed), so one solve answers every
+        target of the question."""
+        known, free, picks = key
+        self.calls += 1
+        met: set = set()
+        unique = not free
+
+        chosen: dict[str, int | None] = {}  # free slot -> the value the model picks for it
+
+        def seen(m) -> None:
+            met.update(self._targets_met(m))
+            for slot in free:
+                chosen[slot] = next((j for j in self._slot_hyps[slot] if m.is_true(self._pick_lits[j])), None)
+            if on_model is not None:
+                on_model(m)
+
+        ask = None if unique else target
+        sat = self.ctl.solve(assumptions=self._assumptions(known, free, ask, picks), on_model=seen).satisfiable
+        if sat:
+            self._met.setdefault(key, set()).update(met)
+            if unique and not picks:
+                for scope in self._scopes:
+                    for v in ("eligible", "ineligible", "undetermined"):
+                        if (scope, v) in met:
+                            self._seen.setdefault(scope, []).append((known, v))
+            # The model is also one with any free slot's value set outright (force) instead
+            # of chosen, or with a slot not free that it leaves without a value; and a model
+            # with fewer free slots is one with more (a free slot may stay without a value).
+            witnesses = self._witnesses.setdefault((known, picks), [])
+            witnesses.append((free, met))
+            for slot, j in chosen.items():
+                rest = free - {slot}
+                self._witnesses.setdefault((known, picks if j is None else picks | {j}), []).append((rest, met))
+        elif not unique:
+            self._refuted.setdefault((known, picks), []).append((free, target))
+        unmet = self._unmet.setdefault(key, set())
+        if unique:  # the one model meets what it meets, and nothing else
+            unmet.update(t for t in (None, *self._target_at) if t not in met)
+        elif not sat:  # no model meets the target (none at all, if there is no target)
+            unmet.update([target] if target is not None else (None, *self._target_at))
+        return target in met
 
     def holds(self, known: Iterable[int], free: Iterable[str] = (),
               target: tuple[str, str] | None = None, picks: Iterable[int] = ()) -> bool:
         """Is there a model with ``known`` units, ``free`` slots (and ``picks``) meeting
         ``target``? (No model is read: the fast question.)"""
-        key = (frozenset(known), frozenset(free), target, tuple(picks))
-        if key not in self._cache:
-            self.calls += 1
-            which = "full" if free or picks else "lean"
-            ctl = self.full if which == "full" else self.lean
-            self._cache[key] = ctl.solve(
-                assumptions=self._assumptions(which, key[0], key[1], target, key[3])).satisfiable
-        return self._cache[key]
+        key = (frozenset(known), frozenset(free), frozenset(picks))
+        if target in self._met.get(key, ()):
+            return True
+        if target in self._unmet.get(key, ()):
+            return False
+        if not free and not picks and target is not None and target[1] in ("eligible", "ineligible"):
+            known_answer = self._by_monotony(key[0], *target)
+            if known_answer is not None:
+                return known_answer
+        elif free or picks:
+            for fewer, met in self._witnesses.get((key[0], key[2]), ()):
+                if target in met and fewer <= key[1]:
+                    return True
+            for more, refuted in self._refuted.get((key[0], key[2]), ()):
+                if refuted == target and key[1] <= more:
+                    return False
+        return self._ask(key, target)
+
+    def _by_monotony(self, known: frozenset[int], scope: str, verdict: str) -> bool | None:
+        """Whether the verdict of ``scope`` is ``verdict`` (eligible or ineligible) with only
+        ``known`` units known, if the verdicts already seen tell (None if not). Knowing more
+        never unsettles a verdict (docs/semantics.md: the property MARCO relies on too):
+        a subset with this verdict gives it, a subset with the other settled verdict or a
+        superset without this one rules it out."""
+        for seen, v in self._seen.get(scope, ()):
+            if seen <= known:
+                if v == verdict:
+                    return True
+                if v != "undetermined":
+                    return False
+            elif v != verdict and known <= seen:
+                return False
+        return None
 
     def solve(self, known: Iterable[int], free: Iterable[str] = (),
               target: tuple[str, str] | None = None, picks: Iterable[int] = ()) -> list[clingo.Symbol] | None:
         """The shown atoms of a model with ``known`` units, ``free`` slots and the values
         ``picks`` set, meeting ``target`` (scope, verdict), or None if there is none."""
-        self.calls += 1
-        free, picks = list(free), list(picks)
-        which = "full" if free or picks else "lean"
-        ctl = self.full if which == "full" else self.lean
+        key = (frozenset(known), frozenset(free), frozenset(picks))
+        if not key[1] and key in self._models:  # the one model, read before
+            found = self._models[key]
+            return found if found is not None and target in self._met[key] else None
         found: list = []
 
         def on_model(m) -> None:
@@ -496,9 +681,10 @@ class Explainer:
             raw = getattr(symbols, "_p_symbols", None)  # clingo's handles, read in one call
             found.append(_Atoms(symbols, list(raw) if raw is not None else None))
 
-        result = ctl.solve(assumptions=self._assumptions(which, known, free, target, picks),
-                           on_model=on_model)
-        return found[0] if result.satisfiable else None
+        met = self._ask(key, target, on_model)
+        if not key[1]:
+            self._models[key] = found[0] if found else None
+        return found[0] if met else None
 
     def _decode(self, atoms) -> list[tuple]:
         """(name, arguments) of each shown atom, with arguments as strings, names or numbers;
@@ -537,11 +723,10 @@ class Explainer:
         :meth:`facts`."""
         self.calls += 1
         picks = list(picks)
-        which = "full" if picks else "lean"
-        ctl = self.full if picks else self.lean
+        ctl = self.ctl
         candidates = [a.symbol for sig in signatures for a in ctl.symbolic_atoms.by_signature(*sig)]
         found: list = []
-        ctl.solve(assumptions=self._assumptions(which, range(len(self.units)) if known is None else known,
+        ctl.solve(assumptions=self._assumptions(range(len(self.units)) if known is None else known,
                                                 picks=picks),
                   on_model=lambda m: found.extend(c for c in candidates if m.contains(c)))
         return found
@@ -554,8 +739,6 @@ class Explainer:
         for callers that need a few statuses many times (explain/summary.py)."""
         self.calls += 1
         picks = list(picks)
-        which = "full" if picks else "lean"
-        ctl = self.full if picks else self.lean
         key = tuple(ids)
         if key not in self._status_symbols:
             pid = clingo.parse_term(self.pid)
@@ -563,14 +746,14 @@ class Explainer:
                                          for c in key for st in ("met", "not_met", "unknown")]
         candidates = self._status_symbols[key]
         out: dict[str, str] = {}
-        result = ctl.solve(assumptions=self._assumptions(which, range(len(self.units)) if known is None else known,
-                                                         picks=picks),
-                           on_model=lambda m: out.update({c: st for c, st, sym in candidates if m.contains(sym)}))
+        result = self.ctl.solve(assumptions=self._assumptions(range(len(self.units)) if known is None else known,
+                                                              picks=picks),
+                                on_model=lambda m: out.update({c: st for c, st, sym in candidates if m.contains(sym)}))
         return out if result.satisfiable else None
 
     def facts(self, name: str, arity: int) -> list[clingo.Symbol]:
         """The program's facts of one signature (a score's item table, for example)."""
-        return [a.symbol for a in self.lean.symbolic_atoms.by_signature(name, arity) if a.is_fact]
+        return [a.symbol for a in self.ctl.symbolic_atoms.by_signature(name, arity) if a.is_fact]
 
     def statuses(self, atoms) -> dict[str, str]:
         """Condition ID -> met | not_met | unknown, in the model ``atoms``."""
@@ -612,6 +795,9 @@ def _grow(seed: frozenset[int], rest: list[int], test) -> frozenset[int]:
     return _grow(_grow(seed, rest[:half], test), rest[half:], test)
 
 
+_X_OF: dict[int, dict] = {}
+
+
 def smallest_minimal_sets(n: int, holds: Callable[[frozenset[int]], bool], most: int = 10):
     """The subset-minimal sets S of {0..n-1} with holds(S), smallest first, at most ``most``.
 
@@ -647,7 +833,9 @@ def smallest_minimal_sets(n: int, holds: Callable[[frozenset[int]], bool], most:
     mp = clingo.Control(["--opt-mode=opt"])
     mp.add("base", [], f"{{ x(0..{n - 1}) }}.\n#minimize {{ 1,I : x(I) }}." if n else "")
     mp.ground([("base", [])])
-    x_of = {clingo.Function("x", [clingo.Number(i)]): i for i in range(n)}  # the map's atoms
+    if n not in _X_OF:  # the map's atoms x(I) -> I (symbols are process-wide)
+        _X_OF[n] = {clingo.Function("x", [clingo.Number(i)]): i for i in range(n)}
+    x_of = _X_OF[n]
     minimal: list[frozenset[int]] = []
     maximal_not: list[frozenset[int]] = []
     for k in range(10_000):
@@ -847,10 +1035,21 @@ def _group_labels(ex: Explainer, slot_keys: list[str]) -> list[str]:
 
 def explain(kb: KnowledgeBase, findings: Findings, max_results: int = 10,
             scopes: Iterable[str] | None = None) -> tuple[Explainer, list[ScopeExplanation]]:
-    """Explanations for one patient: overall first, then each population."""
-    ex = Explainer(kb, findings)
-    verdicts = ex.verdict()
-    out = []
-    for scope in (scopes or ["overall"] + ex.populations):
-        out.append(explain_scope(ex, scope, verdicts[scope], max_results))
+    """Explanations for one patient: overall first, then each population.
+
+    The cyclic garbage collector is off meanwhile (as while the engine screens a batch):
+    a patient's many short-lived solver objects made it run about a tenth of the time,
+    for no cycles to collect."""
+    collecting = gc.isenabled()
+    if collecting:
+        gc.disable()
+    try:
+        ex = Explainer(kb, findings)
+        verdicts = ex.verdict()
+        out = []
+        for scope in (scopes or ["overall"] + ex.populations):
+            out.append(explain_scope(ex, scope, verdicts[scope], max_results))
+    finally:
+        if collecting:
+            gc.enable()
     return ex, out
