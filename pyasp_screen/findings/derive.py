@@ -303,12 +303,6 @@ def _plausible_value(kind, raw, unit: str | None) -> tuple[Fraction, int] | None
 
 
 @lru_cache(maxsize=1 << 16)
-def _on_grid(value: Fraction) -> int:
-    """grid(value), cached for values from the slow path (not repeated often)."""
-    return grid(value)
-
-
-@lru_cache(maxsize=1 << 16)
 def _ratio_of(kind, raw, unit: str | None, uln_n: int, uln_d: int) -> tuple[Fraction, int]:
     """The multiple of the ULN (``uln_n / uln_d``) of a plausible value (see
     :func:`_plausible_value`) and its grid. Keyed by the raw value and the ULN's integers,
@@ -332,8 +326,19 @@ def _plausible_uln(kind, raw, unit: str | None) -> Fraction | None:
 
 # Exact arithmetic on values that recur across a cohort (the same result, the same ULN, the
 # same dose): cached, as a Fraction costs microseconds per operation.
-_uln_multiple = lru_cache(maxsize=1 << 16)(clinical.uln_multiple)
 _prednisone_equivalent_mg = lru_cache(maxsize=1 << 12)(clinical.prednisone_equivalent_mg)
+
+
+@lru_cache(maxsize=1 << 16)
+def _range_ratio(kind, raw, unit: str | None, high: float, high_unit: str | None) -> tuple[Fraction, Fraction, int] | None:
+    """(ULN, multiple of it, grid of the multiple) of a plausible value (see
+    :func:`_plausible_value`) with its own reference range's upper limit ``high`` in
+    ``high_unit``, when that limit is plausible (:func:`_plausible_uln`); else None."""
+    uln = _plausible_uln(kind, high, high_unit)
+    if uln is None:
+        return None
+    ratio = clinical.uln_multiple(_plausible_value(kind, raw, unit)[0], uln)
+    return uln, ratio, grid(ratio)
 
 
 def _crcl_fast(age: int, weight: Fraction, scr: Fraction, sex: str) -> tuple[Fraction, int]:
@@ -361,14 +366,56 @@ def _complete_words(cat: str) -> tuple[str, str]:
 
 
 @lru_cache(maxsize=1 << 14)
-def _item_words(v, scheme: str, item: str, value) -> tuple[tuple[str, str], str, str]:
-    """What the finding of a score or classification item says, by vocabulary ``v`` (every
-    part but the patient, which comes between ``tail[0]`` and ``tail[1]``): ``((predicate,
-    rest of the arguments), name, text)``. Cached: the same items recur in every record."""
+def _item_words(v, scheme: str, item: str, value, where: str) -> tuple[str, str, str, str, tuple[str]]:
+    """What the finding of a score or classification item recorded at ``where`` says, by
+    vocabulary ``v``: ``(predicate, the arguments after the patient, name, text, sources)``.
+    Cached: the same items recur in every record."""
     if value == "unknown":
-        return ("item_unknown", f"{scheme},{item})"), f"{scheme}:{item}", f"{v.item_label(item)}: unknown"
-    return (("item", f"{scheme},{item},{'yes' if value else 'no'})"), f"{scheme}:{item}",
-            f"{v.scheme_labels.get(scheme, scheme)}: {v.item_label(item)} {'present' if value else 'absent'}")
+        return ("item_unknown", f"{scheme},{item})", f"{scheme}:{item}", f"{v.item_label(item)}: unknown",
+                (f"{where}.{item}",))
+    return ("item", f"{scheme},{item},{'yes' if value else 'no'})", f"{scheme}:{item}",
+            f"{v.scheme_labels.get(scheme, scheme)}: {v.item_label(item)} {'present' if value else 'absent'}",
+            (f"{where}.{item}",))
+
+
+@lru_cache(maxsize=1 << 14)
+def _dose_in_mg(raw: float, unit: str) -> Fraction | None:
+    """A recorded daily dose in ``unit`` in mg, exactly, when it is a possible one (0 to
+    MAX_DAILY_DOSE_MG mg); else None. Cached by the number and unit: doses recur."""
+    try:
+        dose, factor = exact(raw), units.ucum_factor(unit, "mg")
+    except (ValueError, OverflowError, TypeError, units.UnitError):
+        return None
+    if dose < 0 or dose * factor > MAX_DAILY_DOSE_MG:
+        return None
+    return dose * factor
+
+
+def _doses_in_mg(med: Medication, unit: str, today: date) -> list[Fraction | None] | None:
+    """_Builder._gc_doses when every recorded dose is a possible one (from the cache of
+    :func:`_dose_in_mg`) and the unit converts to mg (checked even when no dose is read);
+    None otherwise, and _gc_doses then names the first problem."""
+    try:
+        units.ucum_factor(unit, "mg")  # cached
+    except units.UnitError:
+        return None
+    first = None
+    if med.dose is not None:
+        first = _dose_in_mg(med.dose, unit)
+        if first is None:
+            return None
+    doses = [(med.start, first)]
+    for c in med.dose_changes:
+        if c.date <= today:
+            mg = None
+            if c.dose is not None:
+                mg = _dose_in_mg(c.dose, unit)
+                if mg is None:
+                    return None
+            doses.append((c.date, mg))
+    if len(doses) == 1:
+        return [first]
+    return [mg for _, mg in sorted(doses, key=_first)]
 
 
 def _first(entry: tuple):
@@ -518,7 +565,7 @@ class _Builder:
                     self.out.notes.append(f"{obs.source} ({kind.label}, {obs.display or obs.code}, "
                                           f"{obs.value} {obs.unit or '(no unit)'}): {e.reason}: result not used")
                     continue
-                g = _on_grid(value)
+                g = grid(value)
             else:
                 value, g = fast
             if obs.comparator is not None:
@@ -537,12 +584,19 @@ class _Builder:
             elif name == "creatinine":
                 creatinines.append((when, value, where))
             elif kind.uln:
-                uln = self._uln(kind, obs, where)
-                if fast is None:
-                    ratio = clinical.uln_multiple(value, uln)
-                    rg = grid(ratio)
+                rr = obs.reference_range
+                hit = None
+                if fast is not None and rr is not None and type(rr.high) is float and kind.plausible is not None:
+                    hit = _range_ratio(kind, raw, unit, rr.high, rr.unit or obs.unit)
+                if hit is not None:  # the result's own plausible ULN (what _uln reads first)
+                    uln, ratio, rg = hit
                 else:
-                    ratio, rg = _ratio_of(kind, raw, unit, uln.numerator, uln.denominator)
+                    uln = self._uln(kind, obs, where)
+                    if fast is None:
+                        ratio = clinical.uln_multiple(value, uln)
+                        rg = grid(ratio)
+                    else:
+                        ratio, rg = _ratio_of(kind, raw, unit, uln.numerator, uln.denominator)
                 if changes:
                     series.setdefault(name + "_x_uln", []).append((when, ratio, where))
                 text = partial(_observation_text, kind, value, when, uln)
@@ -864,8 +918,8 @@ class _Builder:
         for item, value in items.items():
             if item not in known:
                 raise RecordInvalid(f"{where}.{item}", f"unknown item of {scheme}" + _suggest(item, known))
-            tail, name, text = _item_words(self.v, scheme, item, value)
-            self._append(Finding(f"{tail[0]}({self.p},{tail[1]}", name, text, (f"{where}.{item}",)))
+            head, tail, name, text, sources = _item_words(self.v, scheme, item, value, where)
+            self._append(Finding(f"{head}({self.p},{tail}", name, text, sources))
 
     def classification(self) -> None:
         for scheme, category in self.v.classification_schemes.items():
@@ -966,7 +1020,9 @@ class _Builder:
             drug = self._drug_name(med, where)
             if drug is None:
                 continue
-            start = -self.days_before(med.start, f"{where}.start")
+            start = -(self.today - med.start).days
+            if start > 0:
+                self.days_before(med.start, f"{where}.start")
             end = 0 if med.end is None or med.end >= self.today else -(self.today - med.end).days
             if end < start:
                 raise RecordInvalid(f"{where}.end", f"end {med.end} is before start {med.start}")
@@ -1042,6 +1098,9 @@ class _Builder:
         if med.dose is None and all(c.dose is None for c in med.dose_changes):
             return []
         unit = med.unit or "mg"
+        fast = _doses_in_mg(med, unit, self.today)
+        if fast is not None:
+            return fast
         try:
             factor = units.ucum_factor(unit, "mg")
         except units.UnitError as e:
