@@ -593,10 +593,8 @@ class Explainer:
         self.calls += 1
         met: set = set()
         unique = not free
-
-        chosen: dict[str, int | None] = {}  # free slot -> the value the model picks for it
-
         which = "full" if free or picks else "lean"
+        chosen: dict[str, int | None] = {}  # free slot -> the value the model picks for it
 
         def seen(m) -> None:
             met.update(self._targets_met(which, m))
