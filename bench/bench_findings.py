@@ -38,6 +38,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
+from cohort import paths_of, replaced  # noqa: E402
 
 KBS = ("ct1190b", "ct1190b-amendment1", "nct07193667", str(ROOT / "tests/data/authored/nct07432334"))
 REAL = Path("/work/shared/fhir/real")
@@ -101,26 +102,6 @@ TOKENS = ["NaN", "Infinity", "-Infinity", "1e400", "-1e400", '"\\ud800"', '"\\ud
           '"\\\\ud800"', "1E400", "-0.0", "1e-400"]
 
 
-def _paths(node: object, here: tuple = ()) -> list[tuple]:
-    out = [here]
-    if isinstance(node, dict):
-        for k, v in node.items():
-            out += _paths(v, here + (k,))
-    elif isinstance(node, list):
-        for i, v in enumerate(node):
-            out += _paths(v, here + (i,))
-    return out
-
-
-def _put(node: object, path: tuple, value: object) -> object:
-    if not path:
-        return value
-    head, rest = path[0], path[1:]
-    if isinstance(node, dict):
-        return {**node, head: _put(node[head], rest, value)}
-    copy = list(node)
-    copy[head] = _put(copy[head], rest, value)
-    return copy
 
 
 def hostile_texts(bases: list[dict], n: int, seed: int) -> list[tuple[str, str]]:
@@ -132,16 +113,16 @@ def hostile_texts(bases: list[dict], n: int, seed: int) -> list[tuple[str, str]]
     out = []
     for k in range(n):
         rec = rng.choice(bases)
-        paths = _paths(rec)
+        paths = paths_of(rec)
         path = rng.choice(paths[1:])
         mark = "@@TOKEN@@"
         if k % 3 == 0:
-            text = json.dumps(_put(rec, path, mark)).replace(f'"{mark}"', rng.choice(TOKENS))
+            text = json.dumps(replaced(rec, path, mark)).replace(f'"{mark}"', rng.choice(TOKENS))
             out.append((".json", text))
         else:
-            mutant = _put(rec, path, rng.choice(HOSTILE))
+            mutant = replaced(rec, path, rng.choice(HOSTILE))
             if rng.random() < 0.2:
-                mutant = _put(mutant, rng.choice(_paths(mutant)[1:]), rng.choice(HOSTILE))
+                mutant = replaced(mutant, rng.choice(paths_of(mutant)[1:]), rng.choice(HOSTILE))
             if k % 3 == 1:
                 out.append((".json", json.dumps(mutant)))
             else:

@@ -183,3 +183,28 @@ def write_jsonl(path, n: int, seed: int = 1190, p_missing: float = 0.15) -> int:
             f.write(encode(rec))
             f.write(b"\n")
     return n
+
+
+def paths_of(node: object, here: tuple = ()) -> list[tuple]:
+    """Every path (keys and indices) into decoded JSON ``node``, the empty path first: where a
+    mutation may go (tests/test_fuzz.py, bench/bench_findings.py --check)."""
+    out = [here]
+    if isinstance(node, dict):
+        for k, v in node.items():
+            out += paths_of(v, here + (k,))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            out += paths_of(v, here + (i,))
+    return out
+
+
+def replaced(node: object, path: tuple, value: object) -> object:
+    """A copy of decoded JSON ``node`` with ``value`` at ``path`` (the original untouched)."""
+    if not path:
+        return value
+    head, rest = path[0], path[1:]
+    if isinstance(node, dict):
+        return {**node, head: replaced(node[head], rest, value)}
+    copy = list(node)
+    copy[head] = replaced(copy[head], rest, value)
+    return copy

@@ -24,7 +24,7 @@ from pyasp_screen.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
-from cohort import synthetic_cohort  # noqa: E402
+from cohort import paths_of, replaced, synthetic_cohort  # noqa: E402
 
 EXAMPLES = int(os.environ.get("PYASP_SCREEN_FUZZ_EXAMPLES", "25"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,
@@ -71,26 +71,6 @@ TOKENS = [b"NaN", b"Infinity", b"-Infinity", b"1e400", b"\"\\ud800\"", b"\"\\udc
           b"{\"id\": \"DUP\"}", b"\x00"]
 
 
-def _paths(node: object, here: tuple = ()) -> list[tuple]:
-    out = [here]
-    if isinstance(node, dict):
-        for k, v in node.items():
-            out += _paths(v, here + (k,))
-    elif isinstance(node, list):
-        for i, v in enumerate(node):
-            out += _paths(v, here + (i,))
-    return out
-
-
-def _replace(node: object, path: tuple, value: object) -> object:
-    if not path:
-        return value
-    head, rest = path[0], path[1:]
-    if isinstance(node, dict):
-        return {**node, head: _replace(node[head], rest, value)}
-    copy = list(node)
-    copy[head] = _replace(copy[head], rest, value)
-    return copy
 
 
 def _delete(node: object, path: tuple) -> object:
@@ -111,11 +91,11 @@ def mutated_record(draw) -> object:
     """A base record with one to three structural mutations."""
     rec: object = draw(st.sampled_from(BASES))
     for _ in range(draw(st.integers(1, 3))):
-        paths = _paths(rec)
+        paths = paths_of(rec)
         path = draw(st.sampled_from(paths))
         kind = draw(st.sampled_from(["replace", "replace", "delete", "add"]))
         if kind == "replace" and path:
-            rec = _replace(rec, path, draw(st.sampled_from(HOSTILE)))
+            rec = replaced(rec, path, draw(st.sampled_from(HOSTILE)))
         elif kind == "delete" and path:
             rec = _delete(rec, path)
         else:
@@ -124,9 +104,9 @@ def mutated_record(draw) -> object:
                 target = target[p]
             if isinstance(target, dict):
                 key = draw(st.sampled_from(["colour", "id", "\ud800", "x\ny", "", "value", "resourceType"]))
-                rec = _replace(rec, path, {**target, key: draw(st.sampled_from(HOSTILE))})
+                rec = replaced(rec, path, {**target, key: draw(st.sampled_from(HOSTILE))})
             elif isinstance(target, list):
-                rec = _replace(rec, path, target + [draw(st.sampled_from(HOSTILE))])
+                rec = replaced(rec, path, target + [draw(st.sampled_from(HOSTILE))])
     return rec
 
 
