@@ -28,6 +28,17 @@ VOCABULARY_ARITY = {sig.split("/")[0]: int(sig.split("/")[1]) for sig in FACT_PR
 T = TypeVar("T")
 
 
+def is_vocabulary_fact(fact: str) -> bool:
+    """Is ``fact`` (ASP text, without the final period) a vocabulary predicate with its
+    arity? The knowledge base specialised to its static facts is exact for such facts
+    (:mod:`pyasp_screen.knowledge.specialise`); anything else needs the programs as written."""
+    try:
+        sym = clingo.parse_term(fact, message_limit=0)
+    except RuntimeError:
+        return False
+    return sym.type == clingo.SymbolType.Function and VOCABULARY_ARITY.get(sym.name) == len(sym.arguments)
+
+
 def batch_facts(batch: list[Findings]) -> tuple[list[Findings], str, dict[str, list[str]]]:
     """The facts of a batch, each patient's ID replaced by its position (0, 1, ...).
 

@@ -32,7 +32,7 @@ from collections.abc import Iterable
 
 import clingo
 
-from pyasp_screen.engine.batch import VOCABULARY_ARITY, batch_facts, ground_and_solve
+from pyasp_screen.engine.batch import VOCABULARY_ARITY, batch_facts, ground_and_solve, is_vocabulary_fact
 from pyasp_screen.engine.results import EngineError, GroundingStopped, Result
 from pyasp_screen.findings.derive import Findings
 from pyasp_screen.knowledge.grounding import GroundingLimit
@@ -192,14 +192,7 @@ class Engine:
     def _facts_are_vocabulary(self, f: Findings) -> bool:
         """Whether every fact of hand-made findings is a vocabulary predicate with its arity
         (the specialised program is exact for those; anything else takes the KB as written)."""
-        for finding in f.findings:
-            try:
-                sym = clingo.parse_term(finding.fact, message_limit=0)
-            except RuntimeError:
-                return False
-            if sym.type != clingo.SymbolType.Function or VOCABULARY_ARITY.get(sym.name) != len(sym.arguments):
-                return False
-        return True
+        return all(is_vocabulary_fact(finding.fact) for finding in f.findings)
 
     def screen(self, batch: Iterable[Findings]) -> list[Result]:
         """Screen a batch of patients in one grounding; results in input order (a patient

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import clingo
 from clingo import ast
 
-from pyasp_screen.engine.batch import VOCABULARY_ARITY
+from pyasp_screen.engine.batch import VOCABULARY_ARITY, is_vocabulary_fact
 from pyasp_screen.engine.engine import GroundingStopped, specialised
 from pyasp_screen.findings.derive import Findings, fmt
 from pyasp_screen.knowledge.grounding import GroundingLimit, run_bounded
@@ -86,14 +86,6 @@ def _kb_statements(kb: KnowledgeBase, vocabulary_only: bool) -> list:
             _SPECIALISED[key] = _statements(spec.text) + shows
     return _SPECIALISED[key]
 
-
-def _is_vocabulary(fact: str) -> bool:
-    """Is ``fact`` (text) a vocabulary predicate with its arity?"""
-    try:
-        sym = clingo.parse_term(fact, message_limit=0)
-    except RuntimeError:
-        return False
-    return sym.type == clingo.SymbolType.Function and VOCABULARY_ARITY.get(sym.name) == len(sym.arguments)
 
 
 @dataclass(frozen=True)
@@ -444,8 +436,8 @@ class Explainer:
         self.populations = list(kb.populations)
         self.members = _category_members(self.units)
         # every fact the program adds (besides the explainer's own predicates) is vocabulary
-        self._vocabulary_only = all(_is_vocabulary(f) for u in self.units for f in u.facts + u.when_unknown) \
-            and (slots is None or all(_is_vocabulary(f) for sl in self.slots.values() for h in sl.values for f in h.facts))
+        self._vocabulary_only = all(is_vocabulary_fact(f) for u in self.units for f in u.facts + u.when_unknown) \
+            and (slots is None or all(is_vocabulary_fact(f) for sl in self.slots.values() for h in sl.values for f in h.facts))
         self.calls = 0
         self._status_symbols: dict = {}
         self._build()
