@@ -371,3 +371,37 @@ def test_explanations_on_every_core_are_those_of_one_process():
     two = cli("screen", *cases, "--explain", "--format", "json", "--jobs", "2")
     assert one.exit_code == two.exit_code  # 1: some example files are records meant to be rejected
     assert one.output == two.output and '"explanation"' in one.output
+
+
+def test_a_batch_pauses_the_collector_and_frees_what_it_leaves(cohort_file):
+    """screen_batch pauses the cyclic garbage collector while it works and collects once
+    after: the collector is on again afterwards, a caller that turned it off keeps it off,
+    and the rows are those of a batch screened with the collector left alone."""
+    import gc
+    import weakref
+
+    from pyasp_screen.scale.distribute import Batch, _screen_batch, screen_batch
+
+    kb = load_kb()
+    job = Job((kb,), None, "jsonl")
+    items = [x for _, x in zip(range(40), iter_items([cohort_file]))]
+    assert gc.isenabled()
+    plain = _screen_batch(job, Batch(0, items))
+
+    class Cycle:
+        pass
+
+    left = Cycle()
+    left.me = left  # garbage only a collection frees
+    alive = weakref.ref(left)
+    del left  # (without the collection at its end, the paused batch would leave it alive)
+    paused = screen_batch(job, Batch(0, items))
+    assert gc.isenabled()
+    assert alive() is None
+    assert paused.payload == plain.payload and paused.tally.as_dict() == plain.tally.as_dict()
+    gc.disable()
+    try:
+        screen_batch(job, Batch(0, items))
+        assert not gc.isenabled()  # a caller managing the collector keeps it off
+    finally:
+        gc.enable()

@@ -26,6 +26,7 @@ results in submission order, so output order is input order whatever finishes fi
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import os
 import sqlite3
 import tempfile
@@ -87,7 +88,24 @@ class BatchResult:
 
 
 def screen_batch(job: Job, batch: Batch) -> BatchResult:
-    """Screen one batch with the job's knowledge base(s); runs in a worker or in-process."""
+    """Screen one batch with the job's knowledge base(s); runs in a worker or in-process.
+
+    The cyclic garbage collector is paused while the batch is screened, and one full
+    collection follows once its objects are dropped: a batch allocates hundreds of thousands
+    of short-lived objects, and the collector's automatic passes over them and over the
+    caches that grow beside them (findings, decoded atoms) cost a quarter of a worker's time
+    (docs/scale.md, "Third pass"). A cycle the batch left is freed by that collection."""
+    if not gc.isenabled():  # a caller managing the collector itself
+        return _screen_batch(job, batch)
+    gc.disable()
+    try:
+        return _screen_batch(job, batch)
+    finally:
+        gc.collect()
+        gc.enable()
+
+
+def _screen_batch(job: Job, batch: Batch) -> BatchResult:
     # Records are read with each knowledge base's vocabulary (FHIR codes it maps), once per
     # distinct vocabulary; a record that cannot be read is its own error (materialize).
     by_vocabulary: dict[int, list] = {}
@@ -141,6 +159,10 @@ def _init_worker(job: Job, main_pid: int, workers: int = 1, programs: dict | Non
     _WORKER_JOB = job
     if programs:  # the knowledge bases compiled once, by the process that made the pool
         adopt_compiled(programs)
+    # What lives as long as the worker (the job, the compiled programs, the unit registry
+    # inherited from the fork server) is moved out of the collector's reach: every full
+    # collection (one after each batch: screen_batch) would otherwise traverse it again.
+    gc.freeze()
     grounding.set_share(workers)  # the workers share the machine's memory
     # Ctrl-C reaches the whole process group: the main process stops the run and keeps
     # what is written; a worker has nothing to say about it.
