@@ -7,7 +7,7 @@ polled) beside the same screening with clingo called directly, in the same run.
 
 Three figures, each watched vs direct, as median time per call: a batch of 500 (cohort), one
 Control per patient (the most groundings per patient: screen of one record, whatif), and one
-patient's explanation (explain grounds two programs). Single process; the two variants
+patient's explanation (explain grounds one program a patient). Single process; the two variants
 alternate call by call, so a machine whose load drifts weighs on both alike.
 """
 

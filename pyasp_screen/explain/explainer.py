@@ -479,45 +479,37 @@ class Explainer:
                 hyp_lines += [f"{fact} :- pick({ids[-1]})." for fact in h.facts]
             choice = [ids[0], ids[-1]] if self.slots[key].quantity else ids
             hyp_lines.append(f"{{ {'; '.join(f'pick({j})' for j in dict.fromkeys(choice))} }} 1 :- free({s}).")
-        # Two programs: a lean one for the questions about known findings alone (most
-        # solves, each several times cheaper without the hypothetical values), and one with
-        # every hypothetical value for "which values would".
+        # One program answers every question: those about known findings alone assume
+        # every free(I) and force(J) false, which leaves no hypothetical value. (A second,
+        # lean program without the hypothetical values made those solves cheaper, but its
+        # grounding cost more than it saved: bench_explain, docs/scale.md "Third pass".)
         self._slot_index = {k: i for i, k in enumerate(self.slot_keys)}
-        self.lean = self._ground(common)
-        self.full = self._ground(common + hyp_lines)
-        self._ctl = {"lean": self.lean, "full": self.full}
+        self.ctl = ctl = self._ground(common + hyp_lines)
 
-        def lits(ctl, name, args_list):
+        def lits(name, args_list):
             return [ctl.symbolic_atoms[clingo.Function(name, args)].literal for args in args_list]
 
         n_units = len(self.units)
         target_keys = [(sc, t) for sc in scopes for t in SCOPES_TARGETS]
-
-        def head(ctl):
-            return (lits(ctl, "known", [[clingo.Number(i)] for i in range(n_units)])
-                    + lits(ctl, "target", [[clingo.Function(sc), clingo.Function(t)] for sc, t in target_keys]))
-
         # An assumption list has known(I) at position I, then target(S,T) in the order of
-        # target_keys, then (the full program) free(I), force(J); _none has every one false.
-        self._none = {"lean": [-lit for lit in head(self.lean)],
-                      "full": [-lit for lit in head(self.full)
-                               + lits(self.full, "free", [[clingo.Number(i)] for i in range(len(self.slot_keys))])
-                               + lits(self.full, "force", [[clingo.Number(j)] for j in range(len(self.hyps))])]}
+        # target_keys, then free(I), force(J); _none has every one false.
+        self._none = [-lit for lit in lits("known", [[clingo.Number(i)] for i in range(n_units)])
+                      + lits("target", [[clingo.Function(sc), clingo.Function(t)] for sc, t in target_keys])
+                      + lits("free", [[clingo.Number(i)] for i in range(len(self.slot_keys))])
+                      + lits("force", [[clingo.Number(j)] for j in range(len(self.hyps))])]
         self._target_at = {key: n_units + k for k, key in enumerate(target_keys)}
         self._free_at = n_units + len(target_keys)
         self._force_at = self._free_at + len(self.slot_keys)
         # The verdict atoms: (scope, verdict, literal) of each the program has.
         p = clingo.parse_term(pid)
-        self._verdict_lits = {}
-        for which, ctl in self._ctl.items():
-            found = self._verdict_lits[which] = []
-            for sc in scopes:
-                for v in ("eligible", "ineligible", "undetermined"):
-                    atom = ctl.symbolic_atoms[clingo.Function("overall", [p, clingo.Function(v)]) if sc == "overall"
-                                              else clingo.Function("verdict", [p, clingo.Function(sc), clingo.Function(v)])]
-                    if atom is not None:
-                        found.append((sc, v, atom.literal))
-        self._pick_lits = lits(self.full, "pick", [[clingo.Number(j)] for j in range(len(self.hyps))])
+        self._verdict_lits = []
+        for sc in scopes:
+            for v in ("eligible", "ineligible", "undetermined"):
+                atom = ctl.symbolic_atoms[clingo.Function("overall", [p, clingo.Function(v)]) if sc == "overall"
+                                          else clingo.Function("verdict", [p, clingo.Function(sc), clingo.Function(v)])]
+                if atom is not None:
+                    self._verdict_lits.append((sc, v, atom.literal))
+        self._pick_lits = lits("pick", [[clingo.Number(j)] for j in range(len(self.hyps))])
         self._met: dict = {}  # (known, free, picks) -> targets some model meets (frozensets)
         self._unmet: dict = {}  # (known, free, picks) -> targets no model meets
         self._models: dict = {}  # known -> the shown atoms of its one model (None: no model)
@@ -539,11 +531,10 @@ class Explainer:
             raise GroundingStopped(str(e)) from None
         return ctl
 
-    def _assumptions(self, which: str, known: Iterable[int], free: Iterable[str] = (),
+    def _assumptions(self, known: Iterable[int], free: Iterable[str] = (),
                      target: tuple[str, str] | None = None, picks: Iterable[int] = ()) -> list[int]:
-        """A literal for every external of program ``which``: those named true, all others
-        false."""
-        none = self._none[which]
+        """A literal for every external: those named true, all others false."""
+        none = self._none
         out = none.copy()
         for i in known:
             out[i] = -none[i]
@@ -558,11 +549,11 @@ class Explainer:
             out[k] = -none[k]
         return out
 
-    def _targets_met(self, which: str, model: clingo.Model) -> set:
+    def _targets_met(self, model: clingo.Model) -> set:
         """The targets (scope, verdict) a model meets, and None (any model meets it): the
         constraints of _build read the other way round."""
         true: dict[str, set[str]] = {}
-        for scope, verdict, lit in self._verdict_lits[which]:
+        for scope, verdict, lit in self._verdict_lits:
             if model.is_true(lit):
                 true.setdefault(scope, set()).add(verdict)
         out: set = {None}
@@ -585,18 +576,17 @@ class Explainer:
         self.calls += 1
         met: set = set()
         unique = not free
-        which = "full" if free or picks else "lean"
         chosen: dict[str, int | None] = {}  # free slot -> the value the model picks for it
 
         def seen(m) -> None:
-            met.update(self._targets_met(which, m))
+            met.update(self._targets_met(m))
             for slot in free:
                 chosen[slot] = next((j for j in self._slot_hyps[slot] if m.is_true(self._pick_lits[j])), None)
             if on_model is not None:
                 on_model(m)
 
         ask = None if unique else target
-        sat = self._ctl[which].solve(assumptions=self._assumptions(which, known, free, ask, picks),
+        sat = self.ctl.solve(assumptions=self._assumptions(known, free, ask, picks),
                                      on_model=seen).satisfiable
         if sat:
             self._met.setdefault(key, set()).update(met)
@@ -717,13 +707,11 @@ class Explainer:
         :meth:`facts`."""
         self.calls += 1
         picks = list(picks)
-        which = "full" if picks else "lean"
-        ctl = self._ctl[which]
-        candidates = [a.symbol for sig in signatures for a in ctl.symbolic_atoms.by_signature(*sig)]
+        candidates = [a.symbol for sig in signatures for a in self.ctl.symbolic_atoms.by_signature(*sig)]
         found: list = []
-        ctl.solve(assumptions=self._assumptions(which, range(len(self.units)) if known is None else known,
-                                                picks=picks),
-                  on_model=lambda m: found.extend(c for c in candidates if m.contains(c)))
+        self.ctl.solve(assumptions=self._assumptions(range(len(self.units)) if known is None else known,
+                                                     picks=picks),
+                       on_model=lambda m: found.extend(c for c in candidates if m.contains(c)))
         return found
 
     def criterion_statuses(self, ids: Iterable[str], known: Iterable[int] | None = None,
@@ -741,15 +729,14 @@ class Explainer:
                                          for c in key for st in ("met", "not_met", "unknown")]
         candidates = self._status_symbols[key]
         out: dict[str, str] = {}
-        which = "full" if picks else "lean"
-        result = self._ctl[which].solve(
-            assumptions=self._assumptions(which, range(len(self.units)) if known is None else known, picks=picks),
+        result = self.ctl.solve(
+            assumptions=self._assumptions(range(len(self.units)) if known is None else known, picks=picks),
             on_model=lambda m: out.update({c: st for c, st, sym in candidates if m.contains(sym)}))
         return out if result.satisfiable else None
 
     def facts(self, name: str, arity: int) -> list[clingo.Symbol]:
         """The program's facts of one signature (a score's item table, for example)."""
-        return [a.symbol for a in self.lean.symbolic_atoms.by_signature(name, arity) if a.is_fact]
+        return [a.symbol for a in self.ctl.symbolic_atoms.by_signature(name, arity) if a.is_fact]
 
     def statuses(self, atoms) -> dict[str, str]:
         """Condition ID -> met | not_met | unknown, in the model ``atoms``."""

@@ -223,13 +223,17 @@ class Vocabulary:
         return set(self.observations) | set(self.diagnoses) | set(self.assessments)
 
 
+_ANNOTATION = re.compile(r"\{[^}]*\}")
+
+
+@cache
 def display_unit(unit: str) -> str:
     """A UCUM code as people write it: 10*9/L is x10^9/L, the unity 1 and an annotation alone
-    ({score}) are nothing."""
+    ({score}) are nothing. (Cached: finding texts ask it for every result.)"""
     special = {"10*9/L": "x10^9/L", "1": "", "{xULN}": "x ULN"}
     if unit in special:
         return special[unit]
-    return "" if re.fullmatch(r"\{[^}]*\}", unit) else unit
+    return "" if _ANNOTATION.fullmatch(unit) else unit
 
 
 @cache
