@@ -405,3 +405,23 @@ def test_a_batch_pauses_the_collector_and_frees_what_it_leaves(cohort_file):
         assert not gc.isenabled()  # a caller managing the collector keeps it off
     finally:
         gc.enable()
+
+
+def test_summaries_need_no_unit_registry(monkeypatch):
+    """screen --explain's workers start from a fork server that does not build the UCUM
+    registry (scale/explain_all.py): a summary reads findings already derived. Summarising
+    every example patient with the registry made unavailable gives the same summaries."""
+    from pyasp_screen.explain.summary import summarise
+    from pyasp_screen.findings import units
+    from pyasp_screen.inputs.files import load_file
+
+    kb = load_kb()
+    items = [it for c in sorted((ROOT / "kb" / "ct1190b" / "cases").glob("*.yaml")) for it in load_file(c)]
+    screened = [o for o in screen_records(items, kb) if not isinstance(o, RecordError)]
+    here = [summarise(kb, s, max_results=3, scopes=["overall"]) for s in screened]
+
+    def no_registry():
+        raise AssertionError("a summary asked for the UCUM registry")
+
+    monkeypatch.setattr(units, "_registry", no_registry)
+    assert [summarise(kb, s, max_results=3, scopes=["overall"]) for s in screened] == here
