@@ -192,3 +192,39 @@ def test_attrition_ends_with_the_patients_not_excluded_deceased_included(tmp_pat
         assert 1 <= rows[-1]["excluded"] <= 3   # the deceased no criterion removes before
         assert rows[-1]["remaining"] == v["eligible"] + v["undetermined"]
         assert sum(x["excluded"] for x in rows) == v["ineligible"]
+
+
+def test_attrition_all_met_so_far_stops_at_a_deceased_patients_first_criterion_not_met(tmp_path):
+    # "remaining with every criterion so far met" counted a deceased patient with unknown
+    # criteria as meeting every one until the verdict rule's last row (a fresh user saw 13 of
+    # 53 real patients "all met so far" after SLE-IN-1, which no patient met). Recomputed
+    # here from each patient's screening output, the plain way.
+    for name in ("sle-eligible", "ssc-eligible", "sle-in-7b-not-met", "sle-in-1-unknown"):
+        case = yaml.safe_load((CASES / f"{name}.yaml").read_text())
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(case))
+        dead = dict(case, id=case["id"] + "-DECEASED", deceased="2026-02-27")
+        (tmp_path / f"{name}-dead.yaml").write_text(yaml.safe_dump(dead))
+    sparse = {"id": "SPARSE-DECEASED", "screening_date": "2026-03-01", "birth_date": "1980-01-01",
+              "sex": "female", "deceased": "2026-02-20"}
+    (tmp_path / "sparse-dead.yaml").write_text(yaml.safe_dump(sparse))
+    kb = load_kb()
+    r = CliRunner().invoke(main, ["cohort", str(tmp_path), "--format", "json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    screened = json.loads(CliRunner().invoke(main, ["screen", str(tmp_path), "--format", "json"]).output)["results"]
+    assert len(screened) == d["screened"] == 9
+    for pop, rows in d["attrition"].items():
+        crits = [c for c in kb.criteria if c.population in (pop, "all")]
+
+        def passes(c, status):
+            return status == ("met" if c.kind == "inclusion" else "not_met")
+
+        statuses = [{x["id"]: x["status"] for x in s["criteria"]} for s in screened]
+        for k, c in enumerate(crits):
+            assert rows[k]["criterion"] == c.id
+            want = sum(all(passes(x, st[x.id]) for x in crits[:k + 1]) for st in statuses)
+            assert rows[k]["all_met_so_far"] == want, (pop, c.id)
+        assert rows[-1]["criterion"] == "deceased (verdict rule)"
+        want = sum(all(passes(x, st[x.id]) for x in crits) and s["verdicts"][pop] != "ineligible"
+                   for st, s in zip(statuses, screened))
+        assert rows[-1]["all_met_so_far"] == want

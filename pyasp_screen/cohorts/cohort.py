@@ -77,6 +77,9 @@ class CohortSummary(_Rejections):
     gain: dict[str, Counter] = field(default_factory=dict)
     _excluded_at: dict[str, Counter] = field(default_factory=dict)
     _last_passing: dict[str, Counter] = field(default_factory=dict)
+    # population -> patients the verdict rule removes (no criterion failing) who met every
+    # criterion: the only ones still "all met so far" when they are removed, after the last
+    _rule_all_met: Counter = field(default_factory=Counter)
     _by_population: dict[str, list[Criterion]] | None = None
 
     def __post_init__(self) -> None:
@@ -106,6 +109,7 @@ class CohortSummary(_Rejections):
                              (self._last_passing, other._last_passing)):
             for key, counter in theirs.items():
                 mine[key].update(counter)
+        self._rule_all_met.update(other._rule_all_met)
         self._merge_rejections(other)
 
     def __getstate__(self) -> dict:
@@ -135,20 +139,22 @@ class CohortSummary(_Rejections):
                 self.only_failing[pop][fails[0]] += 1
                 if all(passing(c, s) for c, s in zip(crits, states) if c.id != fails[0]):
                     self.gain[pop][fails[0]] += 1
-            # attrition: the first failing criterion removes the patient; an ineligible
-            # patient no criterion fails is removed after them by a verdict rule (core.lp:
-            # deceased), not counted as remaining to the end
-            first = next((c.id for c, s in zip(crits, states) if failing(c, s)), None)
-            if first is None and r.verdicts.get(pop) == "ineligible":
-                self._excluded_at[pop][VERDICT_RULE_STEP] += 1
-                continue
-            if first is not None:
-                self._excluded_at[pop][first] += 1
-            # how far the patient goes with every criterion met so far
+            # how far the patient goes with every criterion met so far (whatever removes
+            # them: a patient stops counting as "all met so far" at the first criterion
+            # not met, also one a verdict rule removes later)
             k = 0
             while k < len(crits) and passing(crits[k], states[k]):
                 k += 1
             self._last_passing[pop][k] += 1
+            # attrition: the first failing criterion removes the patient; an ineligible
+            # patient no criterion fails is removed after them by a verdict rule (core.lp:
+            # deceased), not counted as remaining to the end
+            first = next((c.id for c, s in zip(crits, states) if failing(c, s)), None)
+            if first is not None:
+                self._excluded_at[pop][first] += 1
+            elif r.verdicts.get(pop) == "ineligible":
+                self._excluded_at[pop][VERDICT_RULE_STEP] += 1
+                self._rule_all_met[pop] += k == len(crits)
 
     def attrition(self, population: str) -> list[tuple[str, int, int, int]]:
         rows = []
@@ -163,7 +169,8 @@ class CohortSummary(_Rejections):
             rows.append((c.id, excluded, remaining, settled_remaining))
         after = self._excluded_at[population].get(VERDICT_RULE_STEP, 0)
         if after:
-            rows.append((VERDICT_RULE_STEP, after, remaining - after, settled_remaining - after))
+            rows.append((VERDICT_RULE_STEP, after, remaining - after,
+                         settled_remaining - self._rule_all_met[population]))
         return rows
 
     def as_dict(self) -> dict:
