@@ -317,8 +317,11 @@ class _Main(click.Group):
         except EngineError as e:
             click.echo(f"error: {' '.join(str(e).split())}", err=True)
             sys.exit(2)
+        except KeyboardInterrupt:  # Ctrl-C (cohort says more: what is kept for --resume)
+            click.echo("interrupted", err=True)
+            sys.exit(130)
         except (click.exceptions.ClickException, click.exceptions.Abort, click.exceptions.Exit,
-                SystemExit, KeyboardInterrupt):
+                SystemExit):
             raise
         except Exception as e:  # a fault of pyasp-screen itself: one line, the traceback on request
             if os.environ.get("PYASP_SCREEN_DEBUG"):
@@ -426,8 +429,12 @@ def screen(records, kb, fmt, params, params_file, details, with_explain, screeni
 
 def _explain_all(outcomes, knowledge, jobs: int) -> dict:
     """The overall answer of every screened patient (explain/summary.py), by id()."""
+    from pyasp_screen.scale.distribute import default_jobs
     from pyasp_screen.scale.explain_all import summarise_all
 
+    if jobs > 2 * default_jobs():
+        click.echo(f"warning: --jobs {jobs} is more than twice the {default_jobs()} core(s) here: more "
+                   "workers than cores only wait", err=True)
     screened = [o for o in outcomes if isinstance(o, Screened)]
     summaries = summarise_all(knowledge, screened, jobs=jobs, max_results=5, scopes=["overall"])
     return {id(o): s for o, s in zip(screened, summaries)}

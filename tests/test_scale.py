@@ -425,3 +425,44 @@ def test_summaries_need_no_unit_registry(monkeypatch):
 
     monkeypatch.setattr(units, "_registry", no_registry)
     assert [summarise(kb, s, max_results=3, scopes=["overall"]) for s in screened] == here
+
+
+def test_ctrl_c_ends_screen_explain_and_its_workers(tmp_path):
+    """Ctrl-C (SIGINT to the process group, as a terminal sends it) while `screen --explain
+    --jobs 2` explains: the command ends at once with exit 130 and one line, and leaves no
+    worker behind (a fresh user's run hung after "Aborted!", two workers left)."""
+    import psutil
+
+    src = tmp_path / "cases"
+    src.mkdir()
+    for i in range(6):  # enough patients that the interrupt falls while workers explain
+        for case in sorted((ROOT / "kb" / "ct1190b" / "cases").glob("*.yaml")):
+            if not case.name.endswith(".expected.yaml"):
+                data = case.read_text()
+                (src / f"{i}-{case.name}").write_text(data.replace("\nid: ", f"\nid: R{i}-", 1))
+    cmd = [sys.executable, "-m", "pyasp_screen.cli", "screen", str(src), "--explain", "--jobs", "2",
+           "--format", "json", "-o", str(tmp_path / "out.json")]
+    proc = subprocess.Popen(cmd, start_new_session=True, stderr=subprocess.PIPE, text=True)
+    parent = psutil.Process(proc.pid)
+    deadline = time.monotonic() + 120
+    workers: list = []
+    while time.monotonic() < deadline and proc.poll() is None:
+        # the fork server is a child, the workers its children
+        workers = [w for c in parent.children() for w in c.children()]
+        if len(workers) >= 2:
+            break
+        time.sleep(0.05)
+    if proc.poll() is not None or len(workers) < 2:
+        pytest.fail("the explanations ended, or no worker started, before the interrupt")
+    time.sleep(1.0)  # the workers at work
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        _, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail("screen --explain did not end within 60 s of Ctrl-C")
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "interrupted", err
+    assert "Traceback" not in err
+    gone, alive = psutil.wait_procs(workers, timeout=10)  # (the fork server ends with the command)
+    assert not alive, f"workers left running: {[p.pid for p in alive]}"

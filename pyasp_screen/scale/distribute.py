@@ -167,10 +167,10 @@ def _init_worker(job: Job, main_pid: int, workers: int = 1, programs: dict | Non
     # Ctrl-C reaches the whole process group: the main process stops the run and keeps
     # what is written; a worker has nothing to say about it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    threading.Thread(target=_exit_with, args=(main_pid,), daemon=True).start()
+    threading.Thread(target=exit_when_orphaned, args=(main_pid,), daemon=True).start()
 
 
-def _exit_with(main_pid: int) -> None:
+def exit_when_orphaned(main_pid: int) -> None:
     """A worker whose main process was killed (kill -9) ends within a second, instead of
     finishing batches nobody will read."""
     import time

@@ -10,6 +10,7 @@ process (tests/test_scale.py compares them).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 from pyasp_screen.engine.screening import Screened
@@ -24,9 +25,18 @@ _KB: KnowledgeBase | None = None
 _OPTIONS: dict = {}
 
 
-def _init(kb: KnowledgeBase, options: dict) -> None:
+def _init(kb: KnowledgeBase, options: dict, main_pid: int) -> None:
+    import signal
+    import threading
+
+    from pyasp_screen.scale.distribute import exit_when_orphaned
+
     global _KB, _OPTIONS
     _KB, _OPTIONS = kb, options
+    # As cohort screening's workers do: Ctrl-C reaches the whole process group, and the main
+    # process ends the workers (summarise_all); a worker whose main process was killed ends.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=exit_when_orphaned, args=(main_pid,), daemon=True).start()
 
 
 def _one(screened: Screened) -> dict:
@@ -42,7 +52,8 @@ def summarise_all(kb: KnowledgeBase, screened: Sequence[Screened], *, jobs: int 
 
     ``max_results`` and ``scopes`` are summarise's. Raises what summarise raises
     (GroundingStopped for a knowledge base past its grounding limits), from a worker as from
-    this process.
+    this process; on KeyboardInterrupt (Ctrl-C) the workers are ended before it propagates.
+    ``jobs`` is not capped at the machine's cores (the caller warns, as cohort does).
     """
     options = {"max_results": max_results, "scopes": list(scopes) if scopes is not None else None}
     workers = min(jobs, len(screened) // MIN_PER_WORKER)
@@ -57,6 +68,17 @@ def summarise_all(kb: KnowledgeBase, screened: Sequence[Screened], *, jobs: int 
     ctx.set_forkserver_preload(["pyasp_screen.scale.explain_all"])
     # Chunks of a few patients: one slow patient does not hold up a long tail of fast ones.
     chunk = max(1, min(8, len(screened) // (4 * workers)))
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init,
-                             initargs=(kb, options)) as pool:
-        return list(pool.map(_one, screened, chunksize=chunk))
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init,
+                               initargs=(kb, options, os.getpid()))
+    try:
+        out = list(pool.map(_one, screened, chunksize=chunk))
+    except BaseException:
+        # Interrupted, or a worker failed: end the workers now instead of waiting for the
+        # chunks in flight (shutdown alone would wait for them, and hang on a worker that
+        # the interrupt left blocked).
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+            proc.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    return out
