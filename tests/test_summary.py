@@ -150,7 +150,7 @@ def test_referral_text_is_short_and_leads_with_the_answer():
     assert ("   - INR or APTT: eligible if INR <= 1.5 x ULN or APTT <= 1.5 x ULN; excluded only if INR > 1.5 x ULN "
             "and APTT > 1.5 x ULN  [SLE-IN-7d]") in lines
     assert "  From the chart:" in lines
-    assert "     On record: CrCl 96.4 mL/min on 2026-02-26 (needs >= 50 mL/min: met, SLE-IN-7a)." in lines
+    assert "     On record for SLE-IN-7a: CrCl 96.4 mL/min on 2026-02-26 (needs >= 50 mL/min: met)." in lines
     assert ("  Any one of these outside its limits excludes on its own, except INR or APTT, which excludes only "
             "if both are out.") in lines
     # SLE says what the overall answer says: not repeated; SSc differs: one line, no command

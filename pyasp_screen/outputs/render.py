@@ -366,11 +366,13 @@ def _criteria_tag(ids: list[str]) -> str:
 
 
 def _on_record(c: dict) -> str:
-    """"INR 1.9 = 1.58 x ULN on 2026-02-24 (needs <= 1.5 x ULN: not met, SLE-IN-7d)"."""
+    """"On record for SLE-IN-7d: INR 1.9 = 1.58 x ULN on 2026-02-24 (needs <= 1.5 x ULN: not
+    met)". The criterion comes first: the value may be another finding the step's criterion
+    compares (the Hb beside an ANC to get, both SSC-IN-4b), not the step's own."""
     state = "met" if c["holds"] else "not met"
     if c["kind"] == "exclusion":
         state = "applies" if c["holds"] else "does not apply"
-    return f"{c['dated_text']} ({c['need_text']}: {state}, {c['criterion']})"
+    return f"On record for {c['criterion']}: {c['dated_text']} ({c['need_text']}: {state})"
 
 
 def write_summary_text(doc: dict, out: IO[str], details: bool = False, hint: str | None = None) -> None:
@@ -520,7 +522,7 @@ def _write_plan(doc: dict, a: dict, out: IO[str], details: bool) -> None:
             if st.get("note"):
                 out.write(f"     {_cap(st['note'])}.\n")
             for c in st.get("on_record", []):
-                out.write(f"     On record: {_on_record(c)}.\n")
+                out.write(f"     {_on_record(c)}.\n")
     if len(shown) < len(steps):
         rest = steps[len(shown):]
         out.write(f"   ... and {len(rest)} more: {', '.join(st['label'] for st in rest)}\n")
