@@ -39,6 +39,9 @@ CASES = [
     # (description, file name, content, expected patient, field substring, reason substring)
     ("malformed YAML", "bad.yaml", "id: [unclosed\nscreening_date: 2026-03-01\n", None, None, "malformed yaml"),
     ("malformed JSON", "bad.json", '{"id": "X", ', None, None, "malformed json"),
+    # YAML reads 2026-02-30 as a date that is none: the line, column and value are named
+    ("impossible YAML date", "d.yaml", "id: BAD\nscreening_date: 2026-03-01\nbirth_date: 2026-02-30\n", None, None,
+     "line 3, column 13: 2026-02-30 is not a date: day is out of range for month"),
     ("wrong type", "t.json", json.dumps(with_obs(value=[1, 2])), "BAD", "observations[0].value", "expected"),
     ("unknown field", "f.json", json.dumps({**GOOD, "id": "BAD", "colour": "blue"}), "BAD", None, "unknown field"),
     ("missing screening date", "m.json", json.dumps({"id": "BAD"}), "BAD", None, "screening_date"),

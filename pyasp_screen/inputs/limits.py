@@ -340,12 +340,38 @@ def load_yaml(text: str) -> object:
         if mark is None or "nesting depth" not in str(getattr(e, "problem", "")):
             raise
         raise InputRefused(f"line {mark.line + 1}, column {mark.column + 1}: {_too_deep()}") from None
-    data = yaml.load(text, Loader=loader)
+    try:
+        data = yaml.load(text, Loader=loader)
+    except ValueError as e:  # a plain scalar YAML reads as a date that is none (2026-02-30)
+        where = _bad_date(text, loader)
+        if where is None:
+            raise
+        raise InputRefused(f"{where} is not a date: {e}") from None
     if isinstance(data, (dict, list)):
         check_tree(data)
     elif isinstance(data, float) and not math.isfinite(data):
         raise InputRefused(f"not a finite number ({data})")
     return data
+
+
+_YAML_DATE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})(?:[Tt ].*)?")
+
+
+def _bad_date(text: str, loader) -> str | None:
+    """'line L, column C: 2026-02-30' for the first plain scalar that YAML would read as a
+    date (YAML 1.1 timestamps) but that names no day of the calendar; None if there is none."""
+    import datetime as dt
+
+    import yaml
+
+    for event in yaml.parse(text, Loader=loader):
+        if isinstance(event, yaml.ScalarEvent) and not event.style and (m := _YAML_DATE.fullmatch(event.value)):
+            try:
+                dt.date(int(m[1]), int(m[2]), int(m[3]))
+            except ValueError:
+                mark = event.start_mark
+                return f"line {mark.line + 1}, column {mark.column + 1}: {event.value}"
+    return None
 
 
 def _check_yaml_events(events) -> None:
