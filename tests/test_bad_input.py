@@ -153,3 +153,20 @@ def test_a_native_record_keeps_its_own_screening_date_and_says_so(tmp_path):
         assert not same.record.mapping_notes  # the same date: nothing to say
     r = CliRunner().invoke(main, ["screen", str(path), "--screening-date", "2020-01-01"])
     assert r.exit_code == 0 and note in r.output and "screened at 2026-03-01" in r.output, r.output
+
+
+def test_a_json_lines_row_cut_short_is_said_so(tmp_path):
+    """A line of a JSON Lines file that stops inside its record (a copy cut off) is named as
+    cut short, with its length; a line wrong in the middle keeps the decoder's column; the
+    other lines are screened."""
+    from pyasp_screen.inputs.sources import iter_items, materialize
+
+    whole = json.dumps({**GOOD, "id": "CUT"})
+    path = tmp_path / "rows.jsonl"
+    path.write_text("\n".join([json.dumps(GOOD), whole[:40], whole.replace('"CUT"', '"MID", "x": }', 1),
+                               json.dumps({**GOOD, "id": "LAST"})]) + "\n")
+    outcomes = list(screen_records((materialize(it, None, KB.vocabulary) for it in iter_items([path])), KB))
+    errors = {o.file: o.reason for o in outcomes if isinstance(o, RecordError)}
+    assert errors[f"{path}:2"] == "malformed JSON: the line ends after 40 characters, inside its record (cut short?)"
+    assert errors[f"{path}:3"].startswith("malformed JSON at column ") and "cut short" not in errors[f"{path}:3"]
+    assert [o.result.patient for o in outcomes if not isinstance(o, RecordError)] == ["GOOD", "LAST"]

@@ -272,10 +272,36 @@ def record_from_line(data: bytes, file: str, screening_date: dt.date | None = No
     except InputRefused as e:
         return RecordError(file, e.patient, e.field, e.reason)
     except ValueError as e:
+        if _cut_short(text):
+            return RecordError(file, None, None, f"malformed JSON: the line ends after {len(text.rstrip())} "
+                               "characters, inside its record (cut short?)")
         msg = getattr(e, "msg", str(e))
         col = getattr(e, "colno", None)
         return RecordError(file, None, None, f"malformed JSON{f' at column {col}' if col else ''}: {msg}")
     return _from_data(decoded, file, screening_date, vocabulary, validate_fhir)
+
+
+def _cut_short(text: str) -> bool:
+    """Does ``text`` end inside a JSON string, object or array that it opened (a line cut
+    off, as by a copy that stopped)? Only asked of text that does not decode."""
+    depth, in_string, escaped = 0, False, False
+    for ch in text.rstrip("\r\n"):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "{[":
+            depth += 1
+        elif ch in "}]":
+            depth -= 1
+            if depth < 0:
+                return False
+    return in_string or depth > 0
 
 
 # ---------------------------------------------------------------------------------------
