@@ -574,3 +574,26 @@ def test_a_death_after_the_screening_date_leaves_the_patient_alive_on_that_date(
     assert s.result.overall == screened("sle-eligible").result.overall == "eligible"
     assert "patient deceased on 2026-05-01, after the screening date 2026-03-01: screened as alive on that date" \
         in s.findings.notes
+
+
+def test_the_explanation_states_the_screening_date_the_patient_was_screened_at(tmp_path):
+    """A FHIR Bundle is screened at its latest clinical date (here an impossible Hb's, set
+    aside): explain states that date as screen does, though no finding is dated by it (the
+    header showed the patient alone and the JSON screening_date null, beside "age 40 y")."""
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": [
+        {"resource": {"resourceType": "Patient", "id": "p3", "birthDate": "1980-01-01", "gender": "female"}},
+        {"resource": {"resourceType": "Observation", "status": "final", "subject": {"reference": "Patient/p3"},
+                      "code": {"coding": [{"system": "http://loinc.org", "code": "718-7"}]},
+                      "effectiveDateTime": "2020-01-01",
+                      "valueQuantity": {"value": -5, "unit": "g/dL", "system": "http://unitsofmeasure.org",
+                                        "code": "g/dL"}}}]}
+    path = tmp_path / "bundle.json"
+    path.write_text(json.dumps(bundle))
+    screened = json.loads(CliRunner().invoke(main, ["screen", str(path), "--format", "json"]).output)
+    assert screened["results"][0]["screening_date"] == "2020-01-01"
+    r = CliRunner().invoke(main, ["explain", str(path), "--format", "json"])
+    doc = json.loads(r.output)["patients"][0]
+    assert doc["screening_date"] == "2020-01-01"
+    assert any("set aside" in n for n in doc["notes"])
+    text = CliRunner().invoke(main, ["explain", str(path)]).output
+    assert text.splitlines()[0] == "p3, screening date 2020-01-01"

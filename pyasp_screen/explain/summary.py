@@ -256,7 +256,10 @@ class _Summary:
                 "registry": any(Fraction(days) in _numbers(self.crit[c].sentence) for c in readers)}
 
     def screening_date(self) -> str | None:
-        """The screening date, from any dated finding (its date + days before screening)."""
+        """The screening date the findings stage used; for hand-made findings without one,
+        from any dated finding (its date + days before screening)."""
+        if self.s.findings.screening_date is not None:
+            return self.s.findings.screening_date.isoformat()
         for f in self.s.findings.findings:
             d = f.data if f.data is not None else None
             if isinstance(d, dict) and d.get("date") and isinstance(d.get("days_before_screening"), int):
