@@ -427,14 +427,20 @@ def screen(records, kb, fmt, params, params_file, details, with_explain, screeni
     sys.exit(1 if rejected else 0)
 
 
-def _explain_all(outcomes, knowledge, jobs: int) -> dict:
-    """The overall answer of every screened patient (explain/summary.py), by id()."""
+def _warn_many_jobs(jobs: int) -> None:
+    """A warning for --jobs above twice this machine's cores (workers on this machine)."""
     from pyasp_screen.scale.distribute import default_jobs
-    from pyasp_screen.scale.explain_all import summarise_all
 
     if jobs > 2 * default_jobs():
-        click.echo(f"warning: --jobs {jobs} is more than twice the {default_jobs()} core(s) here: more "
-                   "workers than cores only wait", err=True)
+        click.echo(f"warning: --jobs {jobs} is more than twice the {default_jobs()} core(s) here: each worker "
+                   "grounds in memory of its own, and more workers than cores only wait", err=True)
+
+
+def _explain_all(outcomes, knowledge, jobs: int) -> dict:
+    """The overall answer of every screened patient (explain/summary.py), by id()."""
+    from pyasp_screen.scale.explain_all import summarise_all
+
+    _warn_many_jobs(jobs)
     screened = [o for o in outcomes if isinstance(o, Screened)]
     summaries = summarise_all(knowledge, screened, jobs=jobs, max_results=5, scopes=["overall"])
     return {id(o): s for o, s in zip(screened, summaries)}
@@ -1063,7 +1069,6 @@ def _run_at_scale(command, records, kbs, tally, *, results, resume, overwrite, j
         Job,
         RunError,
         SeenIds,
-        default_jobs,
         run,
         run_identity,
     )
@@ -1085,9 +1090,8 @@ def _run_at_scale(command, records, kbs, tally, *, results, resume, overwrite, j
                                    "or --overwrite to replace it")
     else:
         fmt = None
-    if jobs > 2 * default_jobs() and not scheduler:
-        click.echo(f"warning: --jobs {jobs} is more than twice the {default_jobs()} core(s) here: each worker "
-                   "grounds in memory of its own, and more workers than cores only wait", err=True)
+    if not scheduler:
+        _warn_many_jobs(jobs)
     identity = run_identity(command, tuple(kbs), list(records), screening_date)
     layout = Layout.of(kbs)
     job = Job(tuple(kbs), screening_date, fmt, validate_fhir=validate_fhir)

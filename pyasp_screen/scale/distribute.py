@@ -152,9 +152,6 @@ _WORKER_JOB: Job | None = None
 
 
 def _init_worker(job: Job, main_pid: int, workers: int = 1, programs: dict | None = None) -> None:
-    import signal
-    import threading
-
     global _WORKER_JOB
     _WORKER_JOB = job
     if programs:  # the knowledge bases compiled once, by the process that made the pool
@@ -164,13 +161,30 @@ def _init_worker(job: Job, main_pid: int, workers: int = 1, programs: dict | Non
     # collection (one after each batch: screen_batch) would otherwise traverse it again.
     gc.freeze()
     grounding.set_share(workers)  # the workers share the machine's memory
-    # Ctrl-C reaches the whole process group: the main process stops the run and keeps
-    # what is written; a worker has nothing to say about it.
+    worker_of(main_pid)
+
+
+def worker_of(main_pid: int) -> None:
+    """Set up a worker process of ``main_pid`` (cohort's, screen --explain's): Ctrl-C
+    reaches the whole process group, and the main process stops the run (end_now) and keeps
+    what is written, so the worker ignores it; and it ends if its main process dies."""
+    import signal
+    import threading
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    threading.Thread(target=exit_when_orphaned, args=(main_pid,), daemon=True).start()
+    threading.Thread(target=_exit_with, args=(main_pid,), daemon=True).start()
 
 
-def exit_when_orphaned(main_pid: int) -> None:
+def end_now(pool) -> None:
+    """End a ProcessPoolExecutor's workers without waiting for the tasks in flight (a run
+    interrupted or failed: a knowledge base past its grounding limit would make each wait
+    out its limit, and a worker the interrupt left blocked would never return)."""
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        proc.terminate()
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _exit_with(main_pid: int) -> None:
     """A worker whose main process was killed (kill -9) ends within a second, instead of
     finishing batches nobody will read."""
     import time
@@ -281,11 +295,7 @@ class Processes(Runner):
         self.pool.shutdown(wait=True, cancel_futures=True)
 
     def abort(self) -> None:
-        # The batches in flight will not be written (a knowledge base past its grounding
-        # limit would make each of them wait out its limit): the workers are ended now.
-        for proc in list(getattr(self.pool, "_processes", {}).values()):
-            proc.terminate()
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        end_now(self.pool)  # the batches in flight will not be written
 
 
 class DaskCluster(Runner):

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pyasp_screen.engine.screening import Screened
 from pyasp_screen.explain.summary import summarise
 from pyasp_screen.knowledge.kb import KnowledgeBase
+from pyasp_screen.scale.distribute import end_now, worker_of
 
 # Fewer patients than this a worker are explained in this process: starting a worker (a
 # process, the knowledge base unpickled) costs about as much as explaining a few patients.
@@ -26,17 +27,9 @@ _OPTIONS: dict = {}
 
 
 def _init(kb: KnowledgeBase, options: dict, main_pid: int) -> None:
-    import signal
-    import threading
-
-    from pyasp_screen.scale.distribute import exit_when_orphaned
-
     global _KB, _OPTIONS
     _KB, _OPTIONS = kb, options
-    # As cohort screening's workers do: Ctrl-C reaches the whole process group, and the main
-    # process ends the workers (summarise_all); a worker whose main process was killed ends.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    threading.Thread(target=exit_when_orphaned, args=(main_pid,), daemon=True).start()
+    worker_of(main_pid)  # as cohort's workers: Ctrl-C is the main process's to handle
 
 
 def _one(screened: Screened) -> dict:
@@ -72,13 +65,8 @@ def summarise_all(kb: KnowledgeBase, screened: Sequence[Screened], *, jobs: int 
                                initargs=(kb, options, os.getpid()))
     try:
         out = list(pool.map(_one, screened, chunksize=chunk))
-    except BaseException:
-        # Interrupted, or a worker failed: end the workers now instead of waiting for the
-        # chunks in flight (shutdown alone would wait for them, and hang on a worker that
-        # the interrupt left blocked).
-        for proc in list((getattr(pool, "_processes", None) or {}).values()):
-            proc.terminate()
-        pool.shutdown(wait=True, cancel_futures=True)
+    except BaseException:  # interrupted, or a worker failed: not waiting for chunks in flight
+        end_now(pool)
         raise
     pool.shutdown(wait=True)
     return out
