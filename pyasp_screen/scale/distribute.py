@@ -249,7 +249,8 @@ def _pool(job: Job, workers: int):
     # forkserver: workers do not inherit this process's threads (progress bar, Dask),
     # and start fast, the modules already imported and the unit registry built (preload).
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["pyasp_screen.scale.distribute", "pyasp_screen.scale.preload"])
+    ctx.set_forkserver_preload(["pyasp_screen.scale.no_interrupt", "pyasp_screen.scale.distribute",
+                                "pyasp_screen.scale.preload"])
     return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
                                initargs=(job, os.getpid(), workers, compiled(job.kbs)),
                                max_tasks_per_child=BATCHES_PER_WORKER)

@@ -58,7 +58,7 @@ def summarise_all(kb: KnowledgeBase, screened: Sequence[Screened], *, jobs: int 
     ctx = multiprocessing.get_context("forkserver")
     # Unlike cohort screening's fork server, this one does not build the UCUM registry
     # (scale/preload.py, about a second): summaries read findings already derived here.
-    ctx.set_forkserver_preload(["pyasp_screen.scale.explain_all"])
+    ctx.set_forkserver_preload(["pyasp_screen.scale.no_interrupt", "pyasp_screen.scale.explain_all"])
     # Chunks of a few patients: one slow patient does not hold up a long tail of fast ones.
     chunk = max(1, min(8, len(screened) // (4 * workers)))
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init,
