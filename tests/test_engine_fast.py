@@ -192,6 +192,59 @@ def test_parameters_are_compiled_in():
         assert ("above(1,z)" in atoms) is expected
 
 
+UNREAD = PROGRAM + """
+conflict(P, N) :- above(P, N), older(P, N).
+lonely(P, N) :- conflict(P, N), not flag(P, c), not some_above(P, g2).
+chain(P, N) :- lonely(P, N).
+chain(P, N) :- chain(P, N), val(P, N, 0).
+"""
+
+
+def rule_heads(s: Specialised) -> set[str]:
+    return {line.split("(")[0].rstrip("0123456789_") for line in s.text.splitlines() if ":-" in line}
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.sampled_from(["x", "y", "z", "w"]), st.integers(0, 9)),
+                max_size=12))
+def test_rules_nothing_reads_are_dropped_and_what_is_read_is_unchanged(vals):
+    """With ``needed``, plain Datalog rules whose atoms nothing needed reads (conflict,
+    lonely, chain: positive, negated and recursive) are gone, and the needed atoms are
+    those of the program as written."""
+    facts = "".join(f"person({p}). val({p},{n},{v})." for p, n, v in vals)
+    s = specialise(UNREAD, [], [("person", 1), ("val", 3)], needed=[("all_above", 2), ("none", 2)])
+    heads = rule_heads(s)
+    assert not heads & {"conflict", "lonely", "chain", "flag", "odd", "older"}, heads
+    assert {"all_above", "none", "above", "some_above", "total"} <= heads  # total: an aggregate
+    want = {a for a in answer(UNREAD, facts) if a.split("(")[0] in ("all_above", "none")}
+    got = {a for a in answer(s.text, facts, s) if a.split("(")[0] in ("all_above", "none")}
+    assert got == want
+
+
+@pytest.mark.parametrize("extra, kept", [
+    # grounds without end: kept, with what it reads, so grounding stops as written
+    ("q(P,0) :- person(P). q(P,X+1) :- q(P,X).", {"q"}),
+    # a new term by assignment: kept
+    ("next(P,Y) :- val(P,_,X), Y = X+1.", {"next"}),
+    # an aggregate or a script call: kept
+    ("cnt(P,N) :- person(P), N = #count { V : val(P,_,V) }.", {"cnt"}),
+    ("ext(P) :- person(P), @f(P) = 1.", {"ext"}),
+    # an odd loop nothing reads decides whether there is an answer set: every rule kept
+    ("bad(P) :- person(P), not bad(P).", {"bad", "conflict", "lonely", "chain"}),
+])
+def test_unread_rules_that_could_change_the_answer_or_not_end_are_kept(extra, kept):
+    s = specialise(UNREAD + extra, [], [("person", 1), ("val", 3)], needed=[("all_above", 2)])
+    assert kept <= rule_heads(s)
+
+
+def test_the_engine_drops_what_screening_never_reads():
+    """CT1190B's contradiction/1 rules (core.lp's contradiction/2, split) are not in the
+    engine's program; contradictions are read from holds and fails (test_fast_equals_*)."""
+    assert "contradiction" not in rule_heads(FAST.specialised)
+    assert FAST.specialised.rules_out < specialise(KB.program_text(), KB.clingo_args(),
+                                                   list(VOCABULARY_ARITY.items())).rules_out
+
+
 @pytest.mark.parametrize("text", [
     "{ a }. b(P) :- p(P), a.",                    # a choice in the static part
     "a :- not b. b :- not a. c(P) :- p(P), a.",   # a static part with two answer sets

@@ -19,7 +19,10 @@ every rule with them for every patient.
 3. a derived predicate whose every rule head has a constant at some argument is split into
    one predicate per constant (:func:`_split`): ``holds(P,"SLE-IN-1")`` becomes
    ``holds_7(P)``. The grounder then evaluates each condition once, in dependency order,
-   instead of iterating one recursive holds/fails component to its fixpoint.
+   instead of iterating one recursive holds/fails component to its fixpoint;
+4. with ``needed`` (the predicates the caller reads), rules nothing needed reads are
+   dropped where that is exact (:func:`_unread_rules_dropped`): ``contradiction/1`` of
+   every condition, windows of codes no criterion compares.
 
 Steps 1 and 2 are unfolding of facts (partial evaluation: Tamaki and Sato, ICLP 1984;
 Brass and Dix, J. Logic Programming 38, 1999): a static atom is true in every answer set or
@@ -31,8 +34,10 @@ fixed condition by its instances, keeps every answer set. Step 3 renames atoms o
 already confines it to the constants rules derive. So for any findings F (facts of the
 ``dynamic_roots`` predicates) the specialised program with F has the same answer sets as
 the original with F, atom for atom once split atoms are read back
-(:meth:`Specialised.original`) and static atoms are added. tests/test_specialise.py checks
-this against the programs as written on generated patients of every bundled knowledge base.
+(:meth:`Specialised.original`) and static atoms are added; with ``needed``, restricted to
+the atoms of those predicates (step 4, :func:`_unread_rules_dropped`). tests/test_engine_fast.py
+checks this against the programs as written on generated patients of every bundled
+knowledge base.
 
 The work is done on a light tree of Python tuples (:func:`_tree`, printed back by
 :func:`_text`) because walking clingo's own AST objects from Python costs about 100
@@ -45,6 +50,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import clingo
+import networkx as nx
 from clingo import ast
 
 from pyasp_screen.knowledge.grounding import run_bounded
@@ -510,7 +516,9 @@ def specialise(program: str, clingo_args: Sequence[str],
     static atoms become facts (what suits a program grounded for one patient, where a rule
     costs more to process than its join).
     ``needed``: the predicates the caller reads; rules that cannot contribute to them are
-    dropped (constraints are kept). None keeps every rule.
+    dropped where that cannot change what the caller reads nor whether it gets an answer
+    (:func:`_unread_rules_dropped`: plain Datalog rules, stratified among themselves;
+    constraints are kept). None keeps every rule.
     ``kb_name``: the knowledge base's name, in the error of a static part that grounds past
     the limits of every grounding (:mod:`pyasp_screen.knowledge.grounding`).
     Other program parts (``status``) are kept as written unless ``split`` (they would read
@@ -644,8 +652,8 @@ def specialise(program: str, clingo_args: Sequence[str],
     if split:
         out, origins = _split(out, dynamic - roots, consts, every)
     if needed is not None:
-        out = _needed_rules(out, {sig for sig in every | set(origins)
-                                  if origins.get(sig, sig)[:2] in set(needed)})
+        out = _unread_rules_dropped(out, {sig for sig in every | set(origins)
+                                          if origins.get(sig, sig)[:2] in set(needed)})
     read = {s for r in out for s, _, _ in _rule_atoms(r)}  # the static facts still read
     if others and not split:
         read = set(facts)  # the other parts may read any of them
@@ -657,22 +665,103 @@ def specialise(program: str, clingo_args: Sequence[str],
                        len(dynamic_rules), len(out), unfolded, origins)
 
 
-def _needed_rules(rules: list, needed: set) -> list:
-    """The rules that can contribute to atoms of ``needed`` predicates, and constraints."""
-    heads = [{s for s, _, c in _rule_atoms(r) if c == "head"} for r in rules]
-    bodies = [{s for s, _, c in _rule_atoms(r) if c != "head"} for r in rules]
-    relevant = set(needed)
-    for h, b in zip(heads, bodies):
-        if not h:
-            relevant |= b
+def _closure(heads: list[set], bodies: list[set], start: set) -> set:
+    """``start`` and every predicate a rule with a head in it reads, transitively."""
+    out = set(start)
     changed = True
     while changed:
         changed = False
         for h, b in zip(heads, bodies):
-            if h & relevant and not b <= relevant:
-                relevant |= b
+            if h & out and not b <= out:
+                out |= b
                 changed = True
-    return [r for r, h in zip(rules, heads) if not h or h & relevant]
+    return out
+
+
+def _finite_term(t, head: bool) -> bool:
+    """A term whose grounding makes no new term: a variable, or (in a head) a term without
+    variables, or (in a body) any term without script calls and ranges."""
+    if t[0] == "var":
+        return True
+    if _has(t, "range") or _is_external(t):
+        return False
+    return not head or not _variables(t)
+
+
+def _is_external(t) -> bool:
+    return (t[0] == "fun" and t[3]) or any(_is_external(c) for c in _children(t))
+
+
+def _plain_datalog(rule) -> bool:
+    """Whether a rule is plain Datalog: a head atom of variables and ground terms, a body of
+    atoms (either sign) and comparisons that bind nothing. Such rules make no new terms,
+    so their grounding over finitely many atoms is finite."""
+    head, body = rule[1], rule[2]
+    if head[0] != "lit" or head[1] != NO or head[2][0] != "atom" or head[2][1][0] != "fun":
+        return False
+    if head[2][1][3] or not all(_finite_term(a, True) for a in head[2][1][2]):
+        return False
+    for b in body:
+        if b[0] != "lit":
+            return False
+        x = b[2]
+        if x[0] == "atom":
+            if x[1][0] != "fun" or x[1][3] or not all(_finite_term(a, False) for a in x[1][2]):
+                return False
+        elif x[0] == "cmp":
+            if any(g is None or g[0] == ast.ComparisonOperator.Equal for g in x[2]) or \
+                    _has(x, "range") or _is_external(x[1]) or any(_is_external(g[1]) for g in x[2]):
+                return False
+        elif x[0] != "bool":
+            return False
+    return True
+
+
+def _unread_rules_dropped(rules: list, needed: set) -> list:
+    """``rules`` without those that cannot contribute to atoms of ``needed`` predicates,
+    where dropping them changes nothing a caller sees.
+
+    A rule is dropped only if no kept rule or constraint reads its head (transitively),
+    it is plain Datalog (:func:`_plain_datalog`), and the dropped rules are stratified
+    among themselves (no cycle through a negated literal). The dropped part is then a
+    stratified program over the kept part's atoms: it has exactly one extension of every
+    answer set of the kept part, and its grounding is finite. So the kept program has the
+    same answer sets restricted to what the caller reads, the same coherence, and grounds
+    without end exactly when the whole program does (a rule such as ``q(P,X+1) :- q(P,X)``
+    is never dropped: tests/test_hardening.py). Constraints are kept. Any other rule that
+    nothing reads is kept, with everything it reads."""
+    atoms = [_rule_atoms(r) for r in rules]
+    heads = [{s for s, _, c in a if c == "head"} for a in atoms]
+    bodies = [{s for s, _, c in a if c != "head"} for a in atoms]
+    keep = set(needed)
+    for h, b in zip(heads, bodies):
+        if not h:  # a constraint: it reads what it reads
+            keep |= b
+    while True:
+        keep = _closure(heads, bodies, keep)
+        more = set()
+        for r, h, b in zip(rules, heads, bodies):
+            if h and not h & keep and not _plain_datalog(r):
+                more |= h | b
+        if more <= keep:
+            break
+        keep |= more
+    dropped = [k for k, h in enumerate(heads) if h and not h & keep]
+    defined = set().union(*(heads[k] for k in dropped)) if dropped else set()
+    graph = nx.DiGraph()
+    for k in dropped:
+        for s, _, ctx in atoms[k]:
+            if ctx != "head" and s in defined:
+                for h in heads[k]:
+                    negative = ctx != "plain+"
+                    if graph.has_edge(h, s):
+                        negative = negative or graph.edges[h, s]["negative"]
+                    graph.add_edge(h, s, negative=negative)
+    for component in nx.strongly_connected_components(graph):
+        if any(graph.edges[u, v]["negative"] for u, v in graph.subgraph(component).edges):
+            return rules  # not stratified: keep every rule
+    gone = set(dropped)
+    return [r for k, r in enumerate(rules) if k not in gone]
 
 
 # ---------------------------------------------------------------------------------------
