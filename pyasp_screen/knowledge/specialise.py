@@ -50,7 +50,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import clingo
-import networkx as nx
 from clingo import ast
 
 from pyasp_screen.knowledge.grounding import run_bounded
@@ -678,6 +677,17 @@ def _closure(heads: list[set], bodies: list[set], start: set) -> set:
     return out
 
 
+def _reachable(after: dict, start) -> set:
+    """The nodes reachable from ``start`` (itself included) along ``after`` (node -> nodes)."""
+    seen, todo = {start}, [start]
+    while todo:
+        for n in after.get(todo.pop(), ()):
+            if n not in seen:
+                seen.add(n)
+                todo.append(n)
+    return seen
+
+
 def _finite_term(t, head: bool) -> bool:
     """A term whose grounding makes no new term: a variable, or (in a head) a term without
     variables, or (in a body) any term without script calls and ranges."""
@@ -748,17 +758,19 @@ def _unread_rules_dropped(rules: list, needed: set) -> list:
         keep |= more
     dropped = [k for k, h in enumerate(heads) if h and not h & keep]
     defined = set().union(*(heads[k] for k in dropped)) if dropped else set()
-    graph = nx.DiGraph()
+    edges: dict[tuple, bool] = {}  # (head, body predicate) among the dropped -> negative
     for k in dropped:
         for s, _, ctx in atoms[k]:
             if ctx != "head" and s in defined:
                 for h in heads[k]:
-                    negative = ctx != "plain+"
-                    if graph.has_edge(h, s):
-                        negative = negative or graph.edges[h, s]["negative"]
-                    graph.add_edge(h, s, negative=negative)
-    for component in nx.strongly_connected_components(graph):
-        if any(graph.edges[u, v]["negative"] for u, v in graph.subgraph(component).edges):
+                    edges[h, s] = edges.get((h, s), False) or ctx != "plain+"
+    # Stratified: no negative edge h -> s with h reachable again from s. (Plain search over
+    # a handful of predicates; networkx would cost every screening command 0.3 s to import.)
+    after: dict = {}
+    for h, s in edges:
+        after.setdefault(h, set()).add(s)
+    for (h, s), negative in edges.items():
+        if negative and h in _reachable(after, s):
             return rules  # not stratified: keep every rule
     gone = set(dropped)
     return [r for k, r in enumerate(rules) if k not in gone]
