@@ -119,6 +119,8 @@ class ReferenceEngine:
                 args = sym.arguments
                 results[args[0].number].contradictions.append(args[1].string)
                 continue
+            if sym.name != "row":
+                continue  # an atom the knowledge base's own #show adds: not a status
             # row(Slot,Met0,...,NotMet0,...,V1,...,Vm,O): integers and plain names only.
             fields = str(sym)[4:-1].split(",")
             res = results[int(fields[0])]

@@ -738,8 +738,12 @@ def _unread_rules_dropped(rules: list, needed: set) -> list:
     answer set of the kept part, and its grounding is finite. So the kept program has the
     same answer sets restricted to what the caller reads, the same coherence, and grounds
     without end exactly when the whole program does (a rule such as ``q(P,X+1) :- q(P,X)``
-    is never dropped: tests/test_hardening.py). Constraints are kept. Any other rule that
-    nothing reads is kept, with everything it reads."""
+    is never dropped: tests/test_hardening.py). Constraints are kept, with what they read;
+    so is every atom of a kept rule's head when that head is not one literal (a choice, a
+    disjunction, a conditional literal: ``a(P) ; b(P) :- p(P).`` reads ``b`` as much as it
+    defines it). Any other rule that nothing reads is kept, with everything it reads. A
+    dropped rule's grounding is not paid: one that would only be large, not endless, no
+    longer meets the grounding limits."""
     atoms = [_rule_atoms(r) for r in rules]
     heads = [{s for s, _, c in a if c == "head"} for a in atoms]
     bodies = [{s for s, _, c in a if c != "head"} for a in atoms]
@@ -753,6 +757,10 @@ def _unread_rules_dropped(rules: list, needed: set) -> list:
         for r, h, b in zip(rules, heads, bodies):
             if h and not h & keep and not _plain_datalog(r):
                 more |= h | b
+            elif h & keep and r[1][0] != "lit":
+                # a choice, disjunction or conditional head: which of its atoms hold depends
+                # on all of them (minimality, bounds, conditions), read or not
+                more |= h
         if more <= keep:
             break
         keep |= more
