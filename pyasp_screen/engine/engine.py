@@ -70,7 +70,7 @@ def specialised(kb: KnowledgeBase) -> Specialised | str:
             # Datalog, stratified among themselves (specialise._unread_rules_dropped). Any
             # other such rule is kept: it may ground without end, and the engine must then
             # stop at the grounding limit as the programs as written do
-            # (tests/test_hardening.py). For CT1190B, 132 of 466 rules, 9% of clingo's
+            # (tests/test_hardening.py). For CT1190B, 132 of 467 rules, 9% of clingo's
             # instructions a batch (docs/scale.md, "Fourth pass").
             _SPECIALISED[key] = specialise(key[0], key[1], roots, needed=SHOWN, kb_name=kb.name)
         except (Unsupported, RuntimeError, GroundingLimit) as e:
