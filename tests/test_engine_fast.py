@@ -268,11 +268,30 @@ def answer_sets(program: str, facts: str, keep: set[str], s: Specialised | None 
     "a(P) ; b(P) :- person(P). b(P) :- c(P). c(P) :- person(P), not d(P).",
     # unread atoms a kept body reads through a condition
     "a(P) :- person(P), b(Q) : person(Q). b(P) :- person(P).",
+    # an #external's condition reads what nothing else reads (a tester's report: u's rule
+    # went, and with it every e(X), true, false or free)
+    "#external e(X) : b(X). [true]\nb(X) :- person(X). a(X) :- person(X), e(X).",
+    "#external e(X) : b(X). [true]\nb(X) :- person(X). a(X) :- person(X), not e(X).",
+    "#external e(X) : b(X). [free]\nb(X) :- person(X). a(X) :- person(X), e(X).",
 ])
-def test_heads_of_several_atoms_keep_what_decides_them(program):
+def test_what_decides_a_read_atom_is_kept(program):
     facts = "person(1). person(2)."
     s = specialise(program, [], [("person", 1)], needed=[("a", 1)])
     assert answer_sets(s.text, facts, {"a"}, s) == answer_sets(program, facts, {"a"})
+
+
+@pytest.mark.parametrize("program, roots, needed, facts", [
+    # a needed predicate with static facts keeps them, read by a rule or not
+    ("s(1). a(P) :- person(P). b(P) :- person(P), s(P).", [("person", 1)], [("a", 1), ("s", 1)],
+     "person(1)."),
+    # a split predicate's new name is no root's: flag(P,c) must not become flag_1/1
+    ("flag(P,c) :- person(P). out(P) :- flag(P,c).", [("person", 1), ("flag_1", 1)], [("flag", 2)],
+     "person(1). flag_1(5)."),
+])
+def test_needed_static_facts_and_split_names(program, roots, needed, facts):
+    keep = {n for n, _ in needed}
+    s = specialise(program, [], roots, needed=needed)
+    assert answer_sets(s.text, facts, keep, s) == answer_sets(program, facts, keep)
 
 
 def test_both_engines_ignore_what_a_knowledge_base_shows_of_its_own(tmp_path):

@@ -547,6 +547,7 @@ def specialise(program: str, clingo_args: Sequence[str],
     keep: list[str] = []  # #const, #defined, #external
     rules: list = []
     roots = set(dynamic_roots)
+    conditions: set = set()  # predicates the conditions of #external statements read
     for stm in statements:
         t = stm.ast_type
         if t == A.Rule:
@@ -558,6 +559,7 @@ def specialise(program: str, clingo_args: Sequence[str],
             keep.append(str(stm))
         elif t == A.External:
             roots |= {sig for sig, _, _ in _atoms(_tree(stm.atom), "head", [])}
+            conditions |= {sig for b in stm.body for sig, _, _ in _atoms(_tree(b), "nested", [])}
             keep.append(str(stm))
         elif t in (A.ShowSignature, A.ShowTerm, A.Comment):
             continue
@@ -649,11 +651,13 @@ def specialise(program: str, clingo_args: Sequence[str],
                 out.append(rule)
     origins: dict = {}
     if split:
-        out, origins = _split(out, dynamic - roots, consts, every)
+        out, origins = _split(out, dynamic - roots, consts, every | roots | conditions)
     if needed is not None:
-        out = _unread_rules_dropped(out, {sig for sig in every | set(origins)
-                                          if origins.get(sig, sig)[:2] in set(needed)})
-    read = {s for r in out for s, _, _ in _rule_atoms(r)}  # the static facts still read
+        # what an #external's condition reads decides which external atoms there are
+        out = _unread_rules_dropped(out, conditions | {sig for sig in every | set(origins)
+                                                       if origins.get(sig, sig)[:2] in set(needed)})
+    # the static facts still read (by a rule, an #external's condition, or the caller)
+    read = {s for r in out for s, _, _ in _rule_atoms(r)} | conditions | set(map(tuple, needed or ()))
     if others and not split:
         read = set(facts)  # the other parts may read any of them
     lines = keep + [f for sig, fs in facts.items() if sig in read for f in fs] + [_text(r) for r in out]
@@ -741,7 +745,9 @@ def _unread_rules_dropped(rules: list, needed: set) -> list:
     is never dropped: tests/test_hardening.py). Constraints are kept, with what they read;
     so is every atom of a kept rule's head when that head is not one literal (a choice, a
     disjunction, a conditional literal: ``a(P) ; b(P) :- p(P).`` reads ``b`` as much as it
-    defines it). Any other rule that nothing reads is kept, with everything it reads. A
+    defines it), and what the conditions of ``#external`` statements read (the caller
+    passes those in ``needed``). The program is assumed to be one clingo accepts: a dropped
+    rule's unsafe variables go unreported (knowledge bases are checked when loaded). Any other rule that nothing reads is kept, with everything it reads. A
     dropped rule's grounding is not paid: one that would only be large, not endless, no
     longer meets the grounding limits."""
     atoms = [_rule_atoms(r) for r in rules]
