@@ -273,6 +273,11 @@ def answer_sets(program: str, facts: str, keep: set[str], s: Specialised | None 
     "#external e(X) : b(X). [true]\nb(X) :- person(X). a(X) :- person(X), e(X).",
     "#external e(X) : b(X). [true]\nb(X) :- person(X). a(X) :- person(X), not e(X).",
     "#external e(X) : b(X). [free]\nb(X) :- person(X). a(X) :- person(X), e(X).",
+    # ... and keeps its name: b(X,"x") is not split into b_1(X) (a third tester's report)
+    '#external e(X) : b(X,"x"). [true]\nb(X,"x") :- person(X). a(X) :- person(X), e(X).',
+    '#external e(X) : person(X), not b(X,"x"). [true]\nb(X,"x") :- person(X), X > 1. a(X) :- e(X).',
+    '#external e(X,Y) : b(X,Y). [true]\nb(X,x) :- person(X). b(X,y) :- person(X), X > 1. '
+    'a(X) :- e(X,y).',
 ])
 def test_what_decides_a_read_atom_is_kept(program):
     facts = "person(1). person(2)."

@@ -651,7 +651,8 @@ def specialise(program: str, clingo_args: Sequence[str],
                 out.append(rule)
     origins: dict = {}
     if split:
-        out, origins = _split(out, dynamic - roots, consts, every | roots | conditions)
+        # an #external statement is kept as written: what its condition reads keeps its name
+        out, origins = _split(out, dynamic - roots - conditions, consts, every | roots | conditions)
     if needed is not None:
         # what an #external's condition reads decides which external atoms there are
         out = _unread_rules_dropped(out, conditions | {sig for sig in every | set(origins)
