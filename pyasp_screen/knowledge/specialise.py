@@ -539,6 +539,8 @@ def specialise(program: str, clingo_args: Sequence[str],
             part[0] = stm.name
         elif part[0] == "base":
             statements.append(stm)
+        elif stm.ast_type == A.Definition:  # global in clingo, whichever part it is in
+            raise Unsupported("#const outside the base part")
         elif stm.ast_type not in (A.Comment, A.ShowSignature, A.ShowTerm):
             others.setdefault(part[0], []).append(str(stm))
 
@@ -548,6 +550,7 @@ def specialise(program: str, clingo_args: Sequence[str],
     rules: list = []
     roots = set(dynamic_roots)
     conditions: set = set()  # predicates the conditions of #external statements read
+    # (roots or undefined: one that rules derive is Unsupported, below)
     for stm in statements:
         t = stm.ast_type
         if t == A.Rule:
@@ -569,6 +572,10 @@ def specialise(program: str, clingo_args: Sequence[str],
     atoms = [_rule_atoms(r) for r in rules]
     heads = [{s for s, _, c in a if c == "head"} for a in atoms]
     bodies = [{s for s, _, c in a if c != "head"} for a in atoms]
+    if conditions & set().union(*heads):
+        # clingo reads such a condition where the statement stands among the rules; the
+        # program written anew puts every #external first
+        raise Unsupported("an #external whose condition reads what rules derive")
     dynamic = set(roots)
     changed = True
     while changed:
@@ -651,14 +658,12 @@ def specialise(program: str, clingo_args: Sequence[str],
                 out.append(rule)
     origins: dict = {}
     if split:
-        # an #external statement is kept as written: what its condition reads keeps its name
-        out, origins = _split(out, dynamic - roots - conditions, consts, every | roots | conditions)
+        out, origins = _split(out, dynamic - roots, consts, every | roots | conditions)
     if needed is not None:
-        # what an #external's condition reads decides which external atoms there are
-        out = _unread_rules_dropped(out, conditions | {sig for sig in every | set(origins)
-                                                       if origins.get(sig, sig)[:2] in set(needed)})
-    # the static facts still read (by a rule, an #external's condition, or the caller)
-    read = {s for r in out for s, _, _ in _rule_atoms(r)} | conditions | set(map(tuple, needed or ()))
+        out = _unread_rules_dropped(out, {sig for sig in every | set(origins)
+                                          if origins.get(sig, sig)[:2] in set(needed)})
+    # the static facts still read (by a rule or the caller)
+    read = {s for r in out for s, _, _ in _rule_atoms(r)} | set(map(tuple, needed or ()))
     if others and not split:
         read = set(facts)  # the other parts may read any of them
     lines = keep + [f for sig, fs in facts.items() if sig in read for f in fs] + [_text(r) for r in out]
@@ -746,8 +751,8 @@ def _unread_rules_dropped(rules: list, needed: set) -> list:
     is never dropped: tests/test_hardening.py). Constraints are kept, with what they read;
     so is every atom of a kept rule's head when that head is not one literal (a choice, a
     disjunction, a conditional literal: ``a(P) ; b(P) :- p(P).`` reads ``b`` as much as it
-    defines it), and what the conditions of ``#external`` statements read (the caller
-    passes those in ``needed``). The program is assumed to be one clingo accepts: a dropped
+    defines it). (An ``#external`` condition reads only roots and undefined predicates:
+    :func:`specialise` refuses any other.) The program is assumed to be one clingo accepts: a dropped
     rule's unsafe variables go unreported (knowledge bases are checked when loaded). Any other rule that nothing reads is kept, with everything it reads. A
     dropped rule's grounding is not paid: one that would only be large, not endless, no
     longer meets the grounding limits."""
