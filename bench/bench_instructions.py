@@ -131,7 +131,7 @@ def main() -> None:
     for t, b, per, warm in rows:
         print(f"{str(t):<40} {b:>6} {per:>21,.0f} {warm:>14,} {per / base:>7.3f}")
     same = len(digests) == 1
-    print(f"\nratio: instructions a patient against the first row (lower is cheaper)")
+    print("\nratio: instructions a patient against the first row (lower is cheaper)")
     print(f"results identical across every row: {same}")
     if not same:
         sys.exit(1)

@@ -11,6 +11,7 @@ against brute force independently.
 from __future__ import annotations
 
 import random
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -380,7 +381,6 @@ def test_specialised_random_programs_have_the_same_answers(generated, vals):
 def test_both_engines_ignore_what_a_knowledge_base_shows_of_its_own(tmp_path):
     """An author's ``#show zz/1.`` (for clingo on the command line) changes no result of
     either engine; the reference engine read such an atom as a status row and stopped."""
-    import shutil
     for name in ("ct1190b", "lib"):
         shutil.copytree(ROOT / "kb" / name, tmp_path / name)
     with open(tmp_path / "ct1190b" / "common.lp", "a") as fh:

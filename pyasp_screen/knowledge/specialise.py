@@ -703,13 +703,14 @@ def _finite_term(t, head: bool) -> bool:
     variables, or (in a body) any term without script calls and ranges."""
     if t[0] == "var":
         return True
-    if _has(t, "range") or _is_external(t):
+    if _has(t, "range") or _calls_script(t):
         return False
     return not head or not _variables(t)
 
 
-def _is_external(t) -> bool:
-    return (t[0] == "fun" and t[3]) or any(_is_external(c) for c in _children(t))
+def _calls_script(t) -> bool:
+    """Whether a term calls a script function (``@f(X)``) anywhere inside."""
+    return (t[0] == "fun" and t[3]) or any(_calls_script(c) for c in _children(t))
 
 
 def _plain_datalog(rule) -> bool:
@@ -730,7 +731,7 @@ def _plain_datalog(rule) -> bool:
                 return False
         elif x[0] == "cmp":
             if any(g is None or g[0] == ast.ComparisonOperator.Equal for g in x[2]) or \
-                    _has(x, "range") or _is_external(x[1]) or any(_is_external(g[1]) for g in x[2]):
+                    _has(x, "range") or _calls_script(x[1]) or any(_calls_script(g[1]) for g in x[2]):
                 return False
         elif x[0] != "bool":
             return False
@@ -748,14 +749,18 @@ def _unread_rules_dropped(rules: list, needed: set) -> list:
     answer set of the kept part, and its grounding is finite. So the kept program has the
     same answer sets restricted to what the caller reads, the same coherence, and grounds
     without end exactly when the whole program does (a rule such as ``q(P,X+1) :- q(P,X)``
-    is never dropped: tests/test_hardening.py). Constraints are kept, with what they read;
-    so is every atom of a kept rule's head when that head is not one literal (a choice, a
-    disjunction, a conditional literal: ``a(P) ; b(P) :- p(P).`` reads ``b`` as much as it
-    defines it). (An ``#external`` condition reads only roots and undefined predicates:
-    :func:`specialise` refuses any other.) The program is assumed to be one clingo accepts: a dropped
-    rule's unsafe variables go unreported (knowledge bases are checked when loaded). Any other rule that nothing reads is kept, with everything it reads. A
-    dropped rule's grounding is not paid: one that would only be large, not endless, no
-    longer meets the grounding limits."""
+    is never dropped: tests/test_hardening.py).
+
+    Kept besides: constraints, with what they read; every atom of a kept rule's head when
+    that head is not one literal (a choice, a disjunction, a conditional literal:
+    ``a(P) ; b(P) :- p(P).`` reads ``b`` as much as it defines it); any other rule that
+    nothing reads, with everything it reads. An ``#external`` condition reads only roots
+    and undefined predicates (:func:`specialise` refuses any other).
+
+    The program is assumed to be one clingo accepts: a dropped rule's unsafe variables go
+    unreported (knowledge bases are checked when loaded). A dropped rule's grounding is
+    not paid: one that would only be large, not endless, no longer meets the grounding
+    limits."""
     atoms = [_rule_atoms(r) for r in rules]
     heads = [{s for s, _, c in a if c == "head"} for a in atoms]
     bodies = [{s for s, _, c in a if c != "head"} for a in atoms]
