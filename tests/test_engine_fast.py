@@ -199,6 +199,7 @@ conflict(P, N) :- above(P, N), older(P, N).
 lonely(P, N) :- conflict(P, N), not flag(P, c), not some_above(P, g2).
 chain(P, N) :- lonely(P, N).
 chain(P, N) :- chain(P, N), val(P, N, 0).
+n_conflicts(P, C) :- person(P), C = #count { N : conflict(P, N) }.
 """
 
 
@@ -206,18 +207,38 @@ def rule_heads(s: Specialised) -> set[str]:
     return {line.split("(")[0].rstrip("0123456789_") for line in s.text.splitlines() if ":-" in line}
 
 
+def test_an_unread_aggregate_that_feeds_its_value_back_is_kept():
+    """An aggregate's value is a new term: a rule that feeds it back to itself (n(P,S)
+    from n(P,X), positive recursion, which stratification allows) could make terms without
+    end (here it stops at 40), so such a rule is never dropped, read or not."""
+    program = """
+n(P, 0) :- person(P).
+n(P, S) :- n(P, X), X < 40, S = #sum { X + 1, a : person(P); X + 2, b : person(P) }.
+shown(P) :- person(P).
+"""
+    s = specialise(program, [], [("person", 1)], needed=[("shown", 1)])
+    assert "n" in rule_heads(s), s.text
+    want = {a for a in answer(program, "person(1).")}
+    assert {a for a in answer(s.text, "person(1).", s)} == want
+    # the same rule without its recursion is dropped
+    flat = program.replace("n(P, S) :- n(P, X),", "m(P, S) :- n(P, X),")
+    s = specialise(flat, [], [("person", 1)], needed=[("shown", 1)])
+    assert not rule_heads(s) & {"n", "m"}, s.text
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 3), st.sampled_from(["x", "y", "z", "w"]), st.integers(0, 9)),
                 max_size=12))
 def test_rules_nothing_reads_are_dropped_and_what_is_read_is_unchanged(vals):
     """With ``needed``, plain Datalog rules whose atoms nothing needed reads (conflict,
-    lonely, chain: positive, negated and recursive) are gone, and the needed atoms are
-    those of the program as written."""
+    lonely, chain: positive, negated and recursive) are gone, and so are rules with
+    aggregates (total, and n_conflicts over a dropped predicate); the needed atoms are those
+    of the program as written."""
     facts = "".join(f"person({p}). val({p},{n},{v})." for p, n, v in vals)
     s = specialise(UNREAD, [], [("person", 1), ("val", 3)], needed=[("all_above", 2), ("none", 2)])
     heads = rule_heads(s)
-    assert not heads & {"conflict", "lonely", "chain", "flag", "odd", "older"}, heads
-    assert {"all_above", "none", "above", "some_above", "total"} <= heads  # total: an aggregate
+    assert not heads & {"conflict", "lonely", "chain", "flag", "odd", "older", "total", "n_conflicts"}, heads
+    assert {"all_above", "none", "above", "some_above"} <= heads
     want = {a for a in answer(UNREAD, facts) if a.split("(")[0] in ("all_above", "none")}
     got = {a for a in answer(s.text, facts, s) if a.split("(")[0] in ("all_above", "none")}
     assert got == want
@@ -228,8 +249,10 @@ def test_rules_nothing_reads_are_dropped_and_what_is_read_is_unchanged(vals):
     ("q(P,0) :- person(P). q(P,X+1) :- q(P,X).", {"q"}),
     # a new term by assignment: kept
     ("next(P,Y) :- val(P,_,X), Y = X+1.", {"next"}),
-    # an aggregate or a script call: kept
-    ("cnt(P,N) :- person(P), N = #count { V : val(P,_,V) }.", {"cnt"}),
+    # an aggregate whose value the rule feeds back (positive recursion), or a script
+    # call: kept (an aggregate that is not fed back is dropped, above)
+    ("cnt(P,0) :- person(P). cnt(P,N) :- cnt(P,M), M < 9, N = #sum { M+1 : person(P) }.", {"cnt"}),
+    ("sz(P,N) :- person(P), N = #count { V : val(P,_,V), V = 1..3 }.", {"sz"}),
     ("ext(P) :- person(P), @f(P) = 1.", {"ext"}),
     # an odd loop nothing reads decides whether there is an answer set: every rule kept
     ("bad(P) :- person(P), not bad(P).", {"bad", "conflict", "lonely", "chain"}),
@@ -475,3 +498,27 @@ def test_a_specialised_program_survives_pickling():
     assert again.text == s.text
     assert {k: (n, a, [str(v) for _, v in f]) for k, (n, a, f) in again.origins.items()} == \
         {k: (n, a, [str(v) for _, v in f]) for k, (n, a, f) in s.origins.items()}
+
+
+def test_what_another_program_part_reads_is_kept_unless_that_part_is_left_out():
+    """Without split, another part (core.lp's ``status``) is kept as written, so the rules
+    it reads stay however little the caller needs; with other_parts=False (a caller that
+    grounds the base part only) the part is left out and those rules may go."""
+    program = """
+sick(P) :- person(P), val(P, x, V), V > 3.
+tall(P) :- person(P), val(P, y, V), V > 5.
+#program status.
+status(P, sick) :- sick(P).
+#program base.
+"""
+    kept = specialise(program, [], [("person", 1), ("val", 3)], split=False, unfold=False, needed=[("tall", 1)])
+    assert {"sick", "tall"} <= rule_heads(kept) and "#program status." in kept.text
+    ctl = clingo.Control(["--warn=none"])
+    ctl.add("base", [], kept.text + "person(1). val(1,x,4).")
+    ctl.ground([("base", []), ("status", [])])
+    atoms: set[str] = set()
+    ctl.solve(on_model=lambda m: atoms.update(str(a) for a in m.symbols(atoms=True)))
+    assert "status(1,sick)" in atoms
+    alone = specialise(program, [], [("person", 1), ("val", 3)], split=False, unfold=False, needed=[("tall", 1)],
+                       other_parts=False)
+    assert rule_heads(alone) == {"tall"} and "#program" not in alone.text

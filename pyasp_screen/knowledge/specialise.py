@@ -504,7 +504,7 @@ def _instance(rule, plan: _Plan, env: dict, inst: dict, k: int, static: set,
 def specialise(program: str, clingo_args: Sequence[str],
                dynamic_roots: Iterable[tuple[str, int]], split: bool = True,
                needed: Iterable[tuple[str, int]] | None = None, unfold: bool = True,
-               kb_name: str = "program") -> Specialised:
+               kb_name: str = "program", other_parts: bool = True) -> Specialised:
     """Specialise ``program`` to its static facts (see the module docstring).
 
     ``clingo_args``: the -c parameter definitions it will be grounded with (the static
@@ -516,13 +516,14 @@ def specialise(program: str, clingo_args: Sequence[str],
     costs more to process than its join).
     ``needed``: the predicates the caller reads; rules that cannot contribute to them are
     dropped where that cannot change what the caller reads nor whether it gets an answer
-    (:func:`_unread_rules_dropped`: plain Datalog rules, stratified among themselves;
-    constraints are kept). None keeps every rule.
+    (:func:`_unread_rules_dropped`: plain Datalog rules and finite aggregates, stratified
+    among themselves; constraints are kept). Without ``split``, what the other parts read
+    is needed too (with ``other_parts``). None keeps every rule.
     ``kb_name``: the knowledge base's name, in the error of a static part that grounds past
     the limits of every grounding (:mod:`pyasp_screen.knowledge.grounding`).
     Other program parts (``status``) are kept as written unless ``split`` (they would read
-    the old names); #show statements are dropped (callers show what they read,
-    :meth:`Specialised.shown`).
+    the old names) or not ``other_parts`` (a caller that grounds the base part only);
+    #show statements are dropped (callers show what they read, :meth:`Specialised.shown`).
     Raises Unsupported for a program this compiler leaves alone (choices or other
     non-deterministic constructs in the static part, theory atoms, scripts, classical
     negation, parts with parameters), RuntimeError if clingo cannot ground the static
@@ -530,6 +531,7 @@ def specialise(program: str, clingo_args: Sequence[str],
     """
     statements: list = []
     others: dict[str, list[str]] = {}  # other program parts, kept as written
+    other_reads: set = set()  # the predicates their rules read
     part = ["base"]
 
     def on_statement(stm) -> None:
@@ -543,6 +545,9 @@ def specialise(program: str, clingo_args: Sequence[str],
             raise Unsupported("#const outside the base part")
         elif stm.ast_type not in (A.Comment, A.ShowSignature, A.ShowTerm):
             others.setdefault(part[0], []).append(str(stm))
+            if stm.ast_type == A.Rule:
+                for r in stm.unpool():
+                    other_reads.update(sig for sig, _, c in _rule_atoms(_tree(r)) if c != "head")
 
     ast.parse_string(program, on_statement)
     consts = {a.split("=", 1)[0] for a in clingo_args if "=" in a}
@@ -660,14 +665,16 @@ def specialise(program: str, clingo_args: Sequence[str],
     if split:
         out, origins = _split(out, dynamic - roots, consts, every | roots | conditions)
     if needed is not None:
+        # what the other parts read is needed too, where they are kept (not split)
+        wanted = set(needed) | (other_reads if other_parts and not split else set())
         out = _unread_rules_dropped(out, {sig for sig in every | set(origins)
-                                          if origins.get(sig, sig)[:2] in set(needed)})
+                                          if origins.get(sig, sig)[:2] in wanted})
     # the static facts still read (by a rule or the caller)
     read = {s for r in out for s, _, _ in _rule_atoms(r)} | set(map(tuple, needed or ()))
-    if others and not split:
+    if others and other_parts and not split:
         read = set(facts)  # the other parts may read any of them
     lines = keep + [f for sig, fs in facts.items() if sig in read for f in fs] + [_text(r) for r in out]
-    if not split:
+    if other_parts and not split:
         for name, stmts in others.items():
             lines += [f"#program {name}."] + stmts + ["#program base."]
     return Specialised("\n".join(lines) + "\n", sum(len(fs) for fs in facts.values()),
@@ -738,13 +745,47 @@ def _plain_datalog(rule) -> bool:
     return True
 
 
+def _finite_aggregate(x) -> bool:
+    """Whether a body aggregate's grounding over finitely many atoms is finite: guards,
+    element terms and conditions without ranges or script calls (an assignment such as
+    ``S = #sum{W,D : w(P,D,W)}`` then gives one value per instance of the rule)."""
+    if x[0] != "bagg":
+        return False
+    guards = [g[1] for g in (x[1], x[4]) if g is not None]
+    terms = [t for ts, _ in x[3] for t in ts]
+    if any(_has(t, "range") or _calls_script(t) for t in guards + terms):
+        return False
+    for c in (c for _, cs in x[3] for c in cs):
+        a = c[2] if c[0] == "lit" else None
+        if a is None or a[0] not in ("atom", "cmp", "bool") or _has(a, "range") or _calls_script(a):
+            return False
+    return True
+
+
+def _droppable(rule) -> str | None:
+    """"plain" for a plain Datalog rule (:func:`_plain_datalog`), "aggregate" for one that
+    would be plain Datalog but for body aggregates over finite terms
+    (:func:`_finite_aggregate`), None for any other rule."""
+    if _plain_datalog(rule):
+        return "plain"
+    body = rule[2]
+    aggregates = [b for b in body if b[0] == "lit" and _finite_aggregate(b[2])]
+    if aggregates and _plain_datalog((rule[0], rule[1], tuple(b for b in body if b not in aggregates))):
+        return "aggregate"
+    return None
+
+
 def _unread_rules_dropped(rules: list, needed: set) -> list:
     """``rules`` without those that cannot contribute to atoms of ``needed`` predicates,
     where dropping them changes nothing a caller sees.
 
     A rule is dropped only if no kept rule or constraint reads its head (transitively),
-    it is plain Datalog (:func:`_plain_datalog`), and the dropped rules are stratified
-    among themselves (no cycle through a negated literal). The dropped part is then a
+    it is plain Datalog (:func:`_plain_datalog`) or plain Datalog with body aggregates over
+    finite terms (:func:`_droppable`: ``sledai2k_lo(P,S) :- ..., S = #sum{...}``), the
+    dropped rules are stratified among themselves (no cycle through a negated literal or
+    an aggregate), and no dropped rule with an aggregate is recursive (its head is not
+    reached from its body through dropped rules: an aggregate's value is a new term, and a
+    rule that feeds it back could make new terms without end). The dropped part is then a
     stratified program over the kept part's atoms: it has exactly one extension of every
     answer set of the kept part, and its grounding is finite. So the kept program has the
     same answer sets restricted to what the caller reads, the same coherence, and grounds
@@ -772,7 +813,7 @@ def _unread_rules_dropped(rules: list, needed: set) -> list:
         keep = _closure(heads, bodies, keep)
         more = set()
         for r, h, b in zip(rules, heads, bodies):
-            if h and not h & keep and not _plain_datalog(r):
+            if h and not h & keep and _droppable(r) is None:
                 more |= h | b
             elif h & keep and r[1][0] != "lit":
                 # a choice, disjunction or conditional head: which of its atoms hold depends
@@ -797,6 +838,10 @@ def _unread_rules_dropped(rules: list, needed: set) -> list:
     for (h, s), negative in edges.items():
         if negative and h in _reachable(after, s):
             return rules  # not stratified: keep every rule
+    for k in dropped:
+        if _droppable(rules[k]) == "aggregate" and any(
+                heads[k] & _reachable(after, s) for s in bodies[k] & defined):
+            return rules  # an aggregate's value fed back: keep every rule
     gone = set(dropped)
     return [r for k, r in enumerate(rules) if k not in gone]
 
