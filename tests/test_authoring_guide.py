@@ -57,7 +57,7 @@ def build(tmp_path: Path) -> Path:
 def test_the_guide_recipes_pass_check_with_exactness(tmp_path):
     rules = recipes()
     for predicate in ("change(", "daily_dose(", "days_before(", "current_result(", "exclusion", "result_ever(",
-                      "check_ever(", "sledai2k_screening_lo(", "classified("):
+                      "check_ever(", "sledai2k_at_least(", "sledai2k_threshold(", "classified("):
         assert predicate in rules  # the recipes the issue asks for are there
     kb = build(tmp_path)
     assert check_kb_dir(kb) == []

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import clingo
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pyasp_screen.engine.engine import Engine, Result
 from pyasp_screen.findings.derive import derive
@@ -550,3 +552,45 @@ def test_ssc2013_below_9_with_other_items_unknown_is_unknown():
 @pytest.mark.parametrize("met, status", [(True, "met"), (False, "not_met")])
 def test_ssc2013_clinician_assertion_without_items(met, status):
     assert ssc(complete=False, met=met) == status
+
+
+# ---------------------------------------------------------------------------
+# sledai2k_at_least/2 and sledai2k_below/2 (the thresholds criteria compare) against the
+# bounds sledai2k_lo/2 and sledai2k_hi/2, on the library alone
+# ---------------------------------------------------------------------------
+
+CORE_LP = next(p for p in KB.programs if p.name == "core.lp")
+DESCRIPTORS = [d for d, _, _ in FACTS["sledai2k_descriptor"]]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(st.sampled_from(DESCRIPTORS), st.sampled_from(["yes", "no", "unknown"])),
+       st.booleans(), st.one_of(st.none(), st.integers(0, 105)), st.lists(st.integers(-1, 110), max_size=4))
+def test_sledai2k_thresholds_agree_with_the_bounds(items, complete, total, thresholds):
+    """For any descriptors recorded (present, absent, unknown), declared complete or not, or
+    only a recorded total: sledai2k_at_least(P,T) holds iff sledai2k_lo >= T, and
+    sledai2k_below(P,T) iff sledai2k_hi < T (scores.lp states both forms; criteria read
+    the thresholds, explanations and the answer at a glance the bounds)."""
+    facts = ['patient("p").'] + [f"sledai2k_threshold({t})." for t in thresholds]
+    for d, v in items.items():
+        facts.append(f'item_unknown("p",sledai2k_descriptors,{d}).' if v == "unknown"
+                     else f'item("p",sledai2k_descriptors,{d},{v}).')
+    if complete:
+        facts.append('complete("p",sledai2k_descriptors).')
+    if total is not None:
+        facts.append(f'sledai2k_total("p",{total}).')
+    ctl = clingo.Control(["--warn=none"])
+    ctl.load(str(CORE_LP))
+    ctl.load(str(SCORES_LP))
+    ctl.add("base", [], "\n".join(facts))
+    ctl.ground([("base", [])])
+    atoms: set[tuple] = set()
+    assert ctl.solve(on_model=lambda m: atoms.update(
+        (s.name, s.arguments[1].number) for s in m.symbols(atoms=True)
+        if s.name.startswith("sledai2k_") and len(s.arguments) == 2 and s.arguments[1].type == clingo.SymbolType.Number)).satisfiable
+    lo = {v for n, v in atoms if n == "sledai2k_lo"}
+    hi = {v for n, v in atoms if n == "sledai2k_hi"}
+    assert len(lo) <= 1 and len(hi) <= 1
+    for t in set(thresholds):
+        assert (("sledai2k_at_least", t) in atoms) == any(v >= t for v in lo), (t, lo)
+        assert (("sledai2k_below", t) in atoms) == any(v < t for v in hi), (t, hi)
