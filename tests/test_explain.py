@@ -193,3 +193,57 @@ def test_any_patient_id_gives_the_same_explanation(pid):
     for a, b in zip(base, other):
         assert [r.findings for r in b.sufficient_reasons] == [r.findings for r in a.sufficient_reasons] != []
         assert [r.findings for r in b.near_misses] == [r.findings for r in a.near_misses]
+
+
+SCORE_BOUNDS = [(n, 2) for n in ("sledai2k_lo", "sledai2k_hi", "sle2019_lo", "sle2019_hi", "ssc2013_lo", "ssc2013_hi")]
+
+
+def _as_written(findings_facts: list[str], pid: str) -> set[str]:
+    """The score bounds of the knowledge base as written, grounded on plain facts (no
+    specialising, no externals): the reference for Explainer.atoms."""
+    import clingo
+
+    from pyasp_screen.knowledge.kb import KB_PARTS
+
+    ctl = clingo.Control(KB.clingo_args() + ["--warn=none"])
+    ctl.add("base", [], KB.program_text() + "\n" + f"patient({pid}).\n" + "".join(f"{f}.\n" for f in findings_facts))
+    ctl.ground(KB_PARTS)
+    out: set[str] = set()
+    ctl.solve(on_model=lambda m: out.update(str(a) for a in m.symbols(atoms=True)
+                                            if (a.name, len(a.arguments)) in SCORE_BOUNDS))
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in CASES.glob("*.yaml") if not p.stem.endswith(".expected")
+                                        and "sledai2k:" in p.read_text())[::4])
+def test_score_bounds_are_those_of_the_program_as_written(name):
+    """The per-patient program drops what no status or verdict reads (among it the bounds
+    of SLEDAI-2K, which criteria compare through sledai2k_at_least/below), so
+    Explainer.atoms reads score bounds from a program of its own: with every finding known,
+    with about half of them, and with a hypothetical value set, they are the bounds of the
+    knowledge base as written on the same facts."""
+    findings = derive(next(load_file(CASES / f"{name}.yaml")).record, KB)
+    ex = Explainer(KB, findings)
+    every = range(len(ex.units))
+    half = [i for i in every if i % 2 == 0]
+    pick = next((j for j, h in enumerate(ex.hyps) if h.slot.startswith("item:")), None)
+    for known, picks in ((None, []), (half, []), (half, [pick] if pick is not None else [])):
+        facts = unit_facts(ex.units, ex.members, every if known is None else known)
+        facts += [f for j in picks for f in ex.hyps[j].facts]
+        got = {str(a) for a in ex.atoms(SCORE_BOUNDS, known, picks)}
+        assert got == _as_written(facts, ex.pid), (name, known, picks)
+
+
+def test_the_per_patient_program_grounds_no_rule_its_questions_do_not_read():
+    """The speed this buys (docs/scale.md, fifth pass): for a patient with SLEDAI-2K
+    descriptors, no atom of the bounds' sums (one a possible total) nor of the contradiction
+    checks is in the per-patient program, while its statuses are."""
+    name = next(p for p in sorted(CASES.glob("*.yaml")) if not p.stem.endswith(".expected")
+                and "arthritis" in p.read_text())
+    findings = derive(next(load_file(name)).record, KB)
+    ex = Explainer(KB, findings)
+    assert any(u.slot and u.slot.startswith("item:sledai2k") for u in ex.units), name
+    for sig in (("sledai2k_lo", 2), ("sledai2k_hi", 2), ("contradiction", 2)):
+        assert not list(ex.ctl.symbolic_atoms.by_signature(*sig)), sig
+    assert list(ex.ctl.symbolic_atoms.by_signature("status", 3))
+    assert ex.atoms([("sledai2k_lo", 2)]), "the bounds are still there for who asks"

@@ -39,6 +39,11 @@ from pyasp_screen.knowledge.kb import KB_PARTS, SCALE, KnowledgeBase
 from pyasp_screen.knowledge.specialise import Unsupported, specialise
 
 SHOW = "#show status/3.\n#show verdict/3.\n#show overall/2.\n#show pick/1.\n"
+# What the per-patient program's questions read of the knowledge base's atoms (its own
+# constraints read the verdicts); everything else the rules derive is dropped where that is
+# exact (specialise's ``needed``), and read, when asked, from a program of its own
+# (Explainer.atoms).
+READ = (("status", 3), ("verdict", 3), ("overall", 2))
 
 # program text -> its statements (clingo AST), parsed once per process: adding them to a
 # Control costs about half of parsing the text again for every patient
@@ -55,29 +60,33 @@ def _statements(text: str) -> list:
     return _PARSED[text]
 
 
-# (program text, clingo arguments) -> the statements of _kb_statements
-_SPECIALISED: dict[tuple[str, tuple[str, ...]], list] = {}
+# (program text, clingo arguments, predicates read) -> the statements of _kb_statements
+_SPECIALISED: dict[tuple, list] = {}
 
 
-def _kb_statements(kb: KnowledgeBase, vocabulary_only: bool) -> list:
+def _kb_statements(kb: KnowledgeBase, vocabulary_only: bool,
+                   needed: Iterable[tuple[str, int]] = READ, status: bool = True) -> list:
     """The knowledge base's statements for a patient's program: its programs specialised to
     their static facts (:func:`~pyasp_screen.knowledge.specialise.specialise` with
     split=False, unfold=False: the same predicates, the ``status`` part kept, static atoms
-    as facts; about a fifth less grounding), with the knowledge base's own #show
-    statements. The specialised program is exact for rules and facts whose heads are
+    as facts; about a fifth less grounding) and to the predicates ``needed`` (rules no
+    atom of them depends on are dropped where that is exact: the contradiction checks, the
+    bounds of scores no criterion compares), with the knowledge base's own #show
+    statements; without the ``status`` part if not ``status`` (for a caller that grounds
+    the base part only). The specialised program is exact for rules and facts whose heads are
     vocabulary predicates (``vocabulary_only``: all the explainer adds are, besides its own
     predicates); otherwise, or if the knowledge base cannot be specialised (nor screened so,
     :func:`~pyasp_screen.engine.engine.specialised`), the programs as written."""
     text = kb.program_text()
     if not vocabulary_only or isinstance(specialised(kb), str):
         return _statements(text)
-    key = (text, tuple(kb.clingo_args()))
+    key = (text, tuple(kb.clingo_args()), tuple(sorted(set(needed))), status)
     if key not in _SPECIALISED:
         if len(_SPECIALISED) > 8:
             _SPECIALISED.clear()
         try:
             spec = specialise(text, key[1], list(VOCABULARY_ARITY.items()), split=False, unfold=False,
-                              needed=None, kb_name=kb.name)
+                              needed=key[2], kb_name=kb.name, other_parts=status)
         except (Unsupported, RuntimeError, GroundingLimit):
             _SPECIALISED[key] = _statements(text)
         else:
@@ -522,7 +531,7 @@ class Explainer:
     def _ground(self, lines: list[str]) -> clingo.Control:
         ctl = clingo.Control(self.kb.clingo_args() + ["--warn=none"])
         with ast.ProgramBuilder(ctl) as builder:
-            for statement in _kb_statements(self.kb, self._vocabulary_only):
+            for statement in _kb_statements(self.kb, self._vocabulary_only, READ):
                 builder.add(statement)
         ctl.add("base", [], "#program base.\n" + SHOW + "\n".join(lines))
         try:  # under the time and memory limits of every grounding
@@ -703,15 +712,28 @@ class Explainer:
               picks: Iterable[int] = ()) -> list[clingo.Symbol]:
         """Every atom of the given signatures in the model with ``known`` units (all) and
         the values ``picks`` set: values the rules derive that no verdict shows, such as a
-        score's bounds (sledai2k_lo/2). Facts of the program (score tables) come from
-        :meth:`facts`."""
+        score's bounds (sledai2k_lo/2). The per-patient program has dropped the rules no
+        status or verdict reads (:data:`READ`), so these come from a program of their own:
+        the knowledge base specialised to ``signatures``, grounded on those findings as
+        plain facts (a few milliseconds; it shares no rule it did not need). Facts of the
+        program (score tables) come from :meth:`facts`."""
         self.calls += 1
-        picks = list(picks)
-        candidates = [a.symbol for sig in signatures for a in self.ctl.symbolic_atoms.by_signature(*sig)]
+        sigs = tuple(dict.fromkeys(signatures))
+        facts = unit_facts(self.units, self.members, range(len(self.units)) if known is None else known)
+        facts += [f for j in picks for f in self.hyps[j].facts]
+        ctl = clingo.Control(self.kb.clingo_args() + ["--warn=none"])
+        with ast.ProgramBuilder(ctl) as builder:
+            for statement in _kb_statements(self.kb, self._vocabulary_only, sigs, status=False):
+                builder.add(statement)
+        ctl.add("base", [], f"patient({self.pid}).\n" + "".join(f"{f}.\n" for f in facts))
+        try:  # under the time and memory limits of every grounding
+            run_bounded(lambda: ctl.ground([("base", [])]), kb=self.kb.name, patients=1)
+        except GroundingLimit as e:
+            raise GroundingStopped(str(e)) from None
+        wanted = set(sigs)
         found: list = []
-        self.ctl.solve(assumptions=self._assumptions(range(len(self.units)) if known is None else known,
-                                                     picks=picks),
-                       on_model=lambda m: found.extend(c for c in candidates if m.contains(c)))
+        ctl.solve(on_model=lambda m: found.extend(
+            a for a in m.symbols(atoms=True) if (a.name, len(a.arguments)) in wanted))
         return found
 
     def criterion_statuses(self, ids: Iterable[str], known: Iterable[int] | None = None,
@@ -735,8 +757,19 @@ class Explainer:
         return out if result.satisfiable else None
 
     def facts(self, name: str, arity: int) -> list[clingo.Symbol]:
-        """The program's facts of one signature (a score's item table, for example)."""
-        return [a.symbol for a in self.ctl.symbolic_atoms.by_signature(name, arity) if a.is_fact]
+        """The knowledge base's facts of one signature (a score's item table, for example),
+        read from its static part once per process (they hold for every patient)."""
+        key = (self.kb.program_text(), tuple(self.kb.clingo_args()), self._vocabulary_only, name, arity)
+        if key not in _FACTS:
+            if len(_FACTS) > 64:
+                _FACTS.clear()
+            ctl = clingo.Control(self.kb.clingo_args() + ["--warn=none"])
+            with ast.ProgramBuilder(ctl) as builder:
+                for statement in _kb_statements(self.kb, self._vocabulary_only, [(name, arity)], status=False):
+                    builder.add(statement)
+            run_bounded(lambda: ctl.ground([("base", [])]), kb=self.kb.name)
+            _FACTS[key] = [a.symbol for a in ctl.symbolic_atoms.by_signature(name, arity) if a.is_fact]
+        return _FACTS[key]
 
     def statuses(self, atoms) -> dict[str, str]:
         """Condition ID -> met | not_met | unknown, in the model ``atoms``."""
@@ -744,6 +777,10 @@ class Explainer:
 
     def picks(self, atoms) -> list[Hypothesis]:
         return [self.hyps[args[0]] for name, args in self._decode(atoms) if name == "pick"]
+
+
+# (program text, clingo arguments, vocabulary only, name, arity) -> Explainer.facts
+_FACTS: dict[tuple, list] = {}
 
 
 class _Atoms(list):
