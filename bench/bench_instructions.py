@@ -2,6 +2,7 @@
 
     python bench/bench_instructions.py --baseline-tree /tmp/pyasp-base        # 2,000 patients
     python bench/bench_instructions.py -n 500 --batch-size 500 --batch-size 1000
+    python bench/bench_instructions.py --explain -n 40 --baseline-tree /tmp/pyasp-base  # explain
 
 Wall-clock and CPU times on a shared 2-core machine drift by 15-100% between runs (see
 docs/scale.md), more than most changes to the engine are worth. The number of machine
@@ -18,6 +19,9 @@ first patient. The difference of the two counts, divided by -n, is the instructi
 patient costs: reading, validating, findings, grounding, solving and results. Every child
 also prints a digest of every patient's statuses, verdicts, overall verdict and
 contradictions; the digests must be identical across trees and batch sizes (exit 1 if not).
+With --explain, the children explain the patients instead (overall and each population, at
+most 10 explanations of each kind, as bench_explain.py does), and the digest is of every
+explanation.
 
 Not measured here: cache misses and memory traffic (an instruction is not a nanosecond), the
 main process of ``cohort --jobs``, and start-up. bench/bench_scale.py measures those as wall
@@ -43,9 +47,9 @@ sys.path.insert(0, str(HERE))
 COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
 
 
-def child(tree: str, kb_name: str, cohort: str, n: int, batch_size: int) -> None:
-    """Run inside callgrind: screen one patient, then ``n``; print the code's file and a
-    digest of the results."""
+def child(tree: str, kb_name: str, cohort: str, n: int, batch_size: int, mode: str = "screen") -> None:
+    """Run inside callgrind: screen (or explain) one patient, then ``n``; print the code's
+    file and a digest of the results."""
     import hashlib
 
     import pyasp_screen
@@ -57,8 +61,20 @@ def child(tree: str, kb_name: str, cohort: str, n: int, batch_size: int) -> None
     kb = load_kb(str(Path(tree) / "kb" / kb_name))
     path = Path(cohort)
     first = next(iter(load_file(path)))
-    list(screen_records([first], kb, batch_size=batch_size, freeze=False))
     digest = hashlib.sha256()
+    if mode == "explain":
+        import dataclasses
+
+        from pyasp_screen.explain.explainer import explain
+        from pyasp_screen.findings.derive import derive
+
+        explain(kb, derive(first.record, kb))
+        for _, item in zip(range(n), load_file(path)):
+            _, scopes = explain(kb, derive(item.record, kb), max_results=10)
+            digest.update(json.dumps([dataclasses.asdict(s) for s in scopes], default=str).encode())
+        print(json.dumps({"code": pyasp_screen.__file__, "digest": digest.hexdigest()}))
+        return
+    list(screen_records([first], kb, batch_size=batch_size, freeze=False))
     if n:
         items = (x for _, x in zip(range(n), load_file(path)))
         for o in screen_records(items, kb, batch_size=batch_size, freeze=False):
@@ -71,14 +87,14 @@ def child(tree: str, kb_name: str, cohort: str, n: int, batch_size: int) -> None
     print(json.dumps({"code": pyasp_screen.__file__, "digest": digest.hexdigest()}))
 
 
-def count(tree: Path, kb: str, cohort: Path, n: int, batch_size: int) -> tuple[int, dict]:
+def count(tree: Path, kb: str, cohort: Path, n: int, batch_size: int, mode: str) -> tuple[int, dict]:
     """Instructions of one child under callgrind, and what it printed."""
     env = dict(os.environ, PYTHONPATH=str(tree),
                # callgrind runs code about 50 times slower: the grounding watch would stop it
                PYASP_SCREEN_GROUND_SECONDS="1000000")
     cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
            sys.executable, str(Path(__file__).resolve()), "--child", str(tree), kb, str(cohort),
-           str(n), str(batch_size)]
+           str(n), str(batch_size), mode]
     out = subprocess.run(cmd, capture_output=True, text=True, env=env)
     found = COLLECTED.search(out.stderr)
     if out.returncode != 0 or not found:
@@ -89,8 +105,8 @@ def count(tree: Path, kb: str, cohort: Path, n: int, batch_size: int) -> tuple[i
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        tree, kb, cohort, n, batch = sys.argv[2:7]
-        child(tree, kb, cohort, int(n), int(batch))
+        tree, kb, cohort, n, batch, mode = sys.argv[2:8]
+        child(tree, kb, cohort, int(n), int(batch), mode)
         return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-n", type=int, default=2000, help="patients screened (default 2000)")
@@ -99,7 +115,11 @@ def main() -> None:
     ap.add_argument("--baseline-tree", type=Path, help="another checkout to compare with")
     ap.add_argument("--kb", default="ct1190b", help="knowledge base folder under each tree's kb/")
     ap.add_argument("--seed", type=int, default=1190)
+    ap.add_argument("--explain", action="store_true",
+                    help="count `explain` (overall and each population, --max 10) instead of "
+                         "screening; about 2 s a patient under callgrind, so use -n 40 or so")
     args = ap.parse_args()
+    mode = "explain" if args.explain else "screen"
     if not shutil.which("valgrind"):
         sys.exit("bench_instructions: needs valgrind (apt-get install valgrind)")
     from cohort import synthetic_cohort
@@ -109,15 +129,15 @@ def main() -> None:
     for t in trees:
         if not (t / "pyasp_screen").is_dir() or not (t / "kb" / args.kb).is_dir():
             sys.exit(f"bench_instructions: {t} has no pyasp_screen/ or kb/{args.kb}/")
-    batches = args.batch_size or [500]
+    batches = [1] if args.explain else (args.batch_size or [500])
     with tempfile.TemporaryDirectory() as tmp:
         cohort = Path(tmp) / "cohort.jsonl"
         cohort.write_text("".join(json.dumps(r) + "\n" for r in synthetic_cohort(args.n, seed=args.seed)))
-        print(f"cohort: {args.n} synthetic patients (seed {args.seed}), knowledge base {args.kb}; "
+        print(f"{mode}: {args.n} synthetic patients (seed {args.seed}), knowledge base {args.kb}; "
               f"{len(trees) * len(batches) * 2} children under callgrind, run at once")
         jobs = [(t, b, k) for t in trees for b in batches for k in (0, args.n)]
         with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
-            counted = dict(zip(jobs, pool.map(lambda j: count(j[0], args.kb, cohort, j[2], j[1]), jobs)))
+            counted = dict(zip(jobs, pool.map(lambda j: count(j[0], args.kb, cohort, j[2], j[1], mode), jobs)))
     rows, digests = [], set()
     for t in trees:
         for b in batches:
@@ -127,9 +147,10 @@ def main() -> None:
             digests.add(info["digest"])
             rows.append((t, b, (full - warm) / args.n, warm))
     base = rows[0][2]
-    print(f"\n{'tree':<40} {'batch':>6} {'instructions/patient':>21} {'start-up + 1':>14} {'ratio':>7}")
+    print(f"\n{'tree':<40} {'batch' if mode == 'screen' else '':>6} {'instructions/patient':>21} "
+          f"{'start-up + 1':>14} {'ratio':>7}")
     for t, b, per, warm in rows:
-        print(f"{str(t):<40} {b:>6} {per:>21,.0f} {warm:>14,} {per / base:>7.3f}")
+        print(f"{str(t):<40} {b if mode == 'screen' else '':>6} {per:>21,.0f} {warm:>14,} {per / base:>7.3f}")
     same = len(digests) == 1
     print("\nratio: instructions a patient against the first row (lower is cheaper)")
     print(f"results identical across every row: {same}")
