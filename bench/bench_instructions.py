@@ -19,9 +19,9 @@ first patient. The difference of the two counts, divided by -n, is the instructi
 patient costs: reading, validating, findings, grounding, solving and results. Every child
 also prints a digest of every patient's statuses, verdicts, overall verdict and
 contradictions; the digests must be identical across trees and batch sizes (exit 1 if not).
-With --explain, the children explain the patients instead (overall and each population, at
-most 10 explanations of each kind, as bench_explain.py does), and the digest is of every
-explanation.
+With --explain, the children do what ``pyasp-screen explain`` does for each patient instead
+(screen it, explain overall and each population with at most 10 explanations of each kind,
+build the answer at a glance: explain/summary.py), and the digest is of every summary.
 
 Not measured here: cache misses and memory traffic (an instruction is not a nanosecond), the
 main process of ``cohort --jobs``, and start-up. bench/bench_scale.py measures those as wall
@@ -62,16 +62,17 @@ def child(tree: str, kb_name: str, cohort: str, n: int, batch_size: int, mode: s
     path = Path(cohort)
     first = next(iter(load_file(path)))
     digest = hashlib.sha256()
-    if mode == "explain":
-        import dataclasses
+    if mode == "explain":  # what `pyasp-screen explain` computes: explanations and the summary
+        from pyasp_screen.explain.summary import summarise
 
-        from pyasp_screen.explain.explainer import explain
-        from pyasp_screen.findings.derive import derive
+        def explained(items):
+            for o in screen_records(items, kb, batch_size=1, freeze=False):
+                yield f"error {o.reason}" if isinstance(o, RecordError) else \
+                    json.dumps(summarise(kb, o, 10), default=str, sort_keys=True)
 
-        explain(kb, derive(first.record, kb))
-        for _, item in zip(range(n), load_file(path)):
-            _, scopes = explain(kb, derive(item.record, kb), max_results=10)
-            digest.update(json.dumps([dataclasses.asdict(s) for s in scopes], default=str).encode())
+        list(explained([first]))
+        for text in explained(x for _, x in zip(range(n), load_file(path))):
+            digest.update(text.encode())
         print(json.dumps({"code": pyasp_screen.__file__, "digest": digest.hexdigest()}))
         return
     list(screen_records([first], kb, batch_size=batch_size, freeze=False))
@@ -116,8 +117,9 @@ def main() -> None:
     ap.add_argument("--kb", default="ct1190b", help="knowledge base folder under each tree's kb/")
     ap.add_argument("--seed", type=int, default=1190)
     ap.add_argument("--explain", action="store_true",
-                    help="count `explain` (overall and each population, --max 10) instead of "
-                         "screening; about 2 s a patient under callgrind, so use -n 40 or so")
+                    help="count what `pyasp-screen explain` computes (screening one patient, its "
+                         "explanations and the answer at a glance, --max 10) instead of screening; "
+                         "about 3 s a patient under callgrind, so use -n 40 or so")
     args = ap.parse_args()
     mode = "explain" if args.explain else "screen"
     if not shutil.which("valgrind"):

@@ -500,10 +500,9 @@ def test_a_specialised_program_survives_pickling():
         {k: (n, a, [str(v) for _, v in f]) for k, (n, a, f) in s.origins.items()}
 
 
-def test_what_another_program_part_reads_is_kept_unless_that_part_is_left_out():
+def test_what_another_program_part_reads_is_kept():
     """Without split, another part (core.lp's ``status``) is kept as written, so the rules
-    it reads stay however little the caller needs; with other_parts=False (a caller that
-    grounds the base part only) the part is left out and those rules may go."""
+    it reads stay however little the caller needs."""
     program = """
 sick(P) :- person(P), val(P, x, V), V > 3.
 tall(P) :- person(P), val(P, y, V), V > 5.
@@ -519,6 +518,23 @@ status(P, sick) :- sick(P).
     atoms: set[str] = set()
     ctl.solve(on_model=lambda m: atoms.update(str(a) for a in m.symbols(atoms=True)))
     assert "status(1,sick)" in atoms
-    alone = specialise(program, [], [("person", 1), ("val", 3)], split=False, unfold=False, needed=[("tall", 1)],
-                       other_parts=False)
-    assert rule_heads(alone) == {"tall"} and "#program" not in alone.text
+
+
+def test_conditional_literals_and_equalities_between_constants_are_dropped_when_unread():
+    """A rule with a conditional literal in its body (core.lp's all_of, eligible) or an
+    equality of a parameter with a constant makes no term, so it goes when nothing reads it;
+    positive recursion through a conditional literal is stratified (a conjunction of its
+    instances), and a negated one in a cycle keeps every rule."""
+    program = """
+#const mode = strict.
+part(g, x). part(g, y).
+ok(P, N) :- val(P, N, V), V > 2.
+ok(P, G) :- part(G, _), person(P), ok(P, N) : part(G, N).
+strict(P) :- person(P), mode = strict, not ok(P, g).
+shown(P) :- val(P, z, _).
+"""
+    s = specialise(program, [], [("person", 1), ("val", 3)], needed=[("shown", 1)])
+    assert not rule_heads(s) & {"ok", "strict"}, s.text
+    looped = program + "odd(P) :- person(P), not odd(P) : part(g, P).\n"
+    s = specialise(looped, [], [("person", 1), ("val", 3)], needed=[("shown", 1)])
+    assert {"ok", "strict", "odd"} <= rule_heads(s), s.text

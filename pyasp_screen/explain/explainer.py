@@ -36,7 +36,7 @@ from pyasp_screen.engine.engine import GroundingStopped, specialised
 from pyasp_screen.findings.derive import Findings, fmt
 from pyasp_screen.knowledge.grounding import GroundingLimit, run_bounded
 from pyasp_screen.knowledge.kb import KB_PARTS, SCALE, KnowledgeBase
-from pyasp_screen.knowledge.specialise import Unsupported, specialise
+from pyasp_screen.knowledge.specialise import Specialised, Unsupported, specialise
 
 SHOW = "#show status/3.\n#show verdict/3.\n#show overall/2.\n#show pick/1.\n"
 # What the per-patient program's questions read of the knowledge base's atoms (its own
@@ -65,28 +65,27 @@ _SPECIALISED: dict[tuple, list] = {}
 
 
 def _kb_statements(kb: KnowledgeBase, vocabulary_only: bool,
-                   needed: Iterable[tuple[str, int]] = READ, status: bool = True) -> list:
+                   needed: Iterable[tuple[str, int]] = READ) -> list:
     """The knowledge base's statements for a patient's program: its programs specialised to
     their static facts (:func:`~pyasp_screen.knowledge.specialise.specialise` with
     split=False, unfold=False: the same predicates, the ``status`` part kept, static atoms
     as facts; about a fifth less grounding) and to the predicates ``needed`` (rules no
     atom of them depends on are dropped where that is exact: the contradiction checks, the
     bounds of scores no criterion compares), with the knowledge base's own #show
-    statements; without the ``status`` part if not ``status`` (for a caller that grounds
-    the base part only). The specialised program is exact for rules and facts whose heads are
+    statements. The specialised program is exact for rules and facts whose heads are
     vocabulary predicates (``vocabulary_only``: all the explainer adds are, besides its own
     predicates); otherwise, or if the knowledge base cannot be specialised (nor screened so,
     :func:`~pyasp_screen.engine.engine.specialised`), the programs as written."""
     text = kb.program_text()
     if not vocabulary_only or isinstance(specialised(kb), str):
         return _statements(text)
-    key = (text, tuple(kb.clingo_args()), tuple(sorted(set(needed))), status)
+    key = (text, tuple(kb.clingo_args()), tuple(sorted(set(needed))))
     if key not in _SPECIALISED:
         if len(_SPECIALISED) > 8:
             _SPECIALISED.clear()
         try:
             spec = specialise(text, key[1], list(VOCABULARY_ARITY.items()), split=False, unfold=False,
-                              needed=key[2], kb_name=kb.name, other_parts=status)
+                              needed=key[2], kb_name=kb.name)
         except (Unsupported, RuntimeError, GroundingLimit):
             _SPECIALISED[key] = _statements(text)
         else:
@@ -531,7 +530,7 @@ class Explainer:
     def _ground(self, lines: list[str]) -> clingo.Control:
         ctl = clingo.Control(self.kb.clingo_args() + ["--warn=none"])
         with ast.ProgramBuilder(ctl) as builder:
-            for statement in _kb_statements(self.kb, self._vocabulary_only, READ):
+            for statement in _kb_statements(self.kb, self._vocabulary_only):
                 builder.add(statement)
         ctl.add("base", [], "#program base.\n" + SHOW + "\n".join(lines))
         try:  # under the time and memory limits of every grounding
@@ -714,26 +713,31 @@ class Explainer:
         the values ``picks`` set: values the rules derive that no verdict shows, such as a
         score's bounds (sledai2k_lo/2). The per-patient program has dropped the rules no
         status or verdict reads (:data:`READ`), so these come from a program of their own:
-        the knowledge base specialised to ``signatures``, grounded on those findings as
-        plain facts (a few milliseconds; it shares no rule it did not need). Facts of the
-        program (score tables) come from :meth:`facts`."""
+        the knowledge base specialised to ``signatures`` as the engine specialises it
+        (:func:`_lean`: for the scores' bounds, 22 rules), grounded on those findings as
+        plain facts. Facts of the program (score tables) come from :meth:`facts`."""
         self.calls += 1
-        sigs = tuple(dict.fromkeys(signatures))
+        sigs = tuple(sorted(set(signatures)))
         facts = unit_facts(self.units, self.members, range(len(self.units)) if known is None else known)
         facts += [f for j in picks for f in self.hyps[j].facts]
+        spec = _lean(self.kb, sigs) if self._vocabulary_only else None
         ctl = clingo.Control(self.kb.clingo_args() + ["--warn=none"])
         with ast.ProgramBuilder(ctl) as builder:
-            for statement in _kb_statements(self.kb, self._vocabulary_only, sigs, status=False):
+            for statement in _statements(spec.text if spec else self.kb.program_text()):
                 builder.add(statement)
-        ctl.add("base", [], f"patient({self.pid}).\n" + "".join(f"{f}.\n" for f in facts))
+        shown = spec.shown(sigs) if spec else "\n#show.\n" + "".join(f"#show {n}/{a}.\n" for n, a in sigs)
+        ctl.add("base", [], f"patient({self.pid}).\n" + "".join(f"{f}.\n" for f in facts) + shown)
         try:  # under the time and memory limits of every grounding
-            run_bounded(lambda: ctl.ground([("base", [])]), kb=self.kb.name, patients=1)
+            run_bounded(lambda: ctl.ground([("base", [])] if spec else KB_PARTS), kb=self.kb.name, patients=1)
         except GroundingLimit as e:
             raise GroundingStopped(str(e)) from None
-        wanted = set(sigs)
         found: list = []
-        ctl.solve(on_model=lambda m: found.extend(
-            a for a in m.symbols(atoms=True) if (a.name, len(a.arguments)) in wanted))
+
+        def on_model(m) -> None:
+            for a in m.symbols(shown=True):
+                found.append(clingo.Function(*spec.original(a)) if spec else a)
+
+        ctl.solve(on_model=on_model)
         return found
 
     def criterion_statuses(self, ids: Iterable[str], known: Iterable[int] | None = None,
@@ -758,18 +762,20 @@ class Explainer:
 
     def facts(self, name: str, arity: int) -> list[clingo.Symbol]:
         """The knowledge base's facts of one signature (a score's item table, for example),
-        read from its static part once per process (they hold for every patient)."""
-        key = (self.kb.program_text(), tuple(self.kb.clingo_args()), self._vocabulary_only, name, arity)
+        from its static part, grounded once per process (they hold for every patient)."""
+        key = (self.kb.program_text(), tuple(self.kb.clingo_args()))
         if key not in _FACTS:
-            if len(_FACTS) > 64:
+            if len(_FACTS) > 8:
                 _FACTS.clear()
             ctl = clingo.Control(self.kb.clingo_args() + ["--warn=none"])
-            with ast.ProgramBuilder(ctl) as builder:
-                for statement in _kb_statements(self.kb, self._vocabulary_only, [(name, arity)], status=False):
-                    builder.add(statement)
+            ctl.add("base", [], key[0])
             run_bounded(lambda: ctl.ground([("base", [])]), kb=self.kb.name)
-            _FACTS[key] = [a.symbol for a in ctl.symbolic_atoms.by_signature(name, arity) if a.is_fact]
-        return _FACTS[key]
+            table: dict[tuple[str, int], list] = {}
+            for a in ctl.symbolic_atoms:
+                if a.is_fact:
+                    table.setdefault((a.symbol.name, len(a.symbol.arguments)), []).append(a.symbol)
+            _FACTS[key] = table
+        return list(_FACTS[key].get((name, arity), ()))
 
     def statuses(self, atoms) -> dict[str, str]:
         """Condition ID -> met | not_met | unknown, in the model ``atoms``."""
@@ -779,8 +785,31 @@ class Explainer:
         return [self.hyps[args[0]] for name, args in self._decode(atoms) if name == "pick"]
 
 
-# (program text, clingo arguments, vocabulary only, name, arity) -> Explainer.facts
-_FACTS: dict[tuple, list] = {}
+# (program text, clingo arguments) -> signature -> the facts of the knowledge base's base
+# part without any patient (Explainer.facts)
+_FACTS: dict[tuple, dict] = {}
+# (program text, clingo arguments, signatures) -> _lean
+_LEAN: dict[tuple, Specialised | None] = {}
+
+
+def _lean(kb: KnowledgeBase, signatures: tuple[tuple[str, int], ...]) -> Specialised | None:
+    """The knowledge base specialised to what reading ``signatures`` needs, as the engine
+    specialises it (static joins unfolded, derived predicates split on their constants,
+    every rule nothing needed reads dropped where that is exact), once per process; None if
+    it cannot be specialised (the programs as written are read instead)."""
+    key = (kb.program_text(), tuple(kb.clingo_args()), signatures)
+    if key not in _LEAN:
+        if len(_LEAN) > 8:
+            _LEAN.clear()
+        spec = None
+        if not isinstance(specialised(kb), str):
+            try:
+                spec = specialise(key[0], key[1], list(VOCABULARY_ARITY.items()), needed=signatures,
+                                  kb_name=kb.name)
+            except (Unsupported, RuntimeError, GroundingLimit):
+                spec = None
+        _LEAN[key] = spec
+    return _LEAN[key]
 
 
 class _Atoms(list):

@@ -504,7 +504,7 @@ def _instance(rule, plan: _Plan, env: dict, inst: dict, k: int, static: set,
 def specialise(program: str, clingo_args: Sequence[str],
                dynamic_roots: Iterable[tuple[str, int]], split: bool = True,
                needed: Iterable[tuple[str, int]] | None = None, unfold: bool = True,
-               kb_name: str = "program", other_parts: bool = True) -> Specialised:
+               kb_name: str = "program") -> Specialised:
     """Specialise ``program`` to its static facts (see the module docstring).
 
     ``clingo_args``: the -c parameter definitions it will be grounded with (the static
@@ -518,12 +518,12 @@ def specialise(program: str, clingo_args: Sequence[str],
     dropped where that cannot change what the caller reads nor whether it gets an answer
     (:func:`_unread_rules_dropped`: plain Datalog rules and finite aggregates, stratified
     among themselves; constraints are kept). Without ``split``, what the other parts read
-    is needed too (with ``other_parts``). None keeps every rule.
+    is needed too. None keeps every rule.
     ``kb_name``: the knowledge base's name, in the error of a static part that grounds past
     the limits of every grounding (:mod:`pyasp_screen.knowledge.grounding`).
     Other program parts (``status``) are kept as written unless ``split`` (they would read
-    the old names) or not ``other_parts`` (a caller that grounds the base part only);
-    #show statements are dropped (callers show what they read, :meth:`Specialised.shown`).
+    the old names); #show statements are dropped (callers show what they read,
+    :meth:`Specialised.shown`).
     Raises Unsupported for a program this compiler leaves alone (choices or other
     non-deterministic constructs in the static part, theory atoms, scripts, classical
     negation, parts with parameters), RuntimeError if clingo cannot ground the static
@@ -666,15 +666,15 @@ def specialise(program: str, clingo_args: Sequence[str],
         out, origins = _split(out, dynamic - roots, consts, every | roots | conditions)
     if needed is not None:
         # what the other parts read is needed too, where they are kept (not split)
-        wanted = set(needed) | (other_reads if other_parts and not split else set())
+        wanted = set(needed) | (other_reads if not split else set())
         out = _unread_rules_dropped(out, {sig for sig in every | set(origins)
                                           if origins.get(sig, sig)[:2] in wanted})
     # the static facts still read (by a rule or the caller)
     read = {s for r in out for s, _, _ in _rule_atoms(r)} | set(map(tuple, needed or ()))
-    if others and other_parts and not split:
+    if others and not split:
         read = set(facts)  # the other parts may read any of them
     lines = keep + [f for sig, fs in facts.items() if sig in read for f in fs] + [_text(r) for r in out]
-    if other_parts and not split:
+    if not split:
         for name, stmts in others.items():
             lines += [f"#program {name}."] + stmts + ["#program base."]
     return Specialised("\n".join(lines) + "\n", sum(len(fs) for fs in facts.values()),
@@ -722,7 +722,8 @@ def _calls_script(t) -> bool:
 
 def _plain_datalog(rule) -> bool:
     """Whether a rule is plain Datalog: a head atom of variables and ground terms, a body of
-    atoms (either sign) and comparisons that bind nothing. Such rules make no new terms,
+    atoms (either sign) and comparisons that bind nothing (no equality with a variable).
+    Such rules make no new terms,
     so their grounding over finitely many atoms is finite."""
     head, body = rule[1], rule[2]
     if head[0] != "lit" or head[1] != NO or head[2][0] != "atom" or head[2][1][0] != "fun":
@@ -737,8 +738,10 @@ def _plain_datalog(rule) -> bool:
             if x[1][0] != "fun" or x[1][3] or not all(_finite_term(a, False) for a in x[1][2]):
                 return False
         elif x[0] == "cmp":
-            if any(g is None or g[0] == ast.ComparisonOperator.Equal for g in x[2]) or \
-                    _has(x, "range") or _calls_script(x[1]) or any(_calls_script(g[1]) for g in x[2]):
+            # an equality may bind a variable; one between constants (a parameter's value,
+            # ``ssc_progressive_definition = clinician``) binds nothing
+            binds = any(g is None or g[0] == ast.ComparisonOperator.Equal for g in x[2]) and _variables(x)
+            if binds or _has(x, "range") or _calls_script(x[1]) or any(_calls_script(g[1]) for g in x[2]):
                 return False
         elif x[0] != "bool":
             return False
@@ -762,17 +765,46 @@ def _finite_aggregate(x) -> bool:
     return True
 
 
+def _finite_conditional(b) -> bool:
+    """Whether a body element is a conditional literal (``holds(P,S) : all_of(C,S)``)
+    without ranges or script calls. In a body it makes no atom and no term: it is the
+    conjunction of its instances."""
+    return b[0] == "cond" and not _has(b, "range") and not _calls_script(b) and \
+        all(c[0] == "lit" and c[2][0] in ("atom", "cmp", "bool") for c in (b[1], *b[2]))
+
+
 def _droppable(rule) -> str | None:
     """"plain" for a plain Datalog rule (:func:`_plain_datalog`), "aggregate" for one that
     would be plain Datalog but for body aggregates over finite terms
-    (:func:`_finite_aggregate`), None for any other rule."""
+    (:func:`_finite_aggregate`) and conditional literals (:func:`_finite_conditional`),
+    "conditional" for one with conditional literals and no aggregate, None for any other."""
     if _plain_datalog(rule):
         return "plain"
     body = rule[2]
     aggregates = [b for b in body if b[0] == "lit" and _finite_aggregate(b[2])]
-    if aggregates and _plain_datalog((rule[0], rule[1], tuple(b for b in body if b not in aggregates))):
-        return "aggregate"
+    conditionals = [b for b in body if _finite_conditional(b)]
+    rest = tuple(b for b in body if b not in aggregates and b not in conditionals)
+    if (aggregates or conditionals) and _plain_datalog((rule[0], rule[1], rest)):
+        return "aggregate" if aggregates else "conditional"
     return None
+
+
+def _body_edges(rule) -> list[tuple[tuple[str, int], bool]]:
+    """(predicate, negative) of every atom a rule's body reads. Negative: under ``not``,
+    in an aggregate, or in the condition of a conditional literal; the literal of a
+    conditional literal has its own sign (``holds(P,S) : all_of(C,S)`` reads holds
+    positively: a conjunction of its instances)."""
+    out = []
+    for b in rule[2]:
+        if b[0] == "cond":
+            lit = b[1]
+            out += [(sig, lit[1] != NO) for sig, _, _ in _atoms(lit, "nested", [])]
+            out += [(sig, True) for c in b[2] for sig, _, _ in _atoms(c, "nested", [])]
+        elif b[0] == "lit" and b[2][0] == "atom":
+            out += [(sig, b[1] != NO) for sig, _, _ in _atoms(b, "nested", [])]
+        else:
+            out += [(sig, True) for sig, _, _ in _atoms(b, "nested", [])]
+    return out
 
 
 def _unread_rules_dropped(rules: list, needed: set) -> list:
@@ -780,10 +812,11 @@ def _unread_rules_dropped(rules: list, needed: set) -> list:
     where dropping them changes nothing a caller sees.
 
     A rule is dropped only if no kept rule or constraint reads its head (transitively),
-    it is plain Datalog (:func:`_plain_datalog`) or plain Datalog with body aggregates over
-    finite terms (:func:`_droppable`: ``sledai2k_lo(P,S) :- ..., S = #sum{...}``), the
-    dropped rules are stratified among themselves (no cycle through a negated literal or
-    an aggregate), and no dropped rule with an aggregate is recursive (its head is not
+    it is plain Datalog (:func:`_plain_datalog`) or plain Datalog with body aggregates and
+    conditional literals over finite terms (:func:`_droppable`: ``sledai2k_lo(P,S) :- ...,
+    S = #sum{...}``, ``holds(P,C) :- ..., holds(P,S) : all_of(C,S)``), the dropped rules
+    are stratified among themselves (no cycle through a negated literal, an aggregate or
+    a condition: :func:`_body_edges`), and no dropped rule with an aggregate is recursive (its head is not
     reached from its body through dropped rules: an aggregate's value is a new term, and a
     rule that feeds it back could make new terms without end). The dropped part is then a
     stratified program over the kept part's atoms: it has exactly one extension of every
@@ -826,10 +859,10 @@ def _unread_rules_dropped(rules: list, needed: set) -> list:
     defined = set().union(*(heads[k] for k in dropped)) if dropped else set()
     edges: dict[tuple, bool] = {}  # (head, body predicate) among the dropped -> negative
     for k in dropped:
-        for s, _, ctx in atoms[k]:
-            if ctx != "head" and s in defined:
+        for s, negative in _body_edges(rules[k]):
+            if s in defined:
                 for h in heads[k]:
-                    edges[h, s] = edges.get((h, s), False) or ctx != "plain+"
+                    edges[h, s] = edges.get((h, s), False) or negative
     # Stratified: no negative edge h -> s with h reachable again from s. (Plain search over
     # a handful of predicates; networkx would cost every screening command 0.3 s to import.)
     after: dict = {}
