@@ -713,9 +713,9 @@ class Explainer:
         the values ``picks`` set: values the rules derive that no verdict shows, such as a
         score's bounds (sledai2k_lo/2). The per-patient program has dropped the rules no
         status or verdict reads (:data:`READ`), so these come from a program of their own:
-        the knowledge base specialised to ``signatures`` as the engine specialises it
-        (:func:`_lean`: for the scores' bounds, 22 rules), grounded on those findings as
-        plain facts. Facts of the program (score tables) come from :meth:`facts`."""
+        the knowledge base specialised to ``signatures`` (:func:`_lean`: for the scores'
+        bounds, 19 rules), grounded on those findings as plain facts. Facts of the program
+        (score tables) come from :meth:`facts`."""
         self.calls += 1
         sigs = tuple(sorted(set(signatures)))
         facts = unit_facts(self.units, self.members, range(len(self.units)) if known is None else known)
@@ -793,10 +793,12 @@ _LEAN: dict[tuple, Specialised | None] = {}
 
 
 def _lean(kb: KnowledgeBase, signatures: tuple[tuple[str, int], ...]) -> Specialised | None:
-    """The knowledge base specialised to what reading ``signatures`` needs, as the engine
-    specialises it (static joins unfolded, derived predicates split on their constants,
-    every rule nothing needed reads dropped where that is exact), once per process; None if
-    it cannot be specialised (the programs as written are read instead)."""
+    """The knowledge base specialised to what reading ``signatures`` needs, once per process
+    (about 0.2 s): derived predicates split on their constants as the engine splits them
+    (so that ``overall(P,undetermined) :- not overall(P,eligible)`` is stratified), static
+    atoms as facts (not unfolded: one patient's grounding), every rule nothing needed reads
+    dropped where that is exact. None if it cannot be specialised (the programs as written
+    are read instead)."""
     key = (kb.program_text(), tuple(kb.clingo_args()), signatures)
     if key not in _LEAN:
         if len(_LEAN) > 8:
@@ -805,7 +807,7 @@ def _lean(kb: KnowledgeBase, signatures: tuple[tuple[str, int], ...]) -> Special
         if not isinstance(specialised(kb), str):
             try:
                 spec = specialise(key[0], key[1], list(VOCABULARY_ARITY.items()), needed=signatures,
-                                  kb_name=kb.name)
+                                  unfold=False, kb_name=kb.name)
             except (Unsupported, RuntimeError, GroundingLimit):
                 spec = None
         _LEAN[key] = spec
