@@ -198,7 +198,7 @@ def test_any_patient_id_gives_the_same_explanation(pid):
 SCORE_BOUNDS = [(n, 2) for n in ("sledai2k_lo", "sledai2k_hi", "sle2019_lo", "sle2019_hi", "ssc2013_lo", "ssc2013_hi")]
 
 
-def _as_written(findings_facts: list[str], pid: str) -> set[str]:
+def _as_written(findings_facts: list[str], pid: str, signatures=None) -> set[str]:
     """The score bounds of the knowledge base as written, grounded on plain facts (no
     specialising, no externals): the reference for Explainer.atoms."""
     import clingo
@@ -209,8 +209,9 @@ def _as_written(findings_facts: list[str], pid: str) -> set[str]:
     ctl.add("base", [], KB.program_text() + "\n" + f"patient({pid}).\n" + "".join(f"{f}.\n" for f in findings_facts))
     ctl.ground(KB_PARTS)
     out: set[str] = set()
+    wanted = signatures or SCORE_BOUNDS
     ctl.solve(on_model=lambda m: out.update(str(a) for a in m.symbols(atoms=True)
-                                            if (a.name, len(a.arguments)) in SCORE_BOUNDS))
+                                            if (a.name, len(a.arguments)) in wanted))
     return out
 
 
@@ -232,6 +233,10 @@ def test_score_bounds_are_those_of_the_program_as_written(name):
         facts += [f for j in picks for f in ex.hyps[j].facts]
         got = {str(a) for a in ex.atoms(SCORE_BOUNDS, known, picks)}
         assert got == _as_written(facts, ex.pid), (name, known, picks)
+    # statuses (the status part) come from the per-patient program, as written too
+    statuses = {str(a) for a in ex.atoms([("status", 3)])}
+    assert len(statuses) >= len(KB.criteria) and statuses == _as_written(
+        unit_facts(ex.units, ex.members, every), ex.pid, [("status", 3)])
 
 
 def test_the_per_patient_program_grounds_no_rule_its_questions_do_not_read():

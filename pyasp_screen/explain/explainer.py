@@ -711,14 +711,28 @@ class Explainer:
               picks: Iterable[int] = ()) -> list[clingo.Symbol]:
         """Every atom of the given signatures in the model with ``known`` units (all) and
         the values ``picks`` set: values the rules derive that no verdict shows, such as a
-        score's bounds (sledai2k_lo/2). The per-patient program has dropped the rules no
-        status or verdict reads (:data:`READ`), so these come from a program of their own:
-        the knowledge base specialised to ``signatures`` (:func:`_lean`: for the scores'
-        bounds, 19 rules), grounded on those findings as plain facts. Facts of the program
-        (score tables) come from :meth:`facts`."""
+        score's bounds (sledai2k_lo/2). Statuses and verdicts (:data:`READ`) are read from
+        the per-patient program; it has dropped the rules nothing of them reads, so any other
+        predicate comes from a program of its own: the knowledge base specialised to
+        ``signatures`` (:func:`_lean`: for the scores' bounds, 19 rules), grounded on those
+        findings as plain facts. Facts of the program (score tables) come from :meth:`facts`."""
         self.calls += 1
-        sigs = tuple(sorted(set(signatures)))
-        facts = unit_facts(self.units, self.members, range(len(self.units)) if known is None else known)
+        wanted = set(signatures)
+        known = range(len(self.units)) if known is None else known
+        picks = list(picks)
+        found: list = []
+        if wanted & set(READ):
+            candidates = [a.symbol for sig in sorted(wanted & set(READ))
+                          for a in self.ctl.symbolic_atoms.by_signature(*sig)]
+            self.ctl.solve(assumptions=self._assumptions(known, picks=picks),
+                           on_model=lambda m: found.extend(c for c in candidates if m.contains(c)))
+        sigs = tuple(sorted(wanted - set(READ)))
+        return found + (self._lean_atoms(sigs, known, picks) if sigs else [])
+
+    def _lean_atoms(self, sigs: tuple[tuple[str, int], ...], known: Iterable[int],
+                    picks: list[int]) -> list[clingo.Symbol]:
+        """Explainer.atoms for predicates the per-patient program may have dropped."""
+        facts = unit_facts(self.units, self.members, known)
         facts += [f for j in picks for f in self.hyps[j].facts]
         spec = _lean(self.kb, sigs) if self._vocabulary_only else None
         ctl = clingo.Control(self.kb.clingo_args() + ["--warn=none"])

@@ -531,7 +531,7 @@ def specialise(program: str, clingo_args: Sequence[str],
     """
     statements: list = []
     others: dict[str, list[str]] = {}  # other program parts, kept as written
-    other_reads: set = set()  # the predicates their rules read
+    other_reads: set = set()  # every predicate they mention (a head's condition reads too)
     part = ["base"]
 
     def on_statement(stm) -> None:
@@ -545,9 +545,7 @@ def specialise(program: str, clingo_args: Sequence[str],
             raise Unsupported("#const outside the base part")
         elif stm.ast_type not in (A.Comment, A.ShowSignature, A.ShowTerm):
             others.setdefault(part[0], []).append(str(stm))
-            if stm.ast_type == A.Rule:
-                for r in stm.unpool():
-                    other_reads.update(sig for sig, _, c in _rule_atoms(_tree(r)) if c != "head")
+            other_reads.update(_mentioned(stm))
 
     ast.parse_string(program, on_statement)
     consts = {a.split("=", 1)[0] for a in clingo_args if "=" in a}
@@ -705,14 +703,49 @@ def _reachable(after: dict, start) -> set:
     return seen
 
 
+def _mentioned(node) -> set:
+    """The predicates (name, arity) of every atom anywhere in a clingo AST statement, heads,
+    conditions and statements of every kind included."""
+    out: set = set()
+
+    def walk(n) -> None:
+        if isinstance(n, ast.AST):
+            if n.ast_type == A.SymbolicAtom:
+                f = n.symbol
+                while f.ast_type == A.UnaryOperation:  # classical negation
+                    f = f.argument
+                if f.ast_type == A.Function:
+                    out.add((f.name, len(f.arguments)))
+                elif f.ast_type == A.SymbolicTerm and f.symbol.type == clingo.SymbolType.Function:
+                    out.add((f.symbol.name, len(f.symbol.arguments)))
+            for key in n.child_keys:
+                walk(getattr(n, key))
+        elif isinstance(n, (list, tuple)) or type(n).__name__ == "ASTSequence":
+            for c in n:
+                walk(c)
+
+    walk(node)
+    return out
+
+
 def _finite_term(t, head: bool) -> bool:
-    """A term whose grounding makes no new term: a variable, or (in a head) a term without
-    variables, or (in a body) any term without script calls and ranges."""
+    """A term whose grounding makes no new term: a variable, or a term without variables,
+    or (in a body) a term without script calls, ranges or arithmetic over variables (clingo
+    solves ``q(P,X+1)`` for X, which can make a term no atom had: ``q(P,X) :- q(P,X+1).``
+    counts down without end)."""
     if t[0] == "var":
         return True
     if _has(t, "range") or _calls_script(t):
         return False
-    return not head or not _variables(t)
+    if head:
+        return not _variables(t)
+    return not _arithmetic_over_variables(t)
+
+
+def _arithmetic_over_variables(t) -> bool:
+    if t[0] in ("bin", "un"):
+        return bool(_variables(t))
+    return any(_arithmetic_over_variables(c) for c in _children(t))
 
 
 def _calls_script(t) -> bool:
