@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from clingo import ast
 
-from pyasp_screen.knowledge.confine import Problem, refused_in
+from pyasp_screen.knowledge.confine import Problem, refused_in, walk
 
 Term = tuple
 Location = tuple[str, int, int]
@@ -158,16 +158,6 @@ def _term_of_symbol(s) -> Term:
     return ("fun", s.name, tuple(_term_of_symbol(a) for a in s.arguments))
 
 
-def _walk(node):
-    if isinstance(node, ast.AST):
-        yield node
-        for key in node.keys():
-            yield from _walk(getattr(node, key))
-    elif not isinstance(node, (str, bytes, int)) and hasattr(node, "__iter__"):
-        for item in node:
-            yield from _walk(item)
-
-
 def _loc(node, file: str) -> Location:
     b = node.location.begin
     return (file, b.line, b.column)
@@ -251,7 +241,7 @@ class _Collector:
             for e in atom.elements:
                 self.literal(e, False)
         elif t == ast.ASTType.TheoryAtom:
-            for n in _walk(atom):
+            for n in walk(atom):
                 if n.ast_type == ast.ASTType.SymbolicAtom:
                     self.atoms += _atoms_of_symbol(n.symbol, loc, 0)
 

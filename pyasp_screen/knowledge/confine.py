@@ -28,22 +28,22 @@ class Problem:
 
 def _loc(node) -> tuple[str, int, int]:
     """file, line, column of a node (or of the first node below it that has a location)."""
-    for n in _walk(node):
+    for n in walk(node):
         if "location" in n.keys():
             b = n.location.begin
             return b.filename, b.line, b.column
     return "<unknown>", 0, 0
 
 
-def _walk(node):
-    """Every AST node below (and including) node."""
+def walk(node):
+    """Every clingo AST node below (and including) node (a node, or a sequence of them)."""
     if isinstance(node, ast.AST):
         yield node
         for key in node.keys():
-            yield from _walk(getattr(node, key))
+            yield from walk(getattr(node, key))
     elif not isinstance(node, (str, bytes, int)) and hasattr(node, "__iter__"):
         for item in node:
-            yield from _walk(item)
+            yield from walk(item)
 
 
 def refused_in(stm) -> list[Problem]:
@@ -53,4 +53,4 @@ def refused_in(stm) -> list[Problem]:
                         "Python or Lua; write the rule in ASP")]
     return [Problem(*_loc(node), f"@{node.name} is refused: a knowledge base may "
                     "not call Python or Lua functions (none is on the allow-list)")
-            for node in _walk(stm) if node.ast_type == ast.ASTType.Function and node.external]
+            for node in walk(stm) if node.ast_type == ast.ASTType.Function and node.external]

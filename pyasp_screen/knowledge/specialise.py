@@ -52,6 +52,7 @@ from dataclasses import dataclass, field
 import clingo
 from clingo import ast
 
+from pyasp_screen.knowledge.confine import walk
 from pyasp_screen.knowledge.grounding import run_bounded
 
 # A rule is left as written when its static literals have more bindings than this: the
@@ -707,24 +708,15 @@ def _mentioned(node) -> set:
     """The predicates (name, arity) of every atom anywhere in a clingo AST statement, heads,
     conditions and statements of every kind included."""
     out: set = set()
-
-    def walk(n) -> None:
-        if isinstance(n, ast.AST):
-            if n.ast_type == A.SymbolicAtom:
-                f = n.symbol
-                while f.ast_type == A.UnaryOperation:  # classical negation
-                    f = f.argument
-                if f.ast_type == A.Function:
-                    out.add((f.name, len(f.arguments)))
-                elif f.ast_type == A.SymbolicTerm and f.symbol.type == clingo.SymbolType.Function:
-                    out.add((f.symbol.name, len(f.symbol.arguments)))
-            for key in n.child_keys:
-                walk(getattr(n, key))
-        elif isinstance(n, (list, tuple)) or type(n).__name__ == "ASTSequence":
-            for c in n:
-                walk(c)
-
-    walk(node)
+    for n in walk(node):
+        if n.ast_type == A.SymbolicAtom:
+            f = n.symbol
+            while f.ast_type == A.UnaryOperation:  # classical negation
+                f = f.argument
+            if f.ast_type == A.Function:
+                out.add((f.name, len(f.arguments)))
+            elif f.ast_type == A.SymbolicTerm and f.symbol.type == clingo.SymbolType.Function:
+                out.add((f.symbol.name, len(f.symbol.arguments)))
     return out
 
 
